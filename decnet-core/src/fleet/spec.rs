@@ -1,0 +1,60 @@
+//! Fleet specs: what an operator asks for (INI sections, the API's JSON), before IPs, distros,
+//! hostnames and random services are decided.
+
+use std::net::Ipv4Addr;
+
+use serde::Deserialize;
+
+use crate::model::{CustomService, NetworkDriver, ServiceConfig, Subnet};
+use crate::registry::OsFamily;
+
+/// Largest `amount` one spec may expand to (the original's limit).
+pub const MAX_AMOUNT: u32 = 100;
+
+/// One requested decky or group of deckies (`amount > 1` expands to `<name>-01 …`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeckySpec {
+    pub name: String,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub services: Option<Vec<String>>,
+    #[serde(default)]
+    pub archetype: Option<String>,
+    #[serde(default)]
+    pub service_config: ServiceConfig,
+    #[serde(default)]
+    pub nmap_os: Option<OsFamily>,
+    #[serde(default)]
+    pub mutate_interval: Option<u32>,
+    #[serde(default)]
+    pub amount: Option<u32>,
+    /// Where the spec came from, for error messages (`[web] (line 12)`); `deckies[i]` if unset.
+    #[serde(skip)]
+    pub origin: Option<String>,
+}
+
+/// Network settings a fleet spec may carry (INI `[general]`, the API's `general`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralSpec {
+    #[serde(default)]
+    pub subnet: Option<Subnet>,
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub driver: Option<NetworkDriver>,
+    #[serde(default)]
+    pub mutate_interval: Option<u32>,
+}
+
+/// A whole requested fleet.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FleetSpec {
+    pub general: GeneralSpec,
+    pub deckies: Vec<DeckySpec>,
+    pub custom_services: Vec<CustomService>,
+}

@@ -1,0 +1,123 @@
+//! The agent's status snapshot (`GET /status`) and the heartbeat body that carries it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::config::{DeckyConfig, DecnetConfig, Mode};
+use super::lifecycle::LifecycleDelta;
+use super::names::HostUuid;
+
+/// A service container's state as the runtime reports it (`running`, `exited`, …), or
+/// `"absent"` when there is no container.
+pub const ABSENT: &str = "absent";
+
+/// One decky's containers as found on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeckyRuntime {
+    /// True when the decky has services and every one of them is running.
+    pub running: bool,
+    pub services: BTreeMap<String, String>,
+}
+
+impl DeckyRuntime {
+    /// Builds the entry from per-service states, deriving `running`.
+    pub fn from_services(services: BTreeMap<String, String>) -> Self {
+        let running = !services.is_empty() && services.values().all(|s| s == "running");
+        Self { running, services }
+    }
+}
+
+/// Decky name → runtime state.
+pub type RuntimeMap = BTreeMap<String, DeckyRuntime>;
+
+/// The agent's `/status` answer, also the heartbeat's `status` field.
+///
+/// Not deployed: `{"deployed":false,"deckies":[],"taken_at","in_flight"}`. Deployed adds
+/// `mode`, `compose_path` and `runtime`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub deployed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_path: Option<String>,
+    #[serde(default)]
+    pub deckies: Vec<DeckyConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeMap>,
+    /// When the snapshot was taken: the master never lets it overwrite newer state.
+    pub taken_at: DateTime<Utc>,
+    /// Lifecycle ids of operations queued or running on the agent.
+    #[serde(default)]
+    pub in_flight: Vec<Uuid>,
+}
+
+impl AgentStatus {
+    pub fn not_deployed(taken_at: DateTime<Utc>, in_flight: Vec<Uuid>) -> Self {
+        Self {
+            deployed: false,
+            mode: None,
+            compose_path: None,
+            deckies: vec![],
+            runtime: None,
+            taken_at,
+            in_flight,
+        }
+    }
+
+    pub fn deployed(
+        config: &DecnetConfig,
+        compose_path: String,
+        runtime: RuntimeMap,
+        taken_at: DateTime<Utc>,
+        in_flight: Vec<Uuid>,
+    ) -> Self {
+        Self {
+            deployed: true,
+            mode: Some(config.mode),
+            compose_path: Some(compose_path),
+            deckies: config.deckies.clone(),
+            runtime: Some(runtime),
+            taken_at,
+            in_flight,
+        }
+    }
+}
+
+/// `POST /swarm/heartbeat` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeartbeatBody {
+    pub host_uuid: HostUuid,
+    pub agent_version: Option<String>,
+    pub status: AgentStatus,
+    #[serde(default)]
+    pub lifecycle: Vec<LifecycleDelta>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_deployed_shape() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let v = serde_json::to_value(AgentStatus::not_deployed(t, vec![])).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"deployed":false,"deckies":[],"taken_at":"2026-01-01T00:00:00Z","in_flight":[]})
+        );
+    }
+
+    #[test]
+    fn runtime_running_rule() {
+        assert!(!DeckyRuntime::from_services(BTreeMap::new()).running);
+        let mut m = BTreeMap::new();
+        m.insert("ssh".to_string(), "running".to_string());
+        assert!(DeckyRuntime::from_services(m.clone()).running);
+        m.insert("http".to_string(), ABSENT.to_string());
+        assert!(!DeckyRuntime::from_services(m).running);
+    }
+}

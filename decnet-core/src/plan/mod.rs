@@ -1,0 +1,9 @@
+//! Pure planners: IP allocation, relocalization, container naming. Facts in, decisions out.
+
+pub mod alloc;
+pub mod naming;
+pub mod relocalize;
+
+pub use alloc::{allocate_ips, host_range, ips_to_range, AllocError, AllocRequest};
+pub use naming::{container_name, parse_container_name, ContainerRole};
+pub use relocalize::{local_gateway, relocalize};

@@ -1,0 +1,84 @@
+//! `Deployer`: brings a host's deckies to the desired set, mutates, tears down, reports.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DeckyName, DecnetConfig, RuntimeMap};
+
+/// How one decky came out of an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum DeckyOutcome {
+    Succeeded,
+    Failed { reason: String },
+}
+
+impl DeckyOutcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, DeckyOutcome::Succeeded)
+    }
+}
+
+/// Per-decky outcomes of one operation. Partial success is normal: one decky failing never
+/// rolls back the others.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeployReport {
+    pub outcomes: BTreeMap<DeckyName, DeckyOutcome>,
+}
+
+impl DeployReport {
+    pub fn all_succeeded(&self) -> bool {
+        self.outcomes.values().all(DeckyOutcome::is_success)
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = (&DeckyName, &str)> {
+        self.outcomes.iter().filter_map(|(n, o)| match o {
+            DeckyOutcome::Failed { reason } => Some((n, reason.as_str())),
+            DeckyOutcome::Succeeded => None,
+        })
+    }
+}
+
+/// Errors that stop an operation as a whole (per-decky failures go in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum DeployerError {
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    #[error("permission denied: {0}")]
+    Permission(String),
+    #[error("network: {0}")]
+    Network(String),
+    #[error("decky {0:?} is not deployed on this host")]
+    UnknownDecky(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Brings deckies up and down on one host.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait Deployer: Send + Sync {
+    /// Converges the host to `desired`, its complete set: creates what is missing, recreates
+    /// what changed, leaves unchanged deckies running untouched, removes this host's deckies
+    /// that are no longer desired. The report has one outcome per desired or removed decky.
+    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError>;
+
+    /// Replaces one decky's services (recreating only that decky's containers).
+    async fn mutate(
+        &self,
+        decky: &DeckyName,
+        services: &[String],
+    ) -> Result<DeployReport, DeployerError>;
+
+    /// Tears down one decky, or every decky of this host (and its network) when `None`.
+    async fn teardown<'a>(
+        &self,
+        decky: Option<&'a DeckyName>,
+    ) -> Result<DeployReport, DeployerError>;
+
+    /// The runtime state of every decky of this host, found by labels.
+    async fn runtime(&self) -> Result<RuntimeMap, DeployerError>;
+}

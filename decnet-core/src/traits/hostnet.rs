@@ -1,0 +1,56 @@
+//! Where host network facts come from. `decnet-net` implements this over netlink; tests pass
+//! fixed facts. Pure planners (`relocalize`, the fleet builders) take [`LocalNetFacts`] as an
+//! argument and never ask the kernel themselves.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+/// What a host knows about the interface its deckies use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalNetFacts {
+    /// Interface name, e.g. `eth0`: the macvlan/ipvlan parent.
+    pub interface: String,
+    /// The interface's primary IPv4 network (host bits cleared).
+    pub subnet: Ipv4Net,
+    /// The interface's primary IPv4 address.
+    pub host_ip: Ipv4Addr,
+    /// The default route's gateway *through this interface*, if there is one.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+/// One interface as the kernel lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    pub index: u32,
+    pub name: String,
+    pub up: bool,
+    pub loopback: bool,
+    pub mac: Option<[u8; 6]>,
+    /// IPv4 addresses with prefix, primary first.
+    pub ipv4: Vec<Ipv4Net>,
+}
+
+/// Errors from reading host network facts.
+#[derive(Debug, thiserror::Error)]
+pub enum HostNetError {
+    #[error("interface {0:?} does not exist")]
+    NoSuchInterface(String),
+    #[error("interface {0:?} has no IPv4 address")]
+    NoIpv4(String),
+    #[error("no default route: pass --interface (and --subnet/--gateway/--host-ip)")]
+    NoDefaultRoute,
+    #[error("netlink: {0}")]
+    Netlink(String),
+}
+
+/// Source of host network facts.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait HostNetwork: Send + Sync {
+    /// Every interface with its IPv4 addresses (primary first).
+    async fn interfaces(&self) -> Result<Vec<InterfaceInfo>, HostNetError>;
+
+    /// Facts for `interface`, or for the interface of the default route when `None`.
+    async fn facts<'a>(&self, interface: Option<&'a str>) -> Result<LocalNetFacts, HostNetError>;
+}

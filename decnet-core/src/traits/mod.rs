@@ -1,0 +1,21 @@
+//! The traits adapters implement. Each has a mockall mock behind feature `test-util`.
+
+pub mod clock;
+pub mod deployer;
+pub mod heartbeat;
+pub mod hostnet;
+pub mod lifecycle;
+pub mod repository;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
+pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
+pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
+pub use lifecycle::{LifecycleSink, SinkError};
+pub use repository::{RepoError, Repository};
+
+#[cfg(any(test, feature = "test-util"))]
+pub use {
+    clock::MockClock, deployer::MockDeployer, heartbeat::MockHeartbeatTransport,
+    hostnet::MockHostNetwork, lifecycle::MockLifecycleSink, repository::MockRepository,
+};
