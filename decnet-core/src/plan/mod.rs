@@ -7,3 +7,6 @@ pub mod relocalize;
 pub use alloc::{allocate_ips, host_range, ips_to_range, AllocError, AllocRequest};
 pub use naming::{container_name, parse_container_name, ContainerRole};
 pub use relocalize::{local_gateway, relocalize};
+pub mod converge;
+
+pub use converge::{plan_converge, shape_hash, ConvergePlan, DeckySteps, Desired, Observed, Role};

@@ -124,7 +124,7 @@ impl OsFamily {
 
 impl fmt::Display for OsFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -1,0 +1,133 @@
+//! Command-line surface of `decnet` (PRODUCT §4).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use decnet_core::model::{Mode, NetworkDriver};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "decnet",
+    version,
+    about = "DECNET-rs: a honeypot deception network"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan (and, with the Docker deployer, run) a fleet of deckies.
+    Deploy(Box<DeployArgs>),
+    /// List the honeypot services deckies can run.
+    Services(ListArgs),
+    /// List the archetypes (ready-made decky personas).
+    Archetypes(ListArgs),
+    /// List the distros deckies can claim to be.
+    Distros(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Unihost,
+    Swarm,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Unihost => Mode::Unihost,
+            ModeArg::Swarm => Mode::Swarm,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    Macvlan,
+    Ipvlan,
+    Bridge,
+}
+
+impl From<DriverArg> for NetworkDriver {
+    fn from(d: DriverArg) -> Self {
+        match d {
+            DriverArg::Macvlan => NetworkDriver::Macvlan,
+            DriverArg::Ipvlan => NetworkDriver::Ipvlan,
+            DriverArg::Bridge => NetworkDriver::Bridge,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Number of deckies to plan (flag path; ignored with --config).
+    #[arg(long, short = 'n')]
+    pub deckies: Option<usize>,
+    /// Services for every decky, comma-separated (e.g. ssh,http).
+    #[arg(long, value_delimiter = ',')]
+    pub services: Option<Vec<String>>,
+    /// Draw 1-3 clash-free services per decky at random.
+    #[arg(long)]
+    pub randomize_services: bool,
+    /// Archetype for every decky (see `decnet archetypes`).
+    #[arg(long, short = 'a')]
+    pub archetype: Option<String>,
+    /// Distros to cycle through, comma-separated (see `decnet distros`).
+    #[arg(long, value_delimiter = ',')]
+    pub distro: Option<Vec<String>>,
+    /// Draw each decky's distro at random.
+    #[arg(long)]
+    pub randomize_distros: bool,
+    /// The parent interface of the deckies' network.
+    #[arg(long, short = 'i', env = "DECNET_INTERFACE")]
+    pub interface: Option<String>,
+    /// The LAN's subnet in CIDR form (default: the interface's).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// The LAN's gateway (default: the interface's default route, else the subnet's first host).
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// This host's address on the LAN (default: the interface's primary IPv4 address).
+    #[arg(long)]
+    pub host_ip: Option<Ipv4Addr>,
+    /// First decky address (flag path only).
+    #[arg(long)]
+    pub ip_start: Option<Ipv4Addr>,
+    /// Docker network driver.
+    #[arg(long, value_enum)]
+    pub network_driver: Option<DriverArg>,
+    /// Alias of --network-driver ipvlan.
+    #[arg(long, conflicts_with = "network_driver")]
+    pub ipvlan: bool,
+    /// unihost: this machine runs the deckies; swarm: worker agents do.
+    #[arg(long, short = 'm', value_enum, default_value = "unihost")]
+    pub mode: ModeArg,
+    /// The original DECNET's deployment INI.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Minutes between service mutations (0 = never); beats the INI's intervals when given.
+    #[arg(long)]
+    pub mutate_interval: Option<u32>,
+    /// Where the collector writes events.
+    #[arg(long, env = "DECNET_INGEST_LOG_FILE")]
+    pub log_file: Option<String>,
+    /// Seed the random choices (services, distros, hostnames) for a reproducible plan.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the plan without touching Docker or the network.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the DecnetConfig as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,1 @@
+//! Recipes live in `examples/`; see the README.
