@@ -146,8 +146,9 @@ fn is_bridge_macvlan_of(link: &LinkMessage, parent_index: u32) -> bool {
 ///    that is deleted and recreated);
 /// 2. `host_ip/32` on it, and no other IPv4 address (stale ones from an earlier host IP go);
 /// 3. the link up;
-/// 4. a link-scope route to `route` (host bits cleared) through it, replacing any existing route
-///    to the same prefix.
+/// 4. a link-scope route to each of `routes` (host bits cleared) through it, replacing any
+///    existing route to the same prefix. Deployers pass one /32 per decky, so the host's own
+///    routes to the rest of the LAN (gateway included) are never taken over.
 ///
 /// Needs `CAP_NET_ADMIN`; without it the first change fails with
 /// [`HostLinkError::PermissionDenied`]. Check [`has_net_admin`] before starting a deploy so
@@ -156,7 +157,7 @@ pub async fn ensure_host_macvlan(
     parent: &str,
     name: &str,
     host_ip: Ipv4Addr,
-    route: Ipv4Net,
+    routes: &[Ipv4Net],
 ) -> Result<(), HostLinkError> {
     let (handle, _guard) = connect().map_err(HostLinkError::Socket)?;
 
@@ -207,22 +208,24 @@ pub async fn ensure_host_macvlan(
         .await
         .map_err(op_err(format!("set {name} up")))?;
 
-    let route = route.trunc();
-    let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(route.network(), route.prefix_len())
-        .output_interface(index)
-        .scope(RouteScope::Link)
-        .protocol(RouteProtocol::Boot)
-        .build();
-    handle
-        .route()
-        .add(msg)
-        .replace()
-        .execute()
-        .await
-        .map_err(op_err(format!("add route {route} dev {name}")))?;
+    for route in routes {
+        let route = route.trunc();
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(route.network(), route.prefix_len())
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Boot)
+            .build();
+        handle
+            .route()
+            .add(msg)
+            .replace()
+            .execute()
+            .await
+            .map_err(op_err(format!("add route {route} dev {name}")))?;
+    }
 
-    tracing::info!(link = name, parent, %host_ip, %route, "host-side macvlan ready");
+    tracing::info!(link = name, parent, %host_ip, routes = routes.len(), "host-side macvlan ready");
     Ok(())
 }
 
@@ -255,31 +258,33 @@ async fn remove_stale_ipv4(
     Ok(())
 }
 
-/// Remove the route to `route` through link `name`, then the link itself. A link or route that
-/// is already gone is not an error.
-pub async fn remove_host_link(name: &str, route: Ipv4Net) -> Result<(), HostLinkError> {
+/// Remove the routes to `routes` through link `name`, then the link itself (which takes any
+/// other route through it along). A link or route that is already gone is not an error.
+pub async fn remove_host_link(name: &str, routes: &[Ipv4Net]) -> Result<(), HostLinkError> {
     let (handle, _guard) = connect().map_err(HostLinkError::Socket)?;
     let Some(link) = find_link(&handle, name).await? else {
         return Ok(());
     };
     let index = link.header.index;
 
-    let route = route.trunc();
-    let msg = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(route.network(), route.prefix_len())
-        .output_interface(index)
-        .scope(RouteScope::NoWhere)
-        .protocol(RouteProtocol::Unspec)
-        .build();
-    tolerate(
-        handle.route().del(msg).execute().await,
-        &[ESRCH, EADDRNOTAVAIL],
-    )
-    .map_err(op_err(format!("delete route {route} dev {name}")))?;
+    for route in routes {
+        let route = route.trunc();
+        let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(route.network(), route.prefix_len())
+            .output_interface(index)
+            .scope(RouteScope::NoWhere)
+            .protocol(RouteProtocol::Unspec)
+            .build();
+        tolerate(
+            handle.route().del(msg).execute().await,
+            &[ESRCH, EADDRNOTAVAIL],
+        )
+        .map_err(op_err(format!("delete route {route} dev {name}")))?;
+    }
 
     tolerate(handle.link().del(index).execute().await, &[ENODEV])
         .map_err(op_err(format!("delete link {name}")))?;
-    tracing::info!(link = name, %route, "host-side link removed");
+    tracing::info!(link = name, "host-side link removed");
     Ok(())
 }
 

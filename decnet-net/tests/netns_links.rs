@@ -236,7 +236,7 @@ fn host_macvlan_lifecycle() {
         let host_ip = ip("10.77.0.2");
         let range = net("10.77.0.64/26");
 
-        let missing = ensure_host_macvlan("nope0", MACVLAN, host_ip, range).await;
+        let missing = ensure_host_macvlan("nope0", MACVLAN, host_ip, &[range]).await;
         assert!(
             matches!(&missing, Err(HostLinkError::NoSuchInterface(n)) if n == "nope0"),
             "{missing:?}"
@@ -244,7 +244,7 @@ fn host_macvlan_lifecycle() {
 
         // Twice: the second run finds everything in place.
         for _ in 0..2 {
-            ensure_host_macvlan("dn0", MACVLAN, host_ip, range)
+            ensure_host_macvlan("dn0", MACVLAN, host_ip, &[range])
                 .await
                 .expect("ensure host macvlan");
         }
@@ -272,7 +272,7 @@ fn host_macvlan_lifecycle() {
         );
 
         // The host IP changed since the last run: the helper converges on the new one only.
-        ensure_host_macvlan("dn0", MACVLAN, ip("10.77.0.3"), range)
+        ensure_host_macvlan("dn0", MACVLAN, ip("10.77.0.3"), &[range])
             .await
             .expect("ensure with a new host ip");
         let snap = snapshot().await;
@@ -284,13 +284,13 @@ fn host_macvlan_lifecycle() {
             .collect();
         assert_eq!(addrs, vec![net("10.77.0.3/32")]);
 
-        remove_host_link(MACVLAN, range).await.expect("remove");
+        remove_host_link(MACVLAN, &[range]).await.expect("remove");
         let snap = snapshot().await;
         assert!(snap.link_by_name(MACVLAN).is_none());
         assert!(snap.routes.iter().all(|r| r.dst != range));
         assert!(snap.link_by_name("dn0").is_some(), "parent untouched");
         // Already gone: still fine.
-        remove_host_link(MACVLAN, range)
+        remove_host_link(MACVLAN, &[range])
             .await
             .expect("remove again");
     });
@@ -307,7 +307,7 @@ fn mismatched_link_with_the_helper_name_is_replaced() {
         assert_eq!(ns.kind(MACVLAN).await, Some(InfoKind::Veth));
 
         // Host bits in the range are cleared, not rejected.
-        ensure_host_macvlan("dn0", MACVLAN, ip("10.77.0.2"), net("10.77.0.70/26"))
+        ensure_host_macvlan("dn0", MACVLAN, ip("10.77.0.2"), &[net("10.77.0.70/26")])
             .await
             .expect("ensure over a mismatched link");
         assert_eq!(ns.kind(MACVLAN).await, Some(InfoKind::MacVlan));

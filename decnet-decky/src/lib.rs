@@ -1,0 +1,120 @@
+//! `decnet-decky`: the one binary inside every decky container.
+//!
+//! * `base` — PID 1 of the base container: reaps zombies, exits 0 on
+//!   SIGTERM/SIGINT ([`base`]).
+//! * `serve <slug>` — a honeypot responder on the registry's ports
+//!   ([`listen`] for sockets and bounds, [`protocols`] for the personas),
+//!   logging one JSON event per connection or datagram to stdout ([`log`]).
+//!
+//! Built to run `FROM scratch`: std threads and sockets only, no DNS
+//! resolution anywhere, TLS on rustls with the ring provider.
+
+pub mod args;
+pub mod base;
+pub mod config;
+pub mod listen;
+pub mod log;
+pub mod protocols;
+pub mod util;
+
+use std::fmt;
+
+use crate::args::ServeArgs;
+use crate::config::{clean_hostname, ConfigError, Env, ServiceConfig};
+use crate::protocols::{tls, Service, ServiceCtx};
+
+/// Why `serve` could not start (before binding).
+#[derive(Debug)]
+pub enum SetupError {
+    Config(ConfigError),
+    Tls(tls::TlsSetupError),
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Config(e) => e.fmt(f),
+            SetupError::Tls(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Builds the persona for `serve` from its arguments and environment,
+/// including the self-signed certificate when the service needs one.
+pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError> {
+    let config = ServiceConfig::parse(env.service_config.as_deref()).map_err(SetupError::Config)?;
+    let hostname = clean_hostname(env.hostname.as_deref());
+    let decky = env
+        .decky
+        .as_deref()
+        .map(config::one_line)
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| hostname.clone());
+    let mut ctx = ServiceCtx::new(&args.slug, &decky, &hostname, config);
+    let ports: Vec<u16> = args.ports.iter().map(|p| p.port).collect();
+    if ctx.service.needs_tls(&ports) {
+        let cn = ctx
+            .config
+            .line("tls_cn")
+            .unwrap_or_else(|| hostname.clone());
+        let alpn: &[&[u8]] = match ctx.service {
+            Service::Http(_) | Service::Https => &[b"http/1.1"],
+            _ => &[],
+        };
+        ctx.tls = Some(tls::server_config(&cn, alpn).map_err(SetupError::Tls)?);
+    }
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::PortSpec;
+    use crate::log::Proto;
+
+    fn serve_args(slug: &str, ports: &[u16]) -> ServeArgs {
+        ServeArgs {
+            slug: slug.into(),
+            bind: std::net::Ipv4Addr::LOCALHOST,
+            ports: ports
+                .iter()
+                .map(|&port| PortSpec {
+                    port,
+                    proto: Proto::Tcp,
+                })
+                .collect(),
+            max_conns: 1,
+            timeout: args::DEFAULT_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn ctx_from_env() {
+        let env = Env {
+            service_config: Some(r#"{"banner":"x"}"#.into()),
+            hostname: Some("mail-02".into()),
+            decky: Some("decky-07".into()),
+        };
+        let ctx = service_ctx(&serve_args("pop3", &[110]), &env).expect("ctx");
+        assert_eq!(ctx.hostname, "mail-02");
+        assert_eq!(ctx.decky, "decky-07");
+        assert!(ctx.tls.is_none());
+        let ctx = service_ctx(&serve_args("pop3", &[110, 995]), &env).expect("ctx");
+        assert!(ctx.tls.is_some());
+        let ctx = service_ctx(&serve_args("ssh", &[22]), &Env::default()).expect("ctx");
+        assert_eq!(ctx.hostname, "localhost");
+        assert_eq!(ctx.decky, "localhost");
+    }
+
+    #[test]
+    fn bad_config_is_refused() {
+        let env = Env {
+            service_config: Some("[]".into()),
+            ..Env::default()
+        };
+        let err = service_ctx(&serve_args("http", &[80]), &env).expect_err("bad");
+        assert!(matches!(err, SetupError::Config(_)));
+    }
+}

@@ -1,0 +1,192 @@
+//! Runs the real `decnet-decky` binary for the integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_decnet-decky");
+pub const HOST: &str = "decoy-host";
+pub const DECKY: &str = "decky-it";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn free_tcp_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind probe");
+    l.local_addr().expect("addr").port()
+}
+
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind probe");
+    s.local_addr().expect("addr").port()
+}
+
+/// Spawns the binary with piped output and the test persona's env.
+pub fn command(args: &[&str], config: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("HOSTNAME", HOST)
+        .env("DECNET_DECKY", DECKY)
+        .env_remove("NODE_NAME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match config {
+        Some(c) => cmd.env("DECNET_SERVICE_CONFIG", c),
+        None => cmd.env_remove("DECNET_SERVICE_CONFIG"),
+    };
+    cmd
+}
+
+fn lines<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A running `decnet-decky serve`.
+pub struct Decky {
+    child: Option<Child>,
+    stdout: Receiver<String>,
+    pub stderr: Receiver<String>,
+    pub port: u16,
+}
+
+impl Decky {
+    /// `serve <slug> --bind 127.0.0.1 --port <free>/tcp [extra…]`, started
+    /// and ready (its start-up line seen on stderr).
+    pub fn serve(slug: &str, config: Option<&str>) -> Decky {
+        Self::serve_with(slug, config, &[])
+    }
+
+    pub fn serve_with(slug: &str, config: Option<&str>, extra: &[&str]) -> Decky {
+        let port = free_tcp_port();
+        let spec = format!("{port}/tcp");
+        let mut args = vec!["serve", slug, "--bind", "127.0.0.1", "--port", &spec];
+        args.extend_from_slice(extra);
+        let mut child = command(&args, config).spawn().expect("spawn decnet-decky");
+        let stdout = lines(child.stdout.take().expect("stdout"));
+        let stderr = lines(child.stderr.take().expect("stderr"));
+        let d = Decky {
+            child: Some(child),
+            stdout,
+            stderr,
+            port,
+        };
+        let line = d
+            .stderr
+            .recv_timeout(WAIT)
+            .expect("start-up line on stderr");
+        assert!(line.contains("serving"), "unexpected start-up line: {line}");
+        d
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        s.set_read_timeout(Some(WAIT)).expect("timeout");
+        s.set_write_timeout(Some(WAIT)).expect("timeout");
+        s
+    }
+
+    /// The next JSON event from stdout.
+    pub fn event(&self) -> Value {
+        let line = self
+            .stdout
+            .recv_timeout(WAIT)
+            .expect("an event line on stdout");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// No further event within `wait`.
+    pub fn assert_no_event(&self, wait: Duration) {
+        if let Ok(line) = self.stdout.recv_timeout(wait) {
+            panic!("unexpected extra event: {line}");
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.as_ref().map_or(0, |c| c.id() as i32))
+    }
+
+    /// SIGTERM, then the exit status (fails after [`WAIT`]).
+    pub fn terminate(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("child");
+        terminate(&mut child, Signal::SIGTERM)
+    }
+}
+
+impl Drop for Decky {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn terminate(child: &mut Child, sig: Signal) -> ExitStatus {
+    kill(Pid::from_raw(child.id() as i32), sig).expect("kill");
+    wait_exit(child)
+}
+
+pub fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("decnet-decky did not exit in time");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads until `needle` has arrived (or EOF/timeout), returns all read.
+pub fn read_until(s: &mut impl Read, needle: &str) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+pub fn read_to_end(s: &mut impl Read) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+/// Checks the fixed part of a TCP connection event.
+pub fn assert_connection_event(ev: &Value, service: &str, port: u16) {
+    assert_eq!(ev["service"], service, "{ev}");
+    assert_eq!(ev["decky"], DECKY, "{ev}");
+    assert_eq!(ev["proto"], "tcp", "{ev}");
+    assert_eq!(ev["event"], "connection", "{ev}");
+    assert_eq!(ev["src_ip"], "127.0.0.1", "{ev}");
+    assert_eq!(ev["dst_port"], u64::from(port), "{ev}");
+    assert!(ev["src_port"].as_u64().is_some_and(|p| p > 0), "{ev}");
+    assert!(ev["bytes_in"].is_u64(), "{ev}");
+    assert!(ev["fields"].is_object(), "{ev}");
+    let ts = ev["ts"].as_str().expect("ts");
+    assert_eq!(ts.len(), 24, "{ts}");
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+}
