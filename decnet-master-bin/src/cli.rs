@@ -13,14 +13,37 @@ use decnet_core::model::{Mode, NetworkDriver};
     about = "DECNET-rs: a honeypot deception network"
 )]
 pub struct Cli {
+    /// Where this host's state lives (default /var/lib/decnet as root, else ~/.decnet).
+    #[arg(long, global = true, env = "DECNET_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options of the Docker deployer on this host.
+#[derive(Debug, Clone, Args)]
+pub struct DockerArgs {
+    /// Docker network of the deckies.
+    #[arg(long, env = "DECNET_NETWORK", default_value = "decnet_lan")]
+    pub network_name: String,
+    /// The decky binary (default: `decnet-decky` next to this executable).
+    #[arg(long, env = "DECNET_DECKY_BIN")]
+    pub decky_bin: Option<PathBuf>,
+    /// Do not create the host-side macvlan link (the host then cannot reach its deckies).
+    #[arg(long)]
+    pub no_host_link: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan (and, with the Docker deployer, run) a fleet of deckies.
     Deploy(Box<DeployArgs>),
+    /// Show the deckies of this host and their containers.
+    Status(StatusArgs),
+    /// Remove deckies from this host.
+    Teardown(TeardownArgs),
+    /// Run an isolated lab: a LAN, three deckies, probes from an attacker namespace.
+    Demo(DemoArgs),
     /// List the honeypot services deckies can run.
     Services(ListArgs),
     /// List the archetypes (ready-made decky personas).
@@ -130,4 +153,40 @@ pub struct DeployArgs {
     /// With --dry-run: print the DecnetConfig as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Add to this host's fleet instead of replacing it.
+    #[arg(long)]
+    pub add: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TeardownArgs {
+    /// Remove every decky of this host, its network and host link.
+    #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+    pub all: bool,
+    /// Remove one decky.
+    #[arg(long)]
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the lab running and say how to reach it.
+    #[arg(long)]
+    pub keep: bool,
+    /// The decky binary (default: `decnet-decky` next to this executable).
+    #[arg(long, env = "DECNET_DECKY_BIN")]
+    pub decky_bin: Option<PathBuf>,
 }

@@ -11,11 +11,15 @@ pub use error::CliError;
 
 /// Runs one command, writing its output to `out`.
 pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let data_dir = commands::local::data_dir(cli.data_dir.as_deref());
     match cli.command {
         cli::Command::Deploy(args) => {
             let hostnet = decnet_net::NetlinkHostNetwork::new();
-            commands::deploy::run(&args, &hostnet, out).await
+            commands::deploy::run(&args, &data_dir, &hostnet, out).await
         }
+        cli::Command::Status(a) => commands::local::status(&data_dir, &a, out).await,
+        cli::Command::Teardown(a) => commands::local::teardown(&data_dir, &a, out).await,
+        cli::Command::Demo(a) => commands::demo::run(&a, out).await,
         cli::Command::Services(a) => commands::listing::services(a.json, out),
         cli::Command::Archetypes(a) => commands::listing::archetypes(a.json, out),
         cli::Command::Distros(a) => commands::listing::distros(a.json, out),

@@ -27,8 +27,15 @@
 //! (`decnet_macvlan0`: macvlan in bridge mode on the parent, the host's address as /32, up, and a
 //! route to the deckies' range), also over rtnetlink. They need `CAP_NET_ADMIN`, which
 //! [`has_net_admin`] reads from `CapEff` in `/proc/self/status`.
+//!
+//! # The lab LAN
+//!
+//! [`lab`] builds an isolated LAN for demos and end-to-end tests (a veth pair whose host end is
+//! the deckies' macvlan parent and whose other end is an "attacker" in its own named network
+//! namespace), and probes the deckies from that attacker (TCP greeting, ICMP TTL, ARP entry).
 
 pub mod hostlink;
+pub mod lab;
 mod netlink;
 pub mod select;
 

@@ -104,7 +104,9 @@ pub fn plan_converge(desired: &[Desired], observed: &[Observed]) -> ConvergePlan
             // Keep the base; settle each service on its own.
             let mut kept = BTreeSet::new();
             for o in have {
-                let Role::Service(svc) = &o.role else { continue };
+                let Role::Service(svc) = &o.role else {
+                    continue;
+                };
                 match d.services.get(svc) {
                     Some(h) if is_current(o, h) && kept.insert(svc.clone()) => {}
                     _ => steps.remove.push(o.id.clone()),
@@ -196,7 +198,10 @@ mod tests {
     #[test]
     fn converged_host_is_a_noop() {
         let d = [desired("a", "b1", &[("ssh", "s1")])];
-        let o = [obs("1", "a", None, "b1", true), obs("2", "a", Some("ssh"), "s1", true)];
+        let o = [
+            obs("1", "a", None, "b1", true),
+            obs("2", "a", Some("ssh"), "s1", true),
+        ];
         assert!(plan_converge(&d, &o).is_noop());
     }
 
@@ -217,7 +222,10 @@ mod tests {
     #[test]
     fn changed_base_replaces_the_decky_services_first() {
         let d = [desired("a", "b2", &[("ssh", "s1")])];
-        let o = [obs("1", "a", None, "b1", true), obs("2", "a", Some("ssh"), "s1", true)];
+        let o = [
+            obs("1", "a", None, "b1", true),
+            obs("2", "a", Some("ssh"), "s1", true),
+        ];
         let s = &plan_converge(&d, &o).deckies[&name("a")];
         assert_eq!(s.remove, ["2", "1"]);
         assert!(s.create_base);
@@ -227,9 +235,15 @@ mod tests {
     #[test]
     fn stopped_or_unlabelled_containers_are_replaced() {
         let d = [desired("a", "b1", &[("ssh", "s1")])];
-        let o = [obs("1", "a", None, "b1", true), obs("2", "a", Some("ssh"), "s1", false)];
+        let o = [
+            obs("1", "a", None, "b1", true),
+            obs("2", "a", Some("ssh"), "s1", false),
+        ];
         let s = &plan_converge(&d, &o).deckies[&name("a")];
-        assert_eq!((s.remove.as_slice(), s.create_services.as_slice()), (&["2".to_string()][..], &["ssh".to_string()][..]));
+        assert_eq!(
+            (s.remove.as_slice(), s.create_services.as_slice()),
+            (&["2".to_string()][..], &["ssh".to_string()][..])
+        );
         let mut unlabelled = obs("1", "a", None, "b1", true);
         unlabelled.hash = None;
         let s = &plan_converge(&d, &[unlabelled]).deckies[&name("a")];
@@ -263,7 +277,10 @@ mod tests {
         let s = &plan_converge(&d, &o).deckies[&name("a")];
         assert_eq!(s.remove, ["3"]);
         assert!(s.create_services.is_empty());
-        let two_bases = [obs("1", "a", None, "b1", true), obs("5", "a", None, "b1", true)];
+        let two_bases = [
+            obs("1", "a", None, "b1", true),
+            obs("5", "a", None, "b1", true),
+        ];
         let s = &plan_converge(&d, &two_bases).deckies[&name("a")];
         assert!(s.create_base && s.remove.len() == 2);
     }

@@ -1,21 +1,23 @@
 //! `decnet deploy`: plan a fleet from flags or the original's INI. With `--dry-run` the plan is
 //! printed and nothing is touched; the kernel is asked only for what the flags leave open.
 
-use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use decnet_core::adapters::state_file;
 use decnet_core::fleet::{
     build_from_flags, build_from_specs, parse_fleet_ini, resolve_net, BuildContext, FleetFlags,
     FleetSpec, NetInputs,
 };
-use decnet_core::model::{parse_ipv4, DecnetConfig, NetworkDriver, Subnet};
-use decnet_core::traits::HostNetwork;
+use decnet_core::model::{parse_ipv4, validate_config, DecnetConfig, NetworkDriver, Subnet};
+use decnet_core::traits::{Deployer, HostNetwork};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cli::DeployArgs;
+use crate::commands::local;
 use crate::error::CliError;
 
 /// What the flags say about the network.
@@ -55,7 +57,13 @@ fn read_spec(args: &DeployArgs) -> Result<Option<FleetSpec>, CliError> {
 }
 
 /// Builds the planned fleet. The kernel is asked only when the flags and INI leave a gap.
-pub async fn plan(args: &DeployArgs, hostnet: &dyn HostNetwork) -> Result<DecnetConfig, CliError> {
+/// With `existing` (`--add`), the new deckies join it: its names and addresses are taken, and
+/// its network is the default.
+pub async fn plan(
+    args: &DeployArgs,
+    hostnet: &dyn HostNetwork,
+    existing: Option<&DecnetConfig>,
+) -> Result<DecnetConfig, CliError> {
     let spec = read_spec(args)?;
     if spec.is_none() && args.deckies.is_none() {
         return Err(CliError::usage(
@@ -71,7 +79,14 @@ pub async fn plan(args: &DeployArgs, hostnet: &dyn HostNetwork) -> Result<Decnet
             host_ip: None,
             driver: s.general.driver,
         });
-    let inputs = flag_inputs(args)?.or(ini_inputs);
+    let existing_inputs = existing.map_or_else(NetInputs::default, |c| NetInputs {
+        interface: Some(c.interface.clone()),
+        subnet: Some(c.subnet),
+        gateway: Some(c.gateway),
+        host_ip: None,
+        driver: Some(c.driver()),
+    });
+    let inputs = flag_inputs(args)?.or(ini_inputs).or(existing_inputs);
     let facts = if inputs.needs_facts() {
         let f = hostnet.facts(inputs.interface.as_deref()).await;
         tracing::debug!(?f, "host network facts");
@@ -84,8 +99,12 @@ pub async fn plan(args: &DeployArgs, hostnet: &dyn HostNetwork) -> Result<Decnet
     let ctx = BuildContext {
         mode: args.mode.into(),
         net,
-        reserved: BTreeSet::new(),
-        taken_names: BTreeSet::new(),
+        reserved: existing
+            .map(|c| c.deckies.iter().map(|d| d.ip).collect())
+            .unwrap_or_default(),
+        taken_names: existing
+            .map(|c| c.deckies.iter().map(|d| d.name.to_string()).collect())
+            .unwrap_or_default(),
         mutate_interval: args.mutate_interval,
         log_file: args.log_file.clone(),
         now_epoch: SystemTime::now()
@@ -116,7 +135,20 @@ pub async fn plan(args: &DeployArgs, hostnet: &dyn HostNetwork) -> Result<Decnet
             build_from_flags(&flags, &ctx, &mut rng)?
         }
     };
-    Ok(config)
+    match existing {
+        None => Ok(config),
+        Some(old) => {
+            let mut merged = old.clone();
+            merged.deckies.extend(config.deckies);
+            for c in config.custom_services {
+                if merged.custom_service(&c.name).is_none() {
+                    merged.custom_services.push(c);
+                }
+            }
+            validate_config(&merged).map_err(|e| CliError::usage(e.to_string()))?;
+            Ok(merged)
+        }
+    }
 }
 
 /// Prints the plan as a table.
@@ -154,17 +186,37 @@ pub fn print_plan(config: &DecnetConfig, out: &mut dyn Write) -> std::io::Result
 
 pub async fn run(
     args: &DeployArgs,
+    data_dir: &Path,
     hostnet: &dyn HostNetwork,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     if args.json && !args.dry_run {
         return Err(CliError::usage("--json: only meaningful with --dry-run"));
     }
-    let config = plan(args, hostnet).await?;
+    let existing = if args.add {
+        state_file::load(&local::state_path(data_dir))
+            .map_err(|e| CliError::Failed(e.into()))?
+            .map(|s| s.config)
+    } else {
+        None
+    };
+    let config = plan(args, hostnet, existing.as_ref()).await?;
     if !args.dry_run {
-        return Err(CliError::Failed(anyhow::anyhow!(
-            "deploying needs the Docker deployer, which this build does not have yet; use --dry-run to print the plan"
-        )));
+        let deployer = local::deployer(data_dir, &args.docker).await?;
+        writeln!(
+            out,
+            "Deploying {} decky(ies) on {} ({}, subnet {})",
+            config.deckies.len(),
+            config.interface,
+            config.driver(),
+            config.subnet
+        )
+        .context("write")?;
+        let report = deployer
+            .deploy(&config)
+            .await
+            .map_err(local::deployer_error)?;
+        return local::report(&report, "up", out);
     }
     if args.json {
         let json = serde_json::to_string_pretty(&config).context("serialise the plan")?;

@@ -1,2 +1,4 @@
+pub mod demo;
 pub mod deploy;
 pub mod listing;
+pub mod local;

@@ -1,0 +1,331 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! The Docker deployer against the real daemon, on lab LANs: a veth pair is the macvlan
+//! parent and an "attacker" network namespace holds the other end. Needs root and Docker; a
+//! missing daemon fails these tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use decnet_core::fleet::{build_from_specs, BuildContext, DeckySpec, FleetSpec, NetPlan};
+use decnet_core::model::{CustomService, DeckyName, DecnetConfig, Mode, NetworkDriver, Subnet};
+use decnet_core::registry::{oui_for, OsFamily};
+use decnet_core::traits::{DeckyOutcome, Deployer};
+use decnet_docker::{image, network, DockerDeployer, DockerDeployerConfig};
+use decnet_net::lab::{self, LabLan};
+use decnet_net::NetlinkHostNetwork;
+use ipnet::Ipv4Net;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+const T: Duration = Duration::from_secs(3);
+
+/// One lab: its LAN, its deployer (own host label, network and state file).
+struct Lab {
+    lan: LabLan,
+    deployer: DockerDeployer,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn new(tag: &str, third: u8) -> Lab {
+        let tag = format!("{tag}{}", std::process::id() % 1000);
+        let _ = lab::destroy_by_tag(&tag).await;
+        let subnet = Ipv4Net::new(Ipv4Addr::new(10, 214, third, 0), 24).unwrap();
+        let lan = LabLan::create(&tag, subnet)
+            .await
+            .expect("create lab LAN (needs root)");
+        let docker = image::connect()
+            .await
+            .expect("docker daemon must be running");
+        let dir = tempfile::tempdir().unwrap();
+        let binary = image::find_decky_binary(None).expect("decnet-decky is built");
+        let mut cfg = DockerDeployerConfig::new(
+            format!("test-{tag}"),
+            dir.path().join("decnet-state.json"),
+            binary,
+        );
+        cfg.network = format!("decnet_t_{tag}");
+        cfg.host_link = false;
+        let deployer =
+            DockerDeployer::with_docker(docker, cfg, Arc::new(NetlinkHostNetwork::new()));
+        // Leftovers of an earlier, aborted run of this test.
+        let _ = deployer.teardown(None).await;
+        Lab {
+            lan,
+            deployer,
+            _dir: dir,
+        }
+    }
+
+    fn fleet(&self, specs: serde_json::Value, custom: Vec<CustomService>) -> DecnetConfig {
+        let spec = FleetSpec {
+            deckies: serde_json::from_value::<Vec<DeckySpec>>(specs).unwrap(),
+            custom_services: custom,
+            ..Default::default()
+        };
+        let ctx = BuildContext {
+            mode: Mode::Unihost,
+            net: NetPlan {
+                interface: self.lan.parent.clone(),
+                subnet: Subnet::new(self.lan.subnet),
+                gateway: self.lan.gateway,
+                host_ip: None,
+                driver: NetworkDriver::Macvlan,
+            },
+            reserved: BTreeSet::from([self.lan.attacker_ip]),
+            taken_names: BTreeSet::new(),
+            mutate_interval: None,
+            log_file: None,
+            now_epoch: 0.0,
+        };
+        build_from_specs(&spec, &ctx, &mut StdRng::seed_from_u64(1)).unwrap()
+    }
+
+    /// Container name → id of this lab's containers.
+    async fn containers(&self) -> BTreeMap<String, String> {
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(decnet_docker::labels::host_filter(
+                &self.deployer.config().host,
+                None,
+            )),
+            ..Default::default()
+        };
+        self.deployer
+            .docker()
+            .list_containers(Some(opts))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| {
+                (
+                    c.names.unwrap()[0].trim_start_matches('/').to_string(),
+                    c.id.unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn finish(self) {
+        let report = self.deployer.teardown(None).await.expect("teardown");
+        assert!(report.all_succeeded(), "{report:?}");
+        assert!(
+            self.containers().await.is_empty(),
+            "no DECNET container stays"
+        );
+        assert!(
+            network::find(self.deployer.docker(), &self.deployer.config().network)
+                .await
+                .unwrap()
+                .is_none(),
+            "the network is removed"
+        );
+        assert!(
+            !self.deployer.config().state_path.exists(),
+            "the state file is cleared"
+        );
+        self.lan.destroy().await.unwrap();
+    }
+}
+
+fn probe(lan: &LabLan, ip: Ipv4Addr, port: u16, send: Option<&[u8]>) -> String {
+    let r = lab::probe_tcp(&lan.netns, ip, port, send.map(<[u8]>::to_vec), T).unwrap();
+    assert!(r.open, "{ip}:{port} is closed");
+    String::from_utf8_lossy(&r.greeting).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deckies_look_like_real_hosts_to_an_attacker() {
+    let lab = Lab::new("dply", 11).await;
+    let config = lab.fleet(
+        serde_json::json!([
+            {"name": "web", "archetype": "linux-server"},
+            {"name": "ws", "archetype": "windows-workstation"},
+            {"name": "db", "services": ["mysql", "redis", "ftp"], "nmap_os": "embedded",
+             "service_config": {"ftp": {"banner": "(ProFTPD 1.3.5)"}}}
+        ]),
+        vec![],
+    );
+    let report = lab.deployer.deploy(&config).await.expect("deploy");
+    assert!(report.all_succeeded(), "{report:?}");
+    let ip = |n: &str| config.decky(n).unwrap().ip;
+
+    // Greetings, from the attacker's namespace.
+    assert!(probe(&lab.lan, ip("web"), 22, None).starts_with("SSH-2.0-OpenSSH_"));
+    let http = probe(&lab.lan, ip("web"), 80, Some(b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(
+        http.starts_with("HTTP/1.1 ") && http.contains("Server: "),
+        "{http}"
+    );
+    assert!(probe(&lab.lan, ip("db"), 21, None).starts_with("220 (ProFTPD 1.3.5)"));
+    assert!(probe(&lab.lan, ip("db"), 6379, Some(b"PING\r\n")).starts_with("-NOAUTH"));
+    let mysql = lab::probe_tcp(&lab.lan.netns, ip("db"), 3306, None, T).unwrap();
+    assert_eq!(mysql.greeting.get(4), Some(&0x0a), "protocol-10 handshake");
+    assert!(
+        lab::probe_tcp(&lab.lan.netns, ip("ws"), 445, None, T)
+            .unwrap()
+            .open
+    );
+
+    // TTLs follow the OS profile.
+    for (name, ttl) in [("web", 64), ("ws", 128), ("db", 255)] {
+        assert_eq!(
+            lab::probe_ttl(&lab.lan.netns, ip(name), T).unwrap(),
+            Some(ttl),
+            "{name}"
+        );
+    }
+    // MACs are distinct and carry the persona's vendor prefix.
+    let mut macs = BTreeSet::new();
+    for d in &config.deckies {
+        let mac = lab::neighbour_mac(&lab.lan.netns, d.ip)
+            .unwrap()
+            .expect("attacker learned the MAC");
+        let oui = oui_for(d.nmap_os, d.archetype.as_deref());
+        assert_eq!(
+            mac[..3],
+            oui.prefix,
+            "{} should look like {}",
+            d.name,
+            oui.vendor
+        );
+        assert!(macs.insert(mac));
+    }
+    assert_eq!(config.decky("ws").unwrap().nmap_os, OsFamily::Windows);
+
+    // Services run without extra capabilities.
+    let docker = lab.deployer.docker();
+    for (name, id) in lab.containers().await {
+        let info = docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .unwrap();
+        let hc = info.host_config.unwrap();
+        assert_eq!(
+            hc.cap_drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "{name}"
+        );
+        let added = hc.cap_add.unwrap_or_default();
+        assert!(
+            added.is_empty() || added == ["NET_BIND_SERVICE"],
+            "{name}: {added:?}"
+        );
+        assert_eq!(hc.readonly_rootfs, Some(true), "{name}");
+        assert!(hc
+            .security_opt
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges")));
+        let pid = info.state.unwrap().pid.unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let cap_eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+        let bits = u64::from_str_radix(cap_eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(
+            bits & !(1 << 10),
+            0,
+            "{name} has only NET_BIND_SERVICE at most: {cap_eff}"
+        );
+    }
+
+    // Redeploying the same desired set changes nothing.
+    let before = lab.containers().await;
+    let again = lab.deployer.deploy(&config).await.unwrap();
+    assert!(again.all_succeeded());
+    assert_eq!(lab.containers().await, before, "same containers, same ids");
+
+    // A mutate changes that decky only.
+    let report = lab
+        .deployer
+        .mutate(
+            &DeckyName::new("web").unwrap(),
+            &["ssh".into(), "telnet".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.outcomes.len(), 1);
+    assert!(report.all_succeeded(), "{report:?}");
+    let after = lab.containers().await;
+    for (name, id) in &before {
+        if name.starts_with("web.") && name != "web.ssh" {
+            assert!(!after.contains_key(name), "{name} is gone");
+        } else {
+            assert_eq!(after.get(name), Some(id), "{name} is untouched");
+        }
+    }
+    assert!(after.contains_key("web.telnet"));
+    assert!(probe(&lab.lan, ip("web"), 23, None).contains("login:"));
+    let runtime = lab.deployer.runtime().await.unwrap();
+    assert!(runtime.values().all(|r| r.running), "{runtime:?}");
+
+    // Tearing down one decky leaves the others.
+    lab.deployer
+        .teardown(Some(&DeckyName::new("db").unwrap()))
+        .await
+        .unwrap();
+    let left = lab.containers().await;
+    assert!(left.keys().all(|n| !n.starts_with("db")));
+    assert_eq!(left.get("ws"), before.get("ws"));
+    let state = lab.deployer.load_state().unwrap().unwrap();
+    assert!(state.config.decky("db").is_none() && state.config.decky("ws").is_some());
+
+    lab.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_decky_does_not_stop_the_others() {
+    let lab = Lab::new("fail", 12).await;
+    let tag = lab.deployer.image().await.unwrap();
+    // A service from a local image that exits at once: its decky must fail, alone.
+    let broken = CustomService {
+        name: "broken".into(),
+        image: tag,
+        exec_cmd: "serve broken --port 0/sctp".into(),
+        ports: vec![9999],
+    };
+    let config = lab.fleet(
+        serde_json::json!([
+            {"name": "good", "services": ["ssh"]},
+            {"name": "bad", "services": ["http", "broken"]}
+        ]),
+        vec![broken],
+    );
+    let report = lab.deployer.deploy(&config).await.expect("deploy");
+    assert_eq!(
+        report.outcomes[&DeckyName::new("good").unwrap()],
+        DeckyOutcome::Succeeded
+    );
+    match &report.outcomes[&DeckyName::new("bad").unwrap()] {
+        DeckyOutcome::Failed { reason } => assert!(reason.contains("service broken"), "{reason}"),
+        other => panic!("bad should fail: {other:?}"),
+    }
+    let good = config.decky("good").unwrap().ip;
+    assert!(probe(&lab.lan, good, 22, None).starts_with("SSH-2.0-"));
+    let runtime = lab.deployer.runtime().await.unwrap();
+    assert!(runtime["good"].running);
+    assert_eq!(runtime["bad"].services["broken"], "absent");
+
+    // A custom service whose image is not here is refused before anything happens.
+    let missing = CustomService {
+        name: "ghost".into(),
+        image: "decnet-test/no-such-image:1".into(),
+        exec_cmd: String::new(),
+        ports: vec![],
+    };
+    let mut c2 = lab.fleet(
+        serde_json::json!([{"name": "g", "services": ["ghost"]}]),
+        vec![missing],
+    );
+    c2.deckies[0].ip = "10.214.12.200".parse().unwrap();
+    let before = lab.containers().await;
+    let err = lab.deployer.deploy(&c2).await.unwrap_err().to_string();
+    assert!(
+        err.contains("decnet-test/no-such-image:1") && err.contains("does not exist locally"),
+        "{err}"
+    );
+    assert_eq!(lab.containers().await, before);
+    lab.finish().await;
+}

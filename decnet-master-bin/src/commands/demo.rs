@@ -1,0 +1,283 @@
+//! `decnet demo`: an isolated lab on this machine. A veth pair is the LAN (its far end in an
+//! "attacker" network namespace), three deckies of different archetypes are deployed on it
+//! through the Docker deployer, and the attacker probes them: open ports, greetings, TTL, MAC.
+//! Everything is removed afterwards unless `--keep`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use decnet_core::fleet::{build_from_specs, BuildContext, DeckySpec, FleetSpec, NetPlan};
+use decnet_core::model::{DecnetConfig, Mode, NetworkDriver, Subnet};
+use decnet_core::registry::{self, format_mac, Protocol};
+use decnet_core::traits::Deployer;
+use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
+use decnet_net::lab::{self, LabLan};
+use decnet_net::NetlinkHostNetwork;
+use ipnet::Ipv4Net;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::cli::DemoArgs;
+use crate::error::CliError;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the attacker sends first, for protocols that wait for the client.
+fn opener(slug: &str) -> Option<Vec<u8>> {
+    match slug {
+        "http" | "https" | "docker_api" | "k8s" | "elasticsearch" => {
+            Some(b"GET / HTTP/1.0\r\n\r\n".to_vec())
+        }
+        "redis" => Some(b"PING\r\n".to_vec()),
+        _ => None,
+    }
+}
+
+/// The first line of a greeting, printable.
+fn summary(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "(open, silent)".into();
+    }
+    // MySQL: 3-byte length, sequence 0, protocol 10, NUL-terminated server version.
+    if bytes.len() > 5 && bytes[3] == 0 && bytes[4] == 0x0a {
+        let version: String = bytes[5..]
+            .iter()
+            .take_while(|b| **b != 0)
+            .map(|b| *b as char)
+            .collect();
+        return format!("MySQL handshake v10, server {version}");
+    }
+    let text: String = String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .take(60)
+        .collect();
+    if text.trim().is_empty() {
+        format!("({} bytes)", bytes.len())
+    } else {
+        text
+    }
+}
+
+fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
+    let spec = FleetSpec {
+        deckies: ["linux-server", "windows-workstation", "database-server"]
+            .iter()
+            .zip(["web", "ws", "db"])
+            .map(|(archetype, name)| DeckySpec {
+                name: name.into(),
+                archetype: Some(archetype.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let ctx = BuildContext {
+        mode: Mode::Unihost,
+        net: NetPlan {
+            interface: lan.parent.clone(),
+            subnet: Subnet::new(lan.subnet),
+            gateway: lan.gateway,
+            host_ip: None,
+            driver: NetworkDriver::Macvlan,
+        },
+        reserved: BTreeSet::from([lan.attacker_ip]),
+        taken_names: BTreeSet::new(),
+        mutate_interval: Some(0),
+        log_file: None,
+        now_epoch: 0.0,
+    };
+    build_from_specs(&spec, &ctx, &mut StdRng::from_entropy()).map_err(CliError::from)
+}
+
+fn probe(lan: &LabLan, config: &DecnetConfig, out: &mut dyn Write) -> anyhow::Result<usize> {
+    let mut answered = 0;
+    writeln!(out, "\nWhat the attacker ({}) sees:", lan.attacker_ip)?;
+    writeln!(
+        out,
+        "{:<6} {:<14} {:<5} {:<18} {:<24} {:<14} GREETING",
+        "DECKY", "IP", "TTL", "MAC", "VENDOR", "PORT"
+    )?;
+    for d in &config.deckies {
+        let mut lines = Vec::new();
+        for svc in &d.services {
+            for p in registry::service(svc).map(|s| s.ports).unwrap_or_default() {
+                if p.protocol != Protocol::Tcp {
+                    continue;
+                }
+                let r = lab::probe_tcp(&lan.netns, d.ip, p.port, opener(svc), PROBE_TIMEOUT)?;
+                let seen = if r.open {
+                    answered += 1;
+                    summary(&r.greeting)
+                } else {
+                    "closed".into()
+                };
+                lines.push(format!("{:<14} {seen}", format!("{}/{svc}", p.port)));
+            }
+        }
+        let ttl = lab::probe_ttl(&lan.netns, d.ip, PROBE_TIMEOUT)?;
+        let mac = lab::neighbour_mac(&lan.netns, d.ip)?;
+        let vendor = mac
+            .and_then(|m| {
+                registry::oui::ouis()
+                    .iter()
+                    .find(|o| o.prefix == [m[0], m[1], m[2]])
+                    .map(|o| o.vendor)
+            })
+            .unwrap_or("-");
+        for (i, line) in lines.iter().enumerate() {
+            if i == 0 {
+                writeln!(
+                    out,
+                    "{:<6} {:<14} {:<5} {:<18} {:<24} {line}",
+                    d.name.as_str(),
+                    d.ip,
+                    ttl.map_or("-".into(), |t| t.to_string()),
+                    mac.as_ref().map_or("-".into(), format_mac),
+                    vendor.chars().take(24).collect::<String>()
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<6} {:<14} {:<5} {:<18} {:<24} {line}",
+                    "", "", "", "", ""
+                )?;
+            }
+        }
+    }
+    Ok(answered)
+}
+
+/// A lab subnet that no local interface uses, in 10.213.0.0/16.
+async fn free_subnet(seed: u32) -> Result<Ipv4Net, CliError> {
+    let taken: Vec<Ipv4Net> =
+        decnet_core::traits::HostNetwork::interfaces(&NetlinkHostNetwork::new())
+            .await
+            .map(|l| l.into_iter().flat_map(|i| i.ipv4).collect())
+            .unwrap_or_default();
+    for i in 0..250u32 {
+        let third = ((seed + i) % 250 + 1) as u8;
+        let net = Ipv4Net::new(Ipv4Addr::new(10, 213, third, 0), 24)
+            .map_err(|e| CliError::Failed(e.into()))?;
+        if !taken
+            .iter()
+            .any(|t| t.contains(&net.network()) || net.contains(&t.network()))
+        {
+            return Ok(net);
+        }
+    }
+    Err(CliError::Failed(anyhow::anyhow!(
+        "no free /24 in 10.213.0.0/16 for the lab"
+    )))
+}
+
+pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    if !decnet_net::has_net_admin() {
+        return Err(CliError::usage(
+            "demo: needs root (CAP_NET_ADMIN) to create the lab network namespace and veth pair",
+        ));
+    }
+    let docker = image::connect()
+        .await
+        .map_err(|e| CliError::usage(format!("demo: needs a running Docker daemon: {e}")))?;
+    let binary = image::find_decky_binary(args.decky_bin.as_deref())
+        .map_err(|e| CliError::usage(e.to_string()))?;
+
+    let pid = std::process::id();
+    let tag = format!("demo{:x}", pid % 0xfffff);
+    let subnet = free_subnet(pid).await?;
+    writeln!(
+        out,
+        "Creating lab LAN {subnet} (parent {}, attacker namespace {})",
+        lab::host_link_name(&tag),
+        lab::lab_netns_name(&tag)
+    )
+    .context("write")?;
+    let lan = LabLan::create(&tag, subnet)
+        .await
+        .map_err(|e| CliError::Failed(e.into()))?;
+
+    let state_dir = std::env::temp_dir().join(format!("decnet-{tag}"));
+    let mut cfg = DockerDeployerConfig::new(
+        tag.clone(),
+        state_dir.join("decnet-state.json"),
+        binary,
+    );
+    cfg.network = format!("decnet_{tag}");
+    cfg.host_link = false;
+    let deployer = DockerDeployer::with_docker(docker, cfg, Arc::new(NetlinkHostNetwork::new()));
+
+    let result = run_lab(&lan, &deployer, out).await;
+    if args.keep && result.is_ok() {
+        writeln!(
+            out,
+            "\nKept. Reach the deckies from the attacker namespace, e.g.\n  ip netns exec {} nc {} 22\nRemove everything with:\n  decnet teardown --all --data-dir {} --network-name decnet_{tag}   (then: ip link del {}; ip netns del {})",
+            lan.netns,
+            result.as_ref().ok().and_then(|c| c.deckies.first()).map_or("<ip>".to_string(), |d| d.ip.to_string()),
+            state_dir.display(),
+            lan.parent,
+            lan.netns,
+        )
+        .context("write")?;
+        return Ok(());
+    }
+    writeln!(out, "\nCleaning up…").context("write")?;
+    let torn = deployer.teardown(None).await;
+    let destroyed = lan.destroy().await;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let config = result?;
+    torn.map_err(|e| CliError::Failed(anyhow::anyhow!("teardown: {e}")))?;
+    destroyed.map_err(|e| CliError::Failed(anyhow::anyhow!("remove the lab: {e}")))?;
+    writeln!(
+        out,
+        "Removed {} deckies, their network and the lab.",
+        config.deckies.len()
+    )
+    .context("write")?;
+    Ok(())
+}
+
+async fn run_lab(
+    lan: &LabLan,
+    deployer: &DockerDeployer,
+    out: &mut dyn Write,
+) -> Result<DecnetConfig, CliError> {
+    let config = demo_fleet(lan)?;
+    writeln!(out, "Building the decky image and deploying 3 deckies…").context("write")?;
+    let report = deployer
+        .deploy(&config)
+        .await
+        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+    crate::commands::deploy::print_plan(&config, out).context("write")?;
+    if !report.all_succeeded() {
+        let failed: Vec<String> = report.failed().map(|(n, r)| format!("{n}: {r}")).collect();
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "deploy failed: {}",
+            failed.join("; ")
+        )));
+    }
+    let lan2 = lan.clone();
+    let cfg2 = config.clone();
+    let (text, answered) = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let n = probe(&lan2, &cfg2, &mut buf);
+        (buf, n)
+    })
+    .await
+    .map_err(|e| CliError::Failed(e.into()))?;
+    out.write_all(&text).context("write")?;
+    let answered = answered.map_err(CliError::Failed)?;
+    if answered == 0 {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "no decky answered the attacker"
+        )));
+    }
+    Ok(config)
+}

@@ -1,0 +1,220 @@
+//! Acting directly on this host (unihost, no master): the Docker deployer, the state in the
+//! data dir, `status` and `teardown`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use decnet_core::adapters::state_file;
+use decnet_core::model::{DeckyName, WorkerState};
+use decnet_core::traits::{DeckyOutcome, DeployReport, Deployer, DeployerError};
+use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
+use decnet_net::NetlinkHostNetwork;
+
+use crate::cli::{DockerArgs, StatusArgs, TeardownArgs};
+use crate::error::CliError;
+
+/// The `decnet.host` label of deckies the CLI runs itself.
+pub const LOCAL_HOST: &str = "local";
+
+/// `--data-dir`, else `/var/lib/decnet` for root, else `~/.decnet`.
+pub fn data_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(d) = flag {
+        return d.to_path_buf();
+    }
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false);
+    match (root, std::env::var_os("HOME")) {
+        (false, Some(home)) => PathBuf::from(home).join(".decnet"),
+        _ => PathBuf::from("/var/lib/decnet"),
+    }
+}
+
+pub fn state_path(data_dir: &Path) -> PathBuf {
+    state_file::state_path(data_dir)
+}
+
+/// Connects the Docker deployer for this host.
+pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeployer, CliError> {
+    let binary = image::find_decky_binary(args.decky_bin.as_deref())
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let mut cfg = DockerDeployerConfig::new(LOCAL_HOST, state_path(data_dir), binary);
+    cfg.network = args.network_name.clone();
+    cfg.host_link = !args.no_host_link;
+    DockerDeployer::connect(cfg, Arc::new(NetlinkHostNetwork::new()))
+        .await
+        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))
+}
+
+pub fn deployer_error(e: DeployerError) -> CliError {
+    match e {
+        DeployerError::Invalid(m) => CliError::Usage(m),
+        DeployerError::UnknownDecky(d) => {
+            CliError::Usage(format!("decky {d:?} is not deployed on this host"))
+        }
+        other => CliError::Failed(anyhow::anyhow!(other)),
+    }
+}
+
+/// Prints per-decky outcomes; an error when any failed.
+pub fn report(report: &DeployReport, verb: &str, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut failed = 0;
+    for (name, outcome) in &report.outcomes {
+        match outcome {
+            DeckyOutcome::Succeeded => writeln!(out, "{name:<24} {verb}"),
+            DeckyOutcome::Failed { reason } => {
+                failed += 1;
+                writeln!(out, "{name:<24} FAILED: {reason}")
+            }
+        }
+        .context("write")?;
+    }
+    if failed > 0 {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "{failed} of {} decky(ies) failed",
+            report.outcomes.len()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn status(
+    data_dir: &Path,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let state = state_file::load(&state_path(data_dir)).map_err(|e| CliError::Failed(e.into()))?;
+    let Some(state) = state else {
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"deployed": false, "deckies": []})
+            )
+            .context("write")?;
+        } else {
+            writeln!(
+                out,
+                "No active deployment (no state in {}).",
+                data_dir.display()
+            )
+            .context("write")?;
+        }
+        return Ok(());
+    };
+    let deployer = deployer(data_dir, &args.docker).await?;
+    let runtime = deployer.runtime().await.map_err(deployer_error)?;
+    if args.json {
+        let rejected: Vec<_> = state
+            .rejected
+            .iter()
+            .map(|r| serde_json::json!({"name": r.name, "reason": r.reason}))
+            .collect();
+        let v = serde_json::json!({
+            "deployed": true,
+            "mode": state.config.mode,
+            "interface": state.config.interface,
+            "subnet": state.config.subnet,
+            "driver": state.config.driver(),
+            "deckies": state.config.deckies,
+            "runtime": runtime,
+            "rejected": rejected,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v).context("json")?).context("write")?;
+        return Ok(());
+    }
+    print_status(&state, &runtime, out).context("write")?;
+    Ok(())
+}
+
+fn print_status(
+    state: &WorkerState,
+    runtime: &decnet_core::model::RuntimeMap,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    let c = &state.config;
+    writeln!(
+        out,
+        "{} decky(ies), {} on {} (subnet {}, gateway {})",
+        c.deckies.len(),
+        c.driver(),
+        c.interface,
+        c.subnet,
+        c.gateway
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:<15} {:<9} {:<20} SERVICES",
+        "DECKY", "IP", "STATUS", "HOSTNAME"
+    )?;
+    for d in &c.deckies {
+        let rt = runtime.get(d.name.as_str());
+        let status = match rt {
+            Some(r) if r.running => "up",
+            Some(r) if r.services.values().any(|s| s == "running") => "degraded",
+            _ => "down",
+        };
+        let services: Vec<String> = d
+            .services
+            .iter()
+            .map(|s| {
+                let st = rt
+                    .and_then(|r| r.services.get(s))
+                    .map_or("absent", String::as_str);
+                format!("{s}({st})")
+            })
+            .collect();
+        writeln!(
+            out,
+            "{:<20} {:<15} {:<9} {:<20} {}",
+            d.name,
+            d.ip,
+            status,
+            d.hostname,
+            services.join(" ")
+        )?;
+    }
+    for r in &state.rejected {
+        writeln!(
+            out,
+            "{:<20} ignored: {}",
+            r.name.as_deref().unwrap_or("?"),
+            r.reason
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn teardown(
+    data_dir: &Path,
+    args: &TeardownArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let name = args
+        .id
+        .as_deref()
+        .map(|n| DeckyName::new(n).map_err(|e| CliError::usage(format!("--id: {e}"))))
+        .transpose()?;
+    let deployer = deployer(data_dir, &args.docker).await?;
+    let r = deployer
+        .teardown(name.as_ref())
+        .await
+        .map_err(deployer_error)?;
+    report(&r, "removed", out)?;
+    if name.is_none() {
+        writeln!(
+            out,
+            "All deckies torn down; network {} removed.",
+            args.docker.network_name
+        )
+        .context("write")?;
+    }
+    Ok(())
+}
