@@ -53,6 +53,8 @@ pub struct DockerDeployerConfig {
     pub decky_binary: PathBuf,
     /// Create the host-side macvlan link so this host can reach its own deckies.
     pub host_link: bool,
+    /// Its name (default `decnet_macvlan0`).
+    pub host_link_name: String,
     /// Deckies brought up at once.
     pub parallelism: usize,
     /// How long a service may take to listen.
@@ -67,6 +69,7 @@ impl DockerDeployerConfig {
             state_path,
             decky_binary,
             host_link: true,
+            host_link_name: HOST_MACVLAN_IFACE.to_string(),
             parallelism: 8,
             ready_timeout: Duration::from_secs(30),
         }
@@ -209,7 +212,8 @@ impl DockerDeployer {
         };
         if !decnet_net::has_net_admin() {
             return Err(DockerError::Permission(format!(
-                "the host-side link {HOST_MACVLAN_IFACE} needs CAP_NET_ADMIN (run as root, or pass --no-host-link)"
+                "the host-side link {} needs CAP_NET_ADMIN (run as root, or pass --no-host-link)",
+                self.cfg.host_link_name
             )));
         }
         let routes = config
@@ -246,8 +250,13 @@ impl DockerDeployer {
         };
         network::ensure(&self.docker, &spec).await?;
         if let Some(l) = &link {
-            decnet_net::ensure_host_macvlan(&l.parent, HOST_MACVLAN_IFACE, l.host_ip, &l.routes)
-                .await?;
+            decnet_net::ensure_host_macvlan(
+                &l.parent,
+                &self.cfg.host_link_name,
+                l.host_ip,
+                &l.routes,
+            )
+            .await?;
         }
 
         let shaper = Shaper {
@@ -488,16 +497,24 @@ impl DockerDeployer {
             });
         }
 
-        // Everything: check the permission the host link needs before removing anything.
-        let link_exists = self
-            .hostnet
-            .interfaces()
-            .await
-            .map(|l| l.iter().any(|i| i.name == HOST_MACVLAN_IFACE))
-            .unwrap_or(false);
+        // Everything: check the permission the host link needs before removing anything. The
+        // link is this deployer's only when it makes links and its deckies were on macvlan;
+        // another deployment's link of the same name is left alone.
+        let link_ours = self.cfg.host_link
+            && state
+                .as_ref()
+                .is_some_and(|s| s.config.driver() == NetworkDriver::Macvlan);
+        let link_exists = link_ours
+            && self
+                .hostnet
+                .interfaces()
+                .await
+                .map(|l| l.iter().any(|i| i.name == self.cfg.host_link_name))
+                .unwrap_or(false);
         if link_exists && !decnet_net::has_net_admin() {
             return Err(DockerError::Permission(format!(
-                "removing {HOST_MACVLAN_IFACE} needs CAP_NET_ADMIN; nothing was torn down"
+                "removing {} needs CAP_NET_ADMIN; nothing was torn down",
+                self.cfg.host_link_name
             )));
         }
         let found = self.list_observed(None).await?;
@@ -521,7 +538,7 @@ impl DockerDeployer {
                 .flat_map(|s| s.config.deckies.iter())
                 .filter_map(|d| Ipv4Net::new(d.ip, 32).ok())
                 .collect();
-            decnet_net::remove_host_link(HOST_MACVLAN_IFACE, &routes).await?;
+            decnet_net::remove_host_link(&self.cfg.host_link_name, &routes).await?;
         }
         state_file::clear(&self.cfg.state_path)?;
         Ok(DeployReport { outcomes })

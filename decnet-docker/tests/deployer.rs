@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
 //! The Docker deployer against the real daemon, on lab LANs: a veth pair is the macvlan
 //! parent and an "attacker" network namespace holds the other end. Needs root and Docker; a
-//! missing daemon fails these tests.
+//! missing daemon fails these tests. Container names are global to the daemon, so every test
+//! uses decky names of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -142,9 +143,9 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
     let lab = Lab::new("dply", 11).await;
     let config = lab.fleet(
         serde_json::json!([
-            {"name": "web", "archetype": "linux-server"},
-            {"name": "ws", "archetype": "windows-workstation"},
-            {"name": "db", "services": ["mysql", "redis", "ftp"], "nmap_os": "embedded",
+            {"name": "e2e-web", "archetype": "linux-server"},
+            {"name": "e2e-ws", "archetype": "windows-workstation"},
+            {"name": "e2e-db", "services": ["mysql", "redis", "ftp"], "nmap_os": "embedded",
              "service_config": {"ftp": {"banner": "(ProFTPD 1.3.5)"}}}
         ]),
         vec![],
@@ -154,24 +155,24 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
     let ip = |n: &str| config.decky(n).unwrap().ip;
 
     // Greetings, from the attacker's namespace.
-    assert!(probe(&lab.lan, ip("web"), 22, None).starts_with("SSH-2.0-OpenSSH_"));
-    let http = probe(&lab.lan, ip("web"), 80, Some(b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(probe(&lab.lan, ip("e2e-web"), 22, None).starts_with("SSH-2.0-OpenSSH_"));
+    let http = probe(&lab.lan, ip("e2e-web"), 80, Some(b"GET / HTTP/1.0\r\n\r\n"));
     assert!(
         http.starts_with("HTTP/1.1 ") && http.contains("Server: "),
         "{http}"
     );
-    assert!(probe(&lab.lan, ip("db"), 21, None).starts_with("220 (ProFTPD 1.3.5)"));
-    assert!(probe(&lab.lan, ip("db"), 6379, Some(b"PING\r\n")).starts_with("-NOAUTH"));
-    let mysql = lab::probe_tcp(&lab.lan.netns, ip("db"), 3306, None, T).unwrap();
+    assert!(probe(&lab.lan, ip("e2e-db"), 21, None).starts_with("220 (ProFTPD 1.3.5)"));
+    assert!(probe(&lab.lan, ip("e2e-db"), 6379, Some(b"PING\r\n")).starts_with("-NOAUTH"));
+    let mysql = lab::probe_tcp(&lab.lan.netns, ip("e2e-db"), 3306, None, T).unwrap();
     assert_eq!(mysql.greeting.get(4), Some(&0x0a), "protocol-10 handshake");
     assert!(
-        lab::probe_tcp(&lab.lan.netns, ip("ws"), 445, None, T)
+        lab::probe_tcp(&lab.lan.netns, ip("e2e-ws"), 445, None, T)
             .unwrap()
             .open
     );
 
     // TTLs follow the OS profile.
-    for (name, ttl) in [("web", 64), ("ws", 128), ("db", 255)] {
+    for (name, ttl) in [("e2e-web", 64), ("e2e-ws", 128), ("e2e-db", 255)] {
         assert_eq!(
             lab::probe_ttl(&lab.lan.netns, ip(name), T).unwrap(),
             Some(ttl),
@@ -194,7 +195,7 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
         );
         assert!(macs.insert(mac));
     }
-    assert_eq!(config.decky("ws").unwrap().nmap_os, OsFamily::Windows);
+    assert_eq!(config.decky("e2e-ws").unwrap().nmap_os, OsFamily::Windows);
 
     // Services run without extra capabilities.
     let docker = lab.deployer.docker();
@@ -241,7 +242,7 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
     let report = lab
         .deployer
         .mutate(
-            &DeckyName::new("web").unwrap(),
+            &DeckyName::new("e2e-web").unwrap(),
             &["ssh".into(), "telnet".into()],
         )
         .await
@@ -250,27 +251,27 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
     assert!(report.all_succeeded(), "{report:?}");
     let after = lab.containers().await;
     for (name, id) in &before {
-        if name.starts_with("web.") && name != "web.ssh" {
+        if name.starts_with("e2e-web.") && name != "e2e-web.ssh" {
             assert!(!after.contains_key(name), "{name} is gone");
         } else {
             assert_eq!(after.get(name), Some(id), "{name} is untouched");
         }
     }
-    assert!(after.contains_key("web.telnet"));
-    assert!(probe(&lab.lan, ip("web"), 23, None).contains("login:"));
+    assert!(after.contains_key("e2e-web.telnet"));
+    assert!(probe(&lab.lan, ip("e2e-web"), 23, None).contains("login:"));
     let runtime = lab.deployer.runtime().await.unwrap();
     assert!(runtime.values().all(|r| r.running), "{runtime:?}");
 
     // Tearing down one decky leaves the others.
     lab.deployer
-        .teardown(Some(&DeckyName::new("db").unwrap()))
+        .teardown(Some(&DeckyName::new("e2e-db").unwrap()))
         .await
         .unwrap();
     let left = lab.containers().await;
-    assert!(left.keys().all(|n| !n.starts_with("db")));
-    assert_eq!(left.get("ws"), before.get("ws"));
+    assert!(left.keys().all(|n| !n.starts_with("e2e-db")));
+    assert_eq!(left.get("e2e-ws"), before.get("e2e-ws"));
     let state = lab.deployer.load_state().unwrap().unwrap();
-    assert!(state.config.decky("db").is_none() && state.config.decky("ws").is_some());
+    assert!(state.config.decky("e2e-db").is_none() && state.config.decky("e2e-ws").is_some());
 
     lab.finish().await;
 }
@@ -288,25 +289,25 @@ async fn one_failing_decky_does_not_stop_the_others() {
     };
     let config = lab.fleet(
         serde_json::json!([
-            {"name": "good", "services": ["ssh"]},
-            {"name": "bad", "services": ["http", "broken"]}
+            {"name": "pf-good", "services": ["ssh"]},
+            {"name": "pf-bad", "services": ["http", "broken"]}
         ]),
         vec![broken],
     );
     let report = lab.deployer.deploy(&config).await.expect("deploy");
     assert_eq!(
-        report.outcomes[&DeckyName::new("good").unwrap()],
+        report.outcomes[&DeckyName::new("pf-good").unwrap()],
         DeckyOutcome::Succeeded
     );
-    match &report.outcomes[&DeckyName::new("bad").unwrap()] {
+    match &report.outcomes[&DeckyName::new("pf-bad").unwrap()] {
         DeckyOutcome::Failed { reason } => assert!(reason.contains("service broken"), "{reason}"),
         other => panic!("bad should fail: {other:?}"),
     }
-    let good = config.decky("good").unwrap().ip;
+    let good = config.decky("pf-good").unwrap().ip;
     assert!(probe(&lab.lan, good, 22, None).starts_with("SSH-2.0-"));
     let runtime = lab.deployer.runtime().await.unwrap();
-    assert!(runtime["good"].running);
-    assert_eq!(runtime["bad"].services["broken"], "absent");
+    assert!(runtime["pf-good"].running);
+    assert_eq!(runtime["pf-bad"].services["broken"], "absent");
 
     // A custom service whose image is not here is refused before anything happens.
     let missing = CustomService {
@@ -316,7 +317,7 @@ async fn one_failing_decky_does_not_stop_the_others() {
         ports: vec![],
     };
     let mut c2 = lab.fleet(
-        serde_json::json!([{"name": "g", "services": ["ghost"]}]),
+        serde_json::json!([{"name": "pf-ghost", "services": ["ghost"]}]),
         vec![missing],
     );
     c2.deckies[0].ip = "10.214.12.200".parse().unwrap();

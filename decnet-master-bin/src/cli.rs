@@ -32,6 +32,12 @@ pub struct DockerArgs {
     /// Do not create the host-side macvlan link (the host then cannot reach its deckies).
     #[arg(long)]
     pub no_host_link: bool,
+    /// Name of the host-side macvlan link.
+    #[arg(long, default_value = "decnet_macvlan0")]
+    pub host_link_name: String,
+    /// The `decnet.host` label of this host's deckies (tests keep apart with it).
+    #[arg(long, hide = true, default_value = "local")]
+    pub host_label: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -530,6 +530,29 @@ impl LabLan {
         Ok(lab)
     }
 
+    /// Gives the host end `ip` (with the lab's prefix), as a host that sits on the LAN itself
+    /// would have: then the host's facts for [`LabLan::parent`] describe the lab subnet.
+    pub async fn add_host_address(&self, ip: Ipv4Addr) -> Result<(), LabError> {
+        let (handle, _guard) = connect().map_err(io_err("open rtnetlink socket"))?;
+        let index = find_link(&handle, &self.parent)
+            .await?
+            .ok_or_else(|| LabError::Io {
+                op: format!("find link {}", self.parent),
+                source: std::io::Error::from(ErrorKind::NotFound),
+            })?
+            .header
+            .index;
+        match handle
+            .address()
+            .add(index, std::net::IpAddr::V4(ip), self.subnet.prefix_len())
+            .execute()
+            .await
+        {
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+            other => other.map_err(nl_err(format!("add {ip} to {}", self.parent))),
+        }
+    }
+
     /// Everything after the namespace exists: the veth pair and both ends' configuration.
     async fn build(&self, handle: &Handle) -> Result<(), LabError> {
         let ns = open_netns(&self.netns)?;

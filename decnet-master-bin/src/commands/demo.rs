@@ -205,11 +205,8 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| CliError::Failed(e.into()))?;
 
     let state_dir = std::env::temp_dir().join(format!("decnet-{tag}"));
-    let mut cfg = DockerDeployerConfig::new(
-        tag.clone(),
-        state_dir.join("decnet-state.json"),
-        binary,
-    );
+    let mut cfg =
+        DockerDeployerConfig::new(tag.clone(), state_dir.join("decnet-state.json"), binary);
     cfg.network = format!("decnet_{tag}");
     cfg.host_link = false;
     let deployer = DockerDeployer::with_docker(docker, cfg, Arc::new(NetlinkHostNetwork::new()));

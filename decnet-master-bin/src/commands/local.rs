@@ -15,9 +15,6 @@ use decnet_net::NetlinkHostNetwork;
 use crate::cli::{DockerArgs, StatusArgs, TeardownArgs};
 use crate::error::CliError;
 
-/// The `decnet.host` label of deckies the CLI runs itself.
-pub const LOCAL_HOST: &str = "local";
-
 /// `--data-dir`, else `/var/lib/decnet` for root, else `~/.decnet`.
 pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(d) = flag {
@@ -45,9 +42,10 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
 pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeployer, CliError> {
     let binary = image::find_decky_binary(args.decky_bin.as_deref())
         .map_err(|e| CliError::usage(e.to_string()))?;
-    let mut cfg = DockerDeployerConfig::new(LOCAL_HOST, state_path(data_dir), binary);
+    let mut cfg = DockerDeployerConfig::new(args.host_label.clone(), state_path(data_dir), binary);
     cfg.network = args.network_name.clone();
     cfg.host_link = !args.no_host_link;
+    cfg.host_link_name = args.host_link_name.clone();
     DockerDeployer::connect(cfg, Arc::new(NetlinkHostNetwork::new()))
         .await
         .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))

@@ -1,0 +1,214 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! `decnet deploy | status | teardown` and `decnet demo` as the real binary against the real
+//! Docker daemon, on a lab LAN of their own. Needs root and Docker; their absence fails.
+
+use std::net::Ipv4Addr;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use decnet_net::lab::{self, LabLan};
+use ipnet::Ipv4Net;
+
+fn decnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .args(args)
+        .env("DECNET_LOG", "info")
+        .env_remove("DECNET_INTERFACE")
+        .output()
+        .expect("run decnet")
+}
+
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn has_link(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_status_teardown_through_the_cli() {
+    let tag = format!("cli{}", std::process::id() % 10000);
+    let _ = lab::destroy_by_tag(&tag).await;
+    let subnet = Ipv4Net::new(Ipv4Addr::new(10, 215, 7, 0), 24).unwrap();
+    let lan = LabLan::create(&tag, subnet)
+        .await
+        .expect("lab LAN (needs root)");
+    // The host sits on the LAN: `--interface` alone is enough, the rest comes from the kernel.
+    lan.add_host_address(Ipv4Addr::new(10, 215, 7, 254))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let network = format!("decnet_{tag}");
+    // Its own label, network and host link: never a real deployment's.
+    let label = format!("test-{tag}");
+    let link = format!("dm-{tag}");
+    let common = [
+        "--data-dir",
+        &data_dir,
+        "--network-name",
+        &network,
+        "--host-label",
+        &label,
+        "--host-link-name",
+        &link,
+    ];
+
+    let mut args = vec![
+        "deploy",
+        "--interface",
+        &lan.parent,
+        "--deckies",
+        "5",
+        "--randomize-services",
+        "--seed",
+        "5",
+    ];
+    args.extend_from_slice(&common);
+    let out = ok(&decnet(&args));
+    assert_eq!(out.matches(" up").count(), 5, "{out}");
+    // The host-side link lets this host reach its own deckies.
+    assert!(has_link(&link));
+
+    let mut status = vec!["status", "--json"];
+    status.extend_from_slice(&common);
+    let v: serde_json::Value = serde_json::from_str(&ok(&decnet(&status))).unwrap();
+    let deckies = v["deckies"].as_array().unwrap();
+    assert_eq!(deckies.len(), 5);
+    for d in deckies {
+        let name = d["name"].as_str().unwrap();
+        assert_eq!(
+            v["runtime"][name]["running"], true,
+            "{name}: {}",
+            v["runtime"][name]
+        );
+        // The attacker reaches every service port that speaks TCP.
+        let ip: Ipv4Addr = d["ip"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            d["ip"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .parse::<u8>()
+                .unwrap()
+                < 254,
+            true
+        );
+        for svc in d["services"].as_array().unwrap() {
+            let spec = decnet_core::registry::service(svc.as_str().unwrap()).unwrap();
+            if let Some(p) = spec
+                .ports
+                .iter()
+                .find(|p| p.protocol == decnet_core::registry::Protocol::Tcp)
+            {
+                let r =
+                    lab::probe_tcp(&lan.netns, ip, p.port, None, Duration::from_secs(3)).unwrap();
+                assert!(r.open, "{name} {svc} {}/tcp", p.port);
+            }
+        }
+        // And so does this host, through its host-side macvlan link.
+        let port = d["services"].as_array().unwrap().iter().find_map(|s| {
+            decnet_core::registry::service(s.as_str().unwrap())
+                .unwrap()
+                .ports
+                .iter()
+                .find(|p| p.protocol == decnet_core::registry::Protocol::Tcp)
+                .map(|p| p.port)
+        });
+        if let Some(port) = port {
+            std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(3))
+                .unwrap_or_else(|e| panic!("host -> {name} {ip}:{port}: {e}"));
+        }
+    }
+    let mut table = vec!["status"];
+    table.extend_from_slice(&common);
+    let text = ok(&decnet(&table));
+    assert_eq!(text.matches(" up ").count(), 5, "{text}");
+
+    // Adding keeps the others and their containers.
+    let mut add = vec!["deploy", "--add", "--deckies", "1", "--services", "vnc"];
+    add.extend_from_slice(&common);
+    let out = ok(&decnet(&add));
+    assert!(
+        out.contains("decky-06") && out.matches(" up").count() == 6,
+        "{out}"
+    );
+
+    // Bad input: exit 2, nothing changed.
+    let mut bad = vec!["teardown", "--id", "Nope"];
+    bad.extend_from_slice(&common);
+    assert_eq!(decnet(&bad).status.code(), Some(2));
+    let mut unknown = vec!["teardown", "--id", "nope"];
+    unknown.extend_from_slice(&common);
+    assert_eq!(decnet(&unknown).status.code(), Some(2));
+    let mut neither = vec!["teardown"];
+    neither.extend_from_slice(&common);
+    assert_eq!(decnet(&neither).status.code(), Some(2));
+
+    let mut one = vec!["teardown", "--id", "decky-06"];
+    one.extend_from_slice(&common);
+    ok(&decnet(&one));
+    let v: serde_json::Value = serde_json::from_str(&ok(&decnet(&status))).unwrap();
+    assert_eq!(v["deckies"].as_array().unwrap().len(), 5);
+
+    let mut all = vec!["teardown", "--all"];
+    all.extend_from_slice(&common);
+    ok(&decnet(&all));
+    assert!(!has_link(&link), "the host link is removed");
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=decnet.managed=true",
+            "--filter",
+            &format!("label=decnet.host={label}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "no DECNET container stays");
+    let nets = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={network}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(nets.stdout.is_empty(), "the network is removed");
+    let v: serde_json::Value = serde_json::from_str(&ok(&decnet(&status))).unwrap();
+    assert_eq!(v["deployed"], false);
+    lan.destroy().await.unwrap();
+}
+
+#[test]
+fn demo_shows_three_recognisable_deckies_and_cleans_up() {
+    let out = ok(&decnet(&["demo"]));
+    assert!(out.contains("SSH-2.0-OpenSSH_"), "{out}");
+    assert!(out.contains("-NOAUTH"), "{out}");
+    assert!(out.contains("MySQL handshake v10"), "{out}");
+    // The Windows decky answers with TTL 128, the Linux ones with 64.
+    let seen = out.split("What the attacker").nth(1).expect("probe table");
+    let ws = seen.lines().find(|l| l.starts_with("ws ")).expect("ws row");
+    assert!(ws.split_whitespace().nth(2) == Some("128"), "{ws}");
+    let web = seen
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .expect("web row");
+    assert!(web.split_whitespace().nth(2) == Some("64"), "{web}");
+    assert!(out.contains("Removed 3 deckies"), "{out}");
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&left.stdout).contains("decnet-lab-demo"));
+}
