@@ -272,41 +272,15 @@ fn log_config() -> HostConfigLogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use decnet_core::model::{DeckyName, Mode, Subnet};
+    use decnet_core::model::{fixtures, Mode};
     use decnet_core::registry::OsFamily;
 
     fn config() -> DecnetConfig {
-        let decky = |name: &str, ip: &str, services: &[&str], os: OsFamily| DeckyConfig {
-            name: DeckyName::new(name).unwrap(),
-            ip: ip.parse().unwrap(),
-            services: services.iter().map(|s| s.to_string()).collect(),
-            distro: "debian".into(),
-            base_image: "debian:bookworm-slim".into(),
-            build_base: "debian:bookworm-slim".into(),
-            hostname: "SRV-WEB-42".into(),
-            archetype: None,
-            service_config: Default::default(),
-            nmap_os: os,
-            mutate_interval: None,
-            last_mutated: 0.0,
-            last_login_attempt: 0.0,
-            host_uuid: None,
-        };
-        DecnetConfig {
-            mode: Mode::Unihost,
-            interface: "eth0".into(),
-            subnet: Subnet::parse("s", "10.0.0.0/24").unwrap(),
-            gateway: "10.0.0.1".parse().unwrap(),
-            deckies: vec![
-                decky("a", "10.0.0.10", &["ssh", "http"], OsFamily::Linux),
-                decky("b", "10.0.0.11", &["rdp"], OsFamily::Windows),
-            ],
-            log_file: None,
-            ipvlan: false,
-            mutate_interval: Some(30),
-            network_driver: None,
-            custom_services: vec![],
-        }
+        let mut web = fixtures::decky("a", "10.0.0.10".parse().unwrap(), &["ssh", "http"]);
+        web.nmap_os = OsFamily::Linux;
+        let mut win = fixtures::decky("b", "10.0.0.11".parse().unwrap(), &["rdp"]);
+        win.nmap_os = OsFamily::Windows;
+        fixtures::config(Mode::Unihost, "10.0.0.0/24", "10.0.0.1", vec![web, win])
     }
 
     fn shaper() -> Shaper<'static> {

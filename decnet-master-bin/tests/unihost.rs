@@ -92,7 +92,11 @@ async fn deploy_status_teardown_through_the_cli() {
         );
         // The attacker reaches every service port that speaks TCP.
         let ip: Ipv4Addr = d["ip"].as_str().unwrap().parse().unwrap();
-        assert_ne!(ip, Ipv4Addr::new(10, 215, 7, 254), "never the host's own address");
+        assert_ne!(
+            ip,
+            Ipv4Addr::new(10, 215, 7, 254),
+            "never the host's own address"
+        );
         for svc in d["services"].as_array().unwrap() {
             let spec = decnet_core::registry::service(svc.as_str().unwrap()).unwrap();
             if let Some(p) = spec

@@ -17,20 +17,15 @@ use netlink_packet_route::{
 };
 use rtnetlink::{Handle, LinkMacVlan, LinkUnspec, RouteMessageBuilder};
 
-use crate::netlink::{addr_record, connect};
+use crate::netlink::{
+    self, addr_record, connect, errno, EADDRNOTAVAIL, EEXIST, ENODEV, EPERM, ESRCH,
+};
 
 /// Name of the host-side macvlan helper link (upstream `HOST_MACVLAN_IFACE`).
 pub const HOST_MACVLAN_IFACE: &str = "decnet_macvlan0";
 
 /// `CAP_NET_ADMIN`'s bit in the capability sets.
 const CAP_NET_ADMIN: u32 = 12;
-
-// Kernel errno values as netlink reports them (negated in the message).
-const EPERM: i32 = 1;
-const ESRCH: i32 = 3;
-const EEXIST: i32 = 17;
-const ENODEV: i32 = 19;
-const EADDRNOTAVAIL: i32 = 99;
 
 /// Errors from creating or removing host-side links.
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +66,6 @@ pub fn cap_eff_has(status: &str, bit: u32) -> Option<bool> {
 }
 
 /// The netlink errno of `e`, positive (`EPERM` is 1), if it is a kernel error reply.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
-        _ => None,
-    }
-}
-
 fn op_err(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> HostLinkError {
     move |source| {
         let op = op.into();
@@ -99,18 +87,9 @@ fn tolerate(res: Result<(), rtnetlink::Error>, benign: &[i32]) -> Result<(), rtn
 
 /// The link called `name`, or `None` if there is none.
 async fn find_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, HostLinkError> {
-    let res = handle
-        .link()
-        .get()
-        .match_name(name.to_owned())
-        .execute()
-        .try_next()
-        .await;
-    match res {
-        Ok(link) => Ok(link),
-        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-        Err(e) => Err(op_err(format!("get link {name}"))(e)),
-    }
+    netlink::find_link(handle, name)
+        .await
+        .map_err(op_err(format!("get link {name}")))
 }
 
 /// Whether `link` is a bridge-mode macvlan whose parent is `parent_index`.

@@ -74,7 +74,7 @@ use nix::sched::CloneFlags;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::netlink::connect;
+use crate::netlink::{self, connect, errno, EEXIST, ENODEV, ENOENT};
 
 /// Where named network namespaces live (the `ip netns` convention).
 pub const NETNS_DIR: &str = "/run/netns";
@@ -92,9 +92,6 @@ const THREAD_NS_NET: &str = "/proc/thread-self/ns/net";
 const THREAD_ARP: &str = "/proc/thread-self/net/arp";
 
 // Kernel errno values as netlink reports them (negated in the message).
-const ENOENT: i32 = 2;
-const ENODEV: i32 = 19;
-const EEXIST: i32 = 17;
 
 /// Serialises the `/run/netns` mount-point set-up between threads of this process.
 static NETNS_SETUP: Mutex<()> = Mutex::new(());
@@ -149,14 +146,6 @@ fn nl_err(op: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LabError {
     move |source| LabError::Netlink {
         op: op.into(),
         source,
-    }
-}
-
-/// The netlink errno of `e`, positive, if it is a kernel error reply.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
-        _ => None,
     }
 }
 
@@ -409,18 +398,9 @@ where
 
 /// The link called `name` in the namespace of `handle`, or `None`.
 async fn find_link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, LabError> {
-    let res = handle
-        .link()
-        .get()
-        .match_name(name.to_owned())
-        .execute()
-        .try_next()
-        .await;
-    match res {
-        Ok(link) => Ok(link),
-        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
-        Err(e) => Err(nl_err(format!("get link {name}"))(e)),
-    }
+    netlink::find_link(handle, name)
+        .await
+        .map_err(nl_err(format!("get link {name}")))
 }
 
 fn link_kind(link: &LinkMessage) -> Option<&InfoKind> {

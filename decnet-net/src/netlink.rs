@@ -213,6 +213,42 @@ pub(crate) fn route_records(msg: &RouteMessage) -> Vec<RouteRecord> {
     }
 }
 
+// Kernel errno values as netlink reports them (negated in the message).
+pub(crate) const EPERM: i32 = 1;
+pub(crate) const ENOENT: i32 = 2;
+pub(crate) const ESRCH: i32 = 3;
+pub(crate) const EEXIST: i32 = 17;
+pub(crate) const ENODEV: i32 = 19;
+pub(crate) const EADDRNOTAVAIL: i32 = 99;
+
+/// The errno of a kernel error reply, positive.
+pub(crate) fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+/// The link named `name`, or `None` when there is none.
+pub(crate) async fn find_link(
+    handle: &rtnetlink::Handle,
+    name: &str,
+) -> Result<Option<netlink_packet_route::link::LinkMessage>, rtnetlink::Error> {
+    use futures_util::TryStreamExt;
+    let res = handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await;
+    match res {
+        Ok(link) => Ok(link),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use netlink_packet_route::route::RouteNextHop;

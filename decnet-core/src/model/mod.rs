@@ -2,6 +2,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
 pub mod host;
 pub mod lifecycle;
 pub mod names;

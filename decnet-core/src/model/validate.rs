@@ -54,14 +54,7 @@ pub fn validate_interface(field: &str, s: &str) -> Result<(), FieldError> {
 /// RFC 1123 host names: labels of 1..=63 letters, digits and '-', not starting or ending
 /// with '-', at most 253 characters.
 pub fn validate_hostname(field: &str, s: &str) -> Result<(), FieldError> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
-    if !s.is_empty() && s.len() <= 253 && s.split('.').all(label_ok) {
+    if registry::is_valid_hostname(s) {
         Ok(())
     } else {
         Err(FieldError::new(
@@ -250,40 +243,14 @@ pub fn validate_config(cfg: &DecnetConfig) -> Result<(), ValidationErrors> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeckyName, Mode};
+    use crate::model::{fixtures, Mode};
 
     fn decky(name: &str, ip: &str, services: &[&str]) -> DeckyConfig {
-        DeckyConfig {
-            name: DeckyName::new(name).unwrap(),
-            ip: ip.parse().unwrap(),
-            services: services.iter().map(|s| s.to_string()).collect(),
-            distro: "debian".into(),
-            base_image: "debian:bookworm-slim".into(),
-            build_base: "debian:bookworm-slim".into(),
-            hostname: "SRV-WEB-42".into(),
-            archetype: None,
-            service_config: Default::default(),
-            nmap_os: Default::default(),
-            mutate_interval: None,
-            last_mutated: 0.0,
-            last_login_attempt: 0.0,
-            host_uuid: None,
-        }
+        fixtures::decky(name, ip.parse().unwrap(), services)
     }
 
     fn config(deckies: Vec<DeckyConfig>) -> DecnetConfig {
-        DecnetConfig {
-            mode: Mode::Unihost,
-            interface: "eth0".into(),
-            subnet: Subnet::parse("subnet", "10.0.0.0/24").unwrap(),
-            gateway: "10.0.0.1".parse().unwrap(),
-            deckies,
-            log_file: None,
-            ipvlan: false,
-            mutate_interval: Some(30),
-            network_driver: None,
-            custom_services: vec![],
-        }
+        fixtures::config(Mode::Unihost, "10.0.0.0/24", "10.0.0.1", deckies)
     }
 
     fn check(deckies: Vec<DeckyConfig>, expect: &[&str]) {

@@ -82,45 +82,16 @@ pub fn relocalize(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{DeckyConfig, DeckyName};
+    use crate::model::fixtures;
     use ipnet::Ipv4Net;
     use proptest::prelude::*;
 
-    fn decky(name: &str, ip: Ipv4Addr) -> DeckyConfig {
-        DeckyConfig {
-            name: DeckyName::new(name).unwrap(),
-            ip,
-            services: vec!["ssh".into()],
-            distro: "debian".into(),
-            base_image: "debian:bookworm-slim".into(),
-            build_base: "debian:bookworm-slim".into(),
-            hostname: "SRV-WEB-42".into(),
-            archetype: None,
-            service_config: Default::default(),
-            nmap_os: Default::default(),
-            mutate_interval: None,
-            last_mutated: 0.0,
-            last_login_attempt: 0.0,
-            host_uuid: None,
-        }
-    }
-
     fn config(mode: Mode, subnet: &str, gw: &str, deckies: &[(&str, &str)]) -> DecnetConfig {
-        DecnetConfig {
-            mode,
-            interface: "eth0".into(),
-            subnet: Subnet::parse("subnet", subnet).unwrap(),
-            gateway: gw.parse().unwrap(),
-            deckies: deckies
-                .iter()
-                .map(|(n, ip)| decky(n, ip.parse().unwrap()))
-                .collect(),
-            log_file: None,
-            ipvlan: false,
-            mutate_interval: Some(30),
-            network_driver: None,
-            custom_services: vec![],
-        }
+        let deckies = deckies
+            .iter()
+            .map(|(n, ip)| fixtures::decky(n, ip.parse().unwrap(), &["ssh"]))
+            .collect();
+        fixtures::config(mode, subnet, gw, deckies)
     }
 
     fn facts(subnet: &str, host: &str, gw: Option<&str>) -> LocalNetFacts {
