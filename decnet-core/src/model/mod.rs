@@ -1,5 +1,6 @@
 //! The domain model, wire-compatible with DECNET 1.2's JSON.
 
+pub mod auth;
 pub mod config;
 pub mod error;
 #[cfg(any(test, feature = "test-util"))]
@@ -11,6 +12,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 
+pub use auth::{ApiToken, EnrollToken, Role};
 pub use config::{
     CustomService, DeckyConfig, DecnetConfig, Mode, NetworkDriver, ServiceConfig,
     DEFAULT_BUILD_BASE, DEFAULT_MUTATE_INTERVAL,

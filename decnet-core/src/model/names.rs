@@ -121,8 +121,24 @@ impl HostName {
 pub struct HostUuid(pub uuid::Uuid);
 
 impl HostUuid {
+    /// The master itself, for unihost deckies' shards (the nil UUID; bus topics say `local`).
+    pub const LOCAL: HostUuid = HostUuid(uuid::Uuid::nil());
+
     pub fn new_v4() -> Self {
         Self(uuid::Uuid::new_v4())
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.0.is_nil()
+    }
+
+    /// `local` for [`HostUuid::LOCAL`], else the UUID: the form bus topics use.
+    pub fn topic_segment(&self) -> String {
+        if self.is_local() {
+            "local".to_string()
+        } else {
+            self.0.to_string()
+        }
     }
 }
 

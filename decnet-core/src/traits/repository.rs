@@ -1,12 +1,14 @@
-//! `Repository`: the master's one authoritative store (hosts, shards, lifecycle rows, the
-//! desired fleet). This is the first cut; the store issue grows it, with an in-memory fake and
-//! one conformance suite for every backend.
+//! `Repository`: the master's one authoritative store — hosts, revoked certificates, tokens,
+//! the desired fleet, shards and lifecycle rows. Compare-and-set rules live in the model
+//! (`check_transition`, `ShardState::is_transitional`) so every backend applies the same ones;
+//! `crate::testkit::repository_conformance` runs the same suite against each backend.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    DecnetConfig, Host, HostUuid, LifecycleRow, LifecycleStatus, Shard, TransitionError,
+    ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
+    LifecycleStatus, Operation, Shard, ShardState, TransitionError,
 };
 
 /// Store errors.
@@ -22,30 +24,104 @@ pub enum RepoError {
     Backend(String),
 }
 
+/// What a heartbeat says it saw of one decky.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedShard {
+    pub host_uuid: HostUuid,
+    pub decky_name: DeckyName,
+    /// `Running` or `Degraded`.
+    pub state: ShardState,
+    /// When the agent took the snapshot.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// The outcome of applying an observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObserveOutcome {
+    /// The shard's state changed from `previous`.
+    Changed { previous: ShardState },
+    /// Same state: nothing written (an unchanged snapshot costs nothing).
+    Unchanged,
+    /// Not applied: the shard is in a transitional state, was updated after the snapshot, or
+    /// is not assigned to the reporting host.
+    Refused,
+}
+
 /// The master's store.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait Repository: Send + Sync {
-    /// Adds a host; `Conflict` when its name or uuid is taken.
+    // --- hosts -------------------------------------------------------------------------------
+    /// Adds a host; `Conflict` when its uuid, name or fingerprint is taken.
     async fn insert_host(&self, host: &Host) -> Result<(), RepoError>;
     async fn host(&self, uuid: HostUuid) -> Result<Option<Host>, RepoError>;
+    async fn host_by_name(&self, name: &HostName) -> Result<Option<Host>, RepoError>;
     async fn hosts(&self) -> Result<Vec<Host>, RepoError>;
+    /// A heartbeat arrived: status `active`, `last_heartbeat = at`, agent version recorded.
+    async fn record_heartbeat(
+        &self,
+        uuid: HostUuid,
+        at: DateTime<Utc>,
+        agent_version: Option<String>,
+    ) -> Result<(), RepoError>;
+    /// `active` hosts last heard from before `cutoff` become `unreachable`; returns the ones
+    /// that changed. (Hosts that never heartbeated stay `enrolled`.)
+    async fn mark_unreachable(&self, cutoff: DateTime<Utc>) -> Result<Vec<HostUuid>, RepoError>;
     /// Removes a host and its shards; `false` when there was none.
     async fn delete_host(&self, uuid: HostUuid) -> Result<bool, RepoError>;
 
+    // --- revocation --------------------------------------------------------------------------
+    /// Records a certificate fingerprint as revoked (idempotent).
+    async fn revoke_fingerprint(
+        &self,
+        fingerprint: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), RepoError>;
+    async fn is_revoked(&self, fingerprint: &str) -> Result<bool, RepoError>;
+
+    // --- tokens ------------------------------------------------------------------------------
+    async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<(), RepoError>;
+    /// Consumes the token with this hash atomically: only an unused, unexpired token is
+    /// returned (and marked used); used, expired and unknown tokens give `None`.
+    async fn consume_enroll_token(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<EnrollToken>, RepoError>;
+    async fn insert_api_token(&self, token: &ApiToken) -> Result<(), RepoError>;
+    async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, RepoError>;
+    async fn api_tokens(&self) -> Result<Vec<ApiToken>, RepoError>;
+    /// `false` when there was no such token.
+    async fn delete_api_token(&self, id: Uuid) -> Result<bool, RepoError>;
+
+    // --- desired fleet -----------------------------------------------------------------------
     /// The fleet the operator asked for.
     async fn desired_fleet(&self) -> Result<Option<DecnetConfig>, RepoError>;
     async fn put_desired_fleet(&self, config: &DecnetConfig) -> Result<(), RepoError>;
 
-    /// Inserts or replaces the shard keyed by `(host_uuid, decky_name)`.
+    // --- shards ------------------------------------------------------------------------------
+    /// Inserts or replaces the shard keyed by `(host_uuid, decky_name)` (the runner's view).
     async fn upsert_shard(&self, shard: &Shard) -> Result<(), RepoError>;
     /// Shards of one host, or of every host.
     async fn shards(&self, host: Option<HostUuid>) -> Result<Vec<Shard>, RepoError>;
+    /// `false` when there was none.
+    async fn delete_shard(&self, host: HostUuid, decky: &DeckyName) -> Result<bool, RepoError>;
+    /// Applies a heartbeat's observation under the rules of PRODUCT §6: only for a shard of the
+    /// reporting host, never over a transitional state or a state set after `taken_at`, and
+    /// without writing when nothing changed (`last_seen` may be kept elsewhere).
+    async fn observe_shard(
+        &self,
+        observed: &ObservedShard,
+        now: DateTime<Utc>,
+    ) -> Result<ObserveOutcome, RepoError>;
 
+    // --- lifecycle ---------------------------------------------------------------------------
     async fn create_lifecycle(&self, row: &LifecycleRow) -> Result<(), RepoError>;
     /// The rows with these ids, oldest first; unknown ids are omitted.
     async fn lifecycle_rows(&self, ids: &[Uuid]) -> Result<Vec<LifecycleRow>, RepoError>;
-    /// Compare-and-set under [`crate::model::check_transition`]; returns the row after it.
+    /// Compare-and-set under [`crate::model::check_transition`]; returns the row after it
+    /// (unchanged when already there). `NotFound` for an unknown id; `Transition` when the
+    /// rule refuses (a terminal row never changes).
     async fn transition_lifecycle(
         &self,
         id: Uuid,
@@ -53,4 +129,15 @@ pub trait Repository: Send + Sync {
         error: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<LifecycleRow, RepoError>;
+    /// The oldest open (pending or running) row of this decky, operation and host.
+    async fn find_open_lifecycle(
+        &self,
+        decky: &DeckyName,
+        operation: Operation,
+        host: Option<HostUuid>,
+    ) -> Result<Option<LifecycleRow>, RepoError>;
+    /// Every open row (for the sweep and start-up recovery).
+    async fn open_lifecycle_rows(&self) -> Result<Vec<LifecycleRow>, RepoError>;
+    /// Marks progress on open rows (an agent listed them in `in_flight`): `updated_at = now`.
+    async fn touch_lifecycle(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), RepoError>;
 }
