@@ -1,22 +1,240 @@
-//! `decnet-agent`: the worker agent. This build only reports its version; `serve` and `enroll`
-//! arrive with the worker-agent issue.
+//! `decnet-agent`: parses flags, installs logging, wires the Docker deployer, netlink and the
+//! reaper into the agent library, runs until SIGTERM/SIGINT, and drains.
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use decnet_agent::app::{self, AgentConfig, AgentDeps, DEFAULT_PORT, DEFAULT_STATE_DIR};
+use decnet_agent::paths::agent_dir;
+use decnet_agent::reaper::{parse_reaper_paths, run_reap_command, SystemdRunLauncher};
+use decnet_agent::server::DEFAULT_BODY_LIMIT;
+use decnet_core::adapters::state_file;
+use decnet_core::traits::SystemClock;
+use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
+use decnet_net::NetlinkHostNetwork;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(name = "decnet-agent", version, about = "DECNET-rs worker agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the agent API over mutual TLS (and heartbeat when enrolled).
+    Serve {
+        #[arg(long)]
+        agent_dir: Option<PathBuf>,
+        #[arg(long, default_value = "0.0.0.0")]
+        host: IpAddr,
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+        #[arg(long, env = "DECNET_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Pin the parent interface of this worker's deckies.
+        #[arg(long)]
+        interface: Option<String>,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+        /// Seconds between heartbeats.
+        #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
+        heartbeat_interval: u64,
+        /// Docker network of the deckies.
+        #[arg(long, env = "DECNET_NETWORK", default_value = "decnet_lan")]
+        network_name: String,
+        /// The decky binary (default: next to this executable).
+        #[arg(long, env = "DECNET_DECKY_BIN")]
+        decky_bin: Option<PathBuf>,
+    },
+    /// Enroll with a master using a one-time token.
+    Enroll {
+        #[arg(long)]
+        master: String,
+        #[arg(long, conflicts_with = "token_file")]
+        token: Option<String>,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[arg(long)]
+        agent_dir: Option<PathBuf>,
+    },
+    /// (internal) run a self-destruct plan; launched detached by the agent.
+    #[command(hide = true)]
+    Reap {
+        #[arg(long)]
+        plan: PathBuf,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DECNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = std::env::var("DECNET_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+fn resolve_agent_dir(flag: Option<PathBuf>) -> PathBuf {
+    agent_dir(
+        flag.as_deref(),
+        std::env::var_os("DECNET_AGENT_DIR").as_deref(),
+        std::env::var_os("HOME").map(PathBuf::from).as_deref(),
+        |p| p.exists(),
+    )
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("decnet-agent: {msg}");
+    ExitCode::from(code)
+}
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("--version") | Some("-V") => {
-            println!("decnet-agent {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    if let Command::Reap { plan } = &cli.command {
+        return run_reap_command(plan);
+    }
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+    };
+    rt.block_on(async move {
+        match cli.command {
+            Command::Enroll {
+                master,
+                token,
+                token_file,
+                agent_dir,
+            } => {
+                let token = match (token, token_file, std::env::var("DECNET_ENROLL_TOKEN").ok()) {
+                    (Some(t), _, _) => t,
+                    (None, Some(f), _) => match std::fs::read_to_string(&f) {
+                        Ok(t) => t,
+                        Err(e) => return fail(2, format!("--token-file {}: {e}", f.display())),
+                    },
+                    (None, None, Some(t)) => t,
+                    (None, None, None) => {
+                        return fail(2, "give the token with --token, --token-file or DECNET_ENROLL_TOKEN")
+                    }
+                };
+                let dir = resolve_agent_dir(agent_dir);
+                match decnet_agent::enroll::enroll(&master, &token, &dir).await {
+                    Ok(id) => {
+                        println!(
+                            "enrolled as host {} with {}; bundle in {} — start it with: decnet-agent serve --agent-dir {}",
+                            id.host_uuid,
+                            id.master_url,
+                            dir.display(),
+                            dir.display()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(e.exit_code(), e),
+                }
+            }
+            Command::Serve {
+                agent_dir,
+                host,
+                port,
+                state_dir,
+                interface,
+                body_limit,
+                heartbeat_interval,
+                network_name,
+                decky_bin,
+            } => {
+                let dir = resolve_agent_dir(agent_dir);
+                let identity = match app::load_credentials(&dir) {
+                    Ok((_, id)) => id,
+                    Err(e) => return fail(e.exit_code(), e),
+                };
+                let reaper_paths = match parse_reaper_paths(
+                    &std::env::var("DECNET_REAPER_PATHS").unwrap_or_default(),
+                ) {
+                    Ok(p) => p,
+                    Err(e) => return fail(2, format!("DECNET_REAPER_PATHS: {e}")),
+                };
+                let binary = match image::find_decky_binary(decky_bin.as_deref()) {
+                    Ok(b) => b,
+                    Err(e) => return fail(2, e),
+                };
+                let host_label = identity
+                    .as_ref()
+                    .map_or_else(|| "agent".to_string(), |i| i.host_uuid.to_string());
+                let mut dcfg = DockerDeployerConfig::new(host_label, state_file::state_path(&state_dir), binary);
+                dcfg.network = network_name;
+                let hostnet = Arc::new(NetlinkHostNetwork::new());
+                let deployer = match DockerDeployer::connect(dcfg, hostnet.clone()).await {
+                    Ok(d) => Arc::new(d),
+                    Err(e) => return fail(1, e),
+                };
+                let launcher = match SystemdRunLauncher::new(state_dir.clone()) {
+                    Ok(l) => Arc::new(l),
+                    Err(e) => return fail(1, e),
+                };
+                let cfg = AgentConfig {
+                    agent_dir: dir,
+                    state_dir,
+                    interface,
+                    body_limit,
+                    heartbeat_interval: Duration::from_secs(heartbeat_interval.max(1)),
+                    reaper_paths,
+                };
+                let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await {
+                    Ok(l) => l,
+                    Err(e) => return fail(1, format!("bind {host}:{port}: {e}")),
+                };
+                let shutdown = CancellationToken::new();
+                let deps = AgentDeps {
+                    deployer,
+                    hostnet,
+                    launcher,
+                    clock: Arc::new(SystemClock),
+                    transport: None,
+                };
+                let agent = match app::start(&cfg, deps, listener, shutdown.clone()).await {
+                    Ok(a) => a,
+                    Err(e) => return fail(e.exit_code(), e),
+                };
+                eprintln!("decnet-agent: serving on {}", agent.addr);
+                wait_for_signal().await;
+                shutdown.cancel();
+                let _ = agent.server.await;
+                if let Some(hb) = agent.heartbeat {
+                    let _ = hb.await;
+                }
+                agent.queue.stopped().await;
+                ExitCode::SUCCESS
+            }
+            Command::Reap { .. } => ExitCode::SUCCESS,
         }
-        other => {
-            eprintln!(
-                "decnet-agent {}: {} is not available in this build (serve and enroll are not implemented yet)",
-                env!("CARGO_PKG_VERSION"),
-                other.unwrap_or("no command")
-            );
-            ExitCode::from(2)
-        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }

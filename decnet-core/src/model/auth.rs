@@ -72,3 +72,97 @@ pub struct EnrollToken {
     /// Set when consumed; a token is used at most once.
     pub used_at: Option<DateTime<Utc>>,
 }
+
+/// The text of a one-time enrollment token: `dnet1_<secret>_<ca fingerprint>`.
+///
+/// The secret (43 characters of base64url, 256 bits) authorizes one enrollment; the CA's
+/// fingerprint (64 lowercase hex) lets the worker verify the master before it trusts anything
+/// the master says. The store keeps only the SHA-256 of the whole text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnrollTokenText {
+    pub secret: String,
+    pub ca_fingerprint: String,
+}
+
+impl fmt::Debug for EnrollTokenText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollTokenText")
+            .field("secret", &"<redacted>")
+            .field("ca_fingerprint", &self.ca_fingerprint)
+            .finish()
+    }
+}
+
+/// Prefix of enrollment tokens (versioned).
+pub const ENROLL_TOKEN_PREFIX: &str = "dnet1_";
+
+impl EnrollTokenText {
+    /// The token as the operator copies it.
+    pub fn render(&self) -> String {
+        format!(
+            "{ENROLL_TOKEN_PREFIX}{}_{}",
+            self.secret, self.ca_fingerprint
+        )
+    }
+
+    /// Parses a token, naming what is wrong (without echoing the secret).
+    pub fn parse(text: &str) -> Result<Self, FieldError> {
+        let bad = |rule: &str| FieldError::new("token", "", rule.to_string());
+        let rest = text
+            .trim()
+            .strip_prefix(ENROLL_TOKEN_PREFIX)
+            .ok_or_else(|| bad("is not a DECNET enrollment token (expected dnet1_…)"))?;
+        let (secret, fp) = rest
+            .rsplit_once('_')
+            .ok_or_else(|| bad("is truncated: it has no CA fingerprint"))?;
+        let secret_ok = secret.len() == 43
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !secret_ok {
+            return Err(bad("has a malformed secret (43 base64url characters expected)"));
+        }
+        let fp_ok = fp.len() == 64 && fp.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !fp_ok {
+            return Err(bad(
+                "has a malformed CA fingerprint (64 lowercase hex characters expected)",
+            ));
+        }
+        Ok(Self {
+            secret: secret.to_string(),
+            ca_fingerprint: fp.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enroll_token_round_trip_and_errors() {
+        let t = EnrollTokenText {
+            secret: "a".repeat(40) + "-_Z",
+            ca_fingerprint: "0123456789abcdef".repeat(4),
+        };
+        let text = t.render();
+        assert!(text.starts_with("dnet1_"));
+        assert_eq!(EnrollTokenText::parse(&format!(" {text}\n")).unwrap(), t);
+        assert!(!format!("{t:?}").contains("aaaa"), "Debug never shows the secret");
+        for bad in [
+            "",
+            "dnet2_x",
+            "dnet1_abc",
+            &format!("dnet1_{}_{}", "a".repeat(42), "0".repeat(64)),
+            &format!("dnet1_{}_{}", "a".repeat(43), "0".repeat(63)),
+            &format!("dnet1_{}_{}", "a".repeat(43), "A".repeat(64)),
+            &format!("dnet1_{}!_{}", "a".repeat(42), "0".repeat(64)),
+        ] {
+            let e = EnrollTokenText::parse(bad).unwrap_err();
+            assert_eq!(e.field, "token");
+            assert!(e.value.is_empty(), "the secret is never echoed");
+        }
+        assert_eq!("viewer".parse::<Role>().unwrap(), Role::Viewer);
+        assert!("root".parse::<Role>().is_err());
+    }
+}

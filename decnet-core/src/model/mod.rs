@@ -12,7 +12,7 @@ pub mod state;
 pub mod status;
 pub mod validate;
 
-pub use auth::{ApiToken, EnrollToken, Role};
+pub use auth::{ApiToken, EnrollToken, EnrollTokenText, Role, ENROLL_TOKEN_PREFIX};
 pub use config::{
     CustomService, DeckyConfig, DecnetConfig, Mode, NetworkDriver, ServiceConfig,
     DEFAULT_BUILD_BASE, DEFAULT_MUTATE_INTERVAL,

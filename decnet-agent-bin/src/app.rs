@@ -1,0 +1,206 @@
+//! Starting an agent: the bundle and identity from the agent dir, the mTLS server, the work
+//! queue, the outbox and — when enrolled — the heartbeat loop. The adapters (deployer, host
+//! network, reaper launcher, heartbeat transport) are passed in, so tests run the real server
+//! in-process with mocks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use decnet_core::adapters::state_file;
+use decnet_core::traits::{Clock, Deployer, HeartbeatTransport, HostNetwork};
+use decnet_tls::pki::{Bundle, MASTER_CN};
+use decnet_tls::verify::{server_config, ClientAuth, PeerPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::heartbeat::HeartbeatLoop;
+use crate::outbox::{Outbox, OutboxSink};
+use crate::paths::Identity;
+use crate::queue::{PinnedInterface, WorkQueue};
+use crate::reaper::{Launcher, ReaperPlan};
+use crate::server::{router, AgentApi, Reaper};
+use crate::snapshot::LiveStatus;
+use crate::transport::HttpsTransport;
+
+/// Default agent API port.
+pub const DEFAULT_PORT: u16 = 8765;
+/// Default state dir of an agent.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/decnet/agent";
+
+/// How an agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub agent_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Pins the parent interface of this worker's deckies.
+    pub interface: Option<String>,
+    pub body_limit: usize,
+    pub heartbeat_interval: Duration,
+    /// `DECNET_REAPER_PATHS`, parsed.
+    pub reaper_paths: Vec<PathBuf>,
+}
+
+impl AgentConfig {
+    pub fn state_path(&self) -> PathBuf {
+        state_file::state_path(&self.state_dir)
+    }
+}
+
+/// The adapters an agent runs with.
+pub struct AgentDeps {
+    pub deployer: Arc<dyn Deployer>,
+    pub hostnet: Arc<dyn HostNetwork>,
+    pub launcher: Arc<dyn Launcher>,
+    pub clock: Arc<dyn Clock>,
+    /// Overrides the HTTPS heartbeat transport (tests).
+    pub transport: Option<Arc<dyn HeartbeatTransport>>,
+}
+
+impl std::fmt::Debug for AgentDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentDeps").finish_non_exhaustive()
+    }
+}
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Exit 2: the message contains "no cert bundle".
+    #[error("{0}")]
+    NoBundle(String),
+    /// Exit 2.
+    #[error("{0}")]
+    Config(String),
+    /// Exit 1.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl StartError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::NoBundle(_) | StartError::Config(_) => 2,
+            StartError::Io(_) => 1,
+        }
+    }
+}
+
+/// The bundle and the enrolled identity of an agent dir.
+pub fn load_credentials(agent_dir: &Path) -> Result<(Bundle, Option<Identity>), StartError> {
+    let bundle = Bundle::load_worker_dir(agent_dir).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("no cert bundle") {
+            StartError::NoBundle(text)
+        } else {
+            StartError::Config(text)
+        }
+    })?;
+    let identity = Identity::load(agent_dir).map_err(|e| StartError::Config(e.to_string()))?;
+    Ok((bundle, identity))
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct RunningAgent {
+    pub addr: SocketAddr,
+    pub identity: Option<Identity>,
+    pub server: JoinHandle<()>,
+    pub heartbeat: Option<JoinHandle<()>>,
+    pub queue: Arc<WorkQueue>,
+    pub outbox: Arc<Outbox>,
+}
+
+/// Starts the agent on `listener`. Nothing is converged or rewritten at start-up: the master
+/// drives all work. Cancel `shutdown` to stop; the queue finishes its running job.
+pub async fn start(
+    cfg: &AgentConfig,
+    deps: AgentDeps,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<RunningAgent, StartError> {
+    let (bundle, identity) = load_credentials(&cfg.agent_dir)?;
+    let mut policy = PeerPolicy::from_ca_pem(&bundle.ca_pem)
+        .map_err(|e| StartError::Config(format!("ca.crt: {e}")))?
+        .with_expected_cn(MASTER_CN);
+    if let Some(id) = &identity {
+        policy = policy.with_pinned_fingerprint(id.master_fingerprint.clone());
+    }
+    let tls = server_config(&bundle, &policy, ClientAuth::Required)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+
+    let outbox = Arc::new(
+        Outbox::open(cfg.state_dir.join("outbox")).map_err(|e| StartError::Io(e.to_string()))?,
+    );
+    let wake = Arc::new(Notify::new());
+    let sink = Arc::new(OutboxSink::new(outbox.clone(), wake.clone()));
+    let local = Arc::new(PinnedInterface::new(
+        deps.hostnet.clone(),
+        cfg.interface.clone(),
+    ));
+    let queue = Arc::new(WorkQueue::start(
+        deps.deployer.clone(),
+        sink,
+        local,
+        cfg.state_path(),
+        deps.clock.clone(),
+        shutdown.clone(),
+    ));
+    let status = Arc::new(LiveStatus {
+        deployer: deps.deployer.clone(),
+        state_path: cfg.state_path(),
+        queue: queue.clone(),
+        clock: deps.clock.clone(),
+    });
+    let reaper = Arc::new(Reaper {
+        deployer: deps.deployer.clone(),
+        launcher: deps.launcher.clone(),
+        plan: ReaperPlan::new(cfg.reaper_paths.clone()),
+    });
+    let api = Arc::new(AgentApi {
+        queue: queue.clone(),
+        status: status.clone(),
+        state_path: cfg.state_path(),
+        host_uuid: identity.as_ref().map(|i| i.host_uuid),
+        self_destruct: reaper,
+    });
+    let app = router(api, cfg.body_limit);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Io(e.to_string()))?;
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move {
+        if let Err(e) = decnet_web::serve(listener, Some(tls), app, token).await {
+            tracing::error!(error = %e, "agent server failed");
+        }
+    });
+
+    let heartbeat = match &identity {
+        None => {
+            tracing::info!("not enrolled: serving without heartbeats");
+            None
+        }
+        Some(id) => {
+            let transport: Arc<dyn HeartbeatTransport> = match deps.transport {
+                Some(t) => t,
+                None => Arc::new(HttpsTransport::new(&bundle, id).map_err(StartError::Config)?),
+            };
+            let mut hb = HeartbeatLoop::new(transport, outbox.clone(), status, id.host_uuid);
+            hb.interval = cfg.heartbeat_interval;
+            let token = shutdown.clone();
+            Some(tokio::spawn(hb.run(wake, token)))
+        }
+    };
+    tracing::info!(%addr, enrolled = identity.is_some(), "agent serving");
+    Ok(RunningAgent {
+        addr,
+        identity,
+        server,
+        heartbeat,
+        queue,
+        outbox,
+    })
+}

@@ -1,0 +1,22 @@
+//! # decnet-agent
+//!
+//! The worker agent's library: everything `decnet-agent` does beyond parsing flags and wiring
+//! adapters, so tests can drive it in-process.
+//!
+//! - [`outbox`]: the durable lifecycle outbox (deltas survive restarts until the master acks).
+//! - [`heartbeat`]: the heartbeat loop that carries status and pending deltas to the master.
+//! - [`queue`]: the per-host work queue that runs deploy/mutate/teardown one at a time.
+//! - [`snapshot`]: the live `/status` snapshot (also the heartbeat's `status`).
+//! - [`reaper`]: self-destruct — the allow-listed wipe and its detached launcher.
+//! - [`paths`]: the agent directory and the enrolled identity file.
+
+pub mod app;
+pub mod enroll;
+pub mod heartbeat;
+pub mod outbox;
+pub mod paths;
+pub mod queue;
+pub mod reaper;
+pub mod server;
+pub mod snapshot;
+pub mod transport;

@@ -1,0 +1,75 @@
+//! `HeartbeatTransport` over reqwest + rustls: the worker's certificate as client identity,
+//! the master verified by CA, CN `decnet-master` and the fingerprint pinned at enrollment —
+//! never by hostname, so the master's address may change.
+
+use std::time::Duration;
+
+use decnet_core::model::HeartbeatBody;
+use decnet_core::traits::{HeartbeatAck, HeartbeatTransport, TransportError};
+use decnet_tls::pki::{Bundle, MASTER_CN};
+use decnet_tls::verify::{client_config, PeerPolicy};
+
+use crate::paths::Identity;
+
+/// How long one heartbeat may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the pinned mTLS client the agent uses towards the master.
+pub fn master_client(bundle: &Bundle, master_fingerprint: &str) -> Result<reqwest::Client, String> {
+    let policy = PeerPolicy::from_ca_pem(&bundle.ca_pem)
+        .map_err(|e| e.to_string())?
+        .with_expected_cn(MASTER_CN)
+        .with_pinned_fingerprint(master_fingerprint);
+    let tls = client_config(bundle, &policy).map_err(|e| e.to_string())?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .timeout(REQUEST_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// POSTs heartbeats to `<master_url>/swarm/heartbeat` on one persistent connection.
+#[derive(Debug, Clone)]
+pub struct HttpsTransport {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl HttpsTransport {
+    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
+        Ok(Self {
+            client: master_client(bundle, &identity.master_fingerprint)?,
+            url: format!(
+                "{}/swarm/heartbeat",
+                identity.master_url.trim_end_matches('/')
+            ),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl HeartbeatTransport for HttpsTransport {
+    async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                let text = format!("{e:#}");
+                if text.contains("certificate") || text.contains("Certificate") {
+                    TransportError::Identity(text)
+                } else {
+                    TransportError::Unreachable(text)
+                }
+            })?;
+        let status = resp.status().as_u16();
+        Ok(if status == 204 {
+            HeartbeatAck::Accepted
+        } else {
+            HeartbeatAck::Rejected { status }
+        })
+    }
+}

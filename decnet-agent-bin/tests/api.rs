@@ -1,0 +1,386 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! The agent API over real mutual TLS on loopback: who may talk to it, and every row of
+//! PRODUCT §5 with its status codes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use decnet_core::model::HostUuid;
+use decnet_tls::pki::{Ca, LeafSpec};
+use serde_json::{json, Value};
+
+const LIMIT: usize = 64 * 1024;
+
+fn shard() -> Value {
+    json!({
+        "mode": "swarm", "interface": "eth0", "subnet": "192.168.1.0/24", "gateway": "192.168.1.1",
+        "deckies": [
+            {"name": "decky-01", "ip": "192.168.1.10", "services": ["ssh"], "distro": "debian",
+             "base_image": "debian:bookworm-slim", "hostname": "SRV-WEB-42"},
+            {"name": "decky-02", "ip": "192.168.1.11", "services": ["http"], "distro": "debian",
+             "base_image": "debian:bookworm-slim", "hostname": "SRV-DB-11"}
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pinned_master_gets_in() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = HostUuid::new_v4();
+    // The master URL is unreachable: this test is about the API, not heartbeats.
+    pki.write_agent_dir(
+        dir.path(),
+        Some(&identity(&pki, host, "https://127.0.0.1:9")),
+    );
+    let a = start_agent(dir.path(), state.path(), None, LIMIT).await;
+
+    let foreign_ca = Ca::generate("DECNET test CA").unwrap();
+    let foreign = foreign_ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    let second_master = pki.ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    let anonymous = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            (*decnet_tls::verify::anonymous_client_config(
+                &decnet_tls::verify::PeerPolicy::from_ca_pem(pki.ca.cert_pem()).unwrap(),
+            )
+            .unwrap())
+            .clone(),
+        )
+        .build()
+        .unwrap();
+    let foreign_client = {
+        // Trusts the agent, presents a cert of another CA.
+        let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(pki.ca.cert_pem()).unwrap();
+        let bundle = decnet_tls::pki::Bundle {
+            ca_pem: pki.ca.cert_pem().to_string(),
+            cert_pem: foreign.cert_pem.clone(),
+            key_pem: foreign.key_pem.clone(),
+        };
+        let tls = decnet_tls::verify::client_config(&bundle, &policy).unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .build()
+            .unwrap()
+    };
+    let refused = [
+        ("no client certificate", anonymous),
+        ("foreign CA", foreign_client),
+        ("a worker's certificate", pki.client_as(&pki.worker)),
+        (
+            "a second decnet-master certificate",
+            pki.client_as(&second_master),
+        ),
+        (
+            "an expired master certificate",
+            pki.client_as(&expired_master(&pki)),
+        ),
+    ];
+    for (what, client) in refused {
+        let r = client.get(format!("{}/health", a.url)).send().await;
+        assert!(r.is_err(), "{what} must be refused, got {r:?}");
+    }
+    let ok = pki
+        .master_client()
+        .get(format!("{}/health", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let v: Value = ok.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+
+    // Without identity.json there is no pin: any decnet-master of the CA is accepted, workers
+    // still are not.
+    a.stop().await;
+    let dir2 = tempfile::tempdir().unwrap();
+    pki.write_agent_dir(dir2.path(), None);
+    let b = start_agent(dir2.path(), state.path(), None, LIMIT).await;
+    assert!(b.agent.heartbeat.is_none(), "no identity: no heartbeats");
+    assert_eq!(
+        pki.client_as(&second_master)
+            .get(format!("{}/health", b.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(pki
+        .client_as(&pki.worker)
+        .get(format!("{}/health", b.url))
+        .send()
+        .await
+        .is_err());
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_of_the_contract() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let host = HostUuid::new_v4();
+    pki.write_agent_dir(
+        dir.path(),
+        Some(&identity(&pki, host, "https://127.0.0.1:9")),
+    );
+    let a = start_agent(dir.path(), state.path(), None, LIMIT).await;
+    let c = pki.master_client();
+    let post = |path: &str, body: Value| c.post(format!("{}{path}", a.url)).json(&body).send();
+
+    // Nothing deployed yet.
+    let s: Value = c
+        .get(format!("{}/status", a.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["deployed"], false);
+    assert_eq!(s["deckies"], json!([]));
+    assert!(s["taken_at"].is_string() && s["in_flight"].is_array());
+
+    // Rejections never touch the state file.
+    let fingerprint = || std::fs::read(a.state_path()).ok();
+    let before = fingerprint();
+    let mut bad_ip = shard();
+    bad_ip["deckies"][0]["ip"] = json!("192.168.1.300");
+    let table: Vec<(&str, Value, u16, &str)> = vec![
+        ("/deploy", json!({"config": bad_ip}), 422, "config.deckies"),
+        (
+            "/deploy",
+            json!({"config": shard(), "colour": 1}),
+            422,
+            "unknown field `colour`",
+        ),
+        (
+            "/deploy",
+            json!({"config": shard(), "lifecycle_ids": {"nope": uuid::Uuid::new_v4()}}),
+            422,
+            "lifecycle_ids.nope",
+        ),
+        ("/deploy", json!({}), 422, "missing field `config`"),
+        (
+            "/mutate",
+            json!({"decky_id": "decky-01", "services": []}),
+            422,
+            "at least one service",
+        ),
+        (
+            "/mutate",
+            json!({"decky_id": "decky-01", "services": ["gopher"]}),
+            422,
+            "not a known service",
+        ),
+        (
+            "/mutate",
+            json!({"decky_id": "Decky_01", "services": ["ssh"]}),
+            422,
+            "decky_id",
+        ),
+        (
+            "/mutate",
+            json!({"decky_id": "decky-01", "services": ["ssh"], "dry_run": true}),
+            404,
+            "no active deployment",
+        ),
+        ("/teardown", json!({"decky_id": "a.b"}), 422, "decky_id"),
+        (
+            "/self-destruct",
+            json!({"host_uuid": HostUuid::new_v4().to_string()}),
+            403,
+            "not this host",
+        ),
+        (
+            "/self-destruct",
+            json!({"host_uuid": "not-a-uuid"}),
+            403,
+            "not this host",
+        ),
+    ];
+    for (path, body, code, detail) in table {
+        let r = post(path, body.clone()).await.unwrap();
+        assert_eq!(r.status().as_u16(), code, "{path} {body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["detail"].as_str().unwrap().contains(detail),
+            "{path}: {v}"
+        );
+    }
+    // Malformed JSON is a 400, an oversized body a 413 decided from Content-Length.
+    let r = c
+        .post(format!("{}/deploy", a.url))
+        .body("{\"config\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .post(format!("{}/deploy", a.url))
+        .header("content-type", "application/json")
+        .body(vec![b' '; LIMIT + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    for path in ["/docs", "/openapi.json"] {
+        assert_eq!(
+            c.get(format!("{}{path}", a.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404
+        );
+    }
+    assert_eq!(
+        fingerprint(),
+        before,
+        "rejected requests leave the state file untouched"
+    );
+
+    // Deploy: 202 at once, queued, deltas through the outbox.
+    let id1 = uuid::Uuid::new_v4();
+    let r = post(
+        "/deploy",
+        json!({"config": shard(), "lifecycle_ids": {"decky-01": id1}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "accepted", "deckies": ["decky-01", "decky-02"]})
+    );
+    let r = post("/deploy", json!({"config": shard(), "dry_run": true}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Teardown of one decky: 202 with the decky id.
+    let r = post("/teardown", json!({"decky_id": "decky-02"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "accepted", "decky_id": "decky-02"})
+    );
+    let r = post("/teardown", json!({"decky_id": null})).await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "accepted", "decky_id": null})
+    );
+
+    // Mutate: 202 with the echo.
+    let r = post(
+        "/mutate",
+        json!({"decky_id": "decky-01", "services": ["ssh", "ftp"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "accepted", "decky_id": "decky-01", "services": ["ssh", "ftp"]})
+    );
+
+    // The work ran, in order, and left one delta per decky per operation in the outbox.
+    for _ in 0..100 {
+        if a.agent.queue.is_empty() && a.agent.queue.in_flight().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let calls = a.deployer.calls.lock().unwrap().clone();
+    assert_eq!(calls[0], "deploy 2", "{calls:?}");
+    let deltas = a.agent.outbox.pending(100);
+    assert!(deltas
+        .iter()
+        .any(|d| d.lifecycle_id == Some(id1) && d.decky_name.as_str() == "decky-01"));
+
+    // Self-destruct: bound to this host; the reaper is launched with the allow-list.
+    let r = post("/self-destruct", json!({"host_uuid": host.to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "self_destruct_scheduled"})
+    );
+    let plans = a.launcher.launched.lock().unwrap().clone();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].paths, [std::path::PathBuf::from("/opt/decnet")]);
+    *a.launcher.fail.lock().unwrap() = true;
+    let r = post("/self-destruct", json!({"host_uuid": host.to_string()}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.json::<Value>().await.unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("reaper not spawned"));
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn original_state_files_are_served() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_agent_dir(dir.path(), None);
+    for with_host_uuid in [false, true] {
+        let state = tempfile::tempdir().unwrap();
+        let host = if with_host_uuid {
+            format!("\"{}\"", uuid::Uuid::new_v4())
+        } else {
+            "null".into()
+        };
+        std::fs::write(
+            state.path().join("decnet-state.json"),
+            format!(
+                r#"{{"config": {{"mode": "swarm", "interface": "eth0", "subnet": "10.0.0.0/24",
+                "gateway": "10.0.0.1", "deckies": [{{"name": "decky-01", "ip": "10.0.0.5",
+                "services": ["ssh"], "distro": "debian", "base_image": "debian:bookworm-slim",
+                "hostname": "SRV-DB-11", "host_uuid": {host}}}]}}, "compose_path": "decnet-compose.yml"}}"#
+            ),
+        )
+        .unwrap();
+        let before = std::fs::read(state.path().join("decnet-state.json")).unwrap();
+        let a = start_agent(dir.path(), state.path(), None, LIMIT).await;
+        let s: Value = pki
+            .master_client()
+            .get(format!("{}/status", a.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(s["deployed"], true, "{s}");
+        assert_eq!(s["mode"], "swarm");
+        assert_eq!(s["compose_path"], "decnet-compose.yml");
+        assert_eq!(s["deckies"][0]["name"], "decky-01");
+        assert!(s["runtime"].is_object());
+        // The dry-run mutate finds the decky in the original's file.
+        let r = pki
+            .master_client()
+            .post(format!("{}/mutate", a.url))
+            .json(&json!({"decky_id": "decky-01", "services": ["ftp"], "dry_run": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "dry_run");
+        a.stop().await;
+        // Start-up and reads never rewrite the state file.
+        assert_eq!(
+            std::fs::read(state.path().join("decnet-state.json")).unwrap(),
+            before
+        );
+    }
+}
