@@ -13,4 +13,6 @@ pub mod fleet;
 pub mod model;
 pub mod plan;
 pub mod registry;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testkit;
 pub mod traits;

@@ -15,4 +15,4 @@ pub mod serve;
 
 pub use error::ApiError;
 pub use json::JsonBody;
-pub use serve::{body_limit, serve, PeerCertificate};
+pub use serve::{body_limit, serve, PeerCertificate, RemoteAddr};

@@ -25,6 +25,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PeerCertificate(pub Option<CertificateDer<'static>>);
 
+/// The client's socket address (for rate limits and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
 /// Bodies larger than `limit` get 413 — decided from `Content-Length` before anything is
 /// read, and enforced while reading when there is no length.
 pub fn body_limit(router: Router, limit: usize) -> Router {
@@ -65,7 +69,7 @@ pub async fn serve(
             let builder = hyper::server::conn::http1::Builder::new();
             match acceptor {
                 None => {
-                    let svc = with_peer(app, None);
+                    let svc = with_peer(app, None, peer);
                     let conn = builder.serve_connection(TokioIo::new(stream), svc);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended");
@@ -91,7 +95,7 @@ pub async fn serve(
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .map(|c| c.clone().into_owned());
-                    let svc = with_peer(app, cert);
+                    let svc = with_peer(app, cert, peer);
                     let conn = builder.serve_connection(TokioIo::new(tls), svc);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, error = %e, "connection ended");
@@ -114,6 +118,7 @@ pub async fn serve(
 fn with_peer(
     app: Router,
     cert: Option<CertificateDer<'static>>,
+    remote: std::net::SocketAddr,
 ) -> impl hyper::service::Service<
     axum::extract::Request<hyper::body::Incoming>,
     Response = axum::response::Response,
@@ -124,6 +129,7 @@ fn with_peer(
     hyper::service::service_fn(
         move |mut req: axum::extract::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(peer.clone());
+            req.extensions_mut().insert(RemoteAddr(remote));
             app.clone().oneshot(req)
         },
     )

@@ -1,5 +1,6 @@
 //! The traits adapters implement. Each has a mockall mock behind feature `test-util`.
 
+pub mod bus;
 pub mod clock;
 pub mod deployer;
 pub mod heartbeat;
@@ -7,6 +8,7 @@ pub mod hostnet;
 pub mod lifecycle;
 pub mod repository;
 
+pub use bus::{Bus, BusEvent};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
@@ -16,6 +18,6 @@ pub use repository::{ObserveOutcome, ObservedShard, RepoError, Repository};
 
 #[cfg(any(test, feature = "test-util"))]
 pub use {
-    clock::MockClock, deployer::MockDeployer, heartbeat::MockHeartbeatTransport,
+    bus::MockBus, clock::MockClock, deployer::MockDeployer, heartbeat::MockHeartbeatTransport,
     hostnet::MockHostNetwork, lifecycle::MockLifecycleSink, repository::MockRepository,
 };

@@ -1,0 +1,103 @@
+//! `Bus`: where events go (PRODUCT §9). Publishing is best-effort and never fails the
+//! operation: the database write is authoritative.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{DeckyName, HostUuid, LifecycleStatus, Operation};
+
+/// One event: a topic and a JSON body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BusEvent {
+    pub topic: String,
+    pub body: Value,
+}
+
+impl BusEvent {
+    /// `decky.<name>.lifecycle` `{"lifecycle_id","operation","status","error"?}`.
+    pub fn lifecycle(
+        decky: &DeckyName,
+        lifecycle_id: uuid::Uuid,
+        operation: Operation,
+        status: LifecycleStatus,
+        error: Option<&str>,
+    ) -> Self {
+        let mut body = serde_json::json!({
+            "lifecycle_id": lifecycle_id,
+            "operation": operation,
+            "status": status,
+        });
+        if let Some(e) = error {
+            body["error"] = Value::String(e.to_string());
+        }
+        Self {
+            topic: format!("decky.{decky}.lifecycle"),
+            body,
+        }
+    }
+
+    /// `decky.<host>:<name>.state` — `host` is `local` for unihost deckies.
+    pub fn state(
+        host: HostUuid,
+        decky: &DeckyName,
+        state: &str,
+        transition: &str,
+        previous_state: Option<&str>,
+    ) -> Self {
+        let host_seg = host.topic_segment();
+        let mut body = serde_json::json!({
+            "host_uuid": host_seg,
+            "name": decky,
+            "state": state,
+            "transition": transition,
+            "source": "fleet",
+        });
+        if let Some(p) = previous_state {
+            body["previous_state"] = Value::String(p.to_string());
+        }
+        Self {
+            topic: format!("decky.{host_seg}:{decky}.state"),
+            body,
+        }
+    }
+
+    /// `decky.<name>.mutation` when services change.
+    pub fn mutation(decky: &DeckyName, old: &[String], new: &[String], trigger: &str) -> Self {
+        Self {
+            topic: format!("decky.{decky}.mutation"),
+            body: serde_json::json!({
+                "decky_name": decky,
+                "old_services": old,
+                "new_services": new,
+                "trigger": trigger,
+            }),
+        }
+    }
+}
+
+/// Publishes events; implementations must not block or fail the caller.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+pub trait Bus: Send + Sync {
+    fn publish(&self, event: BusEvent);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_and_bodies() {
+        let d = DeckyName::new("decky-01").unwrap();
+        let id = uuid::Uuid::nil();
+        let e = BusEvent::lifecycle(&d, id, Operation::Deploy, LifecycleStatus::Failed, Some("boom"));
+        assert_eq!(e.topic, "decky.decky-01.lifecycle");
+        assert_eq!(e.body["status"], "failed");
+        assert_eq!(e.body["error"], "boom");
+        let e = BusEvent::state(HostUuid::LOCAL, &d, "running", "changed", Some("degraded"));
+        assert_eq!(e.topic, "decky.local:decky-01.state");
+        assert_eq!(e.body["source"], "fleet");
+        assert_eq!(e.body["previous_state"], "degraded");
+        let h = HostUuid::new_v4();
+        assert_eq!(BusEvent::state(h, &d, "running", "inserted", None).topic, format!("decky.{h}:decky-01.state"));
+    }
+}
