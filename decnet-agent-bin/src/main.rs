@@ -101,6 +101,7 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    decnet_tls::install_default_provider();
     let cli = Cli::parse();
     if let Command::Reap { plan } = &cli.command {
         return run_reap_command(plan);

@@ -527,10 +527,19 @@ impl DockerDeployer {
                 by_decky.entry(d.name.clone()).or_default();
             }
         }
-        let mut outcomes = BTreeMap::new();
-        for (name, list) in by_decky {
-            outcomes.insert(name, self.remove_all(&list).await);
-        }
+        // Deckies go in parallel, bounded like deploys.
+        let sem = Semaphore::new(self.cfg.parallelism.max(1));
+        let removals = by_decky.into_iter().map(|(name, list)| {
+            let sem = &sem;
+            async move {
+                let _permit = sem.acquire().await;
+                (name, self.remove_all(&list).await)
+            }
+        });
+        let outcomes: BTreeMap<_, _> = futures_util::future::join_all(removals)
+            .await
+            .into_iter()
+            .collect();
         network::remove(&self.docker, &self.cfg.network).await?;
         if link_exists {
             let routes: Vec<Ipv4Net> = state
@@ -545,13 +554,18 @@ impl DockerDeployer {
     }
 
     /// Removes one decky's containers, services before the base.
+    /// Removes one decky's containers: its services together, then the base.
     async fn remove_all(&self, list: &[(Observed, String)]) -> DeckyOutcome {
-        let mut errors = Vec::new();
-        let ordered = list
+        let services = list
             .iter()
             .filter(|(o, _)| o.role != Role::Base)
-            .chain(list.iter().filter(|(o, _)| o.role == Role::Base));
-        for (o, _) in ordered {
+            .map(|(o, _)| self.remove_container(&o.id));
+        let mut errors: Vec<String> = futures_util::future::join_all(services)
+            .await
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| e.to_string()))
+            .collect();
+        for (o, _) in list.iter().filter(|(o, _)| o.role == Role::Base) {
             if let Err(e) = self.remove_container(&o.id).await {
                 errors.push(e.to_string());
             }

@@ -56,6 +56,16 @@ pub enum Command {
     Archetypes(ListArgs),
     /// List the distros deckies can claim to be.
     Distros(ListArgs),
+    /// Set this host up as a master: CA, master certificate, store, first admin API token.
+    Init(InitArgs),
+    /// Enroll, list and decommission worker hosts (through the master).
+    #[command(subcommand)]
+    Hosts(HostsCommand),
+    /// Create, list and revoke operator API tokens (through the master).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Run the master: operator API, swarm endpoint and background loops.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -195,4 +205,165 @@ pub struct DemoArgs {
     /// The decky binary (default: `decnet-decky` next to this executable).
     #[arg(long, env = "DECNET_DECKY_BIN")]
     pub decky_bin: Option<PathBuf>,
+}
+
+/// Where `decnet init --systemd` writes its units by default.
+pub const DEFAULT_SYSTEMD_DIR: &str = "/etc/systemd/system";
+/// The agent's environment file (`EnvironmentFile=` of `decnet-agent.service`).
+pub const DEFAULT_AGENT_ENV: &str = "/etc/decnet/agent.env";
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The store: sqlite://<path> (default: decnet.db in the data dir) or postgres://….
+    #[arg(long, env = "DECNET_DB", hide_env_values = true)]
+    pub db: Option<String>,
+    /// Also write hardened systemd units (decnet-master.service, decnet-agent.service,
+    /// decnet.target); never runs systemctl.
+    #[arg(long)]
+    pub systemd: bool,
+    /// Where --systemd writes the units.
+    #[arg(long, default_value = DEFAULT_SYSTEMD_DIR, requires = "systemd")]
+    pub systemd_dir: PathBuf,
+    /// The agent's environment file, where --systemd records DECNET_REAPER_PATHS.
+    #[arg(long, default_value = DEFAULT_AGENT_ENV, requires = "systemd")]
+    pub agent_env: PathBuf,
+    /// Issue a new admin token even when admin.token exists (the old one is revoked).
+    #[arg(long)]
+    pub force_token: bool,
+}
+
+/// How a client command reaches the master.
+#[derive(Clone, Args)]
+pub struct ClientArgs {
+    /// The master's operator API URL (default: from <data-dir>/master.json while `decnet
+    /// serve` runs).
+    #[arg(long, env = "DECNET_MASTER_URL")]
+    pub master: Option<String>,
+    /// Operator API token (default: <data-dir>/admin.token).
+    #[arg(long, env = "DECNET_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate that verifies an https:// master (default: <data-dir>/ca.crt).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ClientArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientArgs")
+            .field("master", &self.master)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostsCommand {
+    /// Make a one-time enrollment token and print the command to run on the worker.
+    Enroll(HostsEnrollArgs),
+    /// List the enrolled worker hosts.
+    List(ClientListArgs),
+    /// Decommission a worker: best-effort self-destruct, revoke its certificate, forget it.
+    Decommission(HostsDecommissionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HostsEnrollArgs {
+    /// The worker's name (its certificate CN; `decnet-master` is reserved).
+    #[arg(long)]
+    pub name: String,
+    /// HOST:PORT where the master reaches the worker's agent (e.g. 10.0.0.5:8765).
+    #[arg(long)]
+    pub address: String,
+    /// Print JSON ({"token","expires_at","command"}).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsDecommissionArgs {
+    /// The enrolled host's name.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token (shown once).
+    Create(TokensCreateArgs),
+    /// List the API tokens (without secrets).
+    List(ClientListArgs),
+    /// Revoke an API token.
+    Revoke(TokensRevokeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything.
+    Admin,
+    /// Read-only routes.
+    Viewer,
+}
+
+impl From<RoleArg> for decnet_core::model::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => decnet_core::model::Role::Admin,
+            RoleArg::Viewer => decnet_core::model::Role::Viewer,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokensCreateArgs {
+    /// What the token may do.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Print JSON ({"id","token","role"}).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokensRevokeArgs {
+    /// The token's id (see `decnet tokens list`).
+    pub id: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The store: sqlite://PATH (default: decnet.db in the data dir) or postgres://…
+    #[arg(long, env = "DECNET_DB")]
+    pub db: Option<String>,
+    /// Operator API address: plain HTTP on loopback, HTTPS anywhere else.
+    #[arg(long, env = "DECNET_API_BIND", default_value = "127.0.0.1:8000")]
+    pub api_bind: std::net::SocketAddr,
+    /// Swarm endpoint address (mutual TLS).
+    #[arg(long, env = "DECNET_SWARM_BIND", default_value = "0.0.0.0:8770")]
+    pub swarm_bind: std::net::SocketAddr,
+    /// The swarm URL printed in enrollment commands (default: this host's name and port).
+    #[arg(long, env = "DECNET_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Most deckies the fleet may hold.
+    #[arg(long, default_value_t = 256)]
+    pub fleet_limit: usize,
+    /// The agents' heartbeat interval in seconds (hosts go unreachable after 3 missed).
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat_interval: u64,
 }

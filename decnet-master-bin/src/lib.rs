@@ -1,9 +1,11 @@
 //! The `decnet` binary's library: every command as a function tests can call.
 
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod error;
 pub mod logging;
+pub mod master;
 
 use std::io::Write;
 
@@ -23,5 +25,9 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Services(a) => commands::listing::services(a.json, out),
         cli::Command::Archetypes(a) => commands::listing::archetypes(a.json, out),
         cli::Command::Distros(a) => commands::listing::distros(a.json, out),
+        cli::Command::Init(a) => commands::init::run(&data_dir, &a, out).await,
+        cli::Command::Hosts(c) => commands::hosts::run(&data_dir, &c, out).await,
+        cli::Command::Tokens(c) => commands::tokens::run(&data_dir, &c, out).await,
+        cli::Command::Serve(a) => commands::serve::run(&data_dir, &a, out).await,
     }
 }

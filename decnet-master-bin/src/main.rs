@@ -7,6 +7,7 @@ use clap::Parser;
 use decnet_master_bin::{cli::Cli, logging, run};
 
 fn main() -> ExitCode {
+    decnet_tls::install_default_provider();
     let cli = Cli::parse();
     logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

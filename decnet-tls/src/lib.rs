@@ -39,3 +39,4 @@ pub mod verify;
 pub use error::{Error, Result};
 /// The rustls this crate is built with (use it to name rustls types at the same version).
 pub use rustls;
+pub use verify::install_default_provider;

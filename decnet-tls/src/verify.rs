@@ -27,6 +27,13 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Installs ring as the process-wide default provider, for clients built without an explicit
+/// config (plain-HTTP reqwest clients still look one up). Idempotent; binaries call it first
+/// thing.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Who a peer must be: a certificate chained to `ca`, and when set, CN `expected_cn` and
 /// SHA-256 `pinned_fingerprint` (lowercase hex of the leaf DER; `:` separators and upper case
 /// are accepted).

@@ -1,0 +1,104 @@
+//! `decnet serve`: runs the master until SIGTERM/SIGINT, then drains.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use decnet_core::traits::SystemClock;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::error::CliError;
+use crate::master::layout::DataDir;
+use crate::master::run::{self, MasterConfig, MasterError};
+use crate::master::state::MasterSettings;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// What `--advertise` defaults to: the swarm listener's address, or this machine's name when
+/// it listens on every address.
+pub fn default_advertise(swarm: SocketAddr) -> String {
+    if swarm.ip().is_unspecified() {
+        format!("https://{}:{}", hostname(), swarm.port())
+    } else {
+        format!("https://{swarm}")
+    }
+}
+
+pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let layout = DataDir::new(data_dir);
+    let db = args.db.clone().unwrap_or_else(|| layout.default_db_url());
+    let repo = decnet_store::open(&db)
+        .await
+        .map_err(|e| CliError::usage(format!("--db: {e}")))?;
+    let bind = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("bind {addr}: {e}")))
+    };
+    let api = bind(args.api_bind).await?;
+    let swarm = bind(args.swarm_bind).await?;
+    let settings = MasterSettings {
+        heartbeat_interval: run::interval_secs(args.heartbeat_interval),
+        advertise: args
+            .advertise
+            .clone()
+            .unwrap_or_else(|| default_advertise(args.swarm_bind)),
+        fleet_limit: args.fleet_limit,
+        ..MasterSettings::default()
+    };
+    let cfg = MasterConfig {
+        data_dir: layout.clone(),
+        db_url: Some(db),
+        api_bind: args.api_bind,
+        swarm_bind: args.swarm_bind,
+        settings,
+    };
+    let shutdown = CancellationToken::new();
+    let running = run::start(
+        &cfg,
+        repo,
+        Arc::new(SystemClock),
+        api,
+        swarm,
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| match e {
+        MasterError::Config(m) => CliError::Usage(m),
+        MasterError::Runtime(m) => CliError::Failed(anyhow::anyhow!(m)),
+    })?;
+    run::write_master_json(&layout, &running.api_url, &running.swarm_url)
+        .context("write master.json")?;
+    writeln!(
+        out,
+        "decnet master: operator API {} · swarm endpoint {} (advertised as {})",
+        running.api_url, running.swarm_url, running.master.settings.advertise
+    )
+    .context("write")?;
+    out.flush().ok();
+    wait_for_signal().await;
+    shutdown.cancel();
+    running.join().await;
+    let _ = std::fs::remove_file(layout.master_json());
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,263 @@
+//! The operator API (PRODUCT §7): tokens, enrollment tokens, hosts, metrics, health.
+//! Deckies and lifecycle routes join with the lifecycle runner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use decnet_core::model::{ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, Role};
+use decnet_core::traits::RepoError;
+use decnet_web::{ApiError, JsonBody};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::layout::{new_api_token, new_secret, token_hash};
+use super::state::Master;
+
+type Ctx = State<Arc<Master>>;
+
+pub fn router(m: Arc<Master>, limit: usize) -> Router {
+    let r = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/tokens", post(create_token).get(list_tokens))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/swarm/enroll-tokens", post(create_enroll_token))
+        .route("/api/v1/swarm/hosts", get(list_hosts))
+        .route(
+            "/api/v1/swarm/hosts/{uuid}",
+            get(get_host).delete(decommission),
+        )
+        .with_state(m);
+    decnet_web::body_limit(r, limit)
+}
+
+fn store_error(e: RepoError) -> ApiError {
+    tracing::error!(error = %e, "store error");
+    ApiError::internal("store unavailable")
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
+    let hosts = m.hosts_view().await.map_err(store_error)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m.metrics.render(&hosts),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateToken {
+    role: Role,
+}
+
+async fn create_token(
+    State(m): Ctx,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.admin()?;
+    let token = new_api_token();
+    let row = ApiToken {
+        id: Uuid::new_v4(),
+        hash: token_hash(&token),
+        role: req.role,
+        created_at: m.clock.now(),
+    };
+    m.repo.insert_api_token(&row).await.map_err(store_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": row.id, "token": token, "role": row.role})),
+    ))
+}
+
+async fn list_tokens(State(m): Ctx, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.admin()?;
+    let tokens = m.repo.api_tokens().await.map_err(store_error)?;
+    Ok(Json(Value::Array(
+        tokens
+            .iter()
+            .map(|t| json!({"id": t.id, "role": t.role, "created_at": t.created_at}))
+            .collect(),
+    )))
+}
+
+fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::unprocessable(format!("{field}: {s:?} is not a UUID")))
+}
+
+async fn revoke_token(
+    State(m): Ctx,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.admin()?;
+    let id = parse_uuid("id", &id)?;
+    if m.repo.delete_api_token(id).await.map_err(store_error)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no token {id}")))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEnrollToken {
+    name: String,
+    address: String,
+}
+
+/// `host:port`, port 1-65535, a non-empty host without spaces or slashes.
+fn check_address(address: &str) -> Result<(), ApiError> {
+    let bad = |rule: &str| ApiError::unprocessable(format!("address: {address:?} {rule}"));
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| bad("must be HOST:PORT (the agent API, e.g. 10.0.0.5:8765)"))?;
+    let host = host.trim_matches(|c| c == '[' || c == ']');
+    if host.is_empty() || host.contains(['/', ' ', '@']) {
+        return Err(bad("has no usable host part"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad("has a port outside 1-65535")),
+    }
+}
+
+async fn create_enroll_token(
+    State(m): Ctx,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateEnrollToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.admin()?;
+    let name = HostName::new_worker(req.name.clone())
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    check_address(&req.address)?;
+    if m.repo
+        .host_by_name(&name)
+        .await
+        .map_err(store_error)?
+        .is_some()
+    {
+        return Err(ApiError::conflict(format!(
+            "name: a host named {:?} is already enrolled",
+            name.as_str()
+        )));
+    }
+    let text = EnrollTokenText {
+        secret: new_secret(),
+        ca_fingerprint: m.pki.ca_fingerprint.clone(),
+    }
+    .render();
+    let now = m.clock.now();
+    let ttl = chrono::Duration::from_std(m.settings.enroll_token_ttl)
+        .unwrap_or(chrono::Duration::minutes(15));
+    let row = EnrollToken {
+        id: Uuid::new_v4(),
+        hash: token_hash(&text),
+        host_name: name,
+        address: req.address,
+        created_at: now,
+        expires_at: now + ttl,
+        used_at: None,
+    };
+    m.repo
+        .insert_enroll_token(&row)
+        .await
+        .map_err(store_error)?;
+    let command = format!(
+        "decnet-agent enroll --master {} --token {text}",
+        m.settings.advertise
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": text, "expires_at": row.expires_at, "command": command})),
+    ))
+}
+
+fn host_json(h: &Host) -> Value {
+    json!({
+        "uuid": h.uuid,
+        "name": h.name,
+        "address": h.address,
+        "status": h.status,
+        "last_heartbeat": h.last_heartbeat,
+        "agent_version": h.agent_version,
+    })
+}
+
+async fn list_hosts(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let hosts = m.hosts_view().await.map_err(store_error)?;
+    Ok(Json(Value::Array(hosts.iter().map(host_json).collect())))
+}
+
+async fn get_host(
+    State(m): Ctx,
+    _caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let uuid = HostUuid(parse_uuid("uuid", &uuid)?);
+    let hosts = m.hosts_view().await.map_err(store_error)?;
+    hosts
+        .iter()
+        .find(|h| h.uuid == uuid)
+        .map(|h| Json(host_json(h)))
+        .ok_or_else(|| ApiError::not_found(format!("no host {uuid}")))
+}
+
+/// Decommission: ask the agent to self-destruct (best effort, bounded wait), revoke its
+/// certificate, forget the host. Its heartbeats get 403 from then on.
+async fn decommission(
+    State(m): Ctx,
+    caller: Caller,
+    Path(uuid): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.admin()?;
+    let uuid = HostUuid(parse_uuid("uuid", &uuid)?);
+    let host = m
+        .repo
+        .host(uuid)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no host {uuid}")))?;
+    let now: DateTime<Utc> = m.clock.now();
+    // Revoke first: whatever the agent does, its certificate is dead from here on.
+    m.repo
+        .revoke_fingerprint(&host.fingerprint, now)
+        .await
+        .map_err(store_error)?;
+    m.forget_host(uuid, &host.fingerprint);
+    let wait = m.settings.self_destruct_timeout;
+    match tokio::time::timeout(wait, self_destruct(&m, &host, wait)).await {
+        Ok(Ok(())) => tracing::info!(host = %host.name, "agent scheduled its self-destruct"),
+        Ok(Err(e)) => tracing::warn!(host = %host.name, error = %e, "self-destruct not confirmed"),
+        Err(_) => tracing::warn!(host = %host.name, "self-destruct timed out"),
+    }
+    m.repo.delete_host(uuid).await.map_err(store_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn self_destruct(m: &Master, host: &Host, timeout: Duration) -> Result<(), String> {
+    let client = m.pki.agent_client(host, timeout)?;
+    let resp = client
+        .post(format!("https://{}/self-destruct", host.address))
+        .json(&json!({"host_uuid": host.uuid}))
+        .send()
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("agent answered {}", resp.status()))
+    }
+}

@@ -1,0 +1,73 @@
+//! `/metrics` in Prometheus text format: names prefixed `decnet_`, no decky names or IPs in
+//! labels.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use decnet_core::model::{Host, HostStatus};
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub heartbeats_received: AtomicU64,
+    pub heartbeats_rejected: AtomicU64,
+    pub deltas_applied: AtomicU64,
+    pub enrollments: AtomicU64,
+    pub enroll_refused: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every metric; `hosts` gives the hosts-by-status gauge.
+    pub fn render(&self, hosts: &[Host]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP decnet_build_info Build information.");
+        let _ = writeln!(out, "# TYPE decnet_build_info gauge");
+        let _ = writeln!(
+            out,
+            "decnet_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(out, "# HELP decnet_hosts Enrolled worker hosts by status.");
+        let _ = writeln!(out, "# TYPE decnet_hosts gauge");
+        for status in [
+            HostStatus::Enrolled,
+            HostStatus::Active,
+            HostStatus::Unreachable,
+        ] {
+            let n = hosts.iter().filter(|h| h.status == status).count();
+            let _ = writeln!(out, "decnet_hosts{{status=\"{status}\"}} {n}");
+        }
+        let counters = [
+            (
+                "heartbeats_received_total",
+                "Heartbeats accepted.",
+                &self.heartbeats_received,
+            ),
+            (
+                "heartbeats_rejected_total",
+                "Heartbeats refused (identity).",
+                &self.heartbeats_rejected,
+            ),
+            (
+                "lifecycle_deltas_applied_total",
+                "Lifecycle deltas that changed a row.",
+                &self.deltas_applied,
+            ),
+            ("enrollments_total", "Workers enrolled.", &self.enrollments),
+            (
+                "enroll_refused_total",
+                "Enrollment attempts refused.",
+                &self.enroll_refused,
+            ),
+        ];
+        for (name, help, c) in counters {
+            let _ = writeln!(out, "# HELP decnet_{name} {help}");
+            let _ = writeln!(out, "# TYPE decnet_{name} counter");
+            let _ = writeln!(out, "decnet_{name} {}", c.load(Ordering::Relaxed));
+        }
+        out
+    }
+}

@@ -1,0 +1,12 @@
+//! The master daemon (`decnet serve`) and what it shares with `decnet init`.
+
+pub mod api;
+pub mod auth;
+pub mod layout;
+pub mod lifecycle;
+pub mod metrics;
+pub mod pki;
+pub mod ratelimit;
+pub mod run;
+pub mod state;
+pub mod swarm;

@@ -1,0 +1,110 @@
+//! The master's certificates: the CA that signs workers, and the master's own certificate
+//! (CN `decnet-master`) used as the swarm endpoint's server identity, the operator API's HTTPS
+//! identity, and the client identity towards agents.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use decnet_core::model::{Host, HostUuid};
+use decnet_tls::pki::{Bundle, Ca};
+use decnet_tls::rustls::ServerConfig;
+use decnet_tls::verify::{client_config, server_config, ClientAuth, PeerPolicy};
+
+use super::layout::DataDir;
+
+/// Loaded once at start-up.
+pub struct MasterPki {
+    pub ca: Ca,
+    /// CA + master certificate + master key.
+    pub bundle: Bundle,
+    pub fingerprint: String,
+    pub ca_fingerprint: String,
+    clients: Mutex<HashMap<HostUuid, (String, reqwest::Client)>>,
+}
+
+impl std::fmt::Debug for MasterPki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterPki")
+            .field("fingerprint", &self.fingerprint)
+            .field("ca_fingerprint", &self.ca_fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e} (run `decnet init` first)", path.display()))
+}
+
+impl MasterPki {
+    pub fn load(layout: &DataDir) -> Result<Self, String> {
+        let ca_pem = read(&layout.ca_cert())?;
+        let ca_key = read(&layout.ca_key())?;
+        let ca = Ca::load(&ca_pem, &ca_key).map_err(|e| format!("ca: {e}"))?;
+        let bundle = Bundle {
+            ca_pem,
+            cert_pem: read(&layout.master_cert())?,
+            key_pem: read(&layout.master_key())?,
+        };
+        bundle
+            .check()
+            .map_err(|e| format!("master certificate: {e}"))?;
+        let fingerprint = bundle.fingerprint().map_err(|e| e.to_string())?;
+        Ok(Self {
+            ca_fingerprint: ca.fingerprint().to_string(),
+            ca,
+            bundle,
+            fingerprint,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn policy(&self) -> Result<PeerPolicy, String> {
+        PeerPolicy::from_ca_pem(&self.bundle.ca_pem).map_err(|e| e.to_string())
+    }
+
+    /// The swarm endpoint: a client certificate is asked for but optional at the TLS layer
+    /// (only `/swarm/enroll` may go without one); any presented one must chain to the CA.
+    pub fn swarm_tls(&self) -> Result<Arc<ServerConfig>, String> {
+        server_config(&self.bundle, &self.policy()?, ClientAuth::Optional)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The operator API over HTTPS (when not on loopback): bearer tokens authenticate.
+    pub fn api_tls(&self) -> Result<Arc<ServerConfig>, String> {
+        server_config(&self.bundle, &self.policy()?, ClientAuth::Optional)
+            .map_err(|e| e.to_string())
+    }
+
+    /// An mTLS client towards one agent: the master's certificate as identity, the agent
+    /// verified by CA, its name as CN and its pinned fingerprint — never by hostname. Cached
+    /// per host (persistent connections) and rebuilt if the pin changes.
+    pub fn agent_client(&self, host: &Host, timeout: Duration) -> Result<reqwest::Client, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((fp, c)) = clients.get(&host.uuid) {
+            if *fp == host.fingerprint {
+                return Ok(c.clone());
+            }
+        }
+        let policy = self
+            .policy()?
+            .with_expected_cn(host.name.as_str())
+            .with_pinned_fingerprint(host.fingerprint.clone());
+        let tls = client_config(&self.bundle, &policy).map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        clients.insert(host.uuid, (host.fingerprint.clone(), client.clone()));
+        Ok(client)
+    }
+
+    pub fn forget_agent(&self, host: HostUuid) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&host);
+    }
+}

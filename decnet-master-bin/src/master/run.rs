@@ -1,0 +1,190 @@
+//! `decnet serve`: the operator API, the swarm endpoint and the background loops in one
+//! process, with graceful shutdown. `<data-dir>/master.json` says where it listens while it
+//! runs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use decnet_core::model::HostStatus;
+use decnet_core::traits::{Bus, Clock, Repository};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::layout::DataDir;
+use super::pki::MasterPki;
+use super::state::{BroadcastBus, Master, MasterSettings};
+
+/// Request body limit of both listeners.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How `decnet serve` runs.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub data_dir: DataDir,
+    pub db_url: Option<String>,
+    pub api_bind: SocketAddr,
+    pub swarm_bind: SocketAddr,
+    pub settings: MasterSettings,
+}
+
+/// Why the master could not start (exit 2) or stopped (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A started master.
+#[derive(Debug)]
+pub struct RunningMaster {
+    pub master: Arc<Master>,
+    pub bus: BroadcastBus,
+    pub api_addr: SocketAddr,
+    pub swarm_addr: SocketAddr,
+    pub api_url: String,
+    pub swarm_url: String,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningMaster {
+    /// Waits for every task after `shutdown` was cancelled.
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the master on the given listeners (tests pass `127.0.0.1:0` ones).
+pub async fn start(
+    cfg: &MasterConfig,
+    repo: Arc<dyn Repository>,
+    clock: Arc<dyn Clock>,
+    api: TcpListener,
+    swarm: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<RunningMaster, MasterError> {
+    let pki = MasterPki::load(&cfg.data_dir).map_err(MasterError::Config)?;
+    let api_addr = api
+        .local_addr()
+        .map_err(|e| MasterError::Runtime(e.to_string()))?;
+    let swarm_addr = swarm
+        .local_addr()
+        .map_err(|e| MasterError::Runtime(e.to_string()))?;
+    // Plain HTTP on loopback only; anywhere else the operator API speaks HTTPS.
+    let api_tls = if api_addr.ip().is_loopback() {
+        None
+    } else {
+        Some(pki.api_tls().map_err(MasterError::Config)?)
+    };
+    let swarm_tls = pki.swarm_tls().map_err(MasterError::Config)?;
+    let api_url = format!(
+        "{}://{}",
+        if api_tls.is_some() { "https" } else { "http" },
+        api_addr
+    );
+    let swarm_url = format!("https://{swarm_addr}");
+    let mut settings = cfg.settings.clone();
+    if settings.advertise.is_empty() {
+        settings.advertise = swarm_url.clone();
+    }
+    let bus = BroadcastBus::new(1024);
+    let master = Arc::new(Master::new(
+        repo,
+        pki,
+        clock,
+        Arc::new(bus.clone()) as Arc<dyn Bus>,
+        settings,
+    ));
+    master
+        .warm()
+        .await
+        .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
+
+    let mut tasks = Vec::new();
+    let app = super::api::router(master.clone(), BODY_LIMIT);
+    let token = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = decnet_web::serve(api, api_tls, app, token).await {
+            tracing::error!(error = %e, "operator API stopped");
+        }
+    }));
+    let app = super::swarm::router(master.clone(), BODY_LIMIT);
+    let token = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = decnet_web::serve(swarm, Some(swarm_tls), app, token).await {
+            tracing::error!(error = %e, "swarm endpoint stopped");
+        }
+    }));
+    tasks.push(tokio::spawn(unreachable_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
+    tracing::info!(%api_url, %swarm_url, "master serving");
+    Ok(RunningMaster {
+        master,
+        bus,
+        api_addr,
+        swarm_addr,
+        api_url,
+        swarm_url,
+        tasks,
+    })
+}
+
+/// Every interval: hosts silent for 3 intervals become `unreachable`. Their deckies are not
+/// moved (that would put duplicate IPs and MACs on the LAN).
+async fn unreachable_loop(m: Arc<Master>, shutdown: CancellationToken) {
+    let interval = m.settings.heartbeat_interval;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let grace =
+            chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::seconds(90));
+        let cutoff = m.clock.now() - grace;
+        // The store may lag memory by up to one interval: flush fresher times first.
+        let fresh: Vec<_> = m
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, s)| s.last > s.flushed)
+            .map(|(h, s)| (*h, s.last, s.version.clone()))
+            .collect();
+        for (host, last, version) in fresh {
+            if let Err(e) = m.repo.record_heartbeat(host, last, version).await {
+                tracing::warn!(error = %e, "flush heartbeat");
+            }
+        }
+        match m.repo.mark_unreachable(cutoff).await {
+            Ok(changed) => {
+                let mut hosts = m.hosts.lock().unwrap_or_else(|p| p.into_inner());
+                for uuid in changed {
+                    tracing::warn!(host = %uuid, "host missed 3 heartbeats: unreachable");
+                    if let Some(h) = hosts.get_mut(&uuid) {
+                        h.status = HostStatus::Unreachable;
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "mark unreachable"),
+        }
+    }
+}
+
+/// Writes `master.json` (where clients find this master); removed on shutdown.
+pub fn write_master_json(layout: &DataDir, api_url: &str, swarm_url: &str) -> std::io::Result<()> {
+    let body = json!({"api_url": api_url, "swarm_url": swarm_url, "pid": std::process::id()});
+    decnet_tls::pki::write_file_atomic(&layout.master_json(), body.to_string().as_bytes(), 0o644)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// The time a heartbeat interval from now.
+pub fn interval_secs(s: u64) -> Duration {
+    Duration::from_secs(s.max(1))
+}

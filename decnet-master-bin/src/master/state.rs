@@ -1,0 +1,234 @@
+//! What every handler and loop of the master shares.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use decnet_core::model::{Host, HostStatus, HostUuid, ShardState};
+use decnet_core::traits::{Bus, BusEvent, Clock, RepoError, Repository};
+
+use super::metrics::Metrics;
+use super::pki::MasterPki;
+use super::ratelimit::RateLimiter;
+
+/// Tunables of the master.
+#[derive(Debug, Clone)]
+pub struct MasterSettings {
+    /// The agents' heartbeat interval; hosts go unreachable after 3 missed ones.
+    pub heartbeat_interval: Duration,
+    pub enroll_token_ttl: Duration,
+    /// Enroll attempts per minute per source address.
+    pub enroll_per_minute: u32,
+    /// The swarm URL printed in enrollment commands.
+    pub advertise: String,
+    /// Most deckies the fleet may hold.
+    pub fleet_limit: usize,
+    /// How long decommission waits for an agent's self-destruct answer.
+    pub self_destruct_timeout: Duration,
+}
+
+impl Default for MasterSettings {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(30),
+            enroll_token_ttl: Duration::from_secs(15 * 60),
+            enroll_per_minute: 10,
+            advertise: "https://127.0.0.1:8770".into(),
+            fleet_limit: 256,
+            self_destruct_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// In-memory view of a host's heartbeats, so an unchanged heartbeat costs no write: the
+/// store's `last_heartbeat` is refreshed at most once per interval.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub last: DateTime<Utc>,
+    pub flushed: DateTime<Utc>,
+    pub version: Option<String>,
+}
+
+/// The master.
+pub struct Master {
+    pub repo: Arc<dyn Repository>,
+    pub pki: MasterPki,
+    pub clock: Arc<dyn Clock>,
+    pub bus: Arc<dyn Bus>,
+    pub settings: MasterSettings,
+    pub metrics: Metrics,
+    pub enroll_limiter: RateLimiter,
+    /// Host identity cache: uuid → host (fingerprint, name, status). The store is
+    /// authoritative; this process is its only writer of hosts.
+    pub hosts: Mutex<HashMap<HostUuid, Host>>,
+    pub revoked: Mutex<HashSet<String>>,
+    pub seen: Mutex<HashMap<HostUuid, Seen>>,
+    /// Last observed state per (host, decky), to skip writes when nothing changed.
+    pub observed: Mutex<HashMap<(HostUuid, String), ShardState>>,
+}
+
+impl std::fmt::Debug for Master {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Master")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Master {
+    pub fn new(
+        repo: Arc<dyn Repository>,
+        pki: MasterPki,
+        clock: Arc<dyn Clock>,
+        bus: Arc<dyn Bus>,
+        settings: MasterSettings,
+    ) -> Self {
+        let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
+        Self {
+            repo,
+            pki,
+            clock,
+            bus,
+            settings,
+            metrics: Metrics::default(),
+            enroll_limiter: limiter,
+            hosts: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            seen: Mutex::new(HashMap::new()),
+            observed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Loads the caches from the store (hosts; revocations are checked in the store on a
+    /// cache miss).
+    pub async fn warm(&self) -> Result<(), RepoError> {
+        let hosts = self.repo.hosts().await?;
+        let mut map = lock(&self.hosts);
+        for h in hosts {
+            map.insert(h.uuid, h);
+        }
+        Ok(())
+    }
+
+    pub async fn host(&self, uuid: HostUuid) -> Result<Option<Host>, RepoError> {
+        if let Some(h) = lock(&self.hosts).get(&uuid) {
+            return Ok(Some(h.clone()));
+        }
+        let h = self.repo.host(uuid).await?;
+        if let Some(h) = &h {
+            lock(&self.hosts).insert(uuid, h.clone());
+        }
+        Ok(h)
+    }
+
+    pub async fn is_revoked(&self, fingerprint: &str) -> Result<bool, RepoError> {
+        if lock(&self.revoked).contains(fingerprint) {
+            return Ok(true);
+        }
+        let r = self.repo.is_revoked(fingerprint).await?;
+        if r {
+            lock(&self.revoked).insert(fingerprint.to_string());
+        }
+        Ok(r)
+    }
+
+    pub fn forget_host(&self, uuid: HostUuid, fingerprint: &str) {
+        lock(&self.hosts).remove(&uuid);
+        lock(&self.seen).remove(&uuid);
+        lock(&self.observed).retain(|(h, _), _| *h != uuid);
+        lock(&self.revoked).insert(fingerprint.to_string());
+        self.pki.forget_agent(uuid);
+    }
+
+    pub fn remember_host(&self, host: Host) {
+        lock(&self.hosts).insert(host.uuid, host);
+    }
+
+    /// Records a heartbeat: written through when the host was not active, its version
+    /// changed, or the last write is an interval old; otherwise kept in memory.
+    pub async fn note_heartbeat(
+        &self,
+        host: &Host,
+        version: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let write = {
+            let mut seen = lock(&self.seen);
+            let entry = seen.entry(host.uuid).or_insert(Seen {
+                last: now,
+                flushed: DateTime::<Utc>::MIN_UTC,
+                version: None,
+            });
+            entry.last = now;
+            let interval = chrono::Duration::from_std(self.settings.heartbeat_interval)
+                .unwrap_or(chrono::Duration::seconds(30));
+            let stale = now - entry.flushed >= interval;
+            let w = host.status != HostStatus::Active || entry.version != version || stale;
+            if w {
+                entry.flushed = now;
+                entry.version = version.clone();
+            }
+            w
+        };
+        if write {
+            self.repo
+                .record_heartbeat(host.uuid, now, version.clone())
+                .await?;
+            if let Some(h) = lock(&self.hosts).get_mut(&host.uuid) {
+                h.status = HostStatus::Active;
+                h.last_heartbeat = Some(now);
+                if version.is_some() {
+                    h.agent_version = version;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hosts as the store has them, with fresher heartbeat times from memory.
+    pub async fn hosts_view(&self) -> Result<Vec<Host>, RepoError> {
+        let mut hosts = self.repo.hosts().await?;
+        let seen = lock(&self.seen);
+        for h in &mut hosts {
+            if let Some(s) = seen.get(&h.uuid) {
+                if h.last_heartbeat.is_none_or(|t| t < s.last) {
+                    h.last_heartbeat = Some(s.last);
+                }
+            }
+        }
+        Ok(hosts)
+    }
+
+    pub fn publish(&self, event: BusEvent) {
+        self.bus.publish(event);
+    }
+}
+
+/// An in-process bus: a broadcast channel; slow subscribers lose events, publishers never
+/// wait.
+#[derive(Debug, Clone)]
+pub struct BroadcastBus {
+    tx: tokio::sync::broadcast::Sender<BusEvent>,
+}
+
+impl BroadcastBus {
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = tokio::sync::broadcast::channel(capacity);
+        Self { tx }
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BusEvent> {
+        self.tx.subscribe()
+    }
+}
+
+impl Bus for BroadcastBus {
+    fn publish(&self, event: BusEvent) {
+        let _ = self.tx.send(event);
+    }
+}

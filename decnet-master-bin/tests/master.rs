@@ -1,0 +1,769 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! The master (`decnet serve`'s library) over real TLS on loopback, with SQLite and
+//! PostgreSQL stores: tokens and roles, enrollment by CSR (against the real `decnet-agent`
+//! binary), the heartbeat contract, decommission with revocation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use decnet_core::model::{
+    ApiToken, DeckyName, HostUuid, LifecycleRow, LifecycleStatus, Operation, Role, Shard,
+    ShardState,
+};
+use decnet_core::traits::{Repository, SystemClock};
+use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::run::{self, MasterConfig, RunningMaster};
+use decnet_master_bin::master::state::MasterSettings;
+use decnet_tls::pki::{write_private, Ca, LeafSpec};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct TestMaster {
+    running: RunningMaster,
+    repo: Arc<dyn Repository>,
+    admin: String,
+    viewer: String,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+fn write_pki(layout: &DataDir) -> Ca {
+    let ca = Ca::generate("DECNET test CA").unwrap();
+    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
+    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
+    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
+    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
+    ca
+}
+
+async fn start_master(db: Option<String>, settings: MasterSettings) -> TestMaster {
+    decnet_tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(dir.path());
+    write_pki(&layout);
+    let url = db.unwrap_or_else(|| layout.default_db_url());
+    let repo = decnet_store::open(&url).await.expect("store");
+    let mut tokens = vec![];
+    for role in [Role::Admin, Role::Viewer] {
+        let t = new_api_token();
+        repo.insert_api_token(&ApiToken {
+            id: uuid::Uuid::new_v4(),
+            hash: token_hash(&t),
+            role,
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+        tokens.push(t);
+    }
+    let cfg = MasterConfig {
+        data_dir: layout,
+        db_url: Some(url),
+        api_bind: "127.0.0.1:0".parse().unwrap(),
+        swarm_bind: "127.0.0.1:0".parse().unwrap(),
+        settings: MasterSettings {
+            advertise: String::new(),
+            ..settings
+        },
+    };
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let swarm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let running = run::start(
+        &cfg,
+        repo.clone(),
+        Arc::new(SystemClock),
+        api,
+        swarm,
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    TestMaster {
+        running,
+        repo,
+        admin: tokens[0].clone(),
+        viewer: tokens[1].clone(),
+        dir,
+        shutdown,
+    }
+}
+
+impl TestMaster {
+    fn api(&self, path: &str) -> String {
+        format!("{}{path}", self.running.api_url)
+    }
+
+    async fn enroll_token(&self, name: &str, address: &str) -> Value {
+        let r = reqwest::Client::new()
+            .post(self.api("/api/v1/swarm/enroll-tokens"))
+            .bearer_auth(&self.admin)
+            .json(&json!({"name": name, "address": address}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
+    async fn hosts(&self) -> Vec<Value> {
+        reqwest::Client::new()
+            .get(self.api("/api/v1/swarm/hosts"))
+            .bearer_auth(&self.viewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.join().await;
+        drop(self.dir);
+    }
+}
+
+fn target_bin(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_decnet"));
+    exe.parent().unwrap().join(name)
+}
+
+fn agent_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(target_bin("decnet-agent"));
+    c.args(args).env("DECNET_LOG", "warn");
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Agent(Child);
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_agent(agent_dir: &Path, state_dir: &Path, port: u16) -> Agent {
+    let child = agent_cmd(&[
+        "serve",
+        "--agent-dir",
+        agent_dir.to_str().unwrap(),
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--heartbeat-interval",
+        "1",
+        "--network-name",
+        "decnet_master_test",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("decnet-agent is built");
+    Agent(child)
+}
+
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..200 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_roles() {
+    let m = start_master(None, MasterSettings::default()).await;
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(m.api("/health")).send().await.unwrap().status(), 200);
+    let metrics = c
+        .get(m.api("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("decnet_build_info{version=")
+            && metrics.contains("decnet_hosts{status=\"active\"} 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        c.get(m.api("/api/v1/tokens"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(m.api("/api/v1/tokens"))
+            .bearer_auth("dnt_nope")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(m.api("/api/v1/tokens"))
+            .bearer_auth(&m.viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        c.get(m.api("/api/v1/swarm/hosts"))
+            .bearer_auth(&m.viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = c
+        .post(m.api("/api/v1/tokens"))
+        .bearer_auth(&m.admin)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["role"], "viewer");
+    let new_token = created["token"].as_str().unwrap().to_string();
+    let list: Vec<Value> = c
+        .get(m.api("/api/v1/tokens"))
+        .bearer_auth(&m.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(
+        list.iter()
+            .all(|t| t.get("token").is_none() && t.get("hash").is_none()),
+        "no secrets in the list"
+    );
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        c.delete(m.api(&format!("/api/v1/tokens/{id}")))
+            .bearer_auth(&m.admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        c.get(m.api("/api/v1/swarm/hosts"))
+            .bearer_auth(&new_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    for (body, field) in [
+        (json!({"role": "root"}), "role"),
+        (json!({}), "role"),
+        (json!({"role": "admin", "x": 1}), "x"),
+    ] {
+        let r = c
+            .post(m.api("/api/v1/tokens"))
+            .bearer_auth(&m.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{body}");
+        assert!(r.json::<Value>().await.unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .contains(field));
+    }
+    assert_eq!(
+        c.delete(m.api("/api/v1/tokens/nope"))
+            .bearer_auth(&m.admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422
+    );
+    // Enroll tokens: bad names and addresses, the reserved name.
+    for (name, address, code) in [
+        ("decnet-master", "10.0.0.5:8765", 422),
+        ("Worker_1", "10.0.0.5:8765", 422),
+        ("worker-1", "10.0.0.5", 422),
+        ("worker-1", "10.0.0.5:0", 422),
+        ("worker-1", ":8765", 422),
+    ] {
+        let r = c
+            .post(m.api("/api/v1/swarm/enroll-tokens"))
+            .bearer_auth(&m.admin)
+            .json(&json!({"name": name, "address": address}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code, "{name} {address}");
+    }
+    let t = m.enroll_token("worker-1", "10.0.0.5:8765").await;
+    assert!(t["token"].as_str().unwrap().starts_with("dnet1_"));
+    assert!(t["command"].as_str().unwrap().starts_with(&format!(
+        "decnet-agent enroll --master {}",
+        m.running.swarm_url
+    )));
+    m.stop().await;
+}
+
+/// Posts a CSR to /swarm/enroll with the token's trust, as a worker would.
+async fn raw_enroll(m: &TestMaster, token: &str, csr_pem: &str) -> reqwest::Response {
+    let fp = decnet_core::model::EnrollTokenText::parse(token)
+        .map(|t| t.ca_fingerprint)
+        .unwrap_or_default();
+    let tls = decnet_tls::verify::enroll_client_config(&fp).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap()
+        .post(format!("{}/swarm/enroll", m.running.swarm_url))
+        .json(&json!({"token": token, "csr_pem": csr_pem}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_rules() {
+    let m = start_master(
+        None,
+        MasterSettings {
+            enroll_token_ttl: Duration::from_secs(1),
+            enroll_per_minute: 6,
+            ..MasterSettings::default()
+        },
+    )
+    .await;
+    // A CSR that asks to be the master gets the enrolled name instead.
+    let t = m.enroll_token("worker-9", "127.0.0.1:9").await;
+    let token = t["token"].as_str().unwrap().to_string();
+    let (_key, csr) = decnet_tls::pki::generate_key_and_csr("decnet-master").unwrap();
+    let r = raw_enroll(&m, &token, &csr).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let cert = decnet_tls::pki::parse_cert_pem(v["cert_pem"].as_str().unwrap()).unwrap();
+    assert_eq!(decnet_tls::pki::cert_cn(&cert).as_deref(), Some("worker-9"));
+    // Used once.
+    assert_eq!(raw_enroll(&m, &token, &csr).await.status(), 403);
+    // The same name again: refused when asking for a token.
+    let r = reqwest::Client::new()
+        .post(m.api("/api/v1/swarm/enroll-tokens"))
+        .bearer_auth(&m.admin)
+        .json(&json!({"name": "worker-9", "address": "127.0.0.1:9"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    // Expired.
+    let t = m.enroll_token("worker-10", "127.0.0.1:9").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        raw_enroll(&m, t["token"].as_str().unwrap(), &csr)
+            .await
+            .status(),
+        403
+    );
+    // Unknown (well-formed) token.
+    let unknown = decnet_core::model::EnrollTokenText {
+        secret: "x".repeat(43),
+        ca_fingerprint: m.running.master.pki.ca_fingerprint.clone(),
+    }
+    .render();
+    assert_eq!(raw_enroll(&m, &unknown, &csr).await.status(), 403);
+    // A bad CSR does not burn the token.
+    let t = m.enroll_token("worker-11", "127.0.0.1:9").await;
+    let r = raw_enroll(
+        &m,
+        t["token"].as_str().unwrap(),
+        "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        raw_enroll(&m, t["token"].as_str().unwrap(), &csr)
+            .await
+            .status(),
+        200
+    );
+    // Rate limit: 6 a minute from one address in this master; we used 6 already.
+    assert_eq!(raw_enroll(&m, &unknown, &csr).await.status(), 429);
+    m.stop().await;
+}
+
+async fn run_enrollment_and_heartbeats(db: Option<String>) {
+    let m = start_master(
+        db,
+        MasterSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            ..MasterSettings::default()
+        },
+    )
+    .await;
+    let port = free_port();
+    let t = m
+        .enroll_token("worker-1", &format!("127.0.0.1:{port}"))
+        .await;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    // One command on the worker: `decnet-agent enroll …` as printed.
+    let out = agent_cmd(&[
+        "enroll",
+        "--master",
+        &m.running.swarm_url,
+        "--token",
+        t["token"].as_str().unwrap(),
+        "--agent-dir",
+        agent_dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hosts = m.hosts().await;
+    assert_eq!(hosts.len(), 1);
+    assert_eq!(hosts[0]["status"], "enrolled");
+    let uuid = hosts[0]["uuid"].as_str().unwrap().to_string();
+
+    // It heartbeats and shows active.
+    let agent = spawn_agent(agent_dir.path(), state_dir.path(), port);
+    until("the host to be active", || async {
+        m.hosts().await[0]["status"] == "active"
+    })
+    .await;
+    let h = &m.hosts().await[0];
+    assert_eq!(h["agent_version"], env!("CARGO_PKG_VERSION"));
+    assert!(h["last_heartbeat"].is_string());
+
+    // Decommission while the agent is down (so it cannot obey, and no real reaper runs on
+    // this machine): the wait is bounded and the certificate is revoked anyway.
+    drop(agent);
+    let r = reqwest::Client::new()
+        .delete(m.api(&format!("/api/v1/swarm/hosts/{uuid}")))
+        .bearer_auth(&m.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(m.hosts().await.is_empty(), "gone from every list");
+    let fp = decnet_tls::pki::Bundle::load_worker_dir(agent_dir.path())
+        .unwrap()
+        .fingerprint()
+        .unwrap();
+    assert!(m.repo.is_revoked(&fp).await.unwrap());
+    let rejected = m
+        .running
+        .master
+        .metrics
+        .heartbeats_rejected
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // The agent comes back, ignoring what happened: its heartbeats are refused.
+    let _agent = spawn_agent(agent_dir.path(), state_dir.path(), port);
+    until("its heartbeats to be refused", || async {
+        m.running
+            .master
+            .metrics
+            .heartbeats_rejected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > rejected
+    })
+    .await;
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_heartbeat_decommission_sqlite() {
+    run_enrollment_and_heartbeats(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_heartbeat_decommission_postgres() {
+    use sqlx::{Connection, Executor};
+    let admin = std::env::var("DECNET_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://decnet:decnet@127.0.0.1:5432/decnet_test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL unreachable ({e}): run scripts/pg-setup"));
+    let db = format!("decnet_m_{}", uuid::Uuid::new_v4().simple());
+    conn.execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .unwrap();
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("DECNET_TEST_PG_URL names a database");
+    run_enrollment_and_heartbeats(Some(format!("{base}/{db}"))).await;
+    conn.execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_contract() {
+    let m = start_master(None, MasterSettings::default()).await;
+    let ca = decnet_tls::pki::Ca::load(
+        &std::fs::read_to_string(m.dir.path().join("ca.crt")).unwrap(),
+        &std::fs::read_to_string(m.dir.path().join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    // Two enrolled hosts, each with its own certificate.
+    let mut hosts = vec![];
+    for name in ["h-a", "h-b"] {
+        let t = m.enroll_token(name, "127.0.0.1:9").await;
+        let (key, csr) = decnet_tls::pki::generate_key_and_csr(name).unwrap();
+        let v: Value = raw_enroll(&m, t["token"].as_str().unwrap(), &csr)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let bundle = decnet_tls::pki::Bundle {
+            ca_pem: ca.cert_pem().to_string(),
+            cert_pem: v["cert_pem"].as_str().unwrap().into(),
+            key_pem: key,
+        };
+        let uuid: HostUuid = v["host_uuid"].as_str().unwrap().parse().unwrap();
+        hosts.push((uuid, bundle));
+    }
+    let client_for = |b: &decnet_tls::pki::Bundle| {
+        let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
+            .unwrap()
+            .with_expected_cn("decnet-master");
+        let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*tls).clone())
+            .build()
+            .unwrap()
+    };
+    let url = format!("{}/swarm/heartbeat", m.running.swarm_url);
+    let (a, a_bundle) = (hosts[0].0, &hosts[0].1);
+    let (b, b_bundle) = (hosts[1].0, &hosts[1].1);
+    let beat = |host: HostUuid, taken: chrono::DateTime<Utc>, running: bool, deltas: Value| {
+        json!({
+            "host_uuid": host, "agent_version": "1.2.3",
+            "status": {"deployed": true, "mode": "swarm", "compose_path": "",
+                "deckies": [{"name": "d-1", "ip": "10.0.0.5", "services": ["ssh"], "distro": "debian",
+                    "base_image": "debian", "hostname": "h1"}],
+                "runtime": {"d-1": {"running": running, "services": {"ssh": if running {"running"} else {"exited"}}}},
+                "taken_at": taken, "in_flight": []},
+            "lifecycle": deltas,
+        })
+    };
+    let now = Utc::now();
+
+    // Every identity failure is the same 403.
+    let anon = reqwest::Client::builder()
+        .use_preconfigured_tls(
+            (*decnet_tls::verify::anonymous_client_config(
+                &decnet_tls::verify::PeerPolicy::from_ca_pem(ca.cert_pem()).unwrap(),
+            )
+            .unwrap())
+            .clone(),
+        )
+        .build()
+        .unwrap();
+    let cases: Vec<(&str, reqwest::Client, Value)> = vec![
+        ("no certificate", anon, beat(a, now, true, json!([]))),
+        (
+            "unknown host",
+            client_for(a_bundle),
+            beat(HostUuid::new_v4(), now, true, json!([])),
+        ),
+        (
+            "another host's certificate",
+            client_for(b_bundle),
+            beat(a, now, true, json!([])),
+        ),
+    ];
+    let mut bodies = vec![];
+    for (what, c, body) in cases {
+        let r = c.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{what}");
+        bodies.push(r.text().await.unwrap());
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "one 403 for all: {bodies:?}"
+    );
+
+    // A shard of host a, and an open deploy row.
+    let d1 = DeckyName::new("d-1").unwrap();
+    let decky: decnet_core::model::DeckyConfig =
+        serde_json::from_value(beat(a, now, true, json!([]))["status"]["deckies"][0].clone())
+            .unwrap();
+    m.repo
+        .upsert_shard(&Shard {
+            host_uuid: a,
+            decky_name: d1.clone(),
+            decky: decky.clone(),
+            state: ShardState::Running,
+            last_error: None,
+            last_seen: None,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let mut row = LifecycleRow::new(d1.clone(), Some(a), Operation::Deploy, now);
+    row.status = LifecycleStatus::Running;
+    m.repo.create_lifecycle(&row).await.unwrap();
+    let delta = json!([{"id": uuid::Uuid::new_v4(), "lifecycle_id": row.id, "decky_name": "d-1", "operation": "deploy", "status": "succeeded", "completed_at": now}]);
+
+    // Host b reporting a's decky and a's row changes nothing.
+    let r = client_for(b_bundle)
+        .post(&url)
+        .json(&beat(b, Utc::now(), false, delta.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].status,
+        LifecycleStatus::Running
+    );
+    assert_eq!(
+        m.repo.shards(Some(a)).await.unwrap()[0].state,
+        ShardState::Running
+    );
+
+    // Host a's delta closes its row once; the same delta again changes nothing.
+    for _ in 0..2 {
+        let r = client_for(a_bundle)
+            .post(&url)
+            .json(&beat(a, Utc::now(), true, delta.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let closed = m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].clone();
+    assert_eq!(closed.status, LifecycleStatus::Succeeded);
+    assert_eq!(
+        m.running
+            .master
+            .metrics
+            .deltas_applied
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // A stale snapshot (taken before the runner's last change) does not clobber it.
+    let later = Utc::now();
+    m.repo
+        .upsert_shard(&Shard {
+            host_uuid: a,
+            decky_name: d1.clone(),
+            decky: decky.clone(),
+            state: ShardState::Running,
+            last_error: None,
+            last_seen: None,
+            updated_at: later,
+        })
+        .await
+        .unwrap();
+    m.running.master.observed.lock().unwrap().clear();
+    let stale = later - chrono::Duration::seconds(5);
+    client_for(a_bundle)
+        .post(&url)
+        .json(&beat(a, stale, false, json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        m.repo.shards(Some(a)).await.unwrap()[0].state,
+        ShardState::Running
+    );
+    // A fresh one does, and says so on the bus.
+    let mut events = m.running.bus.subscribe();
+    client_for(a_bundle)
+        .post(&url)
+        .json(&beat(a, Utc::now(), false, json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        m.repo.shards(Some(a)).await.unwrap()[0].state,
+        ShardState::Degraded
+    );
+    let ev = events.try_recv().unwrap();
+    assert_eq!(ev.topic, format!("decky.{a}:d-1.state"));
+    // A transitional state is never overwritten.
+    m.repo
+        .upsert_shard(&Shard {
+            host_uuid: a,
+            decky_name: d1.clone(),
+            decky,
+            state: ShardState::TearingDown,
+            last_error: None,
+            last_seen: None,
+            updated_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    m.running.master.observed.lock().unwrap().clear();
+    client_for(a_bundle)
+        .post(&url)
+        .json(&beat(
+            a,
+            Utc::now() + chrono::Duration::seconds(1),
+            true,
+            json!([]),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        m.repo.shards(Some(a)).await.unwrap()[0].state,
+        ShardState::TearingDown
+    );
+
+    // Decommission of an unreachable agent still revokes: its heartbeats are refused after.
+    let r = reqwest::Client::new()
+        .delete(m.api(&format!("/api/v1/swarm/hosts/{b}")))
+        .bearer_auth(&m.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = client_for(b_bundle)
+        .post(&url)
+        .json(&beat(b, Utc::now(), true, json!([])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    m.stop().await;
+}
