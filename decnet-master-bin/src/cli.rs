@@ -366,4 +366,9 @@ pub struct ServeArgs {
     /// The agents' heartbeat interval in seconds (hosts go unreachable after 3 missed).
     #[arg(long, default_value_t = 30)]
     pub heartbeat_interval: u64,
+    /// Run no deckies on this machine (only drive workers).
+    #[arg(long)]
+    pub no_local: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }

@@ -73,14 +73,13 @@ async fn start_master(db: Option<String>, settings: MasterSettings) -> TestMaste
     let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let swarm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = CancellationToken::new();
-    let running = run::start(
-        &cfg,
-        repo.clone(),
-        Arc::new(SystemClock),
-        api,
-        swarm,
-        shutdown.clone(),
-    )
+    let deps = run::MasterDeps {
+        repo: repo.clone(),
+        clock: Arc::new(SystemClock),
+        local: None,
+        hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+    };
+    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
     .await
     .unwrap();
     TestMaster {

@@ -10,3 +10,6 @@ pub use relocalize::{local_gateway, relocalize};
 pub mod converge;
 
 pub use converge::{plan_converge, shape_hash, ConvergePlan, DeckySteps, Desired, Observed, Role};
+pub mod shards;
+
+pub use shards::{merge_probe, plan_shards};

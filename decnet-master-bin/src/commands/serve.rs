@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use decnet_core::traits::SystemClock;
+use decnet_core::traits::{Deployer, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
 use crate::error::CliError;
 use crate::master::layout::DataDir;
-use crate::master::run::{self, MasterConfig, MasterError};
+use crate::master::run::{self, MasterConfig, MasterDeps, MasterError};
 use crate::master::state::MasterSettings;
 
 fn hostname() -> String {
@@ -63,19 +63,31 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         settings,
     };
     let shutdown = CancellationToken::new();
-    let running = run::start(
-        &cfg,
+    let hostnet = Arc::new(decnet_net::NetlinkHostNetwork::new());
+    // Unihost deckies run here through Docker; without Docker the master only drives agents.
+    let local: Option<Arc<dyn Deployer>> = if args.no_local {
+        None
+    } else {
+        match crate::commands::local::deployer(data_dir, &args.docker).await {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no local deployer: this master only drives workers");
+                None
+            }
+        }
+    };
+    let deps = MasterDeps {
         repo,
-        Arc::new(SystemClock),
-        api,
-        swarm,
-        shutdown.clone(),
-    )
-    .await
-    .map_err(|e| match e {
-        MasterError::Config(m) => CliError::Usage(m),
-        MasterError::Runtime(m) => CliError::Failed(anyhow::anyhow!(m)),
-    })?;
+        clock: Arc::new(SystemClock),
+        local,
+        hostnet,
+    };
+    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
+        .await
+        .map_err(|e| match e {
+            MasterError::Config(m) => CliError::Usage(m),
+            MasterError::Runtime(m) => CliError::Failed(anyhow::anyhow!(m)),
+        })?;
     run::write_master_json(&layout, &running.api_url, &running.swarm_url)
         .context("write master.json")?;
     writeln!(

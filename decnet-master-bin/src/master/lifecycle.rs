@@ -1,7 +1,9 @@
 //! Lifecycle transitions on the master: compare-and-set in the store, then a bus event.
 
 use chrono::{DateTime, Utc};
-use decnet_core::model::{HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus};
+use decnet_core::model::{
+    HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation, ShardState,
+};
 use decnet_core::traits::{BusEvent, RepoError};
 use uuid::Uuid;
 
@@ -31,6 +33,9 @@ pub async fn transition(
                     row.status,
                     row.error.as_deref(),
                 ));
+                if row.status.is_terminal() {
+                    settle_shard(m, &row, now).await?;
+                }
                 return Ok(Some(row));
             }
             Ok(None)
@@ -38,6 +43,57 @@ pub async fn transition(
         Err(RepoError::Transition(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A closed row settles its decky's shard: running or failed after a deploy or mutate, gone
+/// (or teardown_failed) after a teardown. Observed-state events go on the bus.
+async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Result<(), RepoError> {
+    let host = row.host_uuid.unwrap_or(HostUuid::LOCAL);
+    let shard = m
+        .repo
+        .shards(Some(host))
+        .await?
+        .into_iter()
+        .find(|s| s.decky_name == row.decky_name);
+    m.observed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&(host, row.decky_name.to_string()));
+    let ok = row.status == LifecycleStatus::Succeeded;
+    match (row.operation, shard) {
+        (Operation::Teardown, Some(s)) if ok => {
+            m.repo.delete_shard(host, &row.decky_name).await?;
+            m.publish(BusEvent::state(
+                host,
+                &row.decky_name,
+                "torn_down",
+                "deleted",
+                Some(s.state.as_str()),
+            ));
+        }
+        (op, Some(mut s)) => {
+            let previous = s.state;
+            s.state = match (op, ok) {
+                (Operation::Teardown, _) => ShardState::TeardownFailed,
+                (_, true) => ShardState::Running,
+                (_, false) => ShardState::Failed,
+            };
+            s.last_error = row.error.clone();
+            s.updated_at = now;
+            m.repo.upsert_shard(&s).await?;
+            if previous != s.state {
+                m.publish(BusEvent::state(
+                    host,
+                    &row.decky_name,
+                    s.state.as_str(),
+                    "changed",
+                    Some(previous.as_str()),
+                ));
+            }
+        }
+        (_, None) => {}
+    }
+    Ok(())
 }
 
 /// Closes the row a worker's delta speaks of: by `lifecycle_id` when given (and only if that

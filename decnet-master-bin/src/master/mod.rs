@@ -2,11 +2,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod fleet;
 pub mod layout;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pki;
 pub mod ratelimit;
 pub mod run;
+pub mod runner;
 pub mod state;
 pub mod swarm;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet_core::model::HostStatus;
-use decnet_core::traits::{Bus, Clock, Repository};
+use decnet_core::traits::{Bus, Clock, Deployer, HostNetwork, Repository};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -59,15 +59,35 @@ impl RunningMaster {
     }
 }
 
+/// The adapters a master runs with.
+pub struct MasterDeps {
+    pub repo: Arc<dyn Repository>,
+    pub clock: Arc<dyn Clock>,
+    /// Runs unihost deckies on this machine; `None` when this master only drives agents.
+    pub local: Option<Arc<dyn Deployer>>,
+    pub hostnet: Arc<dyn HostNetwork>,
+}
+
+impl std::fmt::Debug for MasterDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterDeps").finish_non_exhaustive()
+    }
+}
+
 /// Starts the master on the given listeners (tests pass `127.0.0.1:0` ones).
 pub async fn start(
     cfg: &MasterConfig,
-    repo: Arc<dyn Repository>,
-    clock: Arc<dyn Clock>,
+    deps: MasterDeps,
     api: TcpListener,
     swarm: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<RunningMaster, MasterError> {
+    let MasterDeps {
+        repo,
+        clock,
+        local,
+        hostnet,
+    } = deps;
     let pki = MasterPki::load(&cfg.data_dir).map_err(MasterError::Config)?;
     let api_addr = api
         .local_addr()
@@ -99,9 +119,15 @@ pub async fn start(
         clock,
         Arc::new(bus.clone()) as Arc<dyn Bus>,
         settings,
+        local,
+        hostnet,
     ));
     master
         .warm()
+        .await
+        .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
+    // Rows left open by a previous process have no runner any more.
+    super::runner::recover(&master)
         .await
         .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use decnet_core::model::{Host, HostStatus, HostUuid, ShardState};
-use decnet_core::traits::{Bus, BusEvent, Clock, RepoError, Repository};
+use decnet_core::traits::{Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository};
 
 use super::metrics::Metrics;
 use super::pki::MasterPki;
@@ -26,6 +26,14 @@ pub struct MasterSettings {
     pub fleet_limit: usize,
     /// How long decommission waits for an agent's self-destruct answer.
     pub self_destruct_timeout: Duration,
+    /// Per-operation timeouts of the sweep, from the last progress.
+    pub deploy_timeout: Duration,
+    pub mutate_timeout: Duration,
+    pub teardown_timeout: Duration,
+    /// How often the sweep looks.
+    pub sweep_every: Duration,
+    /// How long one dispatch to an agent may take.
+    pub dispatch_timeout: Duration,
 }
 
 impl Default for MasterSettings {
@@ -37,6 +45,11 @@ impl Default for MasterSettings {
             advertise: "https://127.0.0.1:8770".into(),
             fleet_limit: 256,
             self_destruct_timeout: Duration::from_secs(5),
+            deploy_timeout: Duration::from_secs(15 * 60),
+            mutate_timeout: Duration::from_secs(10 * 60),
+            teardown_timeout: Duration::from_secs(5 * 60),
+            sweep_every: Duration::from_secs(30),
+            dispatch_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -66,6 +79,16 @@ pub struct Master {
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
     /// Last observed state per (host, decky), to skip writes when nothing changed.
     pub observed: Mutex<HashMap<(HostUuid, String), ShardState>>,
+    /// Runs unihost deckies on this machine (`None`: this master only drives agents).
+    pub local: Option<Arc<dyn Deployer>>,
+    /// This machine's network facts (planning unihost fleets).
+    pub hostnet: Arc<dyn HostNetwork>,
+    /// Wakes the lifecycle runner.
+    pub wake: tokio::sync::Notify,
+    /// Serialises changes of the desired fleet.
+    pub fleet_lock: tokio::sync::Mutex<()>,
+    /// Hosts (None = local) with a dispatch in progress.
+    pub busy: Mutex<HashSet<Option<HostUuid>>>,
 }
 
 impl std::fmt::Debug for Master {
@@ -87,6 +110,8 @@ impl Master {
         clock: Arc<dyn Clock>,
         bus: Arc<dyn Bus>,
         settings: MasterSettings,
+        local: Option<Arc<dyn Deployer>>,
+        hostnet: Arc<dyn HostNetwork>,
     ) -> Self {
         let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
         Self {
@@ -101,6 +126,11 @@ impl Master {
             revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
             observed: Mutex::new(HashMap::new()),
+            local,
+            hostnet,
+            wake: tokio::sync::Notify::new(),
+            fleet_lock: tokio::sync::Mutex::new(()),
+            busy: Mutex::new(HashSet::new()),
         }
     }
 

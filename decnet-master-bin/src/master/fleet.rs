@@ -1,0 +1,487 @@
+//! The deckies routes of the operator API (PRODUCT §7): deploy, mutate, delete, list, and
+//! lifecycle rows. The desired fleet is committed before 202; the runner does the work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use decnet_core::fleet::{
+    build_from_specs, parse_fleet_ini, pick_services, resolve_net, BuildContext, DeckySpec,
+    FleetError, FleetSpec, GeneralSpec, NetInputs,
+};
+use decnet_core::model::validate::validate_services;
+use decnet_core::model::{
+    DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Mode, Operation, Shard,
+    ShardState,
+};
+use decnet_core::plan::plan_shards;
+use decnet_core::traits::{BusEvent, RepoError};
+use decnet_web::{ApiError, JsonBody};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::Caller;
+use super::runner::live_hosts;
+use super::state::Master;
+
+type Ctx = State<Arc<Master>>;
+
+pub fn routes() -> Router<Arc<Master>> {
+    Router::new()
+        .route("/api/v1/deckies", get(list))
+        .route("/api/v1/deckies/deploy", post(deploy))
+        .route("/api/v1/deckies/lifecycle", get(lifecycle))
+        .route("/api/v1/deckies/{name}/mutate", post(mutate))
+        .route("/api/v1/deckies/{name}", delete(remove))
+}
+
+fn store_error(e: RepoError) -> ApiError {
+    tracing::error!(error = %e, "store error");
+    ApiError::internal("store unavailable")
+}
+
+fn fleet_error(prefix: &str, e: FleetError) -> ApiError {
+    match e {
+        FleetError::Conflict(f) => ApiError::conflict(format!("{prefix}{f}")),
+        FleetError::Alloc(a) => ApiError::conflict(format!("{prefix}{a}")),
+        other => ApiError::unprocessable(format!("{prefix}{other}")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployBody {
+    #[serde(default)]
+    ini_content: Option<String>,
+    #[serde(default)]
+    general: Option<GeneralSpec>,
+    #[serde(default)]
+    deckies: Option<Vec<DeckySpec>>,
+    #[serde(default)]
+    replace_fleet: bool,
+}
+
+fn epoch(now: DateTime<Utc>) -> f64 {
+    now.timestamp_micros() as f64 / 1e6
+}
+
+/// The rows a change of the desired fleet calls for: a deploy for every new or reshaped decky,
+/// a teardown for every decky that is gone.
+fn diff(old: Option<&DecnetConfig>, new: &DecnetConfig) -> Vec<(DeckyConfig, Operation)> {
+    let mut out = Vec::new();
+    for d in &new.deckies {
+        match old.and_then(|o| o.decky(d.name.as_str())) {
+            Some(prev) if !prev.shape_differs(d) && prev.host_uuid == d.host_uuid => {}
+            _ => out.push((d.clone(), Operation::Deploy)),
+        }
+    }
+    if let Some(old) = old {
+        for d in &old.deckies {
+            if new.decky(d.name.as_str()).is_none() {
+                out.push((d.clone(), Operation::Teardown));
+            }
+        }
+    }
+    out
+}
+
+/// Records the rows and shards of a change, after the fleet itself was committed.
+async fn record(
+    m: &Master,
+    changes: &[(DeckyConfig, Operation)],
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>, RepoError> {
+    let mut ids = Vec::new();
+    for (d, op) in changes {
+        let row = LifecycleRow::new(d.name.clone(), d.host_uuid, *op, now);
+        let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
+        let state = match op {
+            Operation::Teardown => ShardState::TearingDown,
+            _ => ShardState::Pending,
+        };
+        m.repo
+            .upsert_shard(&Shard {
+                host_uuid: host,
+                decky_name: d.name.clone(),
+                decky: d.clone(),
+                state,
+                last_error: None,
+                last_seen: None,
+                updated_at: now,
+            })
+            .await?;
+        m.repo.create_lifecycle(&row).await?;
+        ids.push(row.id);
+    }
+    Ok(ids)
+}
+
+async fn deploy(
+    State(m): Ctx,
+    caller: Caller,
+    JsonBody(body): JsonBody<DeployBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.admin()?;
+    let (spec, prefix) = match (&body.ini_content, &body.deckies) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::unprocessable(
+                "body: give either ini_content or deckies, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(ApiError::unprocessable(
+                "body: give ini_content (the original's INI) or deckies (a JSON fleet spec)",
+            ))
+        }
+        (Some(ini), None) => {
+            let mut spec = parse_fleet_ini(ini).map_err(|e| fleet_error("ini_content: ", e))?;
+            if let Some(g) = &body.general {
+                spec.general = g.clone();
+            }
+            (spec, "ini_content: ")
+        }
+        (None, Some(deckies)) => (
+            FleetSpec {
+                general: body.general.clone().unwrap_or_default(),
+                deckies: deckies.clone(),
+                custom_services: vec![],
+            },
+            "",
+        ),
+    };
+
+    let _guard = m.fleet_lock.lock().await;
+    let existing = m.repo.desired_fleet().await.map_err(store_error)?;
+    let base = if body.replace_fleet {
+        None
+    } else {
+        existing.clone()
+    };
+    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let live = live_hosts(&hosts);
+    let mode = match &base {
+        Some(b) if !b.deckies.is_empty() => b.mode,
+        _ if !live.is_empty() => Mode::Swarm,
+        _ => Mode::Unihost,
+    };
+    if mode == Mode::Unihost && m.local.is_none() {
+        return Err(ApiError::conflict(
+            "no live worker host, and this master runs no deckies itself: enroll a worker first",
+        ));
+    }
+    if mode == Mode::Swarm && live.is_empty() {
+        return Err(ApiError::conflict(
+            "the fleet runs on workers, and none is live",
+        ));
+    }
+
+    // Network: the request's, else the fleet's, else this machine's.
+    let previous = existing.as_ref();
+    let inputs = NetInputs {
+        interface: spec.general.interface.clone(),
+        subnet: spec.general.subnet,
+        gateway: spec.general.gateway,
+        host_ip: None,
+        driver: spec.general.driver,
+    }
+    .or(previous.map_or_else(NetInputs::default, |p| NetInputs {
+        interface: Some(p.interface.clone()),
+        subnet: Some(p.subnet),
+        gateway: Some(p.gateway),
+        host_ip: None,
+        driver: Some(p.driver()),
+    }));
+    let facts = m
+        .hostnet
+        .facts(inputs.interface.as_deref())
+        .await
+        .map_err(|e| e.to_string());
+    let mut inputs = inputs;
+    if let Ok(f) = &facts {
+        if inputs.subnet.is_none_or(|s| s.contains(f.host_ip)) {
+            inputs.host_ip = Some(f.host_ip);
+        }
+    }
+    let net = match resolve_net(&inputs, Some(&facts)) {
+        Ok(n) => n,
+        // Planning for workers on another LAN: the host's own address does not matter.
+        Err(e) if e.field == "host_ip" => {
+            let mut i = inputs.clone();
+            i.host_ip = Some(std::net::Ipv4Addr::UNSPECIFIED);
+            let mut n = resolve_net(&i, Some(&facts))
+                .map_err(|e| ApiError::unprocessable(format!("general.{e}")))?;
+            n.host_ip = None;
+            n
+        }
+        Err(e) => return Err(ApiError::unprocessable(format!("general.{e}"))),
+    };
+    let now = m.clock.now();
+    let ctx = BuildContext {
+        mode,
+        net,
+        reserved: base
+            .iter()
+            .flat_map(|b| b.deckies.iter().map(|d| d.ip))
+            .collect(),
+        taken_names: base
+            .iter()
+            .flat_map(|b| b.deckies.iter().map(|d| d.name.to_string()))
+            .collect(),
+        mutate_interval: None,
+        log_file: None,
+        now_epoch: epoch(now),
+    };
+    let built = build_from_specs(&spec, &ctx, &mut StdRng::from_entropy())
+        .map_err(|e| fleet_error(prefix, e))?;
+    let mut fleet = match base {
+        Some(mut b) => {
+            b.deckies.extend(built.deckies);
+            for c in built.custom_services {
+                if b.custom_service(&c.name).is_none() {
+                    b.custom_services.push(c);
+                }
+            }
+            b
+        }
+        None => built,
+    };
+    if fleet.deckies.len() > m.settings.fleet_limit {
+        return Err(ApiError::conflict(format!(
+            "deckies: the fleet would hold {} deckies, over the limit of {} (--fleet-limit)",
+            fleet.deckies.len(),
+            m.settings.fleet_limit
+        )));
+    }
+    if mode == Mode::Swarm {
+        let current: BTreeMap<DeckyName, HostUuid> = existing
+            .iter()
+            .flat_map(|e| e.deckies.iter())
+            .filter_map(|d| d.host_uuid.map(|h| (d.name.clone(), h)))
+            .collect();
+        let names: Vec<DeckyName> = fleet.deckies.iter().map(|d| d.name.clone()).collect();
+        let plan = plan_shards(&names, &live, &current);
+        for d in &mut fleet.deckies {
+            d.host_uuid = plan.get(&d.name).copied();
+        }
+    }
+    let changes = diff(existing.as_ref(), &fleet);
+    m.repo
+        .put_desired_fleet(&fleet)
+        .await
+        .map_err(store_error)?;
+    let ids = record(&m, &changes, now).await.map_err(store_error)?;
+    drop(_guard);
+    m.wake.notify_one();
+    let deploys = changes
+        .iter()
+        .filter(|(_, op)| *op == Operation::Deploy)
+        .count();
+    let teardowns = changes.len() - deploys;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "message": format!("deploying {deploys} decky(ies), tearing down {teardowns}"),
+            "mode": mode,
+            "lifecycle_ids": ids,
+        })),
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MutateBody {
+    #[serde(default)]
+    services: Option<Vec<String>>,
+}
+
+fn decky_name(name: &str) -> Result<DeckyName, ApiError> {
+    DeckyName::new(name).map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+async fn mutate(
+    State(m): Ctx,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.admin()?;
+    let name = decky_name(&name)?;
+    let req: MutateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        MutateBody::default()
+    } else {
+        decnet_web::json::parse_json(&body)?
+    };
+    let _guard = m.fleet_lock.lock().await;
+    let mut fleet = m
+        .repo
+        .desired_fleet()
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
+    let custom = fleet.custom_services.clone();
+    let d = fleet
+        .deckies
+        .iter_mut()
+        .find(|d| d.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
+    let old = d.services.clone();
+    let services = match req.services {
+        Some(s) => {
+            validate_services("services", &s, &custom)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            s
+        }
+        // As the mutator would: a fresh clash-free draw, never the same set.
+        None => pick_services(
+            &mut StdRng::from_entropy(),
+            &[old.iter().cloned().collect::<BTreeSet<_>>()],
+        ),
+    };
+    let now = m.clock.now();
+    d.services = services.clone();
+    d.last_mutated = epoch(now);
+    let changed = d.clone();
+    m.repo
+        .put_desired_fleet(&fleet)
+        .await
+        .map_err(store_error)?;
+    let ids = record(&m, &[(changed, Operation::Mutate)], now)
+        .await
+        .map_err(store_error)?;
+    drop(_guard);
+    m.publish(BusEvent::mutation(&name, &old, &services, "operator"));
+    m.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+}
+
+async fn remove(
+    State(m): Ctx,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.admin()?;
+    let name = decky_name(&name)?;
+    let _guard = m.fleet_lock.lock().await;
+    let mut fleet = m
+        .repo
+        .desired_fleet()
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
+    let i = fleet
+        .deckies
+        .iter()
+        .position(|d| d.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
+    let gone = fleet.deckies.remove(i);
+    m.repo
+        .put_desired_fleet(&fleet)
+        .await
+        .map_err(store_error)?;
+    let ids = record(&m, &[(gone, Operation::Teardown)], m.clock.now())
+        .await
+        .map_err(store_error)?;
+    drop(_guard);
+    m.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+}
+
+async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
+    let fleet = m.repo.desired_fleet().await.map_err(store_error)?;
+    let shards = m.repo.shards(None).await.map_err(store_error)?;
+    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let out: Vec<Value> = fleet
+        .iter()
+        .flat_map(|f| f.deckies.iter())
+        .map(|d| {
+            let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
+            let shard = shards
+                .iter()
+                .find(|s| s.host_uuid == host && s.decky_name == d.name);
+            let host_name = match d.host_uuid {
+                None => "local".to_string(),
+                Some(h) => hosts
+                    .iter()
+                    .find(|x| x.uuid == h)
+                    .map_or_else(|| h.to_string(), |x| x.name.to_string()),
+            };
+            json!({
+                "name": d.name,
+                "host_uuid": d.host_uuid,
+                "host": host_name,
+                "ip": d.ip,
+                "services": d.services,
+                "state": shard.map_or("pending", |s| s.state.as_str()),
+                "last_seen": shard.and_then(|s| s.last_seen),
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+/// `?ids=A&ids=B` (repeated keys; `ids=A,B` works too).
+fn parse_ids(query: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
+    let mut ids = Vec::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "ids" {
+            return Err(ApiError::unprocessable(format!(
+                "{k}: unknown query parameter (use ids=…)"
+            )));
+        }
+        for v in v.split(',').filter(|v| !v.is_empty()) {
+            ids.push(
+                Uuid::parse_str(v)
+                    .map_err(|_| ApiError::unprocessable(format!("ids: {v:?} is not a UUID")))?,
+            );
+        }
+    }
+    Ok(ids)
+}
+
+async fn lifecycle(
+    State(m): Ctx,
+    _caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let ids = parse_ids(query.as_deref())?;
+    let rows = if ids.is_empty() {
+        vec![]
+    } else {
+        m.repo.lifecycle_rows(&ids).await.map_err(store_error)?
+    };
+    Ok(Json(json!({ "rows": rows })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        assert_eq!(
+            parse_ids(Some(&format!("ids={a}&ids={b}"))).unwrap(),
+            [a, b]
+        );
+        assert_eq!(parse_ids(Some(&format!("ids={a},{b}"))).unwrap(), [a, b]);
+        assert_eq!(parse_ids(None).unwrap(), Vec::<Uuid>::new());
+        assert!(parse_ids(Some("ids=nope"))
+            .unwrap_err()
+            .detail
+            .contains("\"nope\" is not a UUID"));
+        assert!(parse_ids(Some("id=x")).is_err());
+    }
+}
