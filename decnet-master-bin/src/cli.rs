@@ -66,6 +66,10 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Run the master: operator API, swarm endpoint and background loops.
     Serve(ServeArgs),
+    /// Give a decky new services (through the master when there is one, else on this host).
+    Mutate(MutateArgs),
+    /// Show lifecycle rows (deploy/mutate/teardown attempts) by id (through the master).
+    Lifecycle(LifecycleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +178,10 @@ pub struct DeployArgs {
     pub add: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +191,8 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +205,10 @@ pub struct TeardownArgs {
     pub id: Option<String>,
     #[command(flatten)]
     pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -371,4 +385,45 @@ pub struct ServeArgs {
     pub no_local: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
+}
+
+/// Following the master's lifecycle rows after a change (`--wait`).
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// With a master: show per-decky progress until every operation is done (exit 1 if any
+    /// failed). Without one the work is done before the command returns anyway.
+    #[arg(long)]
+    pub wait: bool,
+    /// Longest --wait, in seconds (exit 1 when exceeded; the operations go on).
+    #[arg(long, value_name = "SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub wait_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// The decky.
+    pub name: String,
+    /// Its new services, comma-separated (default: a fresh clash-free draw, as the mutator
+    /// would).
+    #[arg(long, value_delimiter = ',')]
+    pub services: Option<Vec<String>>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    /// Lifecycle row ids (UUIDs, as deploy, mutate and teardown print them).
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Print JSON ({"rows":[...]}).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }

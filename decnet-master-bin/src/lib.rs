@@ -19,8 +19,8 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let hostnet = decnet_net::NetlinkHostNetwork::new();
             commands::deploy::run(&args, &data_dir, &hostnet, out).await
         }
-        cli::Command::Status(a) => commands::local::status(&data_dir, &a, out).await,
-        cli::Command::Teardown(a) => commands::local::teardown(&data_dir, &a, out).await,
+        cli::Command::Status(a) => commands::remote::status(&data_dir, &a, out).await,
+        cli::Command::Teardown(a) => commands::remote::teardown(&data_dir, &a, out).await,
         cli::Command::Demo(a) => commands::demo::run(&a, out).await,
         cli::Command::Services(a) => commands::listing::services(a.json, out),
         cli::Command::Archetypes(a) => commands::listing::archetypes(a.json, out),
@@ -29,5 +29,7 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Hosts(c) => commands::hosts::run(&data_dir, &c, out).await,
         cli::Command::Tokens(c) => commands::tokens::run(&data_dir, &c, out).await,
         cli::Command::Serve(a) => commands::serve::run(&data_dir, &a, out).await,
+        cli::Command::Mutate(a) => commands::remote::mutate(&data_dir, &a, out).await,
+        cli::Command::Lifecycle(a) => commands::remote::lifecycle(&data_dir, &a, out).await,
     }
 }

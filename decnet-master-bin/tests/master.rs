@@ -80,8 +80,8 @@ async fn start_master(db: Option<String>, settings: MasterSettings) -> TestMaste
         hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
     };
     let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     TestMaster {
         running,
         repo,

@@ -39,7 +39,8 @@ pub struct DeckySpec {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneralSpec {
-    #[serde(default)]
+    /// New input: host bits must be clear (state files are read leniently elsewhere).
+    #[serde(default, deserialize_with = "strict_subnet")]
     pub subnet: Option<Subnet>,
     #[serde(default)]
     pub gateway: Option<Ipv4Addr>,
@@ -57,4 +58,10 @@ pub struct FleetSpec {
     pub general: GeneralSpec,
     pub deckies: Vec<DeckySpec>,
     pub custom_services: Vec<CustomService>,
+}
+
+fn strict_subnet<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Subnet>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| Subnet::parse("subnet", &s).map_err(serde::de::Error::custom))
+        .transpose()
 }

@@ -120,7 +120,9 @@ impl EnrollTokenText {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !secret_ok {
-            return Err(bad("has a malformed secret (43 base64url characters expected)"));
+            return Err(bad(
+                "has a malformed secret (43 base64url characters expected)",
+            ));
         }
         let fp_ok = fp.len() == 64 && fp.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !fp_ok {
@@ -148,7 +150,10 @@ mod tests {
         let text = t.render();
         assert!(text.starts_with("dnet1_"));
         assert_eq!(EnrollTokenText::parse(&format!(" {text}\n")).unwrap(), t);
-        assert!(!format!("{t:?}").contains("aaaa"), "Debug never shows the secret");
+        assert!(
+            !format!("{t:?}").contains("aaaa"),
+            "Debug never shows the secret"
+        );
         for bad in [
             "",
             "dnet2_x",

@@ -108,8 +108,14 @@ mod tests {
     #[test]
     fn probe_merge() {
         let mut rt = RuntimeMap::new();
-        rt.insert("a".into(), DeckyRuntime::from_services([("ssh".to_string(), "running".to_string())].into()));
-        rt.insert("b".into(), DeckyRuntime::from_services([("ssh".to_string(), "exited".to_string())].into()));
+        rt.insert(
+            "a".into(),
+            DeckyRuntime::from_services([("ssh".to_string(), "running".to_string())].into()),
+        );
+        rt.insert(
+            "b".into(),
+            DeckyRuntime::from_services([("ssh".to_string(), "exited".to_string())].into()),
+        );
         let rows = vec![
             (n("a"), Operation::Deploy),
             (n("b"), Operation::Deploy),
@@ -120,11 +126,17 @@ mod tests {
         let statuses: Vec<_> = out.iter().map(|(_, s, _)| *s).collect();
         assert_eq!(
             statuses,
-            [LifecycleStatus::Succeeded, LifecycleStatus::Failed, LifecycleStatus::Failed, LifecycleStatus::Succeeded]
+            [
+                LifecycleStatus::Succeeded,
+                LifecycleStatus::Failed,
+                LifecycleStatus::Failed,
+                LifecycleStatus::Succeeded
+            ]
         );
         assert!(out[1].2.as_deref().unwrap().contains("not running"));
         let out = merge_probe(&rows, Err("timed out"), "connection reset");
-        assert!(out.iter().all(|(_, s, e)| *s == LifecycleStatus::Failed && e.as_deref().unwrap().contains("timed out")));
+        assert!(out.iter().all(|(_, s, e)| *s == LifecycleStatus::Failed
+            && e.as_deref().unwrap().contains("timed out")));
     }
 
     proptest! {

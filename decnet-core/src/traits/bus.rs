@@ -89,7 +89,13 @@ mod tests {
     fn topics_and_bodies() {
         let d = DeckyName::new("decky-01").unwrap();
         let id = uuid::Uuid::nil();
-        let e = BusEvent::lifecycle(&d, id, Operation::Deploy, LifecycleStatus::Failed, Some("boom"));
+        let e = BusEvent::lifecycle(
+            &d,
+            id,
+            Operation::Deploy,
+            LifecycleStatus::Failed,
+            Some("boom"),
+        );
         assert_eq!(e.topic, "decky.decky-01.lifecycle");
         assert_eq!(e.body["status"], "failed");
         assert_eq!(e.body["error"], "boom");
@@ -98,6 +104,9 @@ mod tests {
         assert_eq!(e.body["source"], "fleet");
         assert_eq!(e.body["previous_state"], "degraded");
         let h = HostUuid::new_v4();
-        assert_eq!(BusEvent::state(h, &d, "running", "inserted", None).topic, format!("decky.{h}:decky-01.state"));
+        assert_eq!(
+            BusEvent::state(h, &d, "running", "inserted", None).topic,
+            format!("decky.{h}:decky-01.state")
+        );
     }
 }

@@ -17,8 +17,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cli::DeployArgs;
-use crate::commands::local;
+use crate::client::find_master;
+use crate::commands::{local, remote};
 use crate::error::CliError;
+use crate::master::layout::DataDir;
 
 /// What the flags say about the network.
 fn flag_inputs(args: &DeployArgs) -> Result<NetInputs, CliError> {
@@ -192,6 +194,17 @@ pub async fn run(
 ) -> Result<(), CliError> {
     if args.json && !args.dry_run {
         return Err(CliError::usage("--json: only meaningful with --dry-run"));
+    }
+    // A master owns the deckies when there is one; --dry-run only plans, here.
+    if args.dry_run {
+        if let Ok(Some(m)) = find_master(&DataDir::new(data_dir), args.client.master.clone()) {
+            tracing::warn!(
+                "--dry-run plans on this host and does not contact the master at {}",
+                m.url
+            );
+        }
+    } else if let Some(client) = remote::master(data_dir, &args.client)? {
+        return remote::deploy(&client, args, out).await;
     }
     let existing = if args.add {
         state_file::load(&local::state_path(data_dir))

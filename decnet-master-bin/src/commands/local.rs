@@ -1,5 +1,5 @@
 //! Acting directly on this host (unihost, no master): the Docker deployer, the state in the
-//! data dir, `status` and `teardown`.
+//! data dir, `status`, `teardown` and `mutate`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,12 +7,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use decnet_core::adapters::state_file;
+use decnet_core::fleet::pick_services;
+use decnet_core::model::validate::validate_services;
 use decnet_core::model::{DeckyName, WorkerState};
 use decnet_core::traits::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
 use decnet_net::NetlinkHostNetwork;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
-use crate::cli::{DockerArgs, StatusArgs, TeardownArgs};
+use crate::cli::{DockerArgs, MutateArgs, StatusArgs, TeardownArgs};
 use crate::error::CliError;
 
 /// `--data-dir`, else `/var/lib/decnet` for root, else `~/.decnet`.
@@ -215,4 +219,51 @@ pub async fn teardown(
         .context("write")?;
     }
     Ok(())
+}
+
+/// `decnet mutate NAME [--services a,b]` on this host: the decky's containers are recreated
+/// with the new services (default: a fresh clash-free draw, never the same set, as the
+/// mutator would).
+pub async fn mutate(
+    data_dir: &Path,
+    name: &DeckyName,
+    args: &MutateArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let state = state_file::load(&state_path(data_dir))
+        .map_err(|e| CliError::Failed(e.into()))?
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "no active deployment on this host (no state in {}) and no master: deploy \
+                 first, or pass --master URL",
+                data_dir.display()
+            ))
+        })?;
+    let decky = state
+        .config
+        .decky(name.as_str())
+        .ok_or_else(|| CliError::usage(format!("decky {name:?} is not deployed on this host")))?;
+    let services = match &args.services {
+        Some(s) => {
+            validate_services("--services", s, &state.config.custom_services)?;
+            s.clone()
+        }
+        None => pick_services(
+            &mut StdRng::from_entropy(),
+            &[decky.services.iter().cloned().collect()],
+        ),
+    };
+    writeln!(
+        out,
+        "Mutating {name}: {} -> {}",
+        decky.services.join(","),
+        services.join(",")
+    )
+    .context("write")?;
+    let deployer = deployer(data_dir, &args.docker).await?;
+    let r = deployer
+        .mutate(name, &services)
+        .await
+        .map_err(deployer_error)?;
+    report(&r, "mutated", out)
 }

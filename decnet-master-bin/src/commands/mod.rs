@@ -4,5 +4,7 @@ pub mod hosts;
 pub mod init;
 pub mod listing;
 pub mod local;
+pub mod remote;
 pub mod serve;
 pub mod tokens;
+pub mod wait;

@@ -35,6 +35,7 @@ pub fn router(m: Arc<Master>, limit: usize) -> Router {
             "/api/v1/swarm/hosts/{uuid}",
             get(get_host).delete(decommission),
         )
+        .merge(super::fleet::routes())
         .with_state(m);
     decnet_web::body_limit(r, limit)
 }

@@ -150,6 +150,14 @@ pub async fn start(
         master.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(super::runner::runner_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(super::runner::sweep_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
     tracing::info!(%api_url, %swarm_url, "master serving");
     Ok(RunningMaster {
         master,

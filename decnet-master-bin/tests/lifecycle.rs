@@ -1,0 +1,1041 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! Master II: the operator deploy API and the lifecycle runner, with an in-process master and
+//! in-process agents (the agent library) over real mutual TLS on loopback, their deployers
+//! faked. Every lifecycle row must end terminal with the right per-decky outcome, under faults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use decnet_agent::app::{self, AgentConfig, AgentDeps, RunningAgent};
+use decnet_agent::reaper::{Launcher, ReaperPlan};
+use decnet_core::model::{
+    ApiToken, DeckyName, DeckyRuntime, DecnetConfig, HeartbeatBody, LifecycleRow, LifecycleStatus,
+    Operation, Role, RuntimeMap,
+};
+use decnet_core::traits::{
+    DeckyOutcome, DeployReport, Deployer, DeployerError, HeartbeatAck, HeartbeatTransport,
+    LocalNetFacts, MockHostNetwork, Repository, SystemClock, TransportError,
+};
+use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
+use decnet_master_bin::master::state::MasterSettings;
+use decnet_tls::pki::{write_private, Ca, LeafSpec};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+fn facts() -> MockHostNetwork {
+    let mut net = MockHostNetwork::new();
+    net.expect_facts().returning(|_| {
+        Ok(LocalNetFacts {
+            interface: "eth0".into(),
+            subnet: "10.61.0.0/24".parse().unwrap(),
+            host_ip: "10.61.0.250".parse().unwrap(),
+            gateway: Some("10.61.0.1".parse().unwrap()),
+        })
+    });
+    net.expect_interfaces().returning(|| Ok(vec![]));
+    net
+}
+
+/// A deployer that records calls, can fail named deckies, and can be slowed down.
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<String>>,
+    fail: Mutex<BTreeMap<String, String>>,
+    delay: Mutex<Duration>,
+}
+
+#[async_trait::async_trait]
+impl Deployer for Fake {
+    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        let names: Vec<String> = desired
+            .deckies
+            .iter()
+            .map(|d| format!("{}:{}", d.name, d.services.join("+")))
+            .collect();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("deploy {}", names.join(",")));
+        let fail = self.fail.lock().unwrap().clone();
+        let outcomes = desired
+            .deckies
+            .iter()
+            .map(|d| {
+                let o = match fail.get(d.name.as_str()) {
+                    Some(r) => DeckyOutcome::Failed { reason: r.clone() },
+                    None => DeckyOutcome::Succeeded,
+                };
+                (d.name.clone(), o)
+            })
+            .collect();
+        Ok(DeployReport { outcomes })
+    }
+    async fn mutate(&self, decky: &DeckyName, _: &[String]) -> Result<DeployReport, DeployerError> {
+        Ok(DeployReport {
+            outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
+        })
+    }
+    async fn teardown<'a>(
+        &self,
+        decky: Option<&'a DeckyName>,
+    ) -> Result<DeployReport, DeployerError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("teardown {decky:?}"));
+        Ok(DeployReport {
+            outcomes: decky
+                .map(|d| (d.clone(), DeckyOutcome::Succeeded))
+                .into_iter()
+                .collect(),
+        })
+    }
+    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
+        Ok(RuntimeMap::new())
+    }
+}
+
+struct NoLaunch;
+impl Launcher for NoLaunch {
+    fn launch(&self, _: &ReaperPlan) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct TM {
+    running: RunningMaster,
+    repo: Arc<dyn Repository>,
+    admin: String,
+    viewer: String,
+    _tmp: Option<tempfile::TempDir>,
+    shutdown: CancellationToken,
+}
+
+fn write_pki(layout: &DataDir) {
+    let ca = Ca::generate("DECNET test CA").unwrap();
+    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
+    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
+    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
+    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
+}
+
+fn fast() -> MasterSettings {
+    MasterSettings {
+        heartbeat_interval: Duration::from_secs(1),
+        sweep_every: Duration::from_millis(200),
+        dispatch_timeout: Duration::from_secs(5),
+        ..MasterSettings::default()
+    }
+}
+
+async fn start_master_in(
+    dir: PathBuf,
+    tmp: Option<tempfile::TempDir>,
+    settings: MasterSettings,
+    local: Option<Arc<dyn Deployer>>,
+) -> TM {
+    decnet_tls::install_default_provider();
+    let layout = DataDir::new(&dir);
+    if !layout.ca_cert().exists() {
+        write_pki(&layout);
+    }
+    let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
+    let mut tokens = vec![];
+    for role in [Role::Admin, Role::Viewer] {
+        let t = new_api_token();
+        repo.insert_api_token(&ApiToken {
+            id: uuid::Uuid::new_v4(),
+            hash: token_hash(&t),
+            role,
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+        tokens.push(t);
+    }
+    let cfg = MasterConfig {
+        data_dir: layout,
+        db_url: None,
+        api_bind: "127.0.0.1:0".parse().unwrap(),
+        swarm_bind: "127.0.0.1:0".parse().unwrap(),
+        settings: MasterSettings {
+            advertise: String::new(),
+            ..settings
+        },
+    };
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let swarm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let deps = MasterDeps {
+        repo: repo.clone(),
+        clock: Arc::new(SystemClock),
+        local,
+        hostnet: Arc::new(facts()),
+    };
+    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
+        .await
+        .unwrap();
+    TM {
+        running,
+        repo,
+        admin: tokens[0].clone(),
+        viewer: tokens[1].clone(),
+        _tmp: tmp,
+        shutdown,
+    }
+}
+
+async fn start_master(settings: MasterSettings, local: Option<Arc<dyn Deployer>>) -> TM {
+    let tmp = tempfile::tempdir().unwrap();
+    start_master_in(tmp.path().to_path_buf(), Some(tmp), settings, local).await
+}
+
+impl TM {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.running.api_url)
+    }
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = reqwest::Client::new()
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+    async fn rows(&self, ids: &[Value]) -> Vec<Value> {
+        let q: Vec<String> = ids
+            .iter()
+            .map(|i| format!("ids={}", i.as_str().unwrap()))
+            .collect();
+        let (code, v) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/deckies/lifecycle?{}", q.join("&")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200);
+        v["rows"].as_array().unwrap().clone()
+    }
+    /// Waits until every row is terminal; returns them.
+    async fn settle(&self, ids: &[Value]) -> Vec<Value> {
+        for _ in 0..300 {
+            let rows = self.rows(ids).await;
+            if rows.len() == ids.len()
+                && rows
+                    .iter()
+                    .all(|r| r["status"] == "succeeded" || r["status"] == "failed")
+            {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rows never settled: {:?}", self.rows(ids).await);
+    }
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.join().await;
+    }
+}
+
+/// A transport that loses the first heartbeat carrying deltas (the "immediate push").
+struct Lossy {
+    inner: Arc<dyn HeartbeatTransport>,
+    lost: Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl HeartbeatTransport for Lossy {
+    async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError> {
+        if !body.lifecycle.is_empty() {
+            let mut lost = self.lost.lock().unwrap();
+            if *lost == 0 {
+                *lost += 1;
+                return Err(TransportError::Unreachable(
+                    "connection reset (test)".into(),
+                ));
+            }
+        }
+        self.inner.send(body).await
+    }
+}
+
+struct TA {
+    agent: RunningAgent,
+    fake: Arc<Fake>,
+    shutdown: CancellationToken,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// Enrolls an in-process agent through the master's real enrollment, then starts it.
+async fn start_agent(m: &TM, name: &str, lossy: bool) -> TA {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (code, t) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/swarm/enroll-tokens",
+            Some(json!({"name": name, "address": addr.to_string()})),
+        )
+        .await;
+    assert_eq!(code, 201, "{t}");
+    let agent_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    decnet_agent::enroll::enroll(
+        &m.running.swarm_url,
+        t["token"].as_str().unwrap(),
+        agent_dir.path(),
+    )
+    .await
+    .unwrap();
+    let fake = Arc::new(Fake::default());
+    let transport: Option<Arc<dyn HeartbeatTransport>> = if lossy {
+        let (bundle, id) = app::load_credentials(agent_dir.path()).unwrap();
+        let inner = Arc::new(
+            decnet_agent::transport::HttpsTransport::new(&bundle, id.as_ref().unwrap()).unwrap(),
+        );
+        Some(Arc::new(Lossy {
+            inner,
+            lost: Mutex::new(0),
+        }))
+    } else {
+        None
+    };
+    let cfg = AgentConfig {
+        agent_dir: agent_dir.path().to_path_buf(),
+        state_dir: state_dir.path().to_path_buf(),
+        interface: None,
+        body_limit: 1 << 24,
+        heartbeat_interval: Duration::from_millis(500),
+        reaper_paths: vec![],
+    };
+    let deps = AgentDeps {
+        deployer: fake.clone(),
+        hostnet: Arc::new(facts()),
+        launcher: Arc::new(NoLaunch),
+        clock: Arc::new(SystemClock),
+        transport,
+    };
+    let shutdown = CancellationToken::new();
+    let agent = app::start(&cfg, deps, listener, shutdown.clone())
+        .await
+        .unwrap();
+    // Live: the master has heard from it.
+    for _ in 0..100 {
+        let (_, hosts) = m
+            .call(reqwest::Method::GET, "/api/v1/swarm/hosts", None)
+            .await;
+        if hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == name && h["status"] == "active")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    TA {
+        agent,
+        fake,
+        shutdown,
+        _dirs: (agent_dir, state_dir),
+    }
+}
+
+fn three() -> Value {
+    json!({"general": {"subnet": "10.61.0.0/24", "gateway": "10.61.0.1", "interface": "eth0"},
+           "deckies": [{"name": "d", "amount": 3, "services": ["ssh"]}]})
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_deploy_mutate_delete_close_every_row() {
+    let m = start_master(fast(), None).await;
+    let a = start_agent(&m, "w-1", false).await;
+    let mut events = m.running.bus.subscribe();
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["mode"], "swarm");
+    let ids = v["lifecycle_ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 3);
+    let rows = m.settle(&ids).await;
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "succeeded" && r["operation"] == "deploy"),
+        "{rows:?}"
+    );
+    assert!(a.fake.calls.lock().unwrap()[0].starts_with("deploy d-01:ssh,d-02:ssh,d-03:ssh"));
+    let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "running" && d["host"] == "w-1"),
+        "{list}"
+    );
+    // Every transition went on the bus.
+    let mut topics = vec![];
+    while let Ok(e) = events.try_recv() {
+        topics.push(e.topic);
+    }
+    assert!(
+        topics
+            .iter()
+            .filter(|t| *t == "decky.d-01.lifecycle")
+            .count()
+            >= 2,
+        "{topics:?}"
+    );
+
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/d-02/mutate",
+            Some(json!({"services": ["ftp"]})),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert_eq!(rows[0]["status"], "succeeded");
+    assert_eq!(rows[0]["operation"], "mutate");
+    assert!(a
+        .fake
+        .calls
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .contains("d-02:ftp"));
+    // Without services: a fresh draw, never the same set.
+    let (code, v) = m
+        .call(reqwest::Method::POST, "/api/v1/deckies/d-01/mutate", None)
+        .await;
+    assert_eq!(code, 202, "{v}");
+    m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+
+    let (code, v) = m
+        .call(reqwest::Method::DELETE, "/api/v1/deckies/d-03", None)
+        .await;
+    assert_eq!(code, 202);
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert_eq!(
+        (rows[0]["operation"].as_str(), rows[0]["status"].as_str()),
+        (Some("teardown"), Some("succeeded"))
+    );
+    let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(m
+        .repo
+        .shards(None)
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.decky_name.as_str() != "d-03"));
+    a.shutdown.cancel();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unihost_rows_close_through_the_local_deployer() {
+    let fake = Arc::new(Fake::default());
+    fake.fail
+        .lock()
+        .unwrap()
+        .insert("d-02".into(), "service ssh: exited with code 1".into());
+    let m = start_master(fast(), Some(fake.clone())).await;
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["mode"], "unihost");
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    let by: BTreeMap<_, _> = rows
+        .iter()
+        .map(|r| (r["decky_name"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    assert_eq!(by["d-01"]["status"], "succeeded");
+    assert_eq!(by["d-02"]["status"], "failed");
+    assert!(by["d-02"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("exited with code 1"));
+    assert!(by["d-02"]["host_uuid"].is_null());
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_push_is_closed_by_the_next_heartbeat() {
+    let m = start_master(fast(), None).await;
+    let _a = start_agent(&m, "w-lossy", true).await;
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202);
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_killed_mid_deploy_the_sweep_fails_the_rows() {
+    let m = start_master(
+        MasterSettings {
+            deploy_timeout: Duration::from_secs(2),
+            ..fast()
+        },
+        None,
+    )
+    .await;
+    let a = start_agent(&m, "w-dies", false).await;
+    *a.fake.delay.lock().unwrap() = Duration::from_secs(3600);
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    let ids = v["lifecycle_ids"].as_array().unwrap().clone();
+    // Wait until the agent took the work, then kill it.
+    for _ in 0..100 {
+        if m.rows(&ids).await.iter().all(|r| r["status"] == "running") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.shutdown.cancel();
+    a.agent.server.abort();
+    let rows = m.settle(&ids).await;
+    for r in &rows {
+        assert_eq!(r["status"], "failed");
+        assert!(
+            r["error"].as_str().unwrap().contains("deploy timeout 2 s"),
+            "{r}"
+        );
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_master_fails_orphaned_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let m = start_master_in(dir.clone(), None, fast(), None).await;
+    let now = Utc::now();
+    let mut ids = vec![];
+    // Rows a runner had started (a pending row would be picked up by this master's runner).
+    for (name, status) in [
+        ("a", LifecycleStatus::Running),
+        ("b", LifecycleStatus::Running),
+    ] {
+        let mut row =
+            LifecycleRow::new(DeckyName::new(name).unwrap(), None, Operation::Deploy, now);
+        row.status = status;
+        m.repo.create_lifecycle(&row).await.unwrap();
+        ids.push(json!(row.id.to_string()));
+    }
+    // The rows have no runner: a crash. (No local deployer, so nothing picks them up first.)
+    m.shutdown.cancel();
+    m.running.join().await;
+    let m = start_master_in(dir, None, fast(), None).await;
+    let rows = m.rows(&ids).await;
+    for r in &rows {
+        assert_eq!(r["status"], "failed");
+        assert_eq!(r["error"], "master restarted during operation");
+    }
+    m.stop().await;
+    drop(tmp);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operations_on_one_decky_close_their_own_rows_in_order() {
+    let m = start_master(fast(), None).await;
+    let a = start_agent(&m, "w-slow", false).await;
+    *a.fake.delay.lock().unwrap() = Duration::from_millis(300);
+    let (_, v) = m.call(reqwest::Method::POST, "/api/v1/deckies/deploy",
+        Some(json!({"general": {"subnet": "10.61.0.0/24", "gateway": "10.61.0.1", "interface": "eth0"}, "deckies": [{"name": "solo", "services": ["ssh"]}]}))).await;
+    let deploy_id = v["lifecycle_ids"][0].clone();
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/solo/mutate",
+            Some(json!({"services": ["ftp"]})),
+        )
+        .await;
+    let mutate_id = v["lifecycle_ids"][0].clone();
+    let rows = m.settle(&[deploy_id.clone(), mutate_id.clone()]).await;
+    let get = |id: &Value| rows.iter().find(|r| r["id"] == *id).unwrap().clone();
+    let (d, mu) = (get(&deploy_id), get(&mutate_id));
+    assert_eq!(
+        (d["operation"].as_str(), d["status"].as_str()),
+        (Some("deploy"), Some("succeeded"))
+    );
+    assert_eq!(
+        (mu["operation"].as_str(), mu["status"].as_str()),
+        (Some("mutate"), Some("succeeded"))
+    );
+    assert!(d["completed_at"].as_str().unwrap() <= mu["completed_at"].as_str().unwrap());
+    assert!(a
+        .fake
+        .calls
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .contains("solo:ftp"));
+    m.stop().await;
+}
+
+/// A stand-in agent that refuses work (500) and answers /status with a given runtime map, so
+/// the master must probe and decide per decky.
+async fn stand_in_agent(m: &TM, name: &str, runtime: Option<RuntimeMap>) -> CancellationToken {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_, t) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/swarm/enroll-tokens",
+            Some(json!({"name": name, "address": addr.to_string()})),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = decnet_agent::enroll::enroll(
+        &m.running.swarm_url,
+        t["token"].as_str().unwrap(),
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    let bundle = decnet_tls::pki::Bundle::load_worker_dir(dir.path()).unwrap();
+    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&bundle.ca_pem)
+        .unwrap()
+        .with_expected_cn("decnet-master");
+    let tls = decnet_tls::verify::server_config(
+        &bundle,
+        &policy,
+        decnet_tls::verify::ClientAuth::Required,
+    )
+    .unwrap();
+    let status = runtime.map(|rt| json!({"deployed": true, "mode": "swarm", "compose_path": "", "deckies": [], "runtime": rt, "taken_at": Utc::now(), "in_flight": []}));
+    let app = axum::Router::new()
+        .route(
+            "/deploy",
+            axum::routing::post(|| async {
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+            }),
+        )
+        .route(
+            "/status",
+            axum::routing::get(move || {
+                let s = status.clone();
+                async move {
+                    match s {
+                        Some(v) => (axum::http::StatusCode::OK, axum::Json(v)),
+                        None => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            axum::Json(Value::Null),
+                        ),
+                    }
+                }
+            }),
+        );
+    let shutdown = CancellationToken::new();
+    let t2 = shutdown.clone();
+    tokio::spawn(async move {
+        decnet_web::serve(listener, Some(tls), app, t2)
+            .await
+            .unwrap()
+    });
+    m.repo
+        .record_heartbeat(id.host_uuid, Utc::now(), Some("test".into()))
+        .await
+        .unwrap();
+    std::mem::forget(dir);
+    shutdown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_dispatch_is_settled_per_decky_by_probing() {
+    let m = start_master(fast(), None).await;
+    let running = |r: bool| {
+        DeckyRuntime::from_services(
+            [(
+                "ssh".to_string(),
+                if r { "running" } else { "exited" }.to_string(),
+            )]
+            .into(),
+        )
+    };
+    let rt: RuntimeMap = [
+        ("d-01".to_string(), running(true)),
+        ("d-02".to_string(), running(true)),
+        ("d-03".to_string(), running(false)),
+    ]
+    .into();
+    let _agent = stand_in_agent(&m, "w-probe", Some(rt)).await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{rows:?}");
+    assert_eq!(failed[0]["decky_name"], "d-03");
+    assert!(failed[0]["error"].as_str().unwrap().contains("not running"));
+    m.stop().await;
+
+    // The probe itself fails: the whole shard fails.
+    let m = start_master(fast(), None).await;
+    let _agent = stand_in_agent(&m, "w-probe2", None).await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert!(
+        rows.iter().all(|r| r["status"] == "failed"
+            && r["error"].as_str().unwrap().contains("could not be probed")),
+        "{rows:?}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_api_contract() {
+    let fake = Arc::new(Fake::default());
+    let m = start_master(
+        MasterSettings {
+            fleet_limit: 5,
+            ..fast()
+        },
+        Some(fake),
+    )
+    .await;
+    let c = reqwest::Client::new();
+    // Auth.
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/v1/deckies"),
+        (reqwest::Method::POST, "/api/v1/deckies/deploy"),
+        (reqwest::Method::GET, "/api/v1/deckies/lifecycle"),
+    ] {
+        assert_eq!(
+            c.request(method.clone(), m.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        c.get(m.url("/api/v1/deckies"))
+            .bearer_auth(&m.viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.post(m.url("/api/v1/deckies/deploy"))
+            .bearer_auth(&m.viewer)
+            .json(&three())
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        c.delete(m.url("/api/v1/deckies/x"))
+            .bearer_auth(&m.viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    // Bad input: 4xx naming the field; nothing committed.
+    let table: Vec<(Value, u16, &str)> = vec![
+        (json!({}), 422, "ini_content"),
+        (
+            json!({"ini_content": "[a]\nservices=ssh\n", "deckies": []}),
+            422,
+            "not both",
+        ),
+        (
+            json!({"ini_content": "[a]\nservics=ssh\n"}),
+            422,
+            "ini_content: [a] (line 2)",
+        ),
+        (
+            json!({"ini_content": ""}),
+            422,
+            "ini_content: ini: empty input",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "services": ["gopher"]}]}),
+            422,
+            "deckies[0].services",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "ip": "10.61.0.300"}]}),
+            422,
+            "deckies[0].ip",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "colour": 1}]}),
+            422,
+            "unknown field `colour`",
+        ),
+        (
+            json!({"deckies": [{"name": "Bad_Name", "services": ["ssh"]}]}),
+            422,
+            "must match",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "services": ["http", "https"]}]}),
+            422,
+            "port clash",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "amount": 300, "services": ["ssh"]}]}),
+            422,
+            "exceeds the maximum of 100",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "amount": 6, "services": ["ssh"]}]}),
+            409,
+            "over the limit of 5",
+        ),
+        (
+            json!({"general": {"subnet": "10.61.0.0/30"}, "deckies": [{"name": "x", "amount": 3, "services": ["ssh"]}]}),
+            409,
+            "not enough free IPs",
+        ),
+        (
+            json!({"general": {"subnet": "10.61.0.5/24"}, "deckies": [{"name": "x", "services": ["ssh"]}]}),
+            422,
+            "general.subnet",
+        ),
+        (
+            json!({"deckies": [{"name": "x", "services": ["ssh"]}], "replace_fleet": "yes"}),
+            422,
+            "replace_fleet",
+        ),
+    ];
+    for (body, code, detail) in table {
+        let (got, v) = m
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/deckies/deploy",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(got, code, "{body} → {v}");
+        assert!(
+            v["detail"].as_str().unwrap_or_default().contains(detail),
+            "{body} → {v}"
+        );
+    }
+    assert!(
+        m.repo.desired_fleet().await.unwrap().is_none(),
+        "nothing committed"
+    );
+
+    // A name or IP collision with the deployed fleet is 409; replace_fleet is not.
+    let (code, _) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(json!({"deckies": [{"name": "x", "ip": "10.61.0.20", "services": ["ssh"]}]})),
+        )
+        .await;
+    assert_eq!(code, 202);
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(json!({"deckies": [{"name": "x", "services": ["ssh"]}]})),
+        )
+        .await;
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(json!({"deckies": [{"name": "y", "ip": "10.61.0.20", "services": ["ssh"]}]})),
+        )
+        .await;
+    assert_eq!(code, 409, "{v}");
+    let (code, v) = m.call(reqwest::Method::POST, "/api/v1/deckies/deploy", Some(json!({"deckies": [{"name": "y", "ip": "10.61.0.20", "services": ["ssh"]}], "replace_fleet": true}))).await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(
+        v["lifecycle_ids"].as_array().unwrap().len(),
+        2,
+        "y deployed, x torn down"
+    );
+
+    // Mutate / delete / lifecycle input.
+    assert_eq!(
+        m.call(reqwest::Method::POST, "/api/v1/deckies/nope/mutate", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        m.call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/y/mutate",
+            Some(json!({"services": []}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        m.call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/y/mutate",
+            Some(json!({"services": ["x"], "extra": 1}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        m.call(reqwest::Method::DELETE, "/api/v1/deckies/nope", None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        m.call(reqwest::Method::DELETE, "/api/v1/deckies/Not.A.Name", None)
+            .await
+            .0,
+        422
+    );
+    let (code, v) = m
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/deckies/lifecycle?ids=nope",
+            None,
+        )
+        .await;
+    assert_eq!(code, 422, "{v}");
+    let (code, v) = m
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/deckies/lifecycle?ids={}", uuid::Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, v),
+        (200, json!({"rows": []})),
+        "unknown ids are omitted"
+    );
+
+    // Random bodies never get a 5xx.
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let atoms = [
+        json!(null),
+        json!(1),
+        json!(-1),
+        json!("x"),
+        json!("10.61.0.5"),
+        json!(""),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!(1e300),
+        json!("ssh"),
+        json!(["ssh", "http"]),
+        json!("decky-01"),
+    ];
+    let keys = [
+        "name",
+        "ip",
+        "services",
+        "archetype",
+        "amount",
+        "nmap_os",
+        "service_config",
+        "mutate_interval",
+        "general",
+        "deckies",
+        "ini_content",
+        "replace_fleet",
+        "subnet",
+        "bogus",
+    ];
+    for _ in 0..150 {
+        let mut decky = serde_json::Map::new();
+        for _ in 0..(next() % 5) {
+            decky.insert(
+                keys[(next() % keys.len() as u64) as usize].into(),
+                atoms[(next() % atoms.len() as u64) as usize].clone(),
+            );
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("deckies".into(), json!([Value::Object(decky)]));
+        if next() % 3 == 0 {
+            body.insert(
+                keys[(next() % keys.len() as u64) as usize].into(),
+                atoms[(next() % atoms.len() as u64) as usize].clone(),
+            );
+        }
+        let (code, v) = m
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/deckies/deploy",
+                Some(Value::Object(body.clone())),
+            )
+            .await;
+        assert!(code < 500, "{body:?} → {code} {v}");
+    }
+    m.stop().await;
+}

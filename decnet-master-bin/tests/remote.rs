@@ -1,0 +1,628 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! The remote CLI: the real `decnet` binary against a real master (in process, SQLite, plain
+//! HTTP on loopback) whose local deployer is faked. The binary finds the master through
+//! `<data-dir>/master.json` and the token through `<data-dir>/admin.token`, as an operator's
+//! would next to `decnet serve`.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use decnet_core::model::{ApiToken, DeckyName, DecnetConfig, Role, RuntimeMap};
+use decnet_core::traits::{
+    DeckyOutcome, DeployReport, Deployer, DeployerError, LocalNetFacts, MockHostNetwork,
+    SystemClock,
+};
+use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
+use decnet_master_bin::master::state::MasterSettings;
+use decnet_tls::pki::{write_private, Ca, LeafSpec};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// A deployer that records what it was asked, fails the deckies named in `fail`, and (with a
+/// gate) holds every deploy until the test lets it go.
+#[derive(Default)]
+struct Fake {
+    calls: Mutex<Vec<String>>,
+    fail: BTreeMap<String, String>,
+    gate: Option<Arc<Semaphore>>,
+}
+
+#[async_trait::async_trait]
+impl Deployer for Fake {
+    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
+        if let Some(g) = &self.gate {
+            let _pass = g.acquire().await;
+        }
+        let names: Vec<String> = desired
+            .deckies
+            .iter()
+            .map(|d| format!("{}:{}", d.name, d.services.join("+")))
+            .collect();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("deploy {}", names.join(",")));
+        let outcomes = desired
+            .deckies
+            .iter()
+            .map(|d| {
+                let o = match self.fail.get(d.name.as_str()) {
+                    Some(r) => DeckyOutcome::Failed { reason: r.clone() },
+                    None => DeckyOutcome::Succeeded,
+                };
+                (d.name.clone(), o)
+            })
+            .collect();
+        Ok(DeployReport { outcomes })
+    }
+
+    async fn mutate(
+        &self,
+        decky: &DeckyName,
+        services: &[String],
+    ) -> Result<DeployReport, DeployerError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("mutate {decky}:{}", services.join("+")));
+        Ok(DeployReport {
+            outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
+        })
+    }
+
+    async fn teardown<'a>(
+        &self,
+        decky: Option<&'a DeckyName>,
+    ) -> Result<DeployReport, DeployerError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("teardown {decky:?}"));
+        Ok(DeployReport {
+            outcomes: decky
+                .map(|d| (d.clone(), DeckyOutcome::Succeeded))
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
+        Ok(RuntimeMap::new())
+    }
+}
+
+fn facts() -> MockHostNetwork {
+    let mut net = MockHostNetwork::new();
+    net.expect_facts().returning(|_| {
+        Ok(LocalNetFacts {
+            interface: "eth0".into(),
+            subnet: "10.60.0.0/24".parse().unwrap(),
+            host_ip: "10.60.0.250".parse().unwrap(),
+            gateway: Some("10.60.0.1".parse().unwrap()),
+        })
+    });
+    net.expect_interfaces().returning(|| Ok(vec![]));
+    net
+}
+
+struct TestMaster {
+    running: RunningMaster,
+    fake: Arc<Fake>,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+/// A master on loopback whose data dir holds the PKI, `admin.token` and `master.json`.
+async fn start_master(fake: Fake) -> TestMaster {
+    decnet_tls::install_default_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(dir.path());
+    let ca = Ca::generate("DECNET test CA").unwrap();
+    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
+    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
+    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
+    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
+
+    let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
+    let admin = new_api_token();
+    repo.insert_api_token(&ApiToken {
+        id: uuid::Uuid::new_v4(),
+        hash: token_hash(&admin),
+        role: Role::Admin,
+        created_at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    write_private(&layout.admin_token(), admin.as_bytes()).unwrap();
+
+    let cfg = MasterConfig {
+        data_dir: layout.clone(),
+        db_url: None,
+        api_bind: "127.0.0.1:0".parse().unwrap(),
+        swarm_bind: "127.0.0.1:0".parse().unwrap(),
+        settings: MasterSettings {
+            advertise: String::new(),
+            ..MasterSettings::default()
+        },
+    };
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let swarm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let fake = Arc::new(fake);
+    let deps = MasterDeps {
+        repo,
+        clock: Arc::new(SystemClock),
+        local: Some(fake.clone() as Arc<dyn Deployer>),
+        hostnet: Arc::new(facts()),
+    };
+    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
+        .await
+        .unwrap();
+    run::write_master_json(&layout, &running.api_url, &running.swarm_url).unwrap();
+    TestMaster {
+        running,
+        fake,
+        dir,
+        shutdown,
+    }
+}
+
+impl TestMaster {
+    fn data_dir(&self) -> String {
+        self.dir.path().to_str().unwrap().to_string()
+    }
+
+    /// Runs `decnet ARGS --data-dir <the master's data dir>`.
+    async fn decnet(&self, args: &[&str]) -> Output {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push("--data-dir".into());
+        all.push(self.data_dir());
+        decnet(all).await
+    }
+
+    async fn status(&self) -> Vec<Value> {
+        let out = ok(&self.decnet(&["status", "--json"]).await);
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.join().await;
+        drop(self.dir);
+    }
+}
+
+/// The real binary, off the async workers (the master runs on them meanwhile).
+async fn decnet(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_decnet"))
+            .args(&args)
+            .env("DECNET_LOG", "warn")
+            .env_remove("DECNET_MASTER_URL")
+            .env_remove("DECNET_TOKEN")
+            .env_remove("DECNET_DATA_DIR")
+            .env_remove("DECNET_INTERFACE")
+            .env_remove("DECNET_INGEST_LOG_FILE")
+            .output()
+            .expect("run decnet")
+    })
+    .await
+    .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(out: &Output) -> String {
+    let (stdout, stderr) = text(out);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status.code()
+    );
+    stdout
+}
+
+/// Asserts the exit code and that stderr says `want`; returns (stdout, stderr).
+fn fails(out: &Output, code: i32, want: &str) -> (String, String) {
+    let (stdout, stderr) = text(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(want),
+        "stderr lacks {want:?}:\n{stderr}\nstdout: {stdout}"
+    );
+    (stdout, stderr)
+}
+
+/// The ids of the `lifecycle ids: …` line.
+fn lifecycle_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("lifecycle ids: "))
+        .unwrap_or_else(|| panic!("no lifecycle ids in {stdout}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn names(status: &[Value]) -> Vec<String> {
+    status
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+const NET: &[&str] = &["--subnet", "10.60.0.0/24", "--gateway", "10.60.0.1"];
+
+fn with_net<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    v.extend_from_slice(NET);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
+    let m = start_master(Fake::default()).await;
+
+    // deploy --wait: plain lines (stdout is not a terminal), every row succeeded.
+    let out = m
+        .decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "3",
+            "--services",
+            "ssh",
+            "--wait",
+        ]))
+        .await;
+    let stdout = ok(&out);
+    assert!(stdout.contains("(mode unihost, master http://127.0.0.1:"), "{stdout}");
+    for n in ["decky-01", "decky-02", "decky-03"] {
+        assert!(
+            stdout.contains(&format!("\n{n} deploy succeeded\n")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.ends_with("3 succeeded, 0 failed\n"), "{stdout}");
+    assert!(!stdout.contains('\r') && !stdout.contains('\x1b'), "{stdout:?}");
+    let deploy_ids = lifecycle_ids(&stdout);
+    assert_eq!(deploy_ids.len(), 3);
+
+    // status --json: the master's fleet.
+    let status = m.status().await;
+    assert_eq!(names(&status), ["decky-01", "decky-02", "decky-03"]);
+    for d in &status {
+        assert_eq!(d["services"], serde_json::json!(["ssh"]));
+        assert_eq!(d["host"], "local");
+        assert!(d["ip"].as_str().unwrap().starts_with("10.60.0."), "{d}");
+    }
+    // status: the table.
+    let table = ok(&m.decnet(&["status"]).await);
+    assert!(
+        table.starts_with("NAME      HOST   IP ") && table.contains("LAST SEEN"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 4, "{table}");
+
+    // mutate --wait.
+    let stdout = ok(&m
+        .decnet(&["mutate", "decky-02", "--services", "ftp", "--wait"])
+        .await);
+    assert!(stdout.contains("mutating decky-02 to ftp"), "{stdout}");
+    assert!(stdout.contains("\ndecky-02 mutate succeeded\n"), "{stdout}");
+    assert_eq!(lifecycle_ids(&stdout).len(), 1);
+    let status = m.status().await;
+    assert_eq!(status[1]["services"], serde_json::json!(["ftp"]));
+    assert!(
+        m.fake
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.contains("decky-02:ftp")),
+        "{:?}",
+        m.fake.calls.lock().unwrap()
+    );
+
+    // teardown --id --wait.
+    let stdout = ok(&m.decnet(&["teardown", "--id", "decky-03", "--wait"]).await);
+    assert!(stdout.contains("\ndecky-03 teardown succeeded\n"), "{stdout}");
+    assert_eq!(names(&m.status().await), ["decky-01", "decky-02"]);
+
+    // lifecycle: the table and the JSON.
+    let table = ok(&m.decnet(&["lifecycle", &deploy_ids[0]]).await);
+    let mut lines = table.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("ID                                    DECKY     OPERATION  STATUS"),
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&deploy_ids[0]) && row.contains(" deploy ") && row.contains(" succeeded "),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(&ok(&m
+        .decnet(&["lifecycle", "--json", &deploy_ids[0], &deploy_ids[1]])
+        .await))
+    .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["status"], "succeeded");
+        assert_eq!(r["operation"], "deploy");
+        assert!(r["completed_at"].is_string(), "{r}");
+    }
+
+    // Bad input: exit 2, the reason on stderr, nothing on stdout.
+    let (stdout, _) = fails(
+        &m.decnet(&["lifecycle", &deploy_ids[0], "not-a-uuid"]).await,
+        2,
+        "ID: \"not-a-uuid\" is not a lifecycle id",
+    );
+    assert!(stdout.is_empty());
+    fails(
+        &m.decnet(&["lifecycle", "00000000-0000-0000-0000-000000000001"])
+            .await,
+        2,
+        "no lifecycle rows",
+    );
+    fails(
+        &m.decnet(&["teardown", "--id", "decky-99"]).await,
+        2,
+        "no decky decky-99",
+    );
+    fails(
+        &m.decnet(&["mutate", "decky-99", "--services", "ssh"]).await,
+        2,
+        "no decky decky-99",
+    );
+    fails(
+        &m.decnet(&["mutate", "decky-01", "--services", "gopher"])
+            .await,
+        2,
+        "\"gopher\" is not a known service",
+    );
+    let (stdout, _) = fails(
+        &m.decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "1",
+            "--services",
+            "gopher",
+            "--add",
+        ]))
+        .await,
+        2,
+        "\"gopher\" is not a known service",
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    fails(
+        &m.decnet(&["deploy", "--deckies", "1", "--distro", "debian"])
+            .await,
+        2,
+        "--distro: not available through a master",
+    );
+    // Nothing changed by the refused requests.
+    assert_eq!(names(&m.status().await), ["decky-01", "decky-02"]);
+
+    // deploy --add keeps the fleet and fills the gap in the names.
+    let stdout = ok(&m
+        .decnet(&["deploy", "--deckies", "2", "--services", "http", "--add", "--wait"])
+        .await);
+    assert!(stdout.contains("\ndecky-03 deploy succeeded\n"), "{stdout}");
+    assert!(stdout.contains("\ndecky-04 deploy succeeded\n"), "{stdout}");
+    assert_eq!(
+        names(&m.status().await),
+        ["decky-01", "decky-02", "decky-03", "decky-04"]
+    );
+
+    // Without --wait: the ids and how to follow them.
+    let stdout = ok(&m.decnet(&["mutate", "decky-04"]).await);
+    assert!(stdout.contains("the master draws its new services"), "{stdout}");
+    let id = &lifecycle_ids(&stdout)[0];
+    assert!(
+        stdout.contains(&format!("follow with `decnet lifecycle {id}`")),
+        "{stdout}"
+    );
+
+    // A plain deploy replaces the fleet.
+    let stdout = ok(&m
+        .decnet(&with_net(&["deploy", "--deckies", "1", "--services", "ssh", "--wait"]))
+        .await);
+    assert!(stdout.contains("decky-01"), "{stdout}");
+    assert_eq!(names(&m.status().await), ["decky-01"]);
+
+    // teardown --all --wait empties it.
+    let stdout = ok(&m.decnet(&["teardown", "--all", "--wait"]).await);
+    assert!(stdout.contains("\ndecky-01 teardown succeeded\n"), "{stdout}");
+    assert!(m.status().await.is_empty());
+    let stdout = ok(&m.decnet(&["teardown", "--all"]).await);
+    assert_eq!(stdout, "no deckies to tear down\n");
+    assert!(ok(&m.decnet(&["status"]).await).starts_with("no deckies"));
+
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_discovery() {
+    let m = start_master(Fake::default()).await;
+    let url = m.running.api_url.clone();
+    let empty = tempfile::tempdir().unwrap();
+    let empty = empty.path().to_str().unwrap();
+
+    // A rejected token.
+    fails(
+        &m.decnet(&["status", "--token", "dnt_wrong"]).await,
+        2,
+        "token rejected by the master",
+    );
+    // A master but no token at all.
+    fails(
+        &decnet(
+            ["status", "--master", &url, "--data-dir", empty]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await,
+        2,
+        "no API token",
+    );
+    // The flags work without the data dir's files.
+    let token = std::fs::read_to_string(m.dir.path().join("admin.token")).unwrap();
+    let out = ok(&decnet(
+        [
+            "status", "--json", "--master", &url, "--token", &token, "--data-dir", empty,
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await);
+    assert_eq!(out.trim(), "[]");
+    // lifecycle needs a master.
+    fails(
+        &decnet(
+            [
+                "lifecycle",
+                "00000000-0000-0000-0000-000000000001",
+                "--data-dir",
+                empty,
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .await,
+        2,
+        "no master",
+    );
+    // --dry-run plans here, master or not, and says so.
+    let out = m
+        .decnet(&[
+            "deploy",
+            "--dry-run",
+            "--json",
+            "--deckies",
+            "2",
+            "--services",
+            "ssh",
+            "--interface",
+            "veth-nowhere",
+            "--subnet",
+            "10.77.0.0/24",
+            "--gateway",
+            "10.77.0.1",
+            "--host-ip",
+            "10.77.0.2",
+        ])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let plan: DecnetConfig = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan.deckies.len(), 2);
+    assert!(stderr.contains("does not contact the master"), "{stderr}");
+    assert!(m.status().await.is_empty());
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_decky_fails_the_wait() {
+    let m = start_master(Fake {
+        fail: BTreeMap::from([("decky-02".to_string(), "no space left on device".to_string())]),
+        ..Fake::default()
+    })
+    .await;
+    let out = m
+        .decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "3",
+            "--services",
+            "ssh",
+            "--wait",
+        ]))
+        .await;
+    let (stdout, _) = fails(
+        &out,
+        1,
+        "1 of 3 operation(s) failed: decky-02 deploy failed: no space left on device",
+    );
+    assert!(stdout.contains("\ndecky-01 deploy succeeded\n"), "{stdout}");
+    assert!(
+        stdout.contains("\ndecky-02 deploy failed: no space left on device\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\ndecky-03 deploy succeeded\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("2 succeeded, 1 failed: decky-02 (deploy)\n"),
+        "{stdout}"
+    );
+    // The failed row reads the same through `lifecycle`.
+    let ids = lifecycle_ids(&stdout);
+    let json: Value = serde_json::from_str(&ok(&m
+        .decnet(&["lifecycle", "--json", &ids.join(",")])
+        .await))
+    .unwrap();
+    let failed: Vec<&Value> = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["decky_name"], "decky-02");
+    assert_eq!(failed[0]["error"], "no space left on device");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_is_bounded() {
+    let gate = Arc::new(Semaphore::new(0));
+    let m = start_master(Fake {
+        gate: Some(gate.clone()),
+        ..Fake::default()
+    })
+    .await;
+    let out = m
+        .decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "1",
+            "--services",
+            "ssh",
+            "--wait",
+            "--wait-timeout",
+            "1",
+        ]))
+        .await;
+    let (_, stderr) = fails(&out, 1, "timed out after 1 s (--wait-timeout)");
+    assert!(stderr.contains("decky-01 deploy"), "{stderr}");
+    assert!(stderr.contains("decnet lifecycle "), "{stderr}");
+    // The deploy goes on once the deployer is let go.
+    gate.add_permits(100);
+    let ids = {
+        let status = m.status().await;
+        assert_eq!(names(&status), ["decky-01"]);
+        status
+    };
+    drop(ids);
+    m.stop().await;
+}
