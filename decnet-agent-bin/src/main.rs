@@ -52,6 +52,12 @@ enum Command {
         /// The decky binary (default: next to this executable).
         #[arg(long, env = "DECNET_DECKY_BIN")]
         decky_bin: Option<PathBuf>,
+        /// Do not create the host-side macvlan link (this host then cannot reach its deckies).
+        #[arg(long)]
+        no_host_link: bool,
+        /// Name of the host-side macvlan link.
+        #[arg(long, default_value = "decnet_macvlan0")]
+        host_link_name: String,
     },
     /// Enroll with a master using a one-time token.
     Enroll {
@@ -159,6 +165,8 @@ fn main() -> ExitCode {
                 heartbeat_interval,
                 network_name,
                 decky_bin,
+                no_host_link,
+                host_link_name,
             } => {
                 let dir = resolve_agent_dir(agent_dir);
                 let identity = match app::load_credentials(&dir) {
@@ -180,6 +188,8 @@ fn main() -> ExitCode {
                     .map_or_else(|| "agent".to_string(), |i| i.host_uuid.to_string());
                 let mut dcfg = DockerDeployerConfig::new(host_label, state_file::state_path(&state_dir), binary);
                 dcfg.network = network_name;
+                dcfg.host_link = !no_host_link;
+                dcfg.host_link_name = host_link_name;
                 let hostnet = Arc::new(NetlinkHostNetwork::new());
                 let deployer = match DockerDeployer::connect(dcfg, hostnet.clone()).await {
                     Ok(d) => Arc::new(d),

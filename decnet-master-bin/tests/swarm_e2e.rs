@@ -1,0 +1,342 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! The whole swarm path with real components: an in-process master, a real `decnet-agent`
+//! process enrolled by its one command, and the real Docker deployer putting deckies on a lab
+//! LAN that an attacker namespace probes. Deploy, mutate and delete end with every lifecycle row
+//! terminal; the other deckies keep their containers. Needs root and Docker.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::query_parameters::ListContainersOptions;
+use chrono::Utc;
+use decnet_core::model::{ApiToken, Role};
+use decnet_core::traits::SystemClock;
+use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps};
+use decnet_master_bin::master::state::MasterSettings;
+use decnet_net::lab::{self, LabLan};
+use decnet_tls::pki::{write_private, Ca, LeafSpec};
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+struct Agent(Child);
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_decnet"))
+        .parent()
+        .unwrap()
+        .join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_mutate_delete_through_a_real_agent() {
+    decnet_tls::install_default_provider();
+    let tag = format!("e2e{}", std::process::id() % 10000);
+    let _ = lab::destroy_by_tag(&tag).await;
+    let lan = LabLan::create(
+        &tag,
+        Ipv4Net::new(Ipv4Addr::new(10, 217, 3, 0), 24).unwrap(),
+    )
+    .await
+    .expect("lab LAN (root)");
+    // The worker sits on the LAN: relocalize reads the lab subnet from its interface.
+    lan.add_host_address(Ipv4Addr::new(10, 217, 3, 254))
+        .await
+        .unwrap();
+    let network = format!("decnet_{tag}");
+
+    // The master.
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(tmp.path());
+    let ca = Ca::generate("DECNET e2e CA").unwrap();
+    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
+    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
+    let mc = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
+    std::fs::write(layout.master_cert(), &mc.cert_pem).unwrap();
+    write_private(&layout.master_key(), mc.key_pem.as_bytes()).unwrap();
+    let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
+    let admin = new_api_token();
+    repo.insert_api_token(&ApiToken {
+        id: uuid::Uuid::new_v4(),
+        hash: token_hash(&admin),
+        role: Role::Admin,
+        created_at: Utc::now(),
+    })
+    .await
+    .unwrap();
+    let cfg = MasterConfig {
+        data_dir: layout,
+        db_url: None,
+        api_bind: "127.0.0.1:0".parse().unwrap(),
+        swarm_bind: "127.0.0.1:0".parse().unwrap(),
+        settings: MasterSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            advertise: String::new(),
+            ..MasterSettings::default()
+        },
+    };
+    let shutdown = CancellationToken::new();
+    let deps = MasterDeps {
+        repo,
+        clock: Arc::new(SystemClock),
+        local: None,
+        hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+    };
+    let m = run::start(
+        &cfg,
+        deps,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let api = |p: &str| format!("{}{p}", m.api_url);
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut r = c.request(method, api(&path)).bearer_auth(&admin);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        async move {
+            let resp = r.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let settle = |ids: Vec<Value>| {
+        let call = &call;
+        async move {
+            let q: Vec<String> = ids
+                .iter()
+                .map(|i| format!("ids={}", i.as_str().unwrap()))
+                .collect();
+            for _ in 0..600 {
+                let (_, v) = call(
+                    reqwest::Method::GET,
+                    format!("/api/v1/deckies/lifecycle?{}", q.join("&")),
+                    None,
+                )
+                .await;
+                let rows = v["rows"].as_array().unwrap().clone();
+                if rows.len() == ids.len()
+                    && rows
+                        .iter()
+                        .all(|r| r["status"] == "succeeded" || r["status"] == "failed")
+                {
+                    return rows;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("rows never settled");
+        }
+    };
+
+    // The worker: one command to enroll, then serve.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, t) = call(
+        reqwest::Method::POST,
+        "/api/v1/swarm/enroll-tokens".into(),
+        Some(json!({"name": "w-e2e", "address": format!("127.0.0.1:{port}")})),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let agent_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(bin("decnet-agent"))
+        .args([
+            "enroll",
+            "--master",
+            &m.swarm_url,
+            "--token",
+            t["token"].as_str().unwrap(),
+            "--agent-dir",
+            agent_dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _agent = Agent(
+        Command::new(bin("decnet-agent"))
+            .args([
+                "serve",
+                "--agent-dir",
+                agent_dir.path().to_str().unwrap(),
+                "--state-dir",
+                state_dir.path().to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--heartbeat-interval",
+                "1",
+                "--interface",
+                &lan.parent,
+                "--network-name",
+                &network,
+                "--no-host-link",
+            ])
+            .env("DECNET_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut host_uuid = String::new();
+    for _ in 0..100 {
+        let (_, hosts) = call(reqwest::Method::GET, "/api/v1/swarm/hosts".into(), None).await;
+        if let Some(h) = hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["status"] == "active")
+        {
+            host_uuid = h["uuid"].as_str().unwrap().to_string();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!host_uuid.is_empty(), "the worker heartbeats");
+
+    // Deploy two deckies through the API.
+    let general = json!({"subnet": lan.subnet.to_string(), "gateway": lan.gateway.to_string(), "interface": lan.parent});
+    let (code, v) = call(reqwest::Method::POST, "/api/v1/deckies/deploy".into(), Some(json!({
+        "general": general,
+        "deckies": [{"name": "e2e-a", "services": ["ssh"]}, {"name": "e2e-b", "services": ["http"]}]
+    }))).await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["mode"], "swarm");
+    let rows = settle(v["lifecycle_ids"].as_array().unwrap().clone()).await;
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    let (_, list) = call(reqwest::Method::GET, "/api/v1/deckies".into(), None).await;
+    let ip = |name: &str| -> Ipv4Addr {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()["ip"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (a_ip, b_ip) = (ip("e2e-a"), ip("e2e-b"));
+    let greeting = lab::probe_tcp(&lan.netns, a_ip, 22, None, Duration::from_secs(3)).unwrap();
+    assert!(String::from_utf8_lossy(&greeting.greeting).starts_with("SSH-2.0-"));
+    assert!(
+        lab::probe_tcp(
+            &lan.netns,
+            b_ip,
+            80,
+            Some(b"GET / HTTP/1.0\r\n\r\n".to_vec()),
+            Duration::from_secs(3)
+        )
+        .unwrap()
+        .open
+    );
+
+    let docker = decnet_docker::image::connect().await.unwrap();
+    let containers = || {
+        let docker = docker.clone();
+        let host = host_uuid.clone();
+        async move {
+            let opts = ListContainersOptions {
+                all: true,
+                filters: Some(decnet_docker::labels::host_filter(&host, None)),
+                ..Default::default()
+            };
+            docker
+                .list_containers(Some(opts))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.names.unwrap()[0].trim_start_matches('/').to_string(),
+                        c.id.unwrap(),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+        }
+    };
+    let before = containers().await;
+    assert!(
+        before.contains_key("e2e-a.ssh") && before.contains_key("e2e-b.http"),
+        "{before:?}"
+    );
+
+    // Mutate e2e-b: only its containers change.
+    let (code, v) = call(
+        reqwest::Method::POST,
+        "/api/v1/deckies/e2e-b/mutate".into(),
+        Some(json!({"services": ["ftp"]})),
+    )
+    .await;
+    assert_eq!(code, 202);
+    let rows = settle(v["lifecycle_ids"].as_array().unwrap().clone()).await;
+    assert_eq!(rows[0]["status"], "succeeded", "{rows:?}");
+    let after = containers().await;
+    assert_eq!(after.get("e2e-a"), before.get("e2e-a"));
+    assert_eq!(after.get("e2e-a.ssh"), before.get("e2e-a.ssh"));
+    assert!(after.contains_key("e2e-b.ftp") && !after.contains_key("e2e-b.http"));
+    assert!(String::from_utf8_lossy(
+        &lab::probe_tcp(&lan.netns, b_ip, 21, None, Duration::from_secs(3))
+            .unwrap()
+            .greeting
+    )
+    .starts_with("220 "));
+
+    // Delete e2e-b: e2e-a keeps its containers.
+    let (code, v) = call(
+        reqwest::Method::DELETE,
+        "/api/v1/deckies/e2e-b".into(),
+        None,
+    )
+    .await;
+    assert_eq!(code, 202);
+    let rows = settle(v["lifecycle_ids"].as_array().unwrap().clone()).await;
+    assert_eq!(
+        (rows[0]["operation"].as_str(), rows[0]["status"].as_str()),
+        (Some("teardown"), Some("succeeded")),
+        "{rows:?}"
+    );
+    let after = containers().await;
+    assert!(after.keys().all(|k| !k.starts_with("e2e-b")), "{after:?}");
+    assert_eq!(after.get("e2e-a.ssh"), before.get("e2e-a.ssh"));
+
+    // Clean up through the API too, then the network and the lab.
+    let (_, v) = call(
+        reqwest::Method::DELETE,
+        "/api/v1/deckies/e2e-a".into(),
+        None,
+    )
+    .await;
+    let rows = settle(v["lifecycle_ids"].as_array().unwrap().clone()).await;
+    assert_eq!(rows[0]["status"], "succeeded");
+    assert!(containers().await.is_empty());
+    drop(_agent);
+    let _ = decnet_docker::network::remove(&docker, &network).await;
+    shutdown.cancel();
+    m.join().await;
+    lan.destroy().await.unwrap();
+}
