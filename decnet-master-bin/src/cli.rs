@@ -42,11 +42,11 @@ pub struct DockerArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Plan (and, with the Docker deployer, run) a fleet of deckies.
+    /// Plan and run a fleet of deckies (through the master when there is one, else on this host).
     Deploy(Box<DeployArgs>),
-    /// Show the deckies of this host and their containers.
+    /// Show the deckies: the master's fleet when there is one, else this host's containers.
     Status(StatusArgs),
-    /// Remove deckies from this host.
+    /// Remove deckies (through the master when there is one, else from this host).
     Teardown(TeardownArgs),
     /// Run an isolated lab: a LAN, three deckies, probes from an attacker namespace.
     Demo(DemoArgs),

@@ -551,6 +551,17 @@ async fn tokens_and_discovery() {
         2,
         "no master",
     );
+    // mutate without a master acts on this host, which has deployed nothing.
+    fails(
+        &decnet(
+            ["mutate", "decky-01", "--data-dir", empty]
+                .map(String::from)
+                .to_vec(),
+        )
+        .await,
+        2,
+        "no active deployment on this host",
+    );
     // --dry-run plans here, master or not, and says so.
     let out = m
         .decnet(&[
@@ -660,4 +671,138 @@ async fn the_wait_is_bounded() {
     gate.add_permits(100);
     assert_eq!(names(&m.status().await), ["decky-01"]);
     m.stop().await;
+}
+
+/// Removes what the Docker test made, by its own names only.
+struct Cleanup {
+    tag: String,
+    label: String,
+    network: String,
+    link: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let run = |args: &[&str]| {
+            let _ = Command::new(args[0])
+                .args(&args[1..])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        let ids = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=decnet.host={}", self.label),
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            run(&["docker", "rm", "-f", id]);
+        }
+        run(&["docker", "network", "rm", &self.network]);
+        run(&["ip", "link", "del", &self.link]);
+        run(&[
+            "ip",
+            "link",
+            "del",
+            &decnet_net::lab::host_link_name(&self.tag),
+        ]);
+        run(&[
+            "ip",
+            "netns",
+            "del",
+            &decnet_net::lab::lab_netns_name(&self.tag),
+        ]);
+    }
+}
+
+/// Without a master, `mutate` recreates the decky through this host's Docker deployer. Needs
+/// root and Docker (a lab LAN of its own, like tests/unihost.rs); their absence fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutate_without_a_master_acts_on_this_host() {
+    use decnet_net::lab::{self, LabLan};
+
+    let tag = format!("rm{}", std::process::id() % 10000);
+    let _ = lab::destroy_by_tag(&tag).await;
+    let lan = LabLan::create(&tag, "10.216.7.0/24".parse().unwrap())
+        .await
+        .expect("lab LAN (needs root)");
+    lan.add_host_address("10.216.7.254".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let network = format!("decnet_{tag}");
+    let label = format!("test-{tag}");
+    let link = format!("dm-{tag}");
+    // Even when an assertion fails: no container, network or link outlives the test (a
+    // leftover network's subnet would make the next run's overlap).
+    let _cleanup = Cleanup {
+        tag: tag.clone(),
+        label: label.clone(),
+        network: network.clone(),
+        link: link.clone(),
+    };
+    let common: Vec<String> = [
+        "--data-dir",
+        &data_dir,
+        "--network-name",
+        &network,
+        "--host-label",
+        &label,
+        "--host-link-name",
+        &link,
+    ]
+    .map(String::from)
+    .to_vec();
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.extend(common.iter().cloned());
+        decnet(all)
+    };
+
+    let out = ok(&run(&[
+        "deploy",
+        "--interface",
+        &lan.parent,
+        "--deckies",
+        "1",
+        "--services",
+        "ssh",
+    ])
+    .await);
+    assert!(out.contains("decky-01") && out.contains(" up"), "{out}");
+
+    // Bad input fails before Docker is touched.
+    fails(
+        &run(&["mutate", "decky-01", "--services", "gopher"]).await,
+        2,
+        "--services: \"gopher\" is not a known service",
+    );
+    fails(
+        &run(&["mutate", "decky-09", "--services", "ftp"]).await,
+        2,
+        "decky \"decky-09\" is not deployed on this host",
+    );
+
+    let out = ok(&run(&["mutate", "decky-01", "--services", "ftp", "--wait"]).await);
+    assert!(out.starts_with("Mutating decky-01: ssh -> ftp\n"), "{out}");
+    assert!(out.contains("mutated"), "{out}");
+    let status = |out: String| -> Value { serde_json::from_str(&out).unwrap() };
+    let v = status(ok(&run(&["status", "--json"]).await));
+    assert_eq!(v["deckies"][0]["services"], serde_json::json!(["ftp"]));
+    assert_eq!(v["runtime"]["decky-01"]["running"], true, "{v}");
+
+    // Without --services: a fresh draw, never the same set.
+    let out = ok(&run(&["mutate", "decky-01"]).await);
+    assert!(out.contains("mutated"), "{out}");
+    let v = status(ok(&run(&["status", "--json"]).await));
+    assert_ne!(v["deckies"][0]["services"], serde_json::json!(["ftp"]));
+
+    ok(&run(&["teardown", "--all"]).await);
+    lan.destroy().await.unwrap();
 }

@@ -242,7 +242,10 @@ pub async fn mutate(
     let decky = state
         .config
         .decky(name.as_str())
-        .ok_or_else(|| CliError::usage(format!("decky {name:?} is not deployed on this host")))?;
+        .ok_or_else(|| CliError::usage(format!(
+            "decky {:?} is not deployed on this host",
+            name.as_str()
+        )))?;
     let services = match &args.services {
         Some(s) => {
             validate_services("--services", s, &state.config.custom_services)?;

@@ -552,7 +552,14 @@ pub async fn lifecycle(
     let ids = parse_ids(&args.ids)?;
     let c = &args.client;
     let client = MasterClient::discover(data_dir, c.master.clone(), c.token.clone(), c.ca.clone())?;
-    let raw = wait::fetch_values(&client, &ids).await?;
+    let mut raw = wait::fetch_values(&client, &ids).await?;
+    // In the order asked.
+    let position = |r: &Value| {
+        r["id"]
+            .as_str()
+            .and_then(|id| ids.iter().position(|i| i.to_string() == id))
+    };
+    raw.sort_by_key(|r| position(r).unwrap_or(usize::MAX));
     let rows = wait::views(&raw)?;
     let known: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let unknown: Vec<String> = ids

@@ -314,7 +314,8 @@ pub fn lifecycle_path(ids: &[Uuid]) -> String {
 struct Printer<'a> {
     out: &'a mut dyn Write,
     tty: bool,
-    bar_shown: bool,
+    /// The bar on screen now, if any.
+    bar: Option<String>,
 }
 
 /// Back to the start of the line, and clear it.
@@ -328,18 +329,22 @@ impl Printer<'_> {
             }
             return self.out.flush();
         }
-        for c in changes.iter().filter(|c| c.terminal) {
+        let bar = tracker.bar();
+        let mut terminal = changes.iter().filter(|c| c.terminal).peekable();
+        if terminal.peek().is_none() && self.bar.as_deref() == Some(bar.as_str()) {
+            return Ok(());
+        }
+        for c in terminal {
             writeln!(self.out, "{CLEAR}{}", c.line)?;
         }
-        write!(self.out, "{CLEAR}{}", tracker.bar())?;
-        self.bar_shown = true;
+        write!(self.out, "{CLEAR}{bar}")?;
+        self.bar = Some(bar);
         self.out.flush()
     }
 
     /// Ends the bar's line, so what follows starts on a line of its own.
     fn finish(&mut self) -> std::io::Result<()> {
-        if self.bar_shown {
-            self.bar_shown = false;
+        if self.bar.take().is_some() {
             write!(self.out, "{CLEAR}")?;
         }
         self.out.flush()
@@ -364,7 +369,7 @@ pub async fn follow(
     let mut printer = Printer {
         out,
         tty,
-        bar_shown: false,
+        bar: None,
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let mut failures = 0u32;
@@ -579,7 +584,7 @@ mod tests {
         let mut p = Printer {
             out: &mut buf,
             tty: false,
-            bar_shown: false,
+            bar: None,
         };
         p.changes(&t, &changes).unwrap();
         p.finish().unwrap();
@@ -589,9 +594,11 @@ mod tests {
         let mut p = Printer {
             out: &mut buf,
             tty: true,
-            bar_shown: false,
+            bar: None,
         };
         p.changes(&t, &changes).unwrap();
+        // An unchanged bar is not redrawn.
+        p.changes(&t, &[]).unwrap();
         let changes = t.observe(&[row("a", "decky-01", "deploy", "succeeded", None)]);
         p.changes(&t, &changes).unwrap();
         p.finish().unwrap();
