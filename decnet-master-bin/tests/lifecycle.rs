@@ -22,8 +22,10 @@ use decnet_core::traits::{
 use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
-use decnet_tls::pki::{write_private, Ca, LeafSpec};
 use serde_json::{json, Value};
+
+mod common;
+use common::write_pki;
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------------------
@@ -120,15 +122,6 @@ struct TM {
     shutdown: CancellationToken,
 }
 
-fn write_pki(layout: &DataDir) {
-    let ca = Ca::generate("DECNET test CA").unwrap();
-    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
-    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
-    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
-    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
-}
-
 fn fast() -> MasterSettings {
     MasterSettings {
         heartbeat_interval: Duration::from_secs(1),
@@ -147,7 +140,7 @@ async fn start_master_in(
     decnet_tls::install_default_provider();
     let layout = DataDir::new(&dir);
     if !layout.ca_cert().exists() {
-        write_pki(&layout);
+        let _ = write_pki(&layout);
     }
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
     let mut tokens = vec![];

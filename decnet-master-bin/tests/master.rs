@@ -17,8 +17,10 @@ use decnet_core::traits::{Repository, SystemClock};
 use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
 use decnet_master_bin::master::run::{self, MasterConfig, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
-use decnet_tls::pki::{write_private, Ca, LeafSpec};
 use serde_json::{json, Value};
+
+mod common;
+use common::write_pki;
 use tokio_util::sync::CancellationToken;
 
 struct TestMaster {
@@ -28,16 +30,6 @@ struct TestMaster {
     viewer: String,
     dir: tempfile::TempDir,
     shutdown: CancellationToken,
-}
-
-fn write_pki(layout: &DataDir) -> Ca {
-    let ca = Ca::generate("DECNET test CA").unwrap();
-    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
-    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
-    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
-    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
-    ca
 }
 
 async fn start_master(db: Option<String>, settings: MasterSettings) -> TestMaster {

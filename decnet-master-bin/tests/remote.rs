@@ -17,7 +17,9 @@ use decnet_core::traits::{
 use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
-use decnet_tls::pki::{write_private, Ca, LeafSpec};
+use decnet_tls::pki::write_private;
+mod common;
+use common::write_pki;
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -121,12 +123,7 @@ async fn start_master(fake: Fake) -> TestMaster {
     decnet_tls::install_default_provider();
     let dir = tempfile::tempdir().unwrap();
     let layout = DataDir::new(dir.path());
-    let ca = Ca::generate("DECNET test CA").unwrap();
-    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
-    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
-    let m = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-    std::fs::write(layout.master_cert(), &m.cert_pem).unwrap();
-    write_private(&layout.master_key(), m.key_pem.as_bytes()).unwrap();
+    write_pki(&layout);
 
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
     let admin = new_api_token();

@@ -19,9 +19,11 @@ use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps};
 use decnet_master_bin::master::state::MasterSettings;
 use decnet_net::lab::{self, LabLan};
-use decnet_tls::pki::{write_private, Ca, LeafSpec};
 use ipnet::Ipv4Net;
 use serde_json::{json, Value};
+
+mod common;
+use common::write_pki;
 use tokio_util::sync::CancellationToken;
 
 struct Agent(Child);
@@ -59,12 +61,7 @@ async fn deploy_mutate_delete_through_a_real_agent() {
     // The master.
     let tmp = tempfile::tempdir().unwrap();
     let layout = DataDir::new(tmp.path());
-    let ca = Ca::generate("DECNET e2e CA").unwrap();
-    std::fs::write(layout.ca_cert(), ca.cert_pem()).unwrap();
-    write_private(&layout.ca_key(), ca.key_pem().as_bytes()).unwrap();
-    let mc = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-    std::fs::write(layout.master_cert(), &mc.cert_pem).unwrap();
-    write_private(&layout.master_key(), mc.key_pem.as_bytes()).unwrap();
+    write_pki(&layout);
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
     let admin = new_api_token();
     repo.insert_api_token(&ApiToken {

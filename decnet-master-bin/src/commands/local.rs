@@ -239,13 +239,12 @@ pub async fn mutate(
                 data_dir.display()
             ))
         })?;
-    let decky = state
-        .config
-        .decky(name.as_str())
-        .ok_or_else(|| CliError::usage(format!(
+    let decky = state.config.decky(name.as_str()).ok_or_else(|| {
+        CliError::usage(format!(
             "decky {:?} is not deployed on this host",
             name.as_str()
-        )))?;
+        ))
+    })?;
     let services = match &args.services {
         Some(s) => {
             validate_services("--services", s, &state.config.custom_services)?;
