@@ -14,6 +14,10 @@ pub struct JsonBody<T>(pub T);
 
 /// Parses `bytes` as `T`, naming the field on error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // The common case costs one plain parse; the path is tracked only to explain a failure.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -76,6 +76,7 @@ pub struct Master {
     /// authoritative; this process is its only writer of hosts.
     pub hosts: Mutex<HashMap<HostUuid, Host>>,
     pub revoked: Mutex<HashSet<String>>,
+    pub not_revoked: Mutex<HashSet<String>>,
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
     /// Last observed state per (host, decky), to skip writes when nothing changed.
     pub observed: Mutex<HashMap<(HostUuid, String), ShardState>>,
@@ -124,6 +125,7 @@ impl Master {
             enroll_limiter: limiter,
             hosts: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
+            not_revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
             observed: Mutex::new(HashMap::new()),
             local,
@@ -156,13 +158,20 @@ impl Master {
         Ok(h)
     }
 
+    /// Revocation, cached both ways: this process is the only one that revokes, and
+    /// [`Master::forget_host`] moves a fingerprint from "not revoked" to "revoked".
     pub async fn is_revoked(&self, fingerprint: &str) -> Result<bool, RepoError> {
         if lock(&self.revoked).contains(fingerprint) {
             return Ok(true);
         }
+        if lock(&self.not_revoked).contains(fingerprint) {
+            return Ok(false);
+        }
         let r = self.repo.is_revoked(fingerprint).await?;
         if r {
             lock(&self.revoked).insert(fingerprint.to_string());
+        } else {
+            lock(&self.not_revoked).insert(fingerprint.to_string());
         }
         Ok(r)
     }
@@ -171,6 +180,7 @@ impl Master {
         lock(&self.hosts).remove(&uuid);
         lock(&self.seen).remove(&uuid);
         lock(&self.observed).retain(|(h, _), _| *h != uuid);
+        lock(&self.not_revoked).remove(fingerprint);
         lock(&self.revoked).insert(fingerprint.to_string());
         self.pki.forget_agent(uuid);
     }

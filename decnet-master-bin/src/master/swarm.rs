@@ -129,14 +129,20 @@ fn forbidden(m: &Master) -> ApiError {
 
 /// Who is calling, from the client certificate alone: the host pinned to that fingerprint,
 /// not revoked. Unknown, mismatched, revoked and decommissioned all look the same.
+/// The only field read before the caller is identified.
+#[derive(Debug, Deserialize)]
+struct Claim {
+    #[serde(default)]
+    host_uuid: Option<Value>,
+}
+
 async fn identify(m: &Master, peer: &PeerCertificate, claimed: &Value) -> Result<Host, ApiError> {
     let Some(cert) = &peer.0 else {
         return Err(forbidden(m));
     };
     let fp = fingerprint(cert);
     let Some(uuid) = claimed
-        .get("host_uuid")
-        .and_then(Value::as_str)
+        .as_str()
         .and_then(|s| s.parse::<HostUuid>().ok())
     else {
         return Err(forbidden(m));
@@ -160,15 +166,16 @@ async fn heartbeat(
     Extension(peer): Extension<PeerCertificate>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    // Identity before anything else: read only `host_uuid`, then check the certificate.
-    let raw: Value = serde_json::from_slice(&body).map_err(|_| {
+    // Identity before anything else: read only `host_uuid` (serde skips the rest without
+    // building it), then check the certificate.
+    let claim: Claim = serde_json::from_slice(&body).map_err(|_| {
         if peer.0.is_none() {
             forbidden(&m)
         } else {
             ApiError::bad_request("body is not valid JSON")
         }
     })?;
-    let host = identify(&m, &peer, &raw).await?;
+    let host = identify(&m, &peer, claim.host_uuid.as_ref().unwrap_or(&Value::Null)).await?;
     let beat: HeartbeatBody = decnet_web::json::parse_json(&body)?;
     let now = m.clock.now();
     m.note_heartbeat(&host, beat.agent_version.clone(), now)
@@ -204,7 +211,8 @@ async fn observe(
     if !status.deployed {
         return Ok(());
     }
-    let runtime = status.runtime.clone().unwrap_or_default();
+    let empty = Default::default();
+    let runtime = status.runtime.as_ref().unwrap_or(&empty);
     for d in &status.deckies {
         let state = if runtime.get(d.name.as_str()).is_some_and(|r| r.running) {
             ShardState::Running
