@@ -196,3 +196,102 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<(), DockerError> {
     retry("remove network", || docker.remove_network(&id)).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The request bodies and the reuse rule, per driver. This kernel has no ipvlan link type,
+    //! so the ipvlan path is checked here as data; macvlan and bridge also run against the
+    //! real daemon in the deployer's tests.
+    use super::*;
+    use bollard::models::{Ipam, IpamConfig, Network};
+
+    fn spec(driver: NetworkDriver) -> NetworkSpec {
+        NetworkSpec {
+            name: "decnet_lan".into(),
+            driver,
+            parent: "eth1".into(),
+            subnet: Subnet::parse("s", "10.9.0.0/24").unwrap(),
+            gateway: "10.9.0.1".parse().unwrap(),
+            ips: vec!["10.9.0.10".parse().unwrap(), "10.9.0.20".parse().unwrap()],
+            host: "local".into(),
+        }
+    }
+
+    fn existing(driver: &str, parent: Option<&str>, subnet: &str, gw: &str) -> Network {
+        Network {
+            driver: Some(driver.into()),
+            options: parent.map(|p| HashMap::from([("parent".to_string(), p.to_string())])),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.into()),
+                    gateway: Some(gw.into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn requests_per_driver() {
+        let r = spec(NetworkDriver::Ipvlan).request();
+        assert_eq!(r.driver.as_deref(), Some("ipvlan"));
+        let o = r.options.unwrap();
+        assert_eq!(o["parent"], "eth1");
+        assert_eq!(o["ipvlan_mode"], "l2");
+        let pool = &r.ipam.unwrap().config.unwrap()[0];
+        assert_eq!(pool.subnet.as_deref(), Some("10.9.0.0/24"));
+        assert_eq!(
+            pool.ip_range.as_deref(),
+            Some("10.9.0.0/27"),
+            "covers .10 to .20"
+        );
+        assert_eq!(r.labels.unwrap()["decnet.managed"], "true");
+        let r = spec(NetworkDriver::Macvlan).request();
+        assert_eq!(
+            r.options.unwrap(),
+            HashMap::from([("parent".to_string(), "eth1".to_string())])
+        );
+        let r = spec(NetworkDriver::Bridge).request();
+        assert!(r.options.unwrap().is_empty());
+    }
+
+    #[test]
+    fn reuse_rule() {
+        let s = spec(NetworkDriver::Ipvlan);
+        assert!(s.matches(&existing("ipvlan", Some("eth1"), "10.9.0.0/24", "10.9.0.1")));
+        assert!(
+            !s.matches(&existing(
+                "macvlan",
+                Some("eth1"),
+                "10.9.0.0/24",
+                "10.9.0.1"
+            )),
+            "driver"
+        );
+        assert!(
+            !s.matches(&existing("ipvlan", Some("eth2"), "10.9.0.0/24", "10.9.0.1")),
+            "parent"
+        );
+        assert!(
+            !s.matches(&existing("ipvlan", Some("eth1"), "10.9.1.0/24", "10.9.0.1")),
+            "subnet"
+        );
+        assert!(
+            !s.matches(&existing(
+                "ipvlan",
+                Some("eth1"),
+                "10.9.0.0/24",
+                "10.9.0.254"
+            )),
+            "gateway"
+        );
+        assert!(spec(NetworkDriver::Bridge).matches(&existing(
+            "bridge",
+            None,
+            "10.9.0.0/24",
+            "10.9.0.1"
+        )));
+    }
+}
