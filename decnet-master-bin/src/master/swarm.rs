@@ -141,10 +141,7 @@ async fn identify(m: &Master, peer: &PeerCertificate, claimed: &Value) -> Result
         return Err(forbidden(m));
     };
     let fp = fingerprint(cert);
-    let Some(uuid) = claimed
-        .as_str()
-        .and_then(|s| s.parse::<HostUuid>().ok())
-    else {
+    let Some(uuid) = claimed.as_str().and_then(|s| s.parse::<HostUuid>().ok()) else {
         return Err(forbidden(m));
     };
     let host = m.host(uuid).await.map_err(store_error)?;
