@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet_core::model::{
-    AgentStatus, DeckyName, DecnetConfig, HostUuid, LifecycleRow, LifecycleStatus, Mode, Operation,
+    AgentStatus, DeckyName, DecnetConfig, HostUuid, LifecycleRow, LifecycleStatus, Operation,
 };
 use decnet_core::plan::merge_probe;
 use decnet_core::traits::{DeckyOutcome, RepoError};
@@ -205,10 +205,11 @@ async fn run_local(m: &Master, rows: Vec<LifecycleRow>) -> Result<(), RepoError>
         }
         return Ok(());
     };
-    let desired = desired_for(m, None)
-        .await?
-        .unwrap_or_else(|| empty_like(None));
-    let result = deployer.deploy(&desired).await;
+    // The complete local set converges; with nothing left, everything local goes.
+    let result = match desired_for(m, None).await? {
+        Some(desired) if !desired.deckies.is_empty() => deployer.deploy(&desired).await,
+        _ => deployer.teardown(None).await,
+    };
     for row in &rows {
         let outcome = match &result {
             Err(e) => Err(e.to_string()),
@@ -220,27 +221,6 @@ async fn run_local(m: &Master, rows: Vec<LifecycleRow>) -> Result<(), RepoError>
         close(m, row, outcome).await?;
     }
     Ok(())
-}
-
-fn empty_like(fleet: Option<&DecnetConfig>) -> DecnetConfig {
-    match fleet {
-        Some(f) => DecnetConfig {
-            deckies: vec![],
-            ..f.clone()
-        },
-        None => DecnetConfig {
-            mode: Mode::Unihost,
-            interface: "lo".into(),
-            subnet: decnet_core::model::Subnet::new(ipnet::Ipv4Net::default()),
-            gateway: std::net::Ipv4Addr::UNSPECIFIED,
-            deckies: vec![],
-            log_file: None,
-            ipvlan: false,
-            mutate_interval: None,
-            network_driver: None,
-            custom_services: vec![],
-        },
-    }
 }
 
 async fn run_swarm(
