@@ -51,11 +51,15 @@ struct Fake {
     calls: Mutex<Vec<String>>,
     fail: Mutex<BTreeMap<String, String>>,
     delay: Mutex<Duration>,
+    /// Deploys that have begun (before the delay), so a test knows the agent holds the work.
+    started: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
 impl Deployer for Fake {
     async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         let names: Vec<String> = desired
@@ -518,13 +522,18 @@ async fn agent_killed_mid_deploy_the_sweep_fails_the_rows() {
         )
         .await;
     let ids = v["lifecycle_ids"].as_array().unwrap().clone();
-    // Wait until the agent took the work, then kill it.
-    for _ in 0..100 {
-        if m.rows(&ids).await.iter().all(|r| r["status"] == "running") {
+    // Wait until the agent's deployer holds the work (the rows turn running before dispatch,
+    // so their status alone does not say the agent accepted it), then kill the agent.
+    for _ in 0..500 {
+        let began = a.fake.started.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        if began && m.rows(&ids).await.iter().all(|r| r["status"] == "running") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert!(a.fake.started.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // The agent queues before it answers 202: give the answer time to reach the master.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     a.shutdown.cancel();
     a.agent.server.abort();
     let rows = m.settle(&ids).await;
