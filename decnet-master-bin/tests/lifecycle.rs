@@ -53,6 +53,10 @@ struct Fake {
     delay: Mutex<Duration>,
     /// Deploys that have begun (before the delay), so a test knows the agent holds the work.
     started: std::sync::atomic::AtomicUsize,
+    /// What it runs: decky → services, as its `runtime` reports them.
+    running: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The worker state file it keeps, as the Docker deployer does (`None`: keeps none).
+    state_path: Mutex<Option<PathBuf>>,
 }
 
 #[async_trait::async_trait]
@@ -83,9 +87,32 @@ impl Deployer for Fake {
                 (d.name.clone(), o)
             })
             .collect();
+        if let Some(path) = self.state_path.lock().unwrap().as_ref() {
+            let state = decnet_core::model::WorkerState {
+                config: desired.clone(),
+                compose_path: String::new(),
+                rejected: vec![],
+            };
+            decnet_core::adapters::state_file::save(path, &state).unwrap();
+        }
+        let mut running = self.running.lock().unwrap();
+        running.clear();
+        for d in &desired.deckies {
+            if !fail.contains_key(d.name.as_str()) {
+                running.insert(d.name.to_string(), d.services.clone());
+            }
+        }
         Ok(DeployReport { outcomes })
     }
-    async fn mutate(&self, decky: &DeckyName, _: &[String]) -> Result<DeployReport, DeployerError> {
+    async fn mutate(
+        &self,
+        decky: &DeckyName,
+        services: &[String],
+    ) -> Result<DeployReport, DeployerError> {
+        self.running
+            .lock()
+            .unwrap()
+            .insert(decky.to_string(), services.to_vec());
         Ok(DeployReport {
             outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
         })
@@ -98,6 +125,13 @@ impl Deployer for Fake {
             .lock()
             .unwrap()
             .push(format!("teardown {decky:?}"));
+        match decky {
+            Some(d) => self.running.lock().unwrap().remove(d.as_str()),
+            None => {
+                self.running.lock().unwrap().clear();
+                None
+            }
+        };
         Ok(DeployReport {
             outcomes: decky
                 .map(|d| (d.clone(), DeckyOutcome::Succeeded))
@@ -106,7 +140,17 @@ impl Deployer for Fake {
         })
     }
     async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
-        Ok(RuntimeMap::new())
+        let running = self.running.lock().unwrap();
+        Ok(running
+            .iter()
+            .map(|(name, services)| {
+                let states = services
+                    .iter()
+                    .map(|s| (s.clone(), "running".to_string()))
+                    .collect();
+                (name.clone(), DeckyRuntime::from_services(states))
+            })
+            .collect())
     }
 }
 
@@ -279,26 +323,80 @@ struct TA {
 
 /// Enrolls an in-process agent through the master's real enrollment, then starts it.
 async fn start_agent(m: &TM, name: &str, lossy: bool) -> TA {
+    start_agent_with(m, name, lossy, None).await
+}
+
+/// Waits until the switch reads `cut`.
+async fn until(rx: &mut tokio::sync::watch::Receiver<bool>, cut: bool) {
+    let _ = rx.wait_for(|c| *c == cut).await.map(|_| ());
+}
+
+/// A TCP relay on loopback standing for the network between master and worker. While `cut`
+/// is true it carries nothing: open connections freeze and new ones are accepted but never
+/// reach the other side, as when a cable is pulled (the peers see timeouts, not resets). A
+/// connection that lived through a cut is dropped when the network heals (its state is lost,
+/// as behind a NAT); new connections then flow again. Returns the relay's address.
+async fn relay(target: std::net::SocketAddr, cut: tokio::sync::watch::Receiver<bool>) -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = l.accept().await {
+            let mut cut = cut.clone();
+            tokio::spawn(async move {
+                if *cut.borrow() {
+                    until(&mut cut, false).await;
+                    return;
+                }
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = until(&mut cut, true) => until(&mut cut, false).await,
+                }
+            });
+        }
+    });
+    addr.to_string()
+}
+
+/// `start_agent`; with `cut`, both directions between master and agent go through relays that
+/// the switch cuts and heals.
+async fn start_agent_with(
+    m: &TM,
+    name: &str,
+    lossy: bool,
+    cut: Option<&tokio::sync::watch::Sender<bool>>,
+) -> TA {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let (address, master_url) = match cut {
+        None => (addr.to_string(), m.running.swarm_url.clone()),
+        Some(sw) => (
+            relay(addr, sw.subscribe()).await,
+            format!(
+                "https://{}",
+                relay(m.running.swarm_addr, sw.subscribe()).await
+            ),
+        ),
+    };
     let (code, t) = m
         .call(
             reqwest::Method::POST,
             "/api/v1/swarm/enroll-tokens",
-            Some(json!({"name": name, "address": addr.to_string()})),
+            Some(json!({"name": name, "address": address})),
         )
         .await;
     assert_eq!(code, 201, "{t}");
     let agent_dir = tempfile::tempdir().unwrap();
     let state_dir = tempfile::tempdir().unwrap();
-    decnet_agent::enroll::enroll(
-        &m.running.swarm_url,
-        t["token"].as_str().unwrap(),
-        agent_dir.path(),
-    )
-    .await
-    .unwrap();
+    decnet_agent::enroll::enroll(&master_url, t["token"].as_str().unwrap(), agent_dir.path())
+        .await
+        .unwrap();
     let fake = Arc::new(Fake::default());
+    *fake.state_path.lock().unwrap() = Some(decnet_core::adapters::state_file::state_path(
+        state_dir.path(),
+    ));
     let transport: Option<Arc<dyn HeartbeatTransport>> = if lossy {
         let (bundle, id) = app::load_credentials(agent_dir.path()).unwrap();
         let inner = Arc::new(
@@ -1039,5 +1137,210 @@ async fn operator_api_contract() {
             .await;
         assert!(code < 500, "{body:?} → {code} {v}");
     }
+    m.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The network to a worker cut (both directions, through relays; see `relay`)
+
+fn started(a: &TA) -> bool {
+    a.fake.started.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+/// Deploys `three()` and returns the row ids once the agent's deployer holds the work.
+async fn deploy_and_wait_until_taken(m: &TM, a: &TA) -> Vec<Value> {
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    for _ in 0..500 {
+        if started(a) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(started(a), "the agent never took the deploy");
+    // The agent queues before it answers 202: give the answer time to reach the master.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    v["lifecycle_ids"].as_array().unwrap().clone()
+}
+
+/// The terminal lifecycle events seen on the bus, per lifecycle id.
+fn terminal_events(
+    events: &mut tokio::sync::broadcast::Receiver<decnet_core::traits::BusEvent>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    while let Ok(e) = events.try_recv() {
+        let status = e.body["status"].as_str().unwrap_or_default().to_string();
+        if e.topic.ends_with(".lifecycle") && (status == "succeeded" || status == "failed") {
+            by.entry(e.body["lifecycle_id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(status);
+        }
+    }
+    by
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_cut_mid_deploy_heals_and_every_row_closes_once() {
+    let m = start_master(fast(), None).await;
+    let (net, _) = tokio::sync::watch::channel(false);
+    let a = start_agent_with(&m, "w-cut", false, Some(&net)).await;
+    *a.fake.delay.lock().unwrap() = Duration::from_millis(800);
+    let mut events = m.running.bus.subscribe();
+    let ids = deploy_and_wait_until_taken(&m, &a).await;
+
+    net.send_replace(true);
+    // The agent finishes while cut off: its push and its heartbeats go nowhere.
+    for _ in 0..200 {
+        if !a.fake.calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!a.fake.calls.lock().unwrap().is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await; // four heartbeat intervals lost
+    let rows = m.rows(&ids).await;
+    assert!(rows.iter().all(|r| r["status"] == "running"), "{rows:?}");
+    assert!(!a.agent.outbox.is_empty(), "the deltas wait in the outbox");
+
+    net.send_replace(false);
+    let rows = m.settle(&ids).await;
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    // Each row closed exactly once, whatever the agent had to resend.
+    let terminal = terminal_events(&mut events);
+    for id in &ids {
+        assert_eq!(
+            terminal.get(id.as_str().unwrap()),
+            Some(&vec!["succeeded".to_string()]),
+            "{terminal:?}"
+        );
+    }
+    let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "running" && d["host"] == "w-cut"),
+        "{list}"
+    );
+    a.shutdown.cancel();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_cut_past_the_timeout_fails_the_rows_and_late_deltas_change_nothing() {
+    let m = start_master(
+        MasterSettings {
+            deploy_timeout: Duration::from_secs(2),
+            ..fast()
+        },
+        None,
+    )
+    .await;
+    let (net, _) = tokio::sync::watch::channel(false);
+    let a = start_agent_with(&m, "w-cut-long", false, Some(&net)).await;
+    *a.fake.delay.lock().unwrap() = Duration::from_millis(500);
+    let mut events = m.running.bus.subscribe();
+    let ids = deploy_and_wait_until_taken(&m, &a).await;
+
+    net.send_replace(true);
+    let rows = m.settle(&ids).await;
+    for r in &rows {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(
+            r["error"].as_str().unwrap().contains("deploy timeout 2 s"),
+            "{r}"
+        );
+    }
+    // Heal: the agent's deltas (succeeded) now arrive, for rows that are already terminal.
+    net.send_replace(false);
+    let mut seen = false;
+    for _ in 0..200 {
+        let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "running")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen,
+        "the healed agent's heartbeats never showed the deckies running: {:?} {:?}",
+        m.call(reqwest::Method::GET, "/api/v1/deckies", None).await,
+        m.call(reqwest::Method::GET, "/api/v1/swarm/hosts", None)
+            .await
+    );
+    // The late deltas were delivered and acknowledged (a refused transition is still an
+    // answer), so the agent stops resending them.
+    for _ in 0..100 {
+        if a.agent.outbox.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        a.agent.outbox.is_empty(),
+        "{:?}",
+        a.agent.outbox.pending(10)
+    );
+    let rows = m.rows(&ids).await;
+    assert!(rows.iter().all(|r| r["status"] == "failed"), "{rows:?}");
+    let terminal = terminal_events(&mut events);
+    for id in &ids {
+        assert_eq!(
+            terminal.get(id.as_str().unwrap()),
+            Some(&vec!["failed".to_string()]),
+            "a terminal row changed: {terminal:?}"
+        );
+    }
+    a.shutdown.cancel();
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_while_the_network_is_cut_fails_every_row_with_both_reasons() {
+    let m = start_master(
+        MasterSettings {
+            dispatch_timeout: Duration::from_secs(1),
+            ..fast()
+        },
+        None,
+    )
+    .await;
+    let (net, _) = tokio::sync::watch::channel(false);
+    let a = start_agent_with(&m, "w-cut-off", false, Some(&net)).await;
+    net.send_replace(true);
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    // The host was live a moment ago: the fleet is assigned to it, and the rows must still end.
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["mode"], "swarm");
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    for r in &rows {
+        assert_eq!(r["status"], "failed", "{r}");
+        let e = r["error"].as_str().unwrap();
+        assert!(
+            e.contains("dispatch failed") && e.contains("could not be probed"),
+            "{r}"
+        );
+    }
+    assert!(!started(&a), "nothing reached the agent");
+    net.send_replace(false);
+    a.shutdown.cancel();
     m.stop().await;
 }
