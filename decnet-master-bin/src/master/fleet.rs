@@ -419,11 +419,26 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
                 "ip": d.ip,
                 "services": d.services,
                 "state": shard.map_or("pending", |s| s.state.as_str()),
-                "last_seen": shard.and_then(|s| s.last_seen),
+                "last_seen": last_seen(&m, host, d.name.as_str(), shard),
             })
         })
         .collect();
     Ok(Json(Value::Array(out)))
+}
+
+/// The last heartbeat that echoed the decky (PRODUCT §7; the original moved `last_seen` only
+/// on state changes), else the store's `last_seen`.
+fn last_seen(
+    m: &Master,
+    host: HostUuid,
+    decky: &str,
+    shard: Option<&Shard>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let stored = shard.and_then(|s| s.last_seen);
+    match (m.echoed_at(host, decky), stored) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// `?ids=A&ids=B` (repeated keys; `ids=A,B` works too).

@@ -80,6 +80,10 @@ pub struct Master {
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
     /// Last observed state per (host, decky), to skip writes when nothing changed.
     pub observed: Mutex<HashMap<(HostUuid, String), ShardState>>,
+    /// Per host, its latest heartbeat's time and the deckies it echoed: a decky's `last_seen`
+    /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
+    /// store's `last_seen` moves on state changes and is the fallback after a restart).
+    pub echoed: Mutex<HashMap<HostUuid, Echo>>,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
@@ -98,6 +102,13 @@ impl std::fmt::Debug for Master {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// A host's latest heartbeat and the deckies it echoed.
+#[derive(Debug, Clone)]
+pub struct Echo {
+    pub at: DateTime<Utc>,
+    pub names: HashSet<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +139,7 @@ impl Master {
             not_revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
             observed: Mutex::new(HashMap::new()),
+            echoed: Mutex::new(HashMap::new()),
             local,
             hostnet,
             wake: tokio::sync::Notify::new(),
@@ -180,9 +192,40 @@ impl Master {
         lock(&self.hosts).remove(&uuid);
         lock(&self.seen).remove(&uuid);
         lock(&self.observed).retain(|(h, _), _| *h != uuid);
+        lock(&self.echoed).remove(&uuid);
         lock(&self.not_revoked).remove(fingerprint);
         lock(&self.revoked).insert(fingerprint.to_string());
         self.pki.forget_agent(uuid);
+    }
+
+    /// Records that `host`'s heartbeat at `at` echoed exactly `deckies`. Allocates only when
+    /// the set changed since the host's previous heartbeat.
+    pub fn note_echo<'a>(
+        &self,
+        host: HostUuid,
+        at: DateTime<Utc>,
+        deckies: impl ExactSizeIterator<Item = &'a str> + Clone,
+    ) {
+        let mut echoed = lock(&self.echoed);
+        let echo = echoed.entry(host).or_insert_with(|| Echo {
+            at,
+            names: HashSet::new(),
+        });
+        echo.at = echo.at.max(at);
+        let same =
+            echo.names.len() == deckies.len() && deckies.clone().all(|d| echo.names.contains(d));
+        if !same {
+            echo.names = deckies.map(str::to_string).collect();
+        }
+    }
+
+    /// When `host`'s heartbeats last echoed `decky` (`None`: not in its latest heartbeat, or
+    /// none since this process started).
+    pub fn echoed_at(&self, host: HostUuid, decky: &str) -> Option<DateTime<Utc>> {
+        lock(&self.echoed)
+            .get(&host)
+            .filter(|e| e.names.contains(decky))
+            .map(|e| e.at)
     }
 
     pub fn remember_host(&self, host: Host) {

@@ -189,6 +189,12 @@ async fn heartbeat(
             .map_err(store_error)?;
     }
     observe(&m, host.uuid, &beat.status, now).await?;
+    let echoed: &[decnet_core::model::DeckyConfig] = if beat.status.deployed {
+        &beat.status.deckies
+    } else {
+        &[]
+    };
+    m.note_echo(host.uuid, now, echoed.iter().map(|d| d.name.as_str()));
     Ok(StatusCode::NO_CONTENT)
 }
 
