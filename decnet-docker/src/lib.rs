@@ -9,6 +9,7 @@ pub mod network;
 pub mod retry;
 pub mod shapes;
 
+pub use bollard::Docker;
 pub use deployer::{DockerDeployer, DockerDeployerConfig, READY_MARKER};
 
 use decnet_core::adapters::state_file::StateFileError;

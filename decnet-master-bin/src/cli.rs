@@ -219,6 +219,12 @@ pub struct DemoArgs {
     /// The decky binary (default: `decnet-decky` next to this executable).
     #[arg(long, env = "DECNET_DECKY_BIN")]
     pub decky_bin: Option<PathBuf>,
+    /// The first form: no master and no agent, the deckies deployed in-process (unihost).
+    #[arg(long)]
+    pub unihost: bool,
+    /// The worker agent binary (default: `decnet-agent` next to this executable).
+    #[arg(long, env = "DECNET_AGENT_BIN", conflicts_with = "unihost")]
+    pub agent_bin: Option<PathBuf>,
 }
 
 /// Where `decnet init --systemd` writes its units by default.

@@ -1344,3 +1344,57 @@ async fn deploy_while_the_network_is_cut_fails_every_row_with_both_reasons() {
     a.shutdown.cancel();
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_seen_follows_every_heartbeat_that_echoes_the_decky() {
+    let m = start_master(fast(), None).await;
+    let a = start_agent(&m, "w-seen", false).await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    let seen = |list: &Value| -> BTreeMap<String, chrono::DateTime<Utc>> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let at = d["last_seen"].as_str().unwrap_or_else(|| panic!("{d}"));
+                (d["name"].as_str().unwrap().to_string(), at.parse().unwrap())
+            })
+            .collect()
+    };
+    // The state stays `running` (no store write), yet `last_seen` moves with the heartbeats
+    // (every 500 ms); the original moved it only on state changes.
+    let mut first = BTreeMap::new();
+    for _ in 0..100 {
+        let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+        if list
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| !d["last_seen"].is_null())
+        {
+            first = seen(&list);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(first.len(), 3, "last_seen never set");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|d| d["state"] == "running"));
+    let later = seen(&list);
+    for (name, t) in &first {
+        assert!(later[name] > *t, "{name}: {t} then {}", later[name]);
+    }
+    a.shutdown.cancel();
+    m.stop().await;
+}

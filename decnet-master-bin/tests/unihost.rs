@@ -187,8 +187,8 @@ async fn deploy_status_teardown_through_the_cli() {
 }
 
 #[test]
-fn demo_shows_three_recognisable_deckies_and_cleans_up() {
-    let out = ok(&decnet(&["demo"]));
+fn demo_unihost_shows_three_recognisable_deckies_and_cleans_up() {
+    let out = ok(&decnet(&["demo", "--unihost"]));
     assert!(out.contains("SSH-2.0-OpenSSH_"), "{out}");
     assert!(out.contains("-NOAUTH"), "{out}");
     assert!(out.contains("MySQL handshake v10"), "{out}");
@@ -204,4 +204,85 @@ fn demo_shows_three_recognisable_deckies_and_cleans_up() {
     assert!(out.contains("Removed 3 deckies"), "{out}");
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains("decnet-lab-demo"));
+}
+
+/// The default demo: a master, a real `decnet-agent` enrolled with it, the deploy and the
+/// clean-up through the operator API, the deckies probed from the attacker namespace.
+#[test]
+fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
+    let out = decnet(&["demo"]);
+    let stdout = ok(&out);
+    assert!(
+        stdout.contains("Master: operator API http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Worker worker-1: decnet-agent enrolled"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(mode swarm;"), "{stdout}");
+    for name in ["web", "ws", "db"] {
+        assert!(
+            stdout.contains(&format!("{name} deploy succeeded")),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("{name} teardown succeeded")),
+            "{stdout}"
+        );
+    }
+    // The master's view: every decky on the worker, running.
+    let fleet = stdout
+        .split("The fleet, as the master sees it:")
+        .nth(1)
+        .expect("fleet table");
+    for name in ["web", "ws", "db"] {
+        let row = fleet
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} row: {fleet}"));
+        assert!(row.contains("worker-1") && row.contains("running"), "{row}");
+    }
+    assert!(stdout.contains("SSH-2.0-OpenSSH_"), "{stdout}");
+    assert!(stdout.contains("MySQL handshake v10"), "{stdout}");
+    let seen = stdout
+        .split("What the attacker")
+        .nth(1)
+        .expect("probe table");
+    let ws = seen.lines().find(|l| l.starts_with("ws ")).expect("ws row");
+    assert!(ws.split_whitespace().nth(2) == Some("128"), "{ws}");
+    assert!(
+        stdout.contains("Removed 3 deckies (through the master)"),
+        "{stdout}"
+    );
+    // Nothing left: the lab, the deckies' network, the demo's files.
+    let tag = stdout
+        .split("attacker namespace decnet-lab-")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("tag")
+        .to_string();
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
+    let nets = Command::new("docker")
+        .args(["network", "ls", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&nets.stdout).contains(&format!("decnet_{tag}")),
+        "{}",
+        String::from_utf8_lossy(&nets.stdout)
+    );
+    assert!(!std::env::temp_dir().join(format!("decnet-{tag}")).exists());
+}
+
+#[test]
+fn demo_without_the_agent_binary_says_so_and_exits_2() {
+    let out = decnet(&["demo", "--agent-bin", "/nonexistent/decnet-agent"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/decnet-agent") && err.contains("--unihost"),
+        "{err}"
+    );
 }

@@ -1,7 +1,11 @@
 //! `decnet demo`: an isolated lab on this machine. A veth pair is the LAN (its far end in an
-//! "attacker" network namespace), three deckies of different archetypes are deployed on it
-//! through the Docker deployer, and the attacker probes them: open ports, greetings, TTL, MAC.
-//! Everything is removed afterwards unless `--keep`.
+//! "attacker" network namespace), three deckies of different archetypes are deployed on it,
+//! and the attacker probes them: open ports, greetings, TTL, MAC. Everything is removed
+//! afterwards unless `--keep`.
+//!
+//! The default form runs the whole system (see [`super::demo_swarm`]): a master, a real
+//! `decnet-agent` enrolled with it, and the deploy going through the operator API. `--unihost`
+//! is the first form: the Docker deployer in this process, no master, no agent.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -68,11 +72,10 @@ fn summary(bytes: &[u8]) -> String {
 
 fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
     let spec = FleetSpec {
-        deckies: ["linux-server", "windows-workstation", "database-server"]
+        deckies: DEMO_DECKIES
             .iter()
-            .zip(["web", "ws", "db"])
-            .map(|(archetype, name)| DeckySpec {
-                name: name.into(),
+            .map(|(name, archetype)| DeckySpec {
+                name: name.to_string(),
                 archetype: Some(archetype.to_string()),
                 ..Default::default()
             })
@@ -97,7 +100,29 @@ fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
     build_from_specs(&spec, &ctx, &mut StdRng::from_entropy()).map_err(CliError::from)
 }
 
-fn probe(lan: &LabLan, config: &DecnetConfig, out: &mut dyn Write) -> anyhow::Result<usize> {
+/// A decky the attacker probes.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub services: Vec<String>,
+}
+
+impl Target {
+    fn of(config: &DecnetConfig) -> Vec<Target> {
+        config
+            .deckies
+            .iter()
+            .map(|d| Target {
+                name: d.name.to_string(),
+                ip: d.ip,
+                services: d.services.clone(),
+            })
+            .collect()
+    }
+}
+
+fn probe(lan: &LabLan, targets: &[Target], out: &mut dyn Write) -> anyhow::Result<usize> {
     let mut answered = 0;
     writeln!(out, "\nWhat the attacker ({}) sees:", lan.attacker_ip)?;
     writeln!(
@@ -105,7 +130,7 @@ fn probe(lan: &LabLan, config: &DecnetConfig, out: &mut dyn Write) -> anyhow::Re
         "{:<6} {:<14} {:<5} {:<18} {:<24} {:<14} GREETING",
         "DECKY", "IP", "TTL", "MAC", "VENDOR", "PORT"
     )?;
-    for d in &config.deckies {
+    for d in targets {
         let mut lines = Vec::new();
         for svc in &d.services {
             for p in registry::service(svc).map(|s| s.ports).unwrap_or_default() {
@@ -137,7 +162,7 @@ fn probe(lan: &LabLan, config: &DecnetConfig, out: &mut dyn Write) -> anyhow::Re
                 writeln!(
                     out,
                     "{:<6} {:<14} {:<5} {:<18} {:<24} {line}",
-                    d.name.as_str(),
+                    d.name,
                     d.ip,
                     ttl.map_or("-".into(), |t| t.to_string()),
                     mac.as_ref().map_or("-".into(), format_mac),
@@ -189,7 +214,15 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(format!("demo: needs a running Docker daemon: {e}")))?;
     let binary = image::find_decky_binary(args.decky_bin.as_deref())
         .map_err(|e| CliError::usage(e.to_string()))?;
+    if args.unihost {
+        run_unihost(args, docker, binary, out).await
+    } else {
+        super::demo_swarm::run(args, docker, binary, out).await
+    }
+}
 
+/// A fresh lab LAN with a tag of its own (`demo<pid>`).
+pub(crate) async fn create_lab(out: &mut dyn Write) -> Result<(String, LabLan), CliError> {
     let pid = std::process::id();
     let tag = format!("demo{:x}", pid % 0xfffff);
     let subnet = free_subnet(pid).await?;
@@ -203,6 +236,49 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let lan = LabLan::create(&tag, subnet)
         .await
         .map_err(|e| CliError::Failed(e.into()))?;
+    Ok((tag, lan))
+}
+
+/// Probes `targets` from the attacker namespace and prints what it saw; fails when no port
+/// answered at all.
+pub(crate) async fn probe_and_print(
+    lan: &LabLan,
+    targets: Vec<Target>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let lan2 = lan.clone();
+    let (text, answered) = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let n = probe(&lan2, &targets, &mut buf);
+        (buf, n)
+    })
+    .await
+    .map_err(|e| CliError::Failed(e.into()))?;
+    out.write_all(&text).context("write")?;
+    let answered = answered.map_err(CliError::Failed)?;
+    if answered == 0 {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "no decky answered the attacker"
+        )));
+    }
+    Ok(())
+}
+
+/// The three deckies of the demo: (name, archetype).
+pub(crate) const DEMO_DECKIES: [(&str, &str); 3] = [
+    ("web", "linux-server"),
+    ("ws", "windows-workstation"),
+    ("db", "database-server"),
+];
+
+/// The first form: the Docker deployer in this process.
+async fn run_unihost(
+    args: &DemoArgs,
+    docker: decnet_docker::Docker,
+    binary: std::path::PathBuf,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let (tag, lan) = create_lab(out).await?;
 
     let state_dir = std::env::temp_dir().join(format!("decnet-{tag}"));
     let mut cfg =
@@ -260,21 +336,6 @@ async fn run_lab(
             failed.join("; ")
         )));
     }
-    let lan2 = lan.clone();
-    let cfg2 = config.clone();
-    let (text, answered) = tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::new();
-        let n = probe(&lan2, &cfg2, &mut buf);
-        (buf, n)
-    })
-    .await
-    .map_err(|e| CliError::Failed(e.into()))?;
-    out.write_all(&text).context("write")?;
-    let answered = answered.map_err(CliError::Failed)?;
-    if answered == 0 {
-        return Err(CliError::Failed(anyhow::anyhow!(
-            "no decky answered the attacker"
-        )));
-    }
+    probe_and_print(lan, Target::of(&config), out).await?;
     Ok(config)
 }

@@ -1,4 +1,5 @@
 pub mod demo;
+pub mod demo_swarm;
 pub mod deploy;
 pub mod hosts;
 pub mod init;

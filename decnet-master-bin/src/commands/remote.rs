@@ -56,13 +56,13 @@ async fn follow(
 
 /// The `lifecycle_ids` of a 202 answer.
 #[derive(Debug, Clone, Deserialize)]
-struct Accepted {
+pub(crate) struct Accepted {
     #[serde(default)]
-    message: Option<String>,
+    pub message: Option<String>,
     #[serde(default)]
-    mode: Option<String>,
+    pub mode: Option<String>,
     #[serde(default)]
-    lifecycle_ids: Vec<Uuid>,
+    pub lifecycle_ids: Vec<Uuid>,
 }
 
 fn ids_line(ids: &[Uuid]) -> String {
@@ -348,7 +348,7 @@ pub struct DeckyRow {
     pub last_seen: Option<String>,
 }
 
-async fn list(client: &MasterClient) -> Result<Vec<DeckyRow>, CliError> {
+pub(crate) async fn list(client: &MasterClient) -> Result<Vec<DeckyRow>, CliError> {
     answer(client.get(DECKIES).await?, "GET /api/v1/deckies")
 }
 
