@@ -1398,3 +1398,64 @@ async fn last_seen_follows_every_heartbeat_that_echoes_the_decky() {
     a.shutdown.cancel();
     m.stop().await;
 }
+
+async fn host_status(m: &TM) -> String {
+    let (_, hosts) = m
+        .call(reqwest::Method::GET, "/api/v1/swarm/hosts", None)
+        .await;
+    hosts[0]["status"].as_str().unwrap().to_string()
+}
+
+async fn wait_for_host_status(m: &TM, want: &str) {
+    for _ in 0..300 {
+        if host_status(m).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the host never went {want}: {}", host_status(m).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_cut_off_goes_unreachable_and_comes_back_active() {
+    // The master's interval is 1 s: three missed ones make a host unreachable.
+    let m = start_master(fast(), None).await;
+    let (net, _) = tokio::sync::watch::channel(false);
+    let a = start_agent_with(&m, "w-flaky", false, Some(&net)).await;
+    assert_eq!(host_status(&m).await, "active");
+    net.send_replace(true);
+    wait_for_host_status(&m, "unreachable").await;
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    // No live host and no local deployer: refused, and nothing committed.
+    assert_eq!(code, 409, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no live worker host"),
+        "{v}"
+    );
+    let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+    assert_eq!(list, json!([]));
+    net.send_replace(false);
+    wait_for_host_status(&m, "active").await;
+    // Back: the same request is taken and done.
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
+    a.shutdown.cancel();
+    m.stop().await;
+}
