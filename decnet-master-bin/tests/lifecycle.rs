@@ -490,18 +490,48 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
         "{list}"
     );
     // Every transition went on the bus.
-    let mut topics = vec![];
+    let mut seen = vec![];
     while let Ok(e) = events.try_recv() {
-        topics.push(e.topic);
+        seen.push(e);
     }
+    let topics: Vec<&str> = seen.iter().map(|e| e.topic.as_str()).collect();
     assert!(
         topics
             .iter()
-            .filter(|t| *t == "decky.d-01.lifecycle")
+            .filter(|t| **t == "decky.d-01.lifecycle")
             .count()
             >= 2,
         "{topics:?}"
     );
+    // The decky's recorded state: inserted (pending), then pending → running; the wire words
+    // and fields of the original (`previous_state` only on `state_changed`).
+    let host = a.agent.identity.as_ref().unwrap().host_uuid;
+    let state_topic = format!("decky.{host}:d-01.state");
+    let states: Vec<&Value> = seen
+        .iter()
+        .filter(|e| e.topic == state_topic)
+        .map(|e| &e.body)
+        .collect();
+    assert_eq!(states.len(), 2, "{states:?}");
+    assert_eq!(
+        (&states[0]["transition"], &states[0]["state"]),
+        (&json!("inserted"), &json!("pending"))
+    );
+    assert!(states[0].get("previous_state").is_none());
+    assert_eq!(
+        (
+            &states[1]["transition"],
+            &states[1]["state"],
+            &states[1]["previous_state"]
+        ),
+        (
+            &json!("state_changed"),
+            &json!("running"),
+            &json!("pending")
+        )
+    );
+    assert_eq!(states[1]["source"], "fleet");
+    assert_eq!(states[1]["host_uuid"], host.to_string());
 
     let (code, v) = m
         .call(
@@ -529,6 +559,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     assert_eq!(code, 202, "{v}");
     m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
 
+    let mut events = m.running.bus.subscribe();
     let (code, v) = m
         .call(reqwest::Method::DELETE, "/api/v1/deckies/d-03", None)
         .await;
@@ -538,6 +569,28 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
         (rows[0]["operation"].as_str(), rows[0]["status"].as_str()),
         (Some("teardown"), Some("succeeded"))
     );
+    let d3 = format!("decky.{host}:d-03.state");
+    let mut states = vec![];
+    while let Ok(e) = events.try_recv() {
+        if e.topic == d3 {
+            states.push(e.body);
+        }
+    }
+    let words: Vec<(&str, &str)> = states
+        .iter()
+        .map(|b| {
+            (
+                b["transition"].as_str().unwrap(),
+                b["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        words,
+        [("state_changed", "tearing_down"), ("deleted", "torn_down")],
+        "{states:?}"
+    );
+    assert!(states[1].get("previous_state").is_none());
     let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(m

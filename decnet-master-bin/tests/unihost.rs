@@ -202,8 +202,19 @@ fn demo_unihost_shows_three_recognisable_deckies_and_cleans_up() {
         .expect("web row");
     assert!(web.split_whitespace().nth(2) == Some("64"), "{web}");
     assert!(out.contains("Removed 3 deckies"), "{out}");
+    let tag = demo_tag(&out);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&left.stdout).contains("decnet-lab-demo"));
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
+}
+
+/// The lab tag a demo printed (`… attacker namespace decnet-lab-<tag>)`).
+fn demo_tag(stdout: &str) -> String {
+    stdout
+        .split("attacker namespace decnet-lab-")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("tag")
+        .to_string()
 }
 
 /// The default demo: a master, a real `decnet-agent` enrolled with it, the deploy and the
@@ -256,12 +267,7 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
         "{stdout}"
     );
     // Nothing left: the lab, the deckies' network, the demo's files.
-    let tag = stdout
-        .split("attacker namespace decnet-lab-")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .expect("tag")
-        .to_string();
+    let tag = demo_tag(&stdout);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
     let nets = Command::new("docker")

@@ -36,24 +36,24 @@ impl BusEvent {
         }
     }
 
-    /// `decky.<host>:<name>.state` — `host` is `local` for unihost deckies.
+    /// `decky.<host>:<name>.state` — `host` is `local` for unihost deckies. The body carries
+    /// `previous_state` only for [`StateTransition::StateChanged`], as the original's did.
     pub fn state(
         host: HostUuid,
         decky: &DeckyName,
         state: &str,
-        transition: &str,
-        previous_state: Option<&str>,
+        transition: StateTransition<'_>,
     ) -> Self {
         let host_seg = host.topic_segment();
         let mut body = serde_json::json!({
             "host_uuid": host_seg,
             "name": decky,
             "state": state,
-            "transition": transition,
+            "transition": transition.as_str(),
             "source": "fleet",
         });
-        if let Some(p) = previous_state {
-            body["previous_state"] = Value::String(p.to_string());
+        if let StateTransition::StateChanged { previous } = transition {
+            body["previous_state"] = Value::String(previous.to_string());
         }
         Self {
             topic: format!("decky.{host_seg}:{decky}.state"),
@@ -71,6 +71,28 @@ impl BusEvent {
                 "new_services": new,
                 "trigger": trigger,
             }),
+        }
+    }
+}
+
+/// What happened to a decky's recorded state (the `transition` of a `.state` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateTransition<'a> {
+    /// A decky the fleet did not have before.
+    Inserted,
+    /// The decky left the fleet (its state is `torn_down`).
+    Deleted,
+    /// Its state changed from `previous`.
+    StateChanged { previous: &'a str },
+}
+
+impl StateTransition<'_> {
+    /// The wire word: `inserted`, `deleted` or `state_changed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StateTransition::Inserted => "inserted",
+            StateTransition::Deleted => "deleted",
+            StateTransition::StateChanged { .. } => "state_changed",
         }
     }
 }
@@ -99,14 +121,25 @@ mod tests {
         assert_eq!(e.topic, "decky.decky-01.lifecycle");
         assert_eq!(e.body["status"], "failed");
         assert_eq!(e.body["error"], "boom");
-        let e = BusEvent::state(HostUuid::LOCAL, &d, "running", "changed", Some("degraded"));
+        let e = BusEvent::state(
+            HostUuid::LOCAL,
+            &d,
+            "running",
+            StateTransition::StateChanged {
+                previous: "degraded",
+            },
+        );
         assert_eq!(e.topic, "decky.local:decky-01.state");
         assert_eq!(e.body["source"], "fleet");
+        assert_eq!(e.body["transition"], "state_changed");
         assert_eq!(e.body["previous_state"], "degraded");
         let h = HostUuid::new_v4();
-        assert_eq!(
-            BusEvent::state(h, &d, "running", "inserted", None).topic,
-            format!("decky.{h}:decky-01.state")
-        );
+        let e = BusEvent::state(h, &d, "pending", StateTransition::Inserted);
+        assert_eq!(e.topic, format!("decky.{h}:decky-01.state"));
+        assert_eq!(e.body["transition"], "inserted");
+        assert!(e.body.get("previous_state").is_none());
+        let e = BusEvent::state(h, &d, "torn_down", StateTransition::Deleted);
+        assert_eq!(e.body["transition"], "deleted");
+        assert!(e.body.get("previous_state").is_none());
     }
 }

@@ -8,7 +8,7 @@ pub mod hostnet;
 pub mod lifecycle;
 pub mod repository;
 
-pub use bus::{Bus, BusEvent};
+pub use bus::{Bus, BusEvent, StateTransition};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};

@@ -19,7 +19,7 @@ use decnet_core::model::{
     ShardState,
 };
 use decnet_core::plan::plan_shards;
-use decnet_core::traits::{BusEvent, RepoError};
+use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -99,6 +99,14 @@ async fn record(
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, RepoError> {
     let mut ids = Vec::new();
+    // The recorded states before this change, for the `.state` events (one read per request).
+    let before: BTreeMap<(HostUuid, String), ShardState> = m
+        .repo
+        .shards(None)
+        .await?
+        .into_iter()
+        .map(|s| ((s.host_uuid, s.decky_name.to_string()), s.state))
+        .collect();
     for (d, op) in changes {
         let row = LifecycleRow::new(d.name.clone(), d.host_uuid, *op, now);
         let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
@@ -118,6 +126,23 @@ async fn record(
             })
             .await?;
         m.repo.create_lifecycle(&row).await?;
+        match before.get(&(host, d.name.to_string())) {
+            None => m.publish(BusEvent::state(
+                host,
+                &d.name,
+                state.as_str(),
+                StateTransition::Inserted,
+            )),
+            Some(previous) if *previous != state => m.publish(BusEvent::state(
+                host,
+                &d.name,
+                state.as_str(),
+                StateTransition::StateChanged {
+                    previous: previous.as_str(),
+                },
+            )),
+            Some(_) => {}
+        }
         ids.push(row.id);
     }
     Ok(ids)

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use decnet_core::model::{
     HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation, ShardState,
 };
-use decnet_core::traits::{BusEvent, RepoError};
+use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use uuid::Uuid;
 
 use super::metrics::Metrics;
@@ -61,14 +61,13 @@ async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Res
         .remove(&(host, row.decky_name.to_string()));
     let ok = row.status == LifecycleStatus::Succeeded;
     match (row.operation, shard) {
-        (Operation::Teardown, Some(s)) if ok => {
+        (Operation::Teardown, Some(_)) if ok => {
             m.repo.delete_shard(host, &row.decky_name).await?;
             m.publish(BusEvent::state(
                 host,
                 &row.decky_name,
                 "torn_down",
-                "deleted",
-                Some(s.state.as_str()),
+                StateTransition::Deleted,
             ));
         }
         (op, Some(mut s)) => {
@@ -86,8 +85,9 @@ async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Res
                     host,
                     &row.decky_name,
                     s.state.as_str(),
-                    "changed",
-                    Some(previous.as_str()),
+                    StateTransition::StateChanged {
+                        previous: previous.as_str(),
+                    },
                 ));
             }
         }

@@ -12,7 +12,7 @@ use decnet_core::model::{
     AgentStatus, EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid, LifecycleDelta,
     ShardState,
 };
-use decnet_core::traits::{BusEvent, ObserveOutcome, ObservedShard, RepoError};
+use decnet_core::traits::{BusEvent, ObserveOutcome, ObservedShard, RepoError, StateTransition};
 use decnet_tls::pki::{fingerprint, LeafSpec, San};
 use decnet_web::{ApiError, JsonBody, PeerCertificate, RemoteAddr};
 use serde::Deserialize;
@@ -255,8 +255,9 @@ async fn observe(
                     host,
                     &d.name,
                     state.as_str(),
-                    "changed",
-                    Some(previous.as_str()),
+                    StateTransition::StateChanged {
+                        previous: previous.as_str(),
+                    },
                 ));
             }
             ObserveOutcome::Unchanged => {
