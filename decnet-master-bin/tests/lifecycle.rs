@@ -533,6 +533,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     assert_eq!(states[1]["source"], "fleet");
     assert_eq!(states[1]["host_uuid"], host.to_string());
 
+    let mut events = m.running.bus.subscribe();
     let (code, v) = m
         .call(
             reqwest::Method::POST,
@@ -544,6 +545,19 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     assert_eq!(rows[0]["status"], "succeeded");
     assert_eq!(rows[0]["operation"], "mutate");
+    let mut mutation = None;
+    while let Ok(e) = events.try_recv() {
+        if e.topic == "decky.d-02.mutation" {
+            mutation = Some(e.body);
+        }
+    }
+    assert_eq!(
+        mutation,
+        Some(
+            json!({"decky": "d-02", "old_services": ["ssh"], "new_services": ["ftp"],
+                    "trigger": "operator"})
+        )
+    );
     assert!(a
         .fake
         .calls

@@ -61,12 +61,13 @@ impl BusEvent {
         }
     }
 
-    /// `decky.<name>.mutation` when services change.
+    /// `decky.<name>.mutation` when services change: the original's payload `{decky,
+    /// old_services, new_services, trigger}` (`trigger`: `operator`, `scheduled`, …).
     pub fn mutation(decky: &DeckyName, old: &[String], new: &[String], trigger: &str) -> Self {
         Self {
             topic: format!("decky.{decky}.mutation"),
             body: serde_json::json!({
-                "decky_name": decky,
+                "decky": decky,
                 "old_services": old,
                 "new_services": new,
                 "trigger": trigger,
@@ -138,6 +139,13 @@ mod tests {
         assert_eq!(e.topic, format!("decky.{h}:decky-01.state"));
         assert_eq!(e.body["transition"], "inserted");
         assert!(e.body.get("previous_state").is_none());
+        let e = BusEvent::mutation(&d, &["ssh".into()], &["ftp".into()], "operator");
+        assert_eq!(e.topic, "decky.decky-01.mutation");
+        assert_eq!(
+            e.body,
+            serde_json::json!({"decky": "decky-01", "old_services": ["ssh"],
+                               "new_services": ["ftp"], "trigger": "operator"})
+        );
         let e = BusEvent::state(h, &d, "torn_down", StateTransition::Deleted);
         assert_eq!(e.body["transition"], "deleted");
         assert!(e.body.get("previous_state").is_none());
