@@ -292,3 +292,74 @@ fn demo_without_the_agent_binary_says_so_and_exits_2() {
         "{err}"
     );
 }
+
+/// Ctrl-C in the middle of the demo (here: while the worker deploys) removes everything it
+/// had started, the agent process included, and exits 1 saying so.
+#[test]
+fn demo_interrupted_mid_deploy_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .arg("demo")
+        .env("DECNET_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run decnet");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(" deploy running") {
+            break;
+        }
+    }
+    assert!(seen.contains(" deploy running"), "{seen}");
+    let tag = demo_tag(&seen);
+    // The worker is creating the deckies' containers now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        seen.contains("Removed 3 deckies (by their labels)"),
+        "{seen}"
+    );
+    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
+    let nets = Command::new("docker")
+        .args(["network", "ls", "--format", "{{.Name}}"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&nets.stdout).contains(&format!("decnet_{tag}")));
+    let containers = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&containers.stdout);
+    assert!(
+        !containers
+            .lines()
+            .any(|n| ["web", "ws", "db"].contains(&n.split('.').next().unwrap_or(n))),
+        "{containers}"
+    );
+    let work = std::env::temp_dir().join(format!("decnet-{tag}"));
+    assert!(!work.exists());
+    let agents = Command::new("pgrep")
+        .args(["-f", &work.join("agent").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(agents.stdout.is_empty(), "an agent process is left");
+}

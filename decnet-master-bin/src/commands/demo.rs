@@ -287,7 +287,11 @@ async fn run_unihost(
     cfg.host_link = false;
     let deployer = DockerDeployer::with_docker(docker, cfg, Arc::new(NetlinkHostNetwork::new()));
 
-    let result = run_lab(&lan, &deployer, out).await;
+    // Ctrl-C or SIGTERM during the run cleans up like a failure would.
+    let result = tokio::select! {
+        r = run_lab(&lan, &deployer, out) => r,
+        _ = super::demo_swarm::wait_for_signal() => Err(super::demo_swarm::interrupted()),
+    };
     if args.keep && result.is_ok() {
         writeln!(
             out,

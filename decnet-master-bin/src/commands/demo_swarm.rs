@@ -133,16 +133,11 @@ pub async fn run(
     let paths = Paths::new(&tag);
     let network = format!("decnet_{tag}");
     let mut started = Started::default();
-    let mut result = drive(
-        &mut started,
-        &lan,
-        &paths,
-        &network,
-        &decky_bin,
-        &agent_bin,
-        out,
-    )
-    .await;
+    // Ctrl-C or SIGTERM during the run cleans up like a failure would.
+    let mut result = tokio::select! {
+        r = drive(&mut started, &lan, &paths, &network, &decky_bin, &agent_bin, out) => r,
+        _ = wait_for_signal() => Err(interrupted()),
+    };
     if result.is_ok() && args.keep {
         result = keep(&lan, &paths, &started, out).await;
     }
@@ -478,7 +473,13 @@ async fn keep(
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// The error of a demo stopped by Ctrl-C or SIGTERM (after it cleaned up).
+pub(crate) fn interrupted() -> CliError {
+    failed("interrupted: everything the demo had started was removed")
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
@@ -511,9 +512,11 @@ async fn clean_up(
     };
     writeln!(out, "\nCleaning up…").context("write")?;
     // Through the master first, so the rows of a teardown are seen to close as well.
+    let mut how = "by their labels";
     if deployed {
         if let Some(client) = started.client.as_ref() {
             note(delete_through_master(client, &started.deckies, out).await);
+            how = "through the master";
         }
     }
     if let Some(mut agent) = started.agent.take() {
@@ -533,6 +536,12 @@ async fn clean_up(
             cfg.host_link = false;
             let d = DockerDeployer::with_docker(docker, cfg, Arc::new(NetlinkHostNetwork::new()));
             note(d.teardown(None).await.map(|_| ()).map_err(failed));
+            if !deployed {
+                // A create the killed agent had asked for may still complete in the daemon:
+                // look once more.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                note(d.teardown(None).await.map(|_| ()).map_err(failed));
+            }
         }
         None => note(
             decnet_docker::network::remove(&docker, network)
@@ -555,8 +564,8 @@ async fn clean_up(
         None => {
             writeln!(
                 out,
-                "Removed {} deckies (through the master), the worker agent, the master, their \
-                 network and the lab.",
+                "Removed {} deckies ({how}), the worker agent, the master, their network and the \
+                 lab.",
                 started.deckies.len()
             )
             .context("write")?;
