@@ -70,6 +70,8 @@ pub enum Command {
     Mutate(MutateArgs),
     /// Show lifecycle rows (deploy/mutate/teardown attempts) by id (through the master).
     Lifecycle(LifecycleArgs),
+    /// Print the master's bus events (lifecycle, state, mutation); --follow keeps streaming.
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -420,6 +422,21 @@ pub struct MutateArgs {
     pub client: ClientArgs,
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Keep printing new events until the master stops (or Ctrl-C).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only events after this id (as printed first on each line).
+    #[arg(long, value_name = "ID")]
+    pub since: Option<u64>,
+    /// One JSON object per line: {"id","topic","body"}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ pub const NO_MASTER: &str = "no master: pass --master URL or start `decnet serve
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request may take (decommissioning waits for a best-effort self-destruct).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a followed event stream may last (a year: within what tokio's timers take).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// `<data-dir>/master.json`, as `decnet serve` writes it while it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +315,36 @@ impl MasterClient {
     /// DELETE `path`: the JSON body of the answer (`Value::Null` for 204).
     pub async fn delete(&self, path: &str) -> Result<Value, CliError> {
         self.send(Method::DELETE, path, None).await
+    }
+
+    /// GET `path` as a stream (server-sent events): the response once its status is 2xx, with
+    /// no overall time limit (only connecting is bounded).
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response, CliError> {
+        let url = self.endpoint(path);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(STREAM_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&url, &e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(self.status_error(status, &bytes, &Method::GET, &url));
+        }
+        Ok(resp)
+    }
+
+    /// Reads the next chunk of a [`Self::stream`] answer (`None` at its end).
+    pub async fn next_chunk(
+        &self,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<axum::body::Bytes>, CliError> {
+        let url = resp.url().to_string();
+        resp.chunk().await.map_err(|e| self.unreachable(&url, &e))
     }
 
     fn endpoint(&self, path: &str) -> String {

@@ -1526,3 +1526,131 @@ async fn a_worker_cut_off_goes_unreachable_and_comes_back_active() {
     a.shutdown.cancel();
     m.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// GET /api/v1/events: the bus as server-sent events
+
+/// One SSE frame: (id, event, data).
+type Frame = (Option<u64>, String, Value);
+
+/// Splits SSE text into frames, skipping comments (keep-alives).
+fn frames(text: &str) -> Vec<Frame> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let (mut id, mut event, mut data) = (None, None, None);
+            for line in block.lines() {
+                let field = |p: &str| line.strip_prefix(p).map(|v| v.trim_start().to_string());
+                if let Some(v) = field("id:") {
+                    id = Some(v.parse::<u64>().unwrap());
+                } else if let Some(v) = field("event:") {
+                    event = Some(v);
+                } else if let Some(v) = field("data:") {
+                    data = Some(serde_json::from_str::<Value>(&v).unwrap());
+                }
+            }
+            Some((id, event?, data?))
+        })
+        .collect()
+}
+
+fn terminal_lifecycles(fs: &[Frame]) -> usize {
+    fs.iter()
+        .filter(|(_, e, d)| e.ends_with(".lifecycle") && d["status"] == "succeeded")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_replays_follows_resumes_and_ends_on_shutdown() {
+    let fake = Arc::new(Fake::default());
+    let m = start_master(fast(), Some(fake.clone())).await;
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = reqwest::Client::new().get(m.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    };
+    assert_eq!(
+        get("/api/v1/events", None).send().await.unwrap().status(),
+        401
+    );
+    let bad = get("/api/v1/events?follow=maybe", Some(&m.viewer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("follow"));
+
+    // A viewer follows the stream while an admin deploys.
+    let mut live = get("/api/v1/events", Some(&m.viewer)).send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    assert!(live.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (code, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    let mut text = String::new();
+    let read = async {
+        while terminal_lifecycles(&frames(&text)) < 3 {
+            let chunk = live.chunk().await.unwrap().expect("stream ended early");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the three deploys' events");
+    let seen = frames(&text);
+    let ids: Vec<u64> = seen.iter().map(|(id, _, _)| id.unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let (_, topic, body) = seen
+        .iter()
+        .find(|(_, e, d)| e == "decky.d-01.lifecycle" && d["status"] == "succeeded")
+        .unwrap();
+    assert_eq!(topic, "decky.d-01.lifecycle");
+    assert_eq!(body["operation"], "deploy");
+    assert!(seen
+        .iter()
+        .any(|(_, e, d)| e == "decky.local:d-02.state" && d["transition"] == "inserted"));
+
+    // Without follow: the kept events, then the end. With Last-Event-ID: only later ones.
+    let all = frames(
+        &get("/api/v1/events?follow=false", Some(&m.viewer))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(all.first().map(|f| f.0), Some(Some(1)));
+    assert!(all.len() >= seen.len());
+    let resumed = frames(
+        &get("/api/v1/events?follow=false", Some(&m.viewer))
+            .header("Last-Event-ID", "3")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(resumed.first().map(|f| f.0), Some(Some(4)));
+    assert_eq!(resumed.len(), all.len() - 3);
+
+    // An open stream does not hold the master up at shutdown, and it ends.
+    tokio::time::timeout(Duration::from_secs(10), m.stop())
+        .await
+        .expect("shutdown with a stream open");
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = live.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the stream ended with the master");
+}

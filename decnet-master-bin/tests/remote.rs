@@ -803,3 +803,79 @@ async fn mutate_without_a_master_acts_on_this_host() {
     ok(&run(&["teardown", "--all"]).await);
     lan.destroy().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_print_and_follow_the_bus() {
+    let m = start_master(Fake::default()).await;
+    // A follower started before anything happens.
+    let data_dir = m.data_dir();
+    let follower = tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_decnet"))
+            .args(["events", "--follow", "--data-dir", &data_dir])
+            .env("DECNET_LOG", "warn")
+            .env_remove("DECNET_MASTER_URL")
+            .env_remove("DECNET_TOKEN")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = vec![];
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            lines.push(line.unwrap());
+        }
+        (child.wait().unwrap(), lines)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    ok(&m
+        .decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "2",
+            "--services",
+            "ssh",
+            "--wait",
+        ]))
+        .await);
+
+    // Without --follow: what the master keeps, then exit 0.
+    let stdout = ok(&m.decnet(&["events"]).await);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" decky.decky-01.lifecycle ") && l.contains("\"succeeded\""))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.starts_with(|c: char| c.is_ascii_digit()), "{line}");
+    assert!(stdout.contains(" decky.local:decky-02.state "), "{stdout}");
+    // --json --since: objects, only after the id.
+    let stdout = ok(&m.decnet(&["events", "--json", "--since", "2"]).await);
+    let objs: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!objs.is_empty());
+    assert_eq!(objs[0]["id"], 3);
+    assert!(objs
+        .iter()
+        .all(|o| o["topic"].is_string() && o["body"].is_object()));
+    // An unreachable master: exit 1, naming it.
+    fails(
+        &m.decnet(&["events", "--master", "http://127.0.0.1:1"])
+            .await,
+        1,
+        "cannot reach the master",
+    );
+
+    // The follower saw the deploy live and ends when the master stops.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    m.stop().await;
+    let (status, lines) = tokio::time::timeout(std::time::Duration::from_secs(10), follower)
+        .await
+        .expect("the follower ends with the master")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" decky.decky-02.lifecycle ") && l.contains("\"succeeded\"")),
+        "{lines:?}"
+    );
+}

@@ -1,6 +1,7 @@
 pub mod demo;
 pub mod demo_swarm;
 pub mod deploy;
+pub mod events;
 pub mod hosts;
 pub mod init;
 pub mod listing;

@@ -23,7 +23,7 @@ use super::state::Master;
 
 type Ctx = State<Arc<Master>>;
 
-pub fn router(m: Arc<Master>, limit: usize) -> Router {
+pub fn router(m: Arc<Master>, limit: usize, events: super::events::EventsHub) -> Router {
     let r = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
@@ -36,7 +36,9 @@ pub fn router(m: Arc<Master>, limit: usize) -> Router {
             get(get_host).delete(decommission),
         )
         .merge(super::fleet::routes())
-        .with_state(m);
+        .merge(super::events::routes())
+        .with_state(m)
+        .layer(axum::Extension(events));
     decnet_web::body_limit(r, limit)
 }
 

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod events;
 pub mod fleet;
 pub mod layout;
 pub mod lifecycle;

@@ -132,7 +132,11 @@ pub async fn start(
         .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
 
     let mut tasks = Vec::new();
-    let app = super::api::router(master.clone(), BODY_LIMIT);
+    let hub = super::events::EventsHub {
+        bus: bus.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let app = super::api::router(master.clone(), BODY_LIMIT, hub);
     let token = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = decnet_web::serve(api, api_tls, app, token).await {
