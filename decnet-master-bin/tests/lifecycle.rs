@@ -1654,3 +1654,85 @@ async fn events_stream_replays_follows_resumes_and_ends_on_shutdown() {
     .await;
     assert!(rest.is_ok(), "the stream ended with the master");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The mutator
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
+    let fake = Arc::new(Fake::default());
+    let m = start_master(
+        MasterSettings {
+            mutator_poll: Duration::from_millis(200),
+            ..fast()
+        },
+        Some(fake.clone()),
+    )
+    .await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    let mut events = m.running.bus.subscribe();
+    // d-01 and d-02 were last mutated an hour ago (the fleet's interval is 30 min), but d-02
+    // says never (0); d-03 was deployed just now.
+    let mut fleet = m.repo.desired_fleet().await.unwrap().unwrap();
+    let old = fleet.decky("d-01").unwrap().services.clone();
+    for d in &mut fleet.deckies {
+        if d.name.as_str() != "d-03" {
+            d.last_mutated -= 3600.0;
+        }
+        if d.name.as_str() == "d-02" {
+            d.mutate_interval = Some(0);
+        }
+    }
+    m.repo.put_desired_fleet(&fleet).await.unwrap();
+
+    let mut seen = vec![];
+    let mut done = false;
+    for _ in 0..200 {
+        while let Ok(e) = events.try_recv() {
+            seen.push(e);
+        }
+        done = seen.iter().any(|e| {
+            e.topic == "decky.d-01.lifecycle"
+                && e.body["operation"] == "mutate"
+                && e.body["status"] == "succeeded"
+        });
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "no scheduled mutation closed: {seen:?}");
+    let mutation = seen
+        .iter()
+        .find(|e| e.topic == "decky.d-01.mutation")
+        .expect("mutation event");
+    assert_eq!(mutation.body["trigger"], "scheduled");
+    assert_eq!(mutation.body["old_services"], json!(old));
+    let new: Vec<String> = serde_json::from_value(mutation.body["new_services"].clone()).unwrap();
+    assert_ne!(new, old);
+    // The desired fleet holds the new services and a fresh stamp, so it is not due again; the
+    // others were never touched.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    let mutations: Vec<&str> = seen
+        .iter()
+        .filter(|e| e.topic.ends_with(".mutation"))
+        .map(|e| e.topic.as_str())
+        .collect();
+    assert_eq!(mutations, ["decky.d-01.mutation"]);
+    let fleet = m.repo.desired_fleet().await.unwrap().unwrap();
+    let d1 = fleet.decky("d-01").unwrap();
+    assert_eq!(d1.services, new);
+    let now = Utc::now().timestamp() as f64;
+    assert!((now - d1.last_mutated).abs() < 30.0, "{}", d1.last_mutated);
+    m.stop().await;
+}

@@ -13,3 +13,6 @@ pub use converge::{plan_converge, shape_hash, ConvergePlan, DeckySteps, Desired,
 pub mod shards;
 
 pub use shards::{merge_probe, plan_shards};
+pub mod mutate;
+
+pub use mutate::{due_mutations, pick_new_services, DueMutations};

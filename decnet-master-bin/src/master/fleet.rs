@@ -1,7 +1,7 @@
 //! The deckies routes of the operator API (PRODUCT §7): deploy, mutate, delete, list, and
 //! lifecycle rows. The desired fleet is committed before 202; the runner does the work.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -10,15 +10,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use decnet_core::fleet::{
-    build_from_specs, parse_fleet_ini, pick_services, resolve_net, BuildContext, DeckySpec,
-    FleetError, FleetSpec, GeneralSpec, NetInputs,
+    build_from_specs, parse_fleet_ini, resolve_net, BuildContext, DeckySpec, FleetError, FleetSpec,
+    GeneralSpec, NetInputs,
 };
 use decnet_core::model::validate::validate_services;
 use decnet_core::model::{
     DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Mode, Operation, Shard,
     ShardState,
 };
-use decnet_core::plan::plan_shards;
+use decnet_core::plan::{pick_new_services, plan_shards};
 use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
@@ -68,7 +68,7 @@ struct DeployBody {
     replace_fleet: bool,
 }
 
-fn epoch(now: DateTime<Utc>) -> f64 {
+pub(crate) fn epoch(now: DateTime<Utc>) -> f64 {
     now.timestamp_micros() as f64 / 1e6
 }
 
@@ -343,6 +343,20 @@ async fn mutate(
     } else {
         decnet_web::json::parse_json(&body)?
     };
+    let ids = mutate_decky(&m, &name, req.services, "operator").await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+}
+
+/// Gives `name` new services (`None`: picked as the mutator picks them) in the desired fleet,
+/// stamps `last_mutated`, records a mutate row, publishes `decky.<name>.mutation` with
+/// `trigger`, and wakes the runner. Shared by the API (`operator`) and the mutator
+/// (`scheduled`). 404 for an unknown decky, 422 for bad services, 409 when no new set exists.
+pub(crate) async fn mutate_decky(
+    m: &Master,
+    name: &DeckyName,
+    services: Option<Vec<String>>,
+    trigger: &str,
+) -> Result<Vec<Uuid>, ApiError> {
     let _guard = m.fleet_lock.lock().await;
     let mut fleet = m
         .repo
@@ -354,20 +368,18 @@ async fn mutate(
     let d = fleet
         .deckies
         .iter_mut()
-        .find(|d| d.name == name)
+        .find(|d| d.name == *name)
         .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
     let old = d.services.clone();
-    let services = match req.services {
+    let services = match services {
         Some(s) => {
             validate_services("services", &s, &custom)
                 .map_err(|e| ApiError::unprocessable(e.to_string()))?;
             s
         }
-        // As the mutator would: a fresh clash-free draw, never the same set.
-        None => pick_services(
-            &mut StdRng::from_entropy(),
-            &[old.iter().cloned().collect::<BTreeSet<_>>()],
-        ),
+        // As the mutator would: from its archetype's services, a clash-free new set.
+        None => pick_new_services(&mut StdRng::from_entropy(), d)
+            .ok_or_else(|| ApiError::conflict(format!("{name}: no services to choose from")))?,
     };
     let now = m.clock.now();
     d.services = services.clone();
@@ -377,13 +389,13 @@ async fn mutate(
         .put_desired_fleet(&fleet)
         .await
         .map_err(store_error)?;
-    let ids = record(&m, &[(changed, Operation::Mutate)], now)
+    let ids = record(m, &[(changed, Operation::Mutate)], now)
         .await
         .map_err(store_error)?;
     drop(_guard);
-    m.publish(BusEvent::mutation(&name, &old, &services, "operator"));
+    m.publish(BusEvent::mutation(name, &old, &services, trigger));
     m.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+    Ok(ids)
 }
 
 async fn remove(

@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod layout;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mutator;
 pub mod pki;
 pub mod ratelimit;
 pub mod run;

@@ -34,6 +34,9 @@ pub struct MasterSettings {
     pub sweep_every: Duration,
     /// How long one dispatch to an agent may take.
     pub dispatch_timeout: Duration,
+    /// How often the mutator looks for deckies due for new services (sooner when one is due
+    /// sooner).
+    pub mutator_poll: Duration,
 }
 
 impl Default for MasterSettings {
@@ -50,6 +53,7 @@ impl Default for MasterSettings {
             teardown_timeout: Duration::from_secs(5 * 60),
             sweep_every: Duration::from_secs(30),
             dispatch_timeout: Duration::from_secs(30),
+            mutator_poll: Duration::from_secs(10),
         }
     }
 }
