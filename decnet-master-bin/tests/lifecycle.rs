@@ -1736,3 +1736,67 @@ async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
     assert!((now - d1.last_mutated).abs() < 30.0, "{}", d1.last_mutated);
     m.stop().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The local observer (unihost deckies, observed like a worker's)
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unihost_decky_that_stops_shows_degraded_and_back() {
+    let fake = Arc::new(Fake::default());
+    let m = start_master(fast(), Some(fake.clone())).await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    let mut events = m.running.bus.subscribe();
+    let state_of = |list: &Value, name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let wait_for = |name: &'static str, want: &'static str| {
+        let m = &m;
+        async move {
+            for _ in 0..200 {
+                let (_, list) = m.call(reqwest::Method::GET, "/api/v1/deckies", None).await;
+                if state_of(&list, name)["state"] == want {
+                    return list;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("{name} never went {want}");
+        }
+    };
+    // d-02's containers stop (the fake no longer reports it running).
+    let services = fake.running.lock().unwrap().remove("d-02").unwrap();
+    let list = wait_for("d-02", "degraded").await;
+    assert_eq!(state_of(&list, "d-01")["state"], "running");
+    assert!(!state_of(&list, "d-01")["last_seen"].is_null());
+    // And back.
+    fake.running.lock().unwrap().insert("d-02".into(), services);
+    wait_for("d-02", "running").await;
+    let mut words = vec![];
+    while let Ok(e) = events.try_recv() {
+        if e.topic == "decky.local:d-02.state" {
+            words.push((
+                e.body["state"].as_str().unwrap().to_string(),
+                e.body["previous_state"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    assert_eq!(
+        words,
+        [
+            ("degraded".to_string(), "running".to_string()),
+            ("running".to_string(), "degraded".to_string())
+        ]
+    );
+    m.stop().await;
+}

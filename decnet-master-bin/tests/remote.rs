@@ -93,7 +93,10 @@ impl Deployer for Fake {
     }
 
     async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
-        Ok(RuntimeMap::new())
+        // Unknown, not "nothing runs": the master's local observer then changes nothing.
+        Err(DeployerError::Unavailable(
+            "this fake keeps no runtime".into(),
+        ))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod lifecycle;
 pub mod metrics;
 pub mod mutator;
+pub mod observer;
 pub mod pki;
 pub mod ratelimit;
 pub mod run;

@@ -162,6 +162,10 @@ pub async fn start(
         master.clone(),
         shutdown.clone(),
     )));
+    tasks.push(tokio::spawn(super::observer::local_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(super::mutator::mutator_loop(
         master.clone(),
         shutdown.clone(),

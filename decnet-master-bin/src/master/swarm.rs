@@ -188,7 +188,9 @@ async fn heartbeat(
             .await
             .map_err(store_error)?;
     }
-    observe(&m, host.uuid, &beat.status, now).await?;
+    observe(&m, host.uuid, &beat.status, now)
+        .await
+        .map_err(store_error)?;
     let echoed: &[decnet_core::model::DeckyConfig] = if beat.status.deployed {
         &beat.status.deckies
     } else {
@@ -204,13 +206,14 @@ async fn apply(m: &Master, host: HostUuid, delta: &LifecycleDelta) -> Result<(),
 }
 
 /// Applies the snapshot's per-decky states, skipping deckies whose state is unchanged since
-/// the last heartbeat (no store round-trip at all).
-async fn observe(
+/// the last heartbeat (no store round-trip at all). Also used for this master's own (unihost)
+/// deckies, with host `local`.
+pub(crate) async fn observe(
     m: &Master,
     host: HostUuid,
     status: &AgentStatus,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ApiError> {
+) -> Result<(), RepoError> {
     if !status.deployed {
         return Ok(());
     }
@@ -243,8 +246,7 @@ async fn observe(
                 },
                 now,
             )
-            .await
-            .map_err(store_error)?;
+            .await?;
         match outcome {
             ObserveOutcome::Changed { previous } => {
                 m.observed
