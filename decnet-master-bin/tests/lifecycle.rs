@@ -1800,3 +1800,59 @@ async fn a_unihost_decky_that_stops_shows_degraded_and_back() {
     );
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mutator_waits_for_a_cut_off_worker() {
+    let m = start_master(
+        MasterSettings {
+            mutator_poll: Duration::from_millis(200),
+            ..fast()
+        },
+        None,
+    )
+    .await;
+    let (net, _) = tokio::sync::watch::channel(false);
+    let a = start_agent_with(&m, "w-mut", false, Some(&net)).await;
+    let (_, v) = m
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/deckies/deploy",
+            Some(three()),
+        )
+        .await;
+    m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    net.send_replace(true);
+    wait_for_host_status(&m, "unreachable").await;
+    let mut events = m.running.bus.subscribe();
+    let mut fleet = m.repo.desired_fleet().await.unwrap().unwrap();
+    for d in &mut fleet.deckies {
+        if d.name.as_str() == "d-01" {
+            d.last_mutated -= 3600.0;
+        }
+    }
+    m.repo.put_desired_fleet(&fleet).await.unwrap();
+    // Due, but its worker is cut off: nothing is sent into the void.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        events.try_recv().is_err(),
+        "a mutation started for an unreachable worker"
+    );
+    net.send_replace(false);
+    wait_for_host_status(&m, "active").await;
+    let mut closed = None;
+    for _ in 0..200 {
+        while let Ok(e) = events.try_recv() {
+            if e.topic == "decky.d-01.lifecycle" && e.body["operation"] == "mutate" {
+                closed =
+                    Some(e.body["status"].clone()).filter(|s| s != "running" && s != "pending");
+            }
+        }
+        if closed.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(closed, Some(json!("succeeded")));
+    a.shutdown.cancel();
+    m.stop().await;
+}
