@@ -1833,10 +1833,12 @@ async fn the_mutator_waits_for_a_cut_off_worker() {
     m.repo.put_desired_fleet(&fleet).await.unwrap();
     // Due, but its worker is cut off: nothing is sent into the void.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        events.try_recv().is_err(),
-        "a mutation started for an unreachable worker"
-    );
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !e.topic.ends_with(".mutation") && !e.topic.ends_with(".lifecycle"),
+            "a mutation started for an unreachable worker: {e:?}"
+        );
+    }
     net.send_replace(false);
     wait_for_host_status(&m, "active").await;
     let mut closed = None;
