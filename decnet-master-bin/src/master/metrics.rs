@@ -13,6 +13,9 @@ pub struct Metrics {
     pub deltas_applied: AtomicU64,
     pub enrollments: AtomicU64,
     pub enroll_refused: AtomicU64,
+    /// Work sent to agents: answered 2xx, or not (then the agent was probed).
+    pub dispatches_accepted: AtomicU64,
+    pub dispatches_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -67,6 +70,21 @@ impl Metrics {
             let _ = writeln!(out, "# HELP decnet_{name} {help}");
             let _ = writeln!(out, "# TYPE decnet_{name} counter");
             let _ = writeln!(out, "decnet_{name} {}", c.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP decnet_dispatches_total Work sent to worker agents, by answer."
+        );
+        let _ = writeln!(out, "# TYPE decnet_dispatches_total counter");
+        for (result, c) in [
+            ("accepted", &self.dispatches_accepted),
+            ("failed", &self.dispatches_failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "decnet_dispatches_total{{result=\"{result}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         out
     }

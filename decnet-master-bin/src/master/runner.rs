@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::lifecycle::transition;
+use super::metrics::Metrics;
 use super::state::Master;
 
 /// The reason start-up recovery gives.
@@ -303,7 +304,13 @@ async fn run_swarm(
             }
         }
     };
-    if let Err(dispatch_error) = dispatch.await {
+    let dispatched = dispatch.await;
+    Metrics::inc(if dispatched.is_ok() {
+        &m.metrics.dispatches_accepted
+    } else {
+        &m.metrics.dispatches_failed
+    });
+    if let Err(dispatch_error) = dispatched {
         tracing::warn!(host = %host.name, error = %dispatch_error, "dispatch failed; probing the agent");
         let probe = probe(&client, &base).await;
         let pairs: Vec<(DeckyName, Operation)> = rows
