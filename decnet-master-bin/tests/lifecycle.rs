@@ -620,6 +620,18 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
         .unwrap()
         .iter()
         .all(|s| s.decky_name.as_str() != "d-03"));
+    // Every dispatch was answered 2xx: deploy, two mutates, the teardown.
+    let metrics = reqwest::get(m.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("decnet_dispatches_total{result=\"accepted\"} 4\n")
+            && metrics.contains("decnet_dispatches_total{result=\"failed\"} 0\n"),
+        "{metrics}"
+    );
     a.shutdown.cancel();
     m.stop().await;
 }
