@@ -553,7 +553,6 @@ impl DockerDeployer {
         Ok(DeployReport { outcomes })
     }
 
-    /// Removes one decky's containers, services before the base.
     /// Removes one decky's containers: its services together, then the base.
     async fn remove_all(&self, list: &[(Observed, String)]) -> DeckyOutcome {
         let services = list
