@@ -1093,8 +1093,8 @@ const FIGURES: &[Figure] = &[
     fig("b.compose", B, "`down --remove-orphans` + `up -d`",
         "stop + remove every container, then create + start every container (what the original ran on every deploy)"),
     fig("c.ours", C, "ours: `teardown(None)`",
-        "force-remove every container (one at a time: decky by decky, services before base) \
-         **and the Docker network**, clear the state file"),
+        "force-remove every container (deckies in parallel, 8 at a time; in each its services \
+         together, then the base) **and the Docker network**, clear the state file"),
     fig("c.compose", C, "`docker-compose down`",
         "stop (SIGTERM; the decky binary exits at once) + remove every container, in parallel; the network is external and stays"),
     fig("c.raw", C, "raw floor (bollard)",
