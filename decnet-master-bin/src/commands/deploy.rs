@@ -23,7 +23,7 @@ use crate::error::CliError;
 use crate::master::layout::DataDir;
 
 /// What the flags say about the network.
-fn flag_inputs(args: &DeployArgs) -> Result<NetInputs, CliError> {
+pub(crate) fn flag_inputs(args: &DeployArgs) -> Result<NetInputs, CliError> {
     let driver = match (args.network_driver, args.ipvlan) {
         (Some(d), _) => Some(NetworkDriver::from(d)),
         (None, true) => Some(NetworkDriver::Ipvlan),

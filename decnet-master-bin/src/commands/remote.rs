@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use decnet_core::fleet::{parse_fleet_ini, pick_services, GeneralSpec};
-use decnet_core::model::{parse_ipv4, DeckyName, FieldError, NetworkDriver, Subnet};
+use decnet_core::model::{DeckyName, FieldError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
@@ -163,24 +163,12 @@ fn general_json(g: &GeneralSpec) -> Map<String, Value> {
 
 /// The network flags (and `--mutate-interval`) as a `general`.
 fn flag_general(args: &DeployArgs) -> Result<GeneralSpec, CliError> {
-    let driver = match (args.network_driver, args.ipvlan) {
-        (Some(d), _) => Some(NetworkDriver::from(d)),
-        (None, true) => Some(NetworkDriver::Ipvlan),
-        (None, false) => None,
-    };
+    let net = crate::commands::deploy::flag_inputs(args)?;
     Ok(GeneralSpec {
-        subnet: args
-            .subnet
-            .as_deref()
-            .map(|s| Subnet::parse("--subnet", s))
-            .transpose()?,
-        gateway: args
-            .gateway
-            .as_deref()
-            .map(|s| parse_ipv4("--gateway", s))
-            .transpose()?,
-        interface: args.interface.clone(),
-        driver,
+        subnet: net.subnet,
+        gateway: net.gateway,
+        interface: net.interface,
+        driver: net.driver,
         mutate_interval: args.mutate_interval,
     })
 }
