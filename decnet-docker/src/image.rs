@@ -139,35 +139,50 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
 /// given; else `decnet-decky` next to the current executable; else, when the current executable
 /// is in `target/<profile>/deps/` (an integration test), `target/<profile>/decnet-decky`.
 pub fn find_decky_binary(explicit: Option<&Path>) -> Result<PathBuf, ImageError> {
-    if let Some(path) = explicit {
-        return find_decky_binary_from(Some(path), Path::new(""));
-    }
-    let exe = std::env::current_exe().map_err(io_err(Path::new("the current executable")))?;
-    find_decky_binary_from(None, &exe)
+    find_sibling_binary(DECKY_BINARY_NAME, explicit)
+        .map_err(|tried| ImageError::BinaryNotFound { tried })
 }
 
-fn find_decky_binary_from(explicit: Option<&Path>, exe: &Path) -> Result<PathBuf, ImageError> {
-    if let Some(path) = explicit {
-        return if path.is_file() {
-            Ok(path.to_path_buf())
-        } else {
-            Err(ImageError::BinaryNotFound {
-                tried: vec![path.to_path_buf()],
-            })
-        };
+/// Locate one of the workspace's binaries (`name`) the way [`find_decky_binary`] does; the
+/// error lists the paths tried.
+pub fn find_sibling_binary(name: &str, explicit: Option<&Path>) -> Result<PathBuf, Vec<PathBuf>> {
+    match explicit {
+        Some(path) => find_binary_from(name, Some(path), Path::new("")),
+        None => {
+            let exe = std::env::current_exe().map_err(|_| Vec::new())?;
+            find_binary_from(name, None, &exe)
+        }
     }
+}
+
+#[cfg(test)]
+fn find_decky_binary_from(explicit: Option<&Path>, exe: &Path) -> Result<PathBuf, ImageError> {
+    find_binary_from(DECKY_BINARY_NAME, explicit, exe)
+        .map_err(|tried| ImageError::BinaryNotFound { tried })
+}
+
+fn find_binary_from(
+    name: &str,
+    explicit: Option<&Path>,
+    exe: &Path,
+) -> Result<PathBuf, Vec<PathBuf>> {
     let mut tried = Vec::new();
-    if let Some(dir) = exe.parent() {
-        tried.push(dir.join(DECKY_BINARY_NAME));
-        if dir.file_name().is_some_and(|n| n == "deps") {
-            if let Some(profile_dir) = dir.parent() {
-                tried.push(profile_dir.join(DECKY_BINARY_NAME));
+    match explicit {
+        Some(path) => tried.push(path.to_path_buf()),
+        None => {
+            if let Some(dir) = exe.parent() {
+                tried.push(dir.join(name));
+                if dir.file_name().is_some_and(|n| n == "deps") {
+                    if let Some(profile_dir) = dir.parent() {
+                        tried.push(profile_dir.join(name));
+                    }
+                }
             }
         }
     }
     match tried.iter().find(|p| p.is_file()) {
         Some(found) => Ok(found.clone()),
-        None => Err(ImageError::BinaryNotFound { tried }),
+        None => Err(tried),
     }
 }
 

@@ -290,7 +290,7 @@ async fn run_unihost(
     // Ctrl-C or SIGTERM during the run cleans up like a failure would.
     let result = tokio::select! {
         r = run_lab(&lan, &deployer, out) => r,
-        _ = super::demo_swarm::wait_for_signal() => Err(super::demo_swarm::interrupted()),
+        _ = super::serve::wait_for_signal() => Err(super::demo_swarm::interrupted()),
     };
     if args.keep && result.is_ok() {
         writeln!(

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use decnet_core::traits::{Deployer, SystemClock};
+use decnet_core::traits::Deployer;
 use decnet_docker::{Docker, DockerDeployer, DockerDeployerConfig};
 use decnet_net::lab::LabLan;
 use decnet_net::NetlinkHostNetwork;
@@ -39,7 +39,7 @@ use crate::commands::remote::{self, Accepted, DeckyRow};
 use crate::commands::{init, wait};
 use crate::error::CliError;
 use crate::master::layout::DataDir;
-use crate::master::run::{self, MasterConfig, MasterDeps, MasterError, RunningMaster};
+use crate::master::run::RunningMaster;
 use crate::master::state::MasterSettings;
 
 /// The agent binary's file name, looked for next to this executable.
@@ -60,32 +60,18 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 
 /// `decnet-agent`: `explicit`, else next to this executable (or its `deps/` parent in tests).
 fn find_agent_binary(explicit: Option<&Path>) -> Result<PathBuf, CliError> {
-    let mut tried = Vec::new();
-    if let Some(path) = explicit {
-        tried.push(path.to_path_buf());
-    } else if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            tried.push(dir.join(AGENT_BINARY_NAME));
-            if dir.file_name().is_some_and(|n| n == "deps") {
-                if let Some(up) = dir.parent() {
-                    tried.push(up.join(AGENT_BINARY_NAME));
-                }
+    decnet_docker::image::find_sibling_binary(AGENT_BINARY_NAME, explicit).map_err(|tried| {
+        let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+        CliError::usage(format!(
+            "demo: the worker agent binary `{AGENT_BINARY_NAME}` was not found (tried {}): run \
+             `cargo build --release`, pass --agent-bin FILE, or run the first form with --unihost",
+            if tried.is_empty() {
+                "nothing".to_string()
+            } else {
+                tried.join(", ")
             }
-        }
-    }
-    if let Some(found) = tried.iter().find(|p| p.is_file()) {
-        return Ok(found.clone());
-    }
-    let tried: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
-    Err(CliError::usage(format!(
-        "demo: the worker agent binary `{AGENT_BINARY_NAME}` was not found (tried {}): run \
-         `cargo build --release`, pass --agent-bin FILE, or run the first form with --unihost",
-        if tried.is_empty() {
-            "nothing".to_string()
-        } else {
-            tried.join(", ")
-        }
-    )))
+        ))
+    })
 }
 
 /// What the demo started, so clean-up can undo exactly that.
@@ -136,7 +122,7 @@ pub async fn run(
     // Ctrl-C or SIGTERM during the run cleans up like a failure would.
     let mut result = tokio::select! {
         r = drive(&mut started, &lan, &paths, &network, &decky_bin, &agent_bin, out) => r,
-        _ = wait_for_signal() => Err(interrupted()),
+        _ = super::serve::wait_for_signal() => Err(interrupted()),
     };
     if result.is_ok() && args.keep {
         result = keep(&lan, &paths, &started, out).await;
@@ -335,43 +321,30 @@ fn free_port() -> Result<u16, CliError> {
 }
 
 async fn start_master(layout: &DataDir) -> Result<(RunningMaster, CancellationToken), CliError> {
-    let repo = decnet_store::open(&layout.default_db_url())
-        .await
-        .map_err(failed)?;
     let bind = || async {
         tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("bind 127.0.0.1")
     };
     let (api, swarm) = (bind().await?, bind().await?);
-    let cfg = MasterConfig {
-        data_dir: layout.clone(),
-        db_url: None,
-        api_bind: api.local_addr().context("api address")?,
-        swarm_bind: swarm.local_addr().context("swarm address")?,
-        settings: MasterSettings {
-            heartbeat_interval: Duration::from_secs(HEARTBEAT_S),
-            advertise: String::new(),
-            ..MasterSettings::default()
-        },
-    };
-    let deps = MasterDeps {
-        repo,
-        clock: Arc::new(SystemClock),
-        // Swarm only: the deckies go to the worker, never to this process.
-        local: None,
-        hostnet: Arc::new(NetlinkHostNetwork::new()),
+    let settings = MasterSettings {
+        heartbeat_interval: Duration::from_secs(HEARTBEAT_S),
+        advertise: String::new(),
+        ..MasterSettings::default()
     };
     let shutdown = CancellationToken::new();
-    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
-        .await
-        .map_err(|e| match e {
-            MasterError::Config(m) => CliError::Usage(m),
-            MasterError::Runtime(m) => failed(m),
-        })?;
-    // So that `decnet status --data-dir <master dir>` finds it (with --keep).
-    run::write_master_json(layout, &running.api_url, &running.swarm_url)
-        .context("write master.json")?;
+    // Swarm only (no local deployer): the deckies go to the worker, never to this process.
+    // `master.json` lets `decnet status --data-dir <master dir>` find it (with --keep).
+    let running = super::serve::start_master(
+        layout,
+        &layout.default_db_url(),
+        api,
+        swarm,
+        settings,
+        None,
+        shutdown.clone(),
+    )
+    .await?;
     Ok((running, shutdown))
 }
 
@@ -469,26 +442,13 @@ async fn keep(
     )
     .context("write")?;
     out.flush().ok();
-    wait_for_signal().await;
+    super::serve::wait_for_signal().await;
     Ok(())
 }
 
 /// The error of a demo stopped by Ctrl-C or SIGTERM (after it cleaned up).
 pub(crate) fn interrupted() -> CliError {
     failed("interrupted: everything the demo had started was removed")
-}
-
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// Step 6. Every part is attempted even when an earlier one fails; the first error is kept.

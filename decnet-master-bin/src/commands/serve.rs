@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServeArgs;
 use crate::error::CliError;
 use crate::master::layout::DataDir;
-use crate::master::run::{self, MasterConfig, MasterDeps, MasterError};
+use crate::master::run::{self, MasterConfig, MasterDeps, MasterError, RunningMaster};
 use crate::master::state::MasterSettings;
 
 fn hostname() -> String {
@@ -36,9 +36,6 @@ pub fn default_advertise(swarm: SocketAddr) -> String {
 pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let layout = DataDir::new(data_dir);
     let db = args.db.clone().unwrap_or_else(|| layout.default_db_url());
-    let repo = decnet_store::open(&db)
-        .await
-        .map_err(|e| CliError::usage(format!("--db: {e}")))?;
     let bind = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
@@ -55,15 +52,6 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         fleet_limit: args.fleet_limit,
         ..MasterSettings::default()
     };
-    let cfg = MasterConfig {
-        data_dir: layout.clone(),
-        db_url: Some(db),
-        api_bind: args.api_bind,
-        swarm_bind: args.swarm_bind,
-        settings,
-    };
-    let shutdown = CancellationToken::new();
-    let hostnet = Arc::new(decnet_net::NetlinkHostNetwork::new());
     // Unihost deckies run here through Docker; without Docker the master only drives agents.
     let local: Option<Arc<dyn Deployer>> = if args.no_local {
         None
@@ -76,20 +64,8 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
             }
         }
     };
-    let deps = MasterDeps {
-        repo,
-        clock: Arc::new(SystemClock),
-        local,
-        hostnet,
-    };
-    let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
-        .await
-        .map_err(|e| match e {
-            MasterError::Config(m) => CliError::Usage(m),
-            MasterError::Runtime(m) => CliError::Failed(anyhow::anyhow!(m)),
-        })?;
-    run::write_master_json(&layout, &running.api_url, &running.swarm_url)
-        .context("write master.json")?;
+    let shutdown = CancellationToken::new();
+    let running = start_master(&layout, &db, api, swarm, settings, local, shutdown.clone()).await?;
     writeln!(
         out,
         "decnet master: operator API {} · swarm endpoint {} (advertised as {})",
@@ -104,10 +80,51 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Opens the store at `db` and starts a master on the given listeners (the real network
+/// facts, the system clock), then writes `master.json` so clients find it. Shared by `serve`
+/// and `demo`.
+pub(crate) async fn start_master(
+    layout: &DataDir,
+    db: &str,
+    api: tokio::net::TcpListener,
+    swarm: tokio::net::TcpListener,
+    settings: MasterSettings,
+    local: Option<Arc<dyn Deployer>>,
+    shutdown: CancellationToken,
+) -> Result<RunningMaster, CliError> {
+    let repo = decnet_store::open(db)
+        .await
+        .map_err(|e| CliError::usage(format!("--db: {e}")))?;
+    let cfg = MasterConfig {
+        data_dir: layout.clone(),
+        db_url: Some(db.to_string()),
+        api_bind: api.local_addr().context("api address")?,
+        swarm_bind: swarm.local_addr().context("swarm address")?,
+        settings,
+    };
+    let deps = MasterDeps {
+        repo,
+        clock: Arc::new(SystemClock),
+        local,
+        hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+    };
+    let running = run::start(&cfg, deps, api, swarm, shutdown)
+        .await
+        .map_err(|e| match e {
+            MasterError::Config(m) => CliError::Usage(m),
+            MasterError::Runtime(m) => CliError::Failed(anyhow::anyhow!(m)),
+        })?;
+    run::write_master_json(layout, &running.api_url, &running.swarm_url)
+        .context("write master.json")?;
+    Ok(running)
+}
+
+/// Ctrl-C or SIGTERM (Ctrl-C only where SIGTERM cannot be watched).
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = term.recv() => {}
