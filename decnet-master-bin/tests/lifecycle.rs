@@ -497,7 +497,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     );
     // Every transition went on the bus.
     let mut seen = vec![];
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         seen.push(e);
     }
     let topics: Vec<&str> = seen.iter().map(|e| e.topic.as_str()).collect();
@@ -552,7 +552,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     assert_eq!(rows[0]["status"], "succeeded");
     assert_eq!(rows[0]["operation"], "mutate");
     let mut mutation = None;
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         if e.topic == "decky.d-02.mutation" {
             mutation = Some(e.body);
         }
@@ -591,7 +591,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     );
     let d3 = format!("decky.{host}:d-03.state");
     let mut states = vec![];
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         if e.topic == d3 {
             states.push(e.body);
         }
@@ -1259,10 +1259,10 @@ fn hold_deploys(a: &TA) -> Arc<tokio::sync::Notify> {
 
 /// The terminal lifecycle events seen on the bus, per lifecycle id.
 fn terminal_events(
-    events: &mut tokio::sync::broadcast::Receiver<decnet_core::traits::BusEvent>,
+    events: &mut tokio::sync::broadcast::Receiver<decnet_master_bin::master::state::Numbered>,
 ) -> BTreeMap<String, Vec<String>> {
     let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         let status = e.body["status"].as_str().unwrap_or_default().to_string();
         if e.topic.ends_with(".lifecycle") && (status == "succeeded" || status == "failed") {
             by.entry(e.body["lifecycle_id"].as_str().unwrap().to_string())
@@ -1726,7 +1726,7 @@ async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
     let mut seen = vec![];
     let mut done = false;
     for _ in 0..200 {
-        while let Ok(e) = events.try_recv() {
+        while let Ok((_, e)) = events.try_recv() {
             seen.push(e);
         }
         done = seen.iter().any(|e| {
@@ -1751,7 +1751,7 @@ async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
     // The desired fleet holds the new services and a fresh stamp, so it is not due again; the
     // others were never touched.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         seen.push(e);
     }
     let mutations: Vec<&str> = seen
@@ -1814,7 +1814,7 @@ async fn a_unihost_decky_that_stops_shows_degraded_and_back() {
     fake.running.lock().unwrap().insert("d-02".into(), services);
     wait_for("d-02", "running").await;
     let mut words = vec![];
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         if e.topic == "decky.local:d-02.state" {
             words.push((
                 e.body["state"].as_str().unwrap().to_string(),
@@ -1864,7 +1864,7 @@ async fn the_mutator_waits_for_a_cut_off_worker() {
     m.repo.put_desired_fleet(&fleet).await.unwrap();
     // Due, but its worker is cut off: nothing is sent into the void.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    while let Ok(e) = events.try_recv() {
+    while let Ok((_, e)) = events.try_recv() {
         assert!(
             !e.topic.ends_with(".mutation") && !e.topic.ends_with(".lifecycle"),
             "a mutation started for an unreachable worker: {e:?}"
@@ -1874,7 +1874,7 @@ async fn the_mutator_waits_for_a_cut_off_worker() {
     wait_for_host_status(&m, "active").await;
     let mut closed = None;
     for _ in 0..200 {
-        while let Ok(e) = events.try_recv() {
+        while let Ok((_, e)) = events.try_recv() {
             if e.topic == "decky.d-01.lifecycle" && e.body["operation"] == "mutate" {
                 closed =
                     Some(e.body["status"].clone()).filter(|s| s != "running" && s != "pending");

@@ -709,7 +709,7 @@ async fn heartbeat_contract() {
         m.repo.shards(Some(a)).await.unwrap()[0].state,
         ShardState::Degraded
     );
-    let ev = events.try_recv().unwrap();
+    let (_, ev) = events.try_recv().unwrap();
     assert_eq!(ev.topic, format!("decky.{a}:d-1.state"));
     // A transitional state is never overwritten.
     m.repo

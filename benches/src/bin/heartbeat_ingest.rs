@@ -736,7 +736,7 @@ fn count_events(running: &RunningMaster, rt: &tokio::runtime::Runtime) -> Arc<At
         use tokio::sync::broadcast::error::RecvError;
         loop {
             match rx.recv().await {
-                Ok(ev) => {
+                Ok((_, ev)) => {
                     if ev.topic.ends_with(".state") {
                         c.fetch_add(1, Ordering::Relaxed);
                     }

@@ -299,12 +299,11 @@ impl Master {
 /// A bus event with its sequence number (1, 2, …; the SSE `id`).
 pub type Numbered = (u64, BusEvent);
 
-/// An in-process bus: broadcast channels, so slow subscribers lose events (and are told how
+/// An in-process bus: a broadcast channel, so slow subscribers lose events (and are told how
 /// many) while publishers never wait; it also keeps the last `capacity` events, numbered, so a
 /// stream can replay them and resume after an id without a gap or a duplicate.
 #[derive(Debug, Clone)]
 pub struct BroadcastBus {
-    tx: tokio::sync::broadcast::Sender<BusEvent>,
     log: Arc<Mutex<EventLog>>,
 }
 
@@ -319,10 +318,8 @@ struct EventLog {
 impl BroadcastBus {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let (tx, _) = tokio::sync::broadcast::channel(capacity);
         let (numbered, _) = tokio::sync::broadcast::channel(capacity);
         Self {
-            tx,
             log: Arc::new(Mutex::new(EventLog {
                 next: 1,
                 capacity,
@@ -332,8 +329,9 @@ impl BroadcastBus {
         }
     }
 
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<BusEvent> {
-        self.tx.subscribe()
+    /// Every event from now on, numbered.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Numbered> {
+        lock(&self.log).numbered.subscribe()
     }
 
     /// The kept events numbered above `after` (all kept ones for `None`), and a receiver of
@@ -362,9 +360,7 @@ impl Bus for BroadcastBus {
             log.recent.pop_front();
         }
         log.recent.push_back((id, event.clone()));
-        let _ = log.numbered.send((id, event.clone()));
-        drop(log);
-        let _ = self.tx.send(event);
+        let _ = log.numbered.send((id, event));
     }
 }
 
