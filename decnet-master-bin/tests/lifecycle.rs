@@ -12,37 +12,27 @@ use chrono::Utc;
 use decnet_agent::app::{self, AgentConfig, AgentDeps, RunningAgent};
 use decnet_agent::reaper::{Launcher, ReaperPlan};
 use decnet_core::model::{
-    ApiToken, DeckyName, DeckyRuntime, DecnetConfig, HeartbeatBody, LifecycleRow, LifecycleStatus,
-    Operation, Role, RuntimeMap,
+    DeckyName, DeckyRuntime, DecnetConfig, HeartbeatBody, LifecycleRow, LifecycleStatus, Operation,
+    Role, RuntimeMap,
 };
 use decnet_core::traits::{
     DeckyOutcome, DeployReport, Deployer, DeployerError, HeartbeatAck, HeartbeatTransport,
-    LocalNetFacts, MockHostNetwork, Repository, SystemClock, TransportError,
+    MockHostNetwork, Repository, SystemClock, TransportError,
 };
-use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::layout::DataDir;
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
 use serde_json::{json, Value};
 
 mod common;
-use common::write_pki;
+use common::{api_token, write_pki};
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
 fn facts() -> MockHostNetwork {
-    let mut net = MockHostNetwork::new();
-    net.expect_facts().returning(|_| {
-        Ok(LocalNetFacts {
-            interface: "eth0".into(),
-            subnet: "10.61.0.0/24".parse().unwrap(),
-            host_ip: "10.61.0.250".parse().unwrap(),
-            gateway: Some("10.61.0.1".parse().unwrap()),
-        })
-    });
-    net.expect_interfaces().returning(|| Ok(vec![]));
-    net
+    common::lan_facts(61)
 }
 
 /// A deployer that records calls, can fail named deckies, and can be slowed down.
@@ -197,19 +187,10 @@ async fn start_master_in(
         let _ = write_pki(&layout);
     }
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
-    let mut tokens = vec![];
-    for role in [Role::Admin, Role::Viewer] {
-        let t = new_api_token();
-        repo.insert_api_token(&ApiToken {
-            id: uuid::Uuid::new_v4(),
-            hash: token_hash(&t),
-            role,
-            created_at: Utc::now(),
-        })
-        .await
-        .unwrap();
-        tokens.push(t);
-    }
+    let tokens = [
+        api_token(&repo, Role::Admin).await,
+        api_token(&repo, Role::Viewer).await,
+    ];
     let cfg = MasterConfig {
         data_dir: layout,
         db_url: None,
@@ -261,6 +242,11 @@ impl TM {
         let resp = r.send().await.unwrap();
         let code = resp.status().as_u16();
         (code, resp.json().await.unwrap_or(Value::Null))
+    }
+    /// `POST /api/v1/deckies/deploy` with `body`, as the admin.
+    async fn deploy(&self, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, "/api/v1/deckies/deploy", Some(body))
+            .await
     }
     async fn rows(&self, ids: &[Value]) -> Vec<Value> {
         let q: Vec<String> = ids
@@ -469,13 +455,7 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     let m = start_master(fast(), None).await;
     let a = start_agent(&m, "w-1", false).await;
     let mut events = m.running.bus.subscribe();
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["mode"], "swarm");
     let ids = v["lifecycle_ids"].as_array().unwrap().clone();
@@ -644,13 +624,7 @@ async fn unihost_rows_close_through_the_local_deployer() {
         .unwrap()
         .insert("d-02".into(), "service ssh: exited with code 1".into());
     let m = start_master(fast(), Some(fake.clone())).await;
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["mode"], "unihost");
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
@@ -672,13 +646,7 @@ async fn unihost_rows_close_through_the_local_deployer() {
 async fn lost_push_is_closed_by_the_next_heartbeat() {
     let m = start_master(fast(), None).await;
     let _a = start_agent(&m, "w-lossy", true).await;
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202);
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
@@ -870,13 +838,7 @@ async fn failed_dispatch_is_settled_per_decky_by_probing() {
     ]
     .into();
     let _agent = stand_in_agent(&m, "w-probe", Some(rt)).await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{rows:?}");
@@ -887,13 +849,7 @@ async fn failed_dispatch_is_settled_per_decky_by_probing() {
     // The probe itself fails: the whole shard fails.
     let m = start_master(fast(), None).await;
     let _agent = stand_in_agent(&m, "w-probe2", None).await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     assert!(
         rows.iter().all(|r| r["status"] == "failed"
@@ -1030,13 +986,7 @@ async fn operator_api_contract() {
         ),
     ];
     for (body, code, detail) in table {
-        let (got, v) = m
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/deckies/deploy",
-                Some(body.clone()),
-            )
-            .await;
+        let (got, v) = m.deploy(body.clone()).await;
         assert_eq!(got, code, "{body} → {v}");
         assert!(
             v["detail"].as_str().unwrap_or_default().contains(detail),
@@ -1050,27 +1000,15 @@ async fn operator_api_contract() {
 
     // A name or IP collision with the deployed fleet is 409; replace_fleet is not.
     let (code, _) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(json!({"deckies": [{"name": "x", "ip": "10.61.0.20", "services": ["ssh"]}]})),
-        )
+        .deploy(json!({"deckies": [{"name": "x", "ip": "10.61.0.20", "services": ["ssh"]}]}))
         .await;
     assert_eq!(code, 202);
     let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(json!({"deckies": [{"name": "x", "services": ["ssh"]}]})),
-        )
+        .deploy(json!({"deckies": [{"name": "x", "services": ["ssh"]}]}))
         .await;
     assert_eq!(code, 409, "{v}");
     let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(json!({"deckies": [{"name": "y", "ip": "10.61.0.20", "services": ["ssh"]}]})),
-        )
+        .deploy(json!({"deckies": [{"name": "y", "ip": "10.61.0.20", "services": ["ssh"]}]}))
         .await;
     assert_eq!(code, 409, "{v}");
     let (code, v) = m.call(reqwest::Method::POST, "/api/v1/deckies/deploy", Some(json!({"deckies": [{"name": "y", "ip": "10.61.0.20", "services": ["ssh"]}], "replace_fleet": true}))).await;
@@ -1196,13 +1134,7 @@ async fn operator_api_contract() {
                 atoms[(next() % atoms.len() as u64) as usize].clone(),
             );
         }
-        let (code, v) = m
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/deckies/deploy",
-                Some(Value::Object(body.clone())),
-            )
-            .await;
+        let (code, v) = m.deploy(Value::Object(body.clone())).await;
         assert!(code < 500, "{body:?} → {code} {v}");
     }
     m.stop().await;
@@ -1217,13 +1149,7 @@ fn started(a: &TA) -> bool {
 
 /// Deploys `three()` and returns the row ids once the agent's deployer holds the work.
 async fn deploy_and_wait_until_taken(m: &TM, a: &TA) -> Vec<Value> {
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202, "{v}");
     for _ in 0..500 {
         if started(a) {
@@ -1410,13 +1336,7 @@ async fn deploy_while_the_network_is_cut_fails_every_row_with_both_reasons() {
     let (net, _) = tokio::sync::watch::channel(false);
     let a = start_agent_with(&m, "w-cut-off", false, Some(&net)).await;
     net.send_replace(true);
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     // The host was live a moment ago: the fleet is assigned to it, and the rows must still end.
     assert_eq!(code, 202, "{v}");
     assert_eq!(v["mode"], "swarm");
@@ -1439,13 +1359,7 @@ async fn deploy_while_the_network_is_cut_fails_every_row_with_both_reasons() {
 async fn last_seen_follows_every_heartbeat_that_echoes_the_decky() {
     let m = start_master(fast(), None).await;
     let a = start_agent(&m, "w-seen", false).await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     let seen = |list: &Value| -> BTreeMap<String, chrono::DateTime<Utc>> {
         list.as_array()
@@ -1515,13 +1429,7 @@ async fn a_worker_cut_off_goes_unreachable_and_comes_back_active() {
     assert_eq!(host_status(&m).await, "active");
     net.send_replace(true);
     wait_for_host_status(&m, "unreachable").await;
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     // No live host and no local deployer: refused, and nothing committed.
     assert_eq!(code, 409, "{v}");
     assert!(
@@ -1536,13 +1444,7 @@ async fn a_worker_cut_off_goes_unreachable_and_comes_back_active() {
     net.send_replace(false);
     wait_for_host_status(&m, "active").await;
     // Back: the same request is taken and done.
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202, "{v}");
     let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     assert!(rows.iter().all(|r| r["status"] == "succeeded"), "{rows:?}");
@@ -1611,13 +1513,7 @@ async fn events_stream_replays_follows_resumes_and_ends_on_shutdown() {
         .to_str()
         .unwrap()
         .starts_with("text/event-stream"));
-    let (code, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (code, v) = m.deploy(three()).await;
     assert_eq!(code, 202, "{v}");
     let mut text = String::new();
     let read = async {
@@ -1700,13 +1596,7 @@ async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
         Some(fake.clone()),
     )
     .await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     let mut events = m.running.bus.subscribe();
     // d-01 and d-02 were last mutated an hour ago (the fleet's interval is 30 min), but d-02
@@ -1775,13 +1665,7 @@ async fn the_mutator_rotates_due_deckies_through_lifecycle_rows() {
 async fn a_unihost_decky_that_stops_shows_degraded_and_back() {
     let fake = Arc::new(Fake::default());
     let m = start_master(fast(), Some(fake.clone())).await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     let mut events = m.running.bus.subscribe();
     let state_of = |list: &Value, name: &str| {
@@ -1844,13 +1728,7 @@ async fn the_mutator_waits_for_a_cut_off_worker() {
     .await;
     let (net, _) = tokio::sync::watch::channel(false);
     let a = start_agent_with(&m, "w-mut", false, Some(&net)).await;
-    let (_, v) = m
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/deckies/deploy",
-            Some(three()),
-        )
-        .await;
+    let (_, v) = m.deploy(three()).await;
     m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
     net.send_replace(true);
     wait_for_host_status(&m, "unreachable").await;

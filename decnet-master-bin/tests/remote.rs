@@ -8,18 +8,16 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use chrono::Utc;
-use decnet_core::model::{ApiToken, DeckyName, DecnetConfig, Role, RuntimeMap};
+use decnet_core::model::{DeckyName, DecnetConfig, Role, RuntimeMap};
 use decnet_core::traits::{
-    DeckyOutcome, DeployReport, Deployer, DeployerError, LocalNetFacts, MockHostNetwork,
-    SystemClock,
+    DeckyOutcome, DeployReport, Deployer, DeployerError, MockHostNetwork, SystemClock,
 };
-use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::layout::DataDir;
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
 use decnet_tls::pki::write_private;
 mod common;
-use common::write_pki;
+use common::{api_token, write_pki};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -101,17 +99,7 @@ impl Deployer for Fake {
 }
 
 fn facts() -> MockHostNetwork {
-    let mut net = MockHostNetwork::new();
-    net.expect_facts().returning(|_| {
-        Ok(LocalNetFacts {
-            interface: "eth0".into(),
-            subnet: "10.60.0.0/24".parse().unwrap(),
-            host_ip: "10.60.0.250".parse().unwrap(),
-            gateway: Some("10.60.0.1".parse().unwrap()),
-        })
-    });
-    net.expect_interfaces().returning(|| Ok(vec![]));
-    net
+    common::lan_facts(60)
 }
 
 struct TestMaster {
@@ -129,15 +117,7 @@ async fn start_master(fake: Fake) -> TestMaster {
     write_pki(&layout);
 
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
-    let admin = new_api_token();
-    repo.insert_api_token(&ApiToken {
-        id: uuid::Uuid::new_v4(),
-        hash: token_hash(&admin),
-        role: Role::Admin,
-        created_at: Utc::now(),
-    })
-    .await
-    .unwrap();
+    let admin = api_token(&repo, Role::Admin).await;
     write_private(&layout.admin_token(), admin.as_bytes()).unwrap();
 
     let cfg = MasterConfig {

@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::query_parameters::ListContainersOptions;
-use chrono::Utc;
-use decnet_core::model::{ApiToken, Role};
+use decnet_core::model::Role;
 use decnet_core::traits::SystemClock;
-use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
+use decnet_master_bin::master::layout::DataDir;
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps};
 use decnet_master_bin::master::state::MasterSettings;
 use decnet_net::lab::{self, LabLan};
@@ -23,7 +22,7 @@ use ipnet::Ipv4Net;
 use serde_json::{json, Value};
 
 mod common;
-use common::write_pki;
+use common::{api_token, write_pki};
 use tokio_util::sync::CancellationToken;
 
 struct Agent(Child);
@@ -63,15 +62,7 @@ async fn deploy_mutate_delete_through_a_real_agent() {
     let layout = DataDir::new(tmp.path());
     write_pki(&layout);
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
-    let admin = new_api_token();
-    repo.insert_api_token(&ApiToken {
-        id: uuid::Uuid::new_v4(),
-        hash: token_hash(&admin),
-        role: Role::Admin,
-        created_at: Utc::now(),
-    })
-    .await
-    .unwrap();
+    let admin = api_token(&repo, Role::Admin).await;
     let cfg = MasterConfig {
         data_dir: layout,
         db_url: None,

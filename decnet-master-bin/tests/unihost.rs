@@ -266,20 +266,38 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
         stdout.contains("Removed 3 deckies (through the master)"),
         "{stdout}"
     );
-    // Nothing left: the lab, the deckies' network, the demo's files.
-    let tag = demo_tag(&stdout);
+    assert_swarm_demo_left_nothing(&demo_tag(&stdout));
+}
+
+/// Nothing of a swarm demo is left: its lab namespace, its deckies' network and containers,
+/// its files, its agent process.
+fn assert_swarm_demo_left_nothing(tag: &str) {
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
     let nets = Command::new("docker")
         .args(["network", "ls", "--format", "{{.Name}}"])
         .output()
         .unwrap();
+    let nets = String::from_utf8_lossy(&nets.stdout);
+    assert!(!nets.contains(&format!("decnet_{tag}")), "{nets}");
+    let containers = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&containers.stdout);
     assert!(
-        !String::from_utf8_lossy(&nets.stdout).contains(&format!("decnet_{tag}")),
-        "{}",
-        String::from_utf8_lossy(&nets.stdout)
+        !containers
+            .lines()
+            .any(|n| ["web", "ws", "db"].contains(&n.split('.').next().unwrap_or(n))),
+        "{containers}"
     );
-    assert!(!std::env::temp_dir().join(format!("decnet-{tag}")).exists());
+    let work = std::env::temp_dir().join(format!("decnet-{tag}"));
+    assert!(!work.exists());
+    let agents = Command::new("pgrep")
+        .args(["-f", &work.join("agent").display().to_string()])
+        .output()
+        .unwrap();
+    assert!(agents.stdout.is_empty(), "an agent process is left");
 }
 
 #[test]
@@ -337,29 +355,5 @@ fn demo_interrupted_mid_deploy_cleans_up() {
         seen.contains("Removed 3 deckies (by their labels)"),
         "{seen}"
     );
-    let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
-    let nets = Command::new("docker")
-        .args(["network", "ls", "--format", "{{.Name}}"])
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&nets.stdout).contains(&format!("decnet_{tag}")));
-    let containers = Command::new("docker")
-        .args(["ps", "-a", "--format", "{{.Names}}"])
-        .output()
-        .unwrap();
-    let containers = String::from_utf8_lossy(&containers.stdout);
-    assert!(
-        !containers
-            .lines()
-            .any(|n| ["web", "ws", "db"].contains(&n.split('.').next().unwrap_or(n))),
-        "{containers}"
-    );
-    let work = std::env::temp_dir().join(format!("decnet-{tag}"));
-    assert!(!work.exists());
-    let agents = Command::new("pgrep")
-        .args(["-f", &work.join("agent").display().to_string()])
-        .output()
-        .unwrap();
-    assert!(agents.stdout.is_empty(), "an agent process is left");
+    assert_swarm_demo_left_nothing(&tag);
 }

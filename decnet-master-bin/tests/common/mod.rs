@@ -34,3 +34,19 @@ pub async fn api_token(repo: &Arc<dyn Repository>, role: Role) -> String {
     .unwrap();
     token
 }
+
+/// Host network facts of a machine on `eth0` in `10.<net>.0.0/24` (gateway `.1`, this host
+/// `.250`), for a master's planning.
+pub fn lan_facts(net: u8) -> decnet_core::traits::MockHostNetwork {
+    let mut hn = decnet_core::traits::MockHostNetwork::new();
+    hn.expect_facts().returning(move |_| {
+        Ok(decnet_core::traits::LocalNetFacts {
+            interface: "eth0".into(),
+            subnet: format!("10.{net}.0.0/24").parse().unwrap(),
+            host_ip: std::net::Ipv4Addr::new(10, net, 0, 250),
+            gateway: Some(std::net::Ipv4Addr::new(10, net, 0, 1)),
+        })
+    });
+    hn.expect_interfaces().returning(|| Ok(vec![]));
+    hn
+}
