@@ -41,15 +41,14 @@ use decnet_agent::app::{self, AgentConfig, AgentDeps, RunningAgent};
 use decnet_agent::queue::DEFAULT_CAPACITY;
 use decnet_agent::reaper::{Launcher, ReaperPlan};
 use decnet_agent::server::DEFAULT_BODY_LIMIT;
+use decnet_benches::latency::{ms, summarize, Summary};
+use decnet_benches::pki::BenchPki;
 use decnet_core::model::{DeckyName, DecnetConfig, RuntimeMap};
 use decnet_core::traits::{
     DeckyOutcome, DeployReport, Deployer, DeployerError, HostNetError, HostNetwork, InterfaceInfo,
     LocalNetFacts, SystemClock,
 };
-use decnet_tls::pki::{
-    Bundle, Ca, IssuedKeyPair, LeafSpec, San, WORKER_CERT_FILE, WORKER_KEY_FILE,
-};
-use decnet_tls::verify::{client_config, PeerPolicy};
+use decnet_tls::pki::{WORKER_CERT_FILE, WORKER_KEY_FILE};
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 use tokio_util::sync::CancellationToken;
@@ -150,47 +149,15 @@ impl Launcher for RefusingLauncher {
     }
 }
 
-struct Pki {
-    ca: Ca,
-    master: IssuedKeyPair,
-    worker: IssuedKeyPair,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca = Ca::generate("DECNET bench CA").unwrap();
-        let master = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-        let worker = ca
-            .issue_keypair(&LeafSpec::worker(
-                "bench-worker",
-                vec![San::parse("127.0.0.1")],
-            ))
-            .unwrap();
-        Pki { ca, master, worker }
-    }
-
-    fn bundle(&self, pair: &IssuedKeyPair) -> Bundle {
-        Bundle {
-            ca_pem: self.ca.cert_pem().to_string(),
-            cert_pem: pair.cert_pem.clone(),
-            key_pem: pair.key_pem.clone(),
-        }
-    }
-
-    /// The master's side: its certificate, the agent trusted by CA and the worker's pin.
-    fn master_client(&self) -> reqwest::Client {
-        let policy = PeerPolicy::from_ca_pem(self.ca.cert_pem())
-            .unwrap()
-            .with_pinned_fingerprint(self.worker.fingerprint.clone());
-        let tls = client_config(&self.bundle(&self.master), &policy).unwrap();
-        reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .pool_max_idle_per_host(1)
-            .pool_idle_timeout(None)
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap()
-    }
+/// The master's client to the agent: its own persistent connection.
+fn master_client(pki: &BenchPki) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*pki.master_tls()).clone())
+        .pool_max_idle_per_host(1)
+        .pool_idle_timeout(None)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 /// A 2-decky swarm shard, as the master sends it, with fresh lifecycle ids.
@@ -236,43 +203,6 @@ async fn post_deploy(client: &reqwest::Client, url: &str) -> Sample {
         status,
         micros: u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX),
     }
-}
-
-/// Nearest-rank percentiles of a set of latencies (µs).
-#[derive(Debug, Clone, Copy, Default)]
-struct Summary {
-    n: usize,
-    mean: f64,
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-}
-
-fn summarize(samples: &[u64]) -> Summary {
-    if samples.is_empty() {
-        return Summary::default();
-    }
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    let rank = |q: f64| {
-        let r = (q * v.len() as f64).ceil() as usize;
-        v[r.clamp(1, v.len()) - 1]
-    };
-    Summary {
-        n: v.len(),
-        mean: v.iter().sum::<u64>() as f64 / v.len() as f64,
-        p50: rank(0.50),
-        p90: rank(0.90),
-        p99: rank(0.99),
-        p999: rank(0.999),
-        max: v[v.len() - 1],
-    }
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2} ms", us as f64 / 1000.0)
 }
 
 fn print_summary(what: &str, s: &Summary) {
@@ -487,7 +417,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .unwrap();
-    let pki = Pki::new();
+    let pki = BenchPki::new();
     let agent_dir = tempfile::tempdir().unwrap();
     let state_dir = tempfile::tempdir().unwrap();
     pki.bundle(&pki.worker)
@@ -542,7 +472,7 @@ fn main() -> ExitCode {
         // One client, one connection each; the handshake happens here, untimed.
         let mut clients = Vec::with_capacity(n);
         for _ in 0..n {
-            clients.push(pki.master_client());
+            clients.push(master_client(&pki));
         }
         let health = format!("{base}/health");
         let opened = futures_util::future::join_all(clients.iter().map(|c| {

@@ -24,11 +24,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use decnet_agent::paths::Identity;
+use decnet_benches::pki::BenchPki;
+use decnet_benches::proc_status::{mib, read_mem, Mem};
 use decnet_core::model::HostUuid;
-use decnet_tls::pki::{
-    Bundle, Ca, IssuedKeyPair, LeafSpec, San, WORKER_CERT_FILE, WORKER_KEY_FILE,
-};
-use decnet_tls::verify::{client_config, PeerPolicy};
+use decnet_tls::pki::{WORKER_CERT_FILE, WORKER_KEY_FILE};
 use serde_json::{json, Value};
 
 /// Idle resident memory of `decnet-agent serve`.
@@ -49,44 +48,12 @@ struct Args {
     json: Option<PathBuf>,
 }
 
-struct Pki {
-    ca: Ca,
-    master: IssuedKeyPair,
-    worker: IssuedKeyPair,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca = Ca::generate("DECNET bench CA").unwrap();
-        let master = ca.issue_keypair(&LeafSpec::master(vec![])).unwrap();
-        let worker = ca
-            .issue_keypair(&LeafSpec::worker(
-                "bench-worker",
-                vec![San::parse("127.0.0.1")],
-            ))
-            .unwrap();
-        Pki { ca, master, worker }
-    }
-
-    fn bundle(&self, pair: &IssuedKeyPair) -> Bundle {
-        Bundle {
-            ca_pem: self.ca.cert_pem().to_string(),
-            cert_pem: pair.cert_pem.clone(),
-            key_pem: pair.key_pem.clone(),
-        }
-    }
-
-    fn master_client(&self) -> reqwest::Client {
-        let policy = PeerPolicy::from_ca_pem(self.ca.cert_pem())
-            .unwrap()
-            .with_pinned_fingerprint(self.worker.fingerprint.clone());
-        let tls = client_config(&self.bundle(&self.master), &policy).unwrap();
-        reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap()
-    }
+fn master_client(pki: &BenchPki) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*pki.master_tls()).clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
 }
 
 /// A loopback port nothing listens on (bound, then released).
@@ -98,48 +65,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The kB figures of /proc/<pid>/status we report, in KiB.
-#[derive(Debug, Clone, Copy, Default)]
-struct Mem {
-    rss: u64,
-    hwm: u64,
-    anon: u64,
-    file: u64,
-    threads: u64,
-    /// Heartbeats the agent had tried (and failed) when the figures were read.
+/// One run's figures: the process's memory and the heartbeats it had tried (and failed).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    mem: Mem,
     heartbeats_failed: u64,
-}
-
-fn read_mem(pid: u32) -> Result<Mem, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let mut m = Mem::default();
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let value = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        match key {
-            "VmRSS" => m.rss = value,
-            "VmHWM" => m.hwm = value,
-            "RssAnon" => m.anon = value,
-            "RssFile" => m.file = value,
-            "Threads" => m.threads = value,
-            _ => {}
-        }
-    }
-    if m.rss == 0 {
-        return Err(format!("/proc/{pid}/status has no VmRSS"));
-    }
-    Ok(m)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
 }
 
 /// One agent process, from spawn to its exit status.
@@ -148,8 +78,8 @@ fn measure(
     enrolled: bool,
     settle: Duration,
     rt: &tokio::runtime::Runtime,
-) -> Result<Mem, String> {
-    let pki = Pki::new();
+) -> Result<Run, String> {
+    let pki = BenchPki::new();
     let agent_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let state_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     pki.bundle(&pki.worker)
@@ -188,7 +118,7 @@ fn measure(
     // Fully up: the mTLS server answers.
     let url = format!("https://127.0.0.1:{port}/health");
     let up = rt.block_on(async {
-        let client = pki.master_client();
+        let client = master_client(&pki);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(r) = client.get(&url).send().await {
@@ -244,15 +174,17 @@ fn measure(
             log_tail()
         ));
     }
-    let mut mem = mem?;
+    let mem = mem?;
     if enrolled && heartbeats_failed == 0 {
         return Err(format!(
             "enrolled agent: no heartbeat attempt in its log:\n{}",
             log_tail()
         ));
     }
-    mem.heartbeats_failed = heartbeats_failed;
-    Ok(mem)
+    Ok(Run {
+        mem,
+        heartbeats_failed,
+    })
 }
 
 fn median(mut v: Vec<u64>) -> u64 {
@@ -301,7 +233,8 @@ fn main() -> ExitCode {
         let mut mems = Vec::with_capacity(args.runs);
         for i in 0..args.runs {
             match measure(&bin, enrolled, settle, &rt) {
-                Ok(m) => {
+                Ok(run) => {
+                    let m = run.mem;
                     println!(
                         "  {name} run {}: VmRSS {:.1} MiB (anon {:.1}, file {:.1}), VmHWM {:.1} MiB, {} threads, {} heartbeat(s) failed; SIGTERM -> exit 0",
                         i + 1,
@@ -310,9 +243,9 @@ fn main() -> ExitCode {
                         mib(m.file),
                         mib(m.hwm),
                         m.threads,
-                        m.heartbeats_failed
+                        run.heartbeats_failed
                     );
-                    mems.push(m);
+                    mems.push(run);
                 }
                 Err(e) => {
                     eprintln!("agent_rss: {name} run {}: {e}", i + 1);
@@ -320,11 +253,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let rss = median(mems.iter().map(|m| m.rss).collect());
-        let hwm = median(mems.iter().map(|m| m.hwm).collect());
-        let anon = median(mems.iter().map(|m| m.anon).collect());
-        let file = median(mems.iter().map(|m| m.file).collect());
-        let met = mems.iter().all(|m| m.rss < 20 * 1024);
+        let rss = median(mems.iter().map(|r| r.mem.rss).collect());
+        let hwm = median(mems.iter().map(|r| r.mem.hwm).collect());
+        let anon = median(mems.iter().map(|r| r.mem.anon).collect());
+        let file = median(mems.iter().map(|r| r.mem.file).collect());
+        let met = mems.iter().all(|r| r.mem.rss < 20 * 1024);
         all_met &= met;
         println!(
             "{name}: median VmRSS {:.1} MiB (anon {:.1}, file {:.1}), VmHWM {:.1} MiB; target < 20 MiB: {}",
@@ -336,10 +269,11 @@ fn main() -> ExitCode {
         );
         let runs: Vec<Value> = mems
             .iter()
-            .map(|m| {
+            .map(|r| {
+                let m = r.mem;
                 json!({"vm_rss_kib": m.rss, "vm_hwm_kib": m.hwm, "rss_anon_kib": m.anon,
                        "rss_file_kib": m.file, "threads": m.threads,
-                       "heartbeats_failed": m.heartbeats_failed})
+                       "heartbeats_failed": r.heartbeats_failed})
             })
             .collect();
         report.insert(

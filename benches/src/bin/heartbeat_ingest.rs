@@ -68,6 +68,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, ValueEnum};
+use decnet_benches::latency::{ms, summarize, Summary};
+use decnet_benches::proc_status::{mib, read_mem, Mem};
 use decnet_core::model::{
     AgentStatus, ApiToken, DeckyConfig, DeckyName, DeckyRuntime, EnrollTokenText, HeartbeatBody,
     HostUuid, Mode, Role, RuntimeMap, Shard, ShardState,
@@ -405,41 +407,6 @@ async fn beat(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<u16,
 
 // ---------------------------------------------------------------------------------------------
 // Measuring.
-
-/// Nearest-rank percentiles of a set of latencies (µs).
-#[derive(Debug, Clone, Copy, Default)]
-struct Summary {
-    n: usize,
-    mean: f64,
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    max: u64,
-}
-
-fn summarize(samples: &[u64]) -> Summary {
-    if samples.is_empty() {
-        return Summary::default();
-    }
-    let mut v = samples.to_vec();
-    v.sort_unstable();
-    let rank = |q: f64| {
-        let r = (q * v.len() as f64).ceil() as usize;
-        v[r.clamp(1, v.len()) - 1]
-    };
-    Summary {
-        n: v.len(),
-        mean: v.iter().sum::<u64>() as f64 / v.len() as f64,
-        p50: rank(0.50),
-        p90: rank(0.90),
-        p99: rank(0.99),
-        max: v[v.len() - 1],
-    }
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2} ms", us as f64 / 1000.0)
-}
 
 fn summary_json(s: &Summary) -> Value {
     json!({"n": s.n, "mean_us": s.mean, "p50_us": s.p50, "p90_us": s.p90, "p99_us": s.p99,
@@ -1090,48 +1057,6 @@ fn print_phase(p: &PhaseResult, hosts: usize) {
 
 // ---------------------------------------------------------------------------------------------
 // RSS mode: the real `decnet serve`.
-
-/// The kB figures of /proc/<pid>/status we report, in KiB.
-#[derive(Debug, Clone, Copy, Default)]
-struct Mem {
-    rss: u64,
-    hwm: u64,
-    anon: u64,
-    file: u64,
-    threads: u64,
-}
-
-fn read_mem(pid: u32) -> Result<Mem, String> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    let mut m = Mem::default();
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let value = rest
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        match key {
-            "VmRSS" => m.rss = value,
-            "VmHWM" => m.hwm = value,
-            "RssAnon" => m.anon = value,
-            "RssFile" => m.file = value,
-            "Threads" => m.threads = value,
-            _ => {}
-        }
-    }
-    if m.rss == 0 {
-        return Err(format!("/proc/{pid}/status has no VmRSS"));
-    }
-    Ok(m)
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
 
 fn mem_json(m: &Mem) -> Value {
     json!({"vm_rss_kib": m.rss, "vm_hwm_kib": m.hwm, "rss_anon_kib": m.anon,
