@@ -99,14 +99,18 @@ async fn record(
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, RepoError> {
     let mut ids = Vec::new();
-    // The recorded states before this change, for the `.state` events (one read per request).
-    let before: BTreeMap<(HostUuid, String), ShardState> = m
-        .repo
-        .shards(None)
-        .await?
-        .into_iter()
-        .map(|s| ((s.host_uuid, s.decky_name.to_string()), s.state))
+    // The recorded states before this change, for the `.state` events: one read per host the
+    // change touches.
+    let mut before: BTreeMap<(HostUuid, String), ShardState> = BTreeMap::new();
+    let hosts: std::collections::BTreeSet<HostUuid> = changes
+        .iter()
+        .map(|(d, _)| d.host_uuid.unwrap_or(HostUuid::LOCAL))
         .collect();
+    for host in hosts {
+        for s in m.repo.shards(Some(host)).await? {
+            before.insert((s.host_uuid, s.decky_name.to_string()), s.state);
+        }
+    }
     for (d, op) in changes {
         let row = LifecycleRow::new(d.name.clone(), d.host_uuid, *op, now);
         let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
