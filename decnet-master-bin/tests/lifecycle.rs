@@ -12,12 +12,12 @@ use chrono::Utc;
 use decnet_agent::app::{self, AgentConfig, AgentDeps, RunningAgent};
 use decnet_agent::reaper::{Launcher, ReaperPlan};
 use decnet_core::model::{
-    DeckyName, DeckyRuntime, DecnetConfig, HeartbeatBody, LifecycleRow, LifecycleStatus, Operation,
-    Role, RuntimeMap,
+    DeckyName, DeckyRuntime, HeartbeatBody, LifecycleRow, LifecycleStatus, Operation, Role,
+    RuntimeMap,
 };
 use decnet_core::traits::{
-    DeckyOutcome, DeployReport, Deployer, DeployerError, HeartbeatAck, HeartbeatTransport,
-    MockHostNetwork, Repository, SystemClock, TransportError,
+    Deployer, HeartbeatAck, HeartbeatTransport, MockHostNetwork, Repository, SystemClock,
+    TransportError,
 };
 use decnet_master_bin::master::layout::DataDir;
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
@@ -25,7 +25,7 @@ use decnet_master_bin::master::state::MasterSettings;
 use serde_json::{json, Value};
 
 mod common;
-use common::{api_token, write_pki};
+use common::{api_token, write_pki, FakeDeployer as Fake};
 use tokio_util::sync::CancellationToken;
 
 // ---------------------------------------------------------------------------------------------
@@ -33,121 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 fn facts() -> MockHostNetwork {
     common::lan_facts(61)
-}
-
-/// A deployer that records calls, can fail named deckies, and can be slowed down.
-#[derive(Default)]
-struct Fake {
-    calls: Mutex<Vec<String>>,
-    fail: Mutex<BTreeMap<String, String>>,
-    delay: Mutex<Duration>,
-    /// Deploys that have begun (before the delay), so a test knows the agent holds the work.
-    started: std::sync::atomic::AtomicUsize,
-    /// What it runs: decky → services, as its `runtime` reports them.
-    running: Mutex<BTreeMap<String, Vec<String>>>,
-    /// The worker state file it keeps, as the Docker deployer does (`None`: keeps none).
-    state_path: Mutex<Option<PathBuf>>,
-    /// When set, a deploy holds (after `started`) until the test opens the gate.
-    gate: Mutex<Option<Arc<tokio::sync::Notify>>>,
-}
-
-#[async_trait::async_trait]
-impl Deployer for Fake {
-    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
-        self.started
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let gate = self.gate.lock().unwrap().clone();
-        if let Some(gate) = gate {
-            gate.notified().await;
-        }
-        let delay = *self.delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
-        let names: Vec<String> = desired
-            .deckies
-            .iter()
-            .map(|d| format!("{}:{}", d.name, d.services.join("+")))
-            .collect();
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("deploy {}", names.join(",")));
-        let fail = self.fail.lock().unwrap().clone();
-        let outcomes = desired
-            .deckies
-            .iter()
-            .map(|d| {
-                let o = match fail.get(d.name.as_str()) {
-                    Some(r) => DeckyOutcome::Failed { reason: r.clone() },
-                    None => DeckyOutcome::Succeeded,
-                };
-                (d.name.clone(), o)
-            })
-            .collect();
-        if let Some(path) = self.state_path.lock().unwrap().as_ref() {
-            let state = decnet_core::model::WorkerState {
-                config: desired.clone(),
-                compose_path: String::new(),
-                rejected: vec![],
-            };
-            decnet_core::adapters::state_file::save(path, &state).unwrap();
-        }
-        let mut running = self.running.lock().unwrap();
-        running.clear();
-        for d in &desired.deckies {
-            if !fail.contains_key(d.name.as_str()) {
-                running.insert(d.name.to_string(), d.services.clone());
-            }
-        }
-        Ok(DeployReport { outcomes })
-    }
-    async fn mutate(
-        &self,
-        decky: &DeckyName,
-        services: &[String],
-    ) -> Result<DeployReport, DeployerError> {
-        self.running
-            .lock()
-            .unwrap()
-            .insert(decky.to_string(), services.to_vec());
-        Ok(DeployReport {
-            outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
-        })
-    }
-    async fn teardown<'a>(
-        &self,
-        decky: Option<&'a DeckyName>,
-    ) -> Result<DeployReport, DeployerError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("teardown {decky:?}"));
-        match decky {
-            Some(d) => self.running.lock().unwrap().remove(d.as_str()),
-            None => {
-                self.running.lock().unwrap().clear();
-                None
-            }
-        };
-        Ok(DeployReport {
-            outcomes: decky
-                .map(|d| (d.clone(), DeckyOutcome::Succeeded))
-                .into_iter()
-                .collect(),
-        })
-    }
-    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
-        let running = self.running.lock().unwrap();
-        Ok(running
-            .iter()
-            .map(|(name, services)| {
-                let states = services
-                    .iter()
-                    .map(|s| (s.clone(), "running".to_string()))
-                    .collect();
-                (name.clone(), DeckyRuntime::from_services(states))
-            })
-            .collect())
-    }
 }
 
 struct NoLaunch;
@@ -1176,9 +1061,9 @@ async fn deploy_and_wait_until_taken(m: &TM, a: &TA) -> Vec<Value> {
     v["lifecycle_ids"].as_array().unwrap().clone()
 }
 
-/// Holds the agent's deploys until the returned gate is opened (`notify_one`).
-fn hold_deploys(a: &TA) -> Arc<tokio::sync::Notify> {
-    let gate = Arc::new(tokio::sync::Notify::new());
+/// Holds the agent's deploys until the returned gate gets a permit (`add_permits`).
+fn hold_deploys(a: &TA) -> Arc<tokio::sync::Semaphore> {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     *a.fake.gate.lock().unwrap() = Some(gate.clone());
     gate
 }
@@ -1209,7 +1094,7 @@ async fn network_cut_mid_deploy_heals_and_every_row_closes_once() {
     let ids = deploy_and_wait_until_taken(&m, &a).await;
 
     net.send_replace(true);
-    gate.notify_one();
+    gate.add_permits(1);
     // The agent finishes while cut off: its push and its heartbeats go nowhere.
     for _ in 0..200 {
         if !a.fake.calls.lock().unwrap().is_empty() {
@@ -1264,7 +1149,7 @@ async fn network_cut_past_the_timeout_fails_the_rows_and_late_deltas_change_noth
     let ids = deploy_and_wait_until_taken(&m, &a).await;
 
     net.send_replace(true);
-    gate.notify_one();
+    gate.add_permits(1);
     let rows = m.settle(&ids).await;
     for r in &rows {
         assert_eq!(r["status"], "failed", "{r}");

@@ -8,95 +8,17 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-use decnet_core::model::{DeckyName, DecnetConfig, Role, RuntimeMap};
-use decnet_core::traits::{
-    DeckyOutcome, DeployReport, Deployer, DeployerError, MockHostNetwork, SystemClock,
-};
+use decnet_core::model::{DecnetConfig, Role};
+use decnet_core::traits::{Deployer, MockHostNetwork, SystemClock};
 use decnet_master_bin::master::layout::DataDir;
 use decnet_master_bin::master::run::{self, MasterConfig, MasterDeps, RunningMaster};
 use decnet_master_bin::master::state::MasterSettings;
 use decnet_tls::pki::write_private;
 mod common;
-use common::{api_token, write_pki};
+use common::{api_token, write_pki, FakeDeployer as Fake};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-
-/// A deployer that records what it was asked, fails the deckies named in `fail`, and (with a
-/// gate) holds every deploy until the test lets it go.
-#[derive(Default)]
-struct Fake {
-    calls: Mutex<Vec<String>>,
-    fail: BTreeMap<String, String>,
-    gate: Option<Arc<Semaphore>>,
-}
-
-#[async_trait::async_trait]
-impl Deployer for Fake {
-    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
-        if let Some(g) = &self.gate {
-            let _pass = g.acquire().await;
-        }
-        let names: Vec<String> = desired
-            .deckies
-            .iter()
-            .map(|d| format!("{}:{}", d.name, d.services.join("+")))
-            .collect();
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("deploy {}", names.join(",")));
-        let outcomes = desired
-            .deckies
-            .iter()
-            .map(|d| {
-                let o = match self.fail.get(d.name.as_str()) {
-                    Some(r) => DeckyOutcome::Failed { reason: r.clone() },
-                    None => DeckyOutcome::Succeeded,
-                };
-                (d.name.clone(), o)
-            })
-            .collect();
-        Ok(DeployReport { outcomes })
-    }
-
-    async fn mutate(
-        &self,
-        decky: &DeckyName,
-        services: &[String],
-    ) -> Result<DeployReport, DeployerError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("mutate {decky}:{}", services.join("+")));
-        Ok(DeployReport {
-            outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
-        })
-    }
-
-    async fn teardown<'a>(
-        &self,
-        decky: Option<&'a DeckyName>,
-    ) -> Result<DeployReport, DeployerError> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("teardown {decky:?}"));
-        Ok(DeployReport {
-            outcomes: decky
-                .map(|d| (d.clone(), DeckyOutcome::Succeeded))
-                .into_iter()
-                .collect(),
-        })
-    }
-
-    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
-        // Unknown, not "nothing runs": the master's local observer then changes nothing.
-        Err(DeployerError::Unavailable(
-            "this fake keeps no runtime".into(),
-        ))
-    }
-}
 
 fn facts() -> MockHostNetwork {
     common::lan_facts(60)
@@ -574,10 +496,10 @@ async fn tokens_and_discovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_decky_fails_the_wait() {
     let m = start_master(Fake {
-        fail: BTreeMap::from([(
+        fail: Mutex::new(BTreeMap::from([(
             "decky-02".to_string(),
             "no space left on device".to_string(),
-        )]),
+        )])),
         ..Fake::default()
     })
     .await;
@@ -628,7 +550,7 @@ async fn a_failed_decky_fails_the_wait() {
 async fn the_wait_is_bounded() {
     let gate = Arc::new(Semaphore::new(0));
     let m = start_master(Fake {
-        gate: Some(gate.clone()),
+        gate: Mutex::new(Some(gate.clone())),
         ..Fake::default()
     })
     .await;

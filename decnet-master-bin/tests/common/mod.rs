@@ -2,11 +2,14 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::Utc;
-use decnet_core::model::{ApiToken, Role};
-use decnet_core::traits::Repository;
+use decnet_core::model::{ApiToken, DeckyName, DeckyRuntime, DecnetConfig, Role, RuntimeMap};
+use decnet_core::traits::{DeckyOutcome, DeployReport, Deployer, DeployerError, Repository};
 use decnet_master_bin::master::layout::{new_api_token, token_hash, DataDir};
 use decnet_tls::pki::{write_private, Ca, LeafSpec};
 
@@ -49,4 +52,128 @@ pub fn lan_facts(net: u8) -> decnet_core::traits::MockHostNetwork {
     });
     hn.expect_interfaces().returning(|| Ok(vec![]));
     hn
+}
+
+// ---------------------------------------------------------------------------------------------
+// A fake deployer (for the master's local deckies and for in-process agents)
+
+/// A deployer that records what it was asked, fails the deckies named in `fail`, can be slowed
+/// down or held behind a gate, keeps a runtime map (and, given a path, a worker state file) of
+/// what it runs.
+#[derive(Default)]
+pub struct FakeDeployer {
+    pub calls: Mutex<Vec<String>>,
+    pub fail: Mutex<BTreeMap<String, String>>,
+    pub delay: Mutex<Duration>,
+    /// Deploys that have begun (before the delay), so a test knows the agent holds the work.
+    pub started: std::sync::atomic::AtomicUsize,
+    /// What it runs: decky → services, as its `runtime` reports them.
+    pub running: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The worker state file it keeps, as the Docker deployer does (`None`: keeps none).
+    pub state_path: Mutex<Option<PathBuf>>,
+    /// When set, a deploy holds (after `started`) until the gate has a permit.
+    pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+}
+
+#[async_trait::async_trait]
+impl Deployer for FakeDeployer {
+    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            let _pass = gate.acquire().await;
+        }
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        let names: Vec<String> = desired
+            .deckies
+            .iter()
+            .map(|d| format!("{}:{}", d.name, d.services.join("+")))
+            .collect();
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("deploy {}", names.join(",")));
+        let fail = self.fail.lock().unwrap().clone();
+        let outcomes = desired
+            .deckies
+            .iter()
+            .map(|d| {
+                let o = match fail.get(d.name.as_str()) {
+                    Some(r) => DeckyOutcome::Failed { reason: r.clone() },
+                    None => DeckyOutcome::Succeeded,
+                };
+                (d.name.clone(), o)
+            })
+            .collect();
+        if let Some(path) = self.state_path.lock().unwrap().as_ref() {
+            let state = decnet_core::model::WorkerState {
+                config: desired.clone(),
+                compose_path: String::new(),
+                rejected: vec![],
+            };
+            decnet_core::adapters::state_file::save(path, &state).unwrap();
+        }
+        let mut running = self.running.lock().unwrap();
+        running.clear();
+        for d in &desired.deckies {
+            if !fail.contains_key(d.name.as_str()) {
+                running.insert(d.name.to_string(), d.services.clone());
+            }
+        }
+        Ok(DeployReport { outcomes })
+    }
+    async fn mutate(
+        &self,
+        decky: &DeckyName,
+        services: &[String],
+    ) -> Result<DeployReport, DeployerError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("mutate {decky}:{}", services.join("+")));
+        self.running
+            .lock()
+            .unwrap()
+            .insert(decky.to_string(), services.to_vec());
+        Ok(DeployReport {
+            outcomes: BTreeMap::from([(decky.clone(), DeckyOutcome::Succeeded)]),
+        })
+    }
+    async fn teardown<'a>(
+        &self,
+        decky: Option<&'a DeckyName>,
+    ) -> Result<DeployReport, DeployerError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("teardown {decky:?}"));
+        match decky {
+            Some(d) => self.running.lock().unwrap().remove(d.as_str()),
+            None => {
+                self.running.lock().unwrap().clear();
+                None
+            }
+        };
+        Ok(DeployReport {
+            outcomes: decky
+                .map(|d| (d.clone(), DeckyOutcome::Succeeded))
+                .into_iter()
+                .collect(),
+        })
+    }
+    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
+        let running = self.running.lock().unwrap();
+        Ok(running
+            .iter()
+            .map(|(name, services)| {
+                let states = services
+                    .iter()
+                    .map(|s| (s.clone(), "running".to_string()))
+                    .collect();
+                (name.clone(), DeckyRuntime::from_services(states))
+            })
+            .collect())
+    }
 }
