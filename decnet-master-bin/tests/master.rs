@@ -633,18 +633,35 @@ async fn heartbeat_contract() {
     m.repo.create_lifecycle(&row).await.unwrap();
     let delta = json!([{"id": uuid::Uuid::new_v4(), "lifecycle_id": row.id, "decky_name": "d-1", "operation": "deploy", "status": "succeeded", "completed_at": now}]);
 
-    // Host b reporting a's decky and a's row changes nothing.
+    // Host b reporting a's decky and a's row (as a delta and as in flight) changes nothing:
+    // its certificate cannot keep a's row alive past the sweep.
+    let mut b_beat = beat(b, Utc::now(), false, delta.clone());
+    b_beat["status"]["in_flight"] = json!([row.id]);
     let r = client_for(b_bundle)
         .post(&url)
-        .json(&beat(b, Utc::now(), false, delta.clone()))
+        .json(&b_beat)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    let after_b = m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].clone();
+    assert_eq!(after_b.status, LifecycleStatus::Running);
     assert_eq!(
-        m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].status,
-        LifecycleStatus::Running
+        after_b.updated_at.timestamp_micros(),
+        row.updated_at.timestamp_micros(),
+        "another host's in_flight refreshed the row"
     );
+    // Its own agent listing it in flight is progress.
+    let mut a_beat = beat(a, Utc::now(), true, json!([]));
+    a_beat["status"]["in_flight"] = json!([row.id]);
+    let r = client_for(a_bundle)
+        .post(&url)
+        .json(&a_beat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].updated_at > row.updated_at);
     assert_eq!(
         m.repo.shards(Some(a)).await.unwrap()[0].state,
         ShardState::Running

@@ -355,12 +355,17 @@ impl Repository for MemRepository {
         Ok(rows)
     }
 
-    async fn touch_lifecycle(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), RepoError> {
+    async fn touch_lifecycle(
+        &self,
+        host: HostUuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
         let now = trunc_us(now);
         let mut st = self.state();
         for id in ids {
             if let Some(row) = st.lifecycle.get_mut(id) {
-                if is_open(row) {
+                if is_open(row) && row.host_uuid == Some(host) {
                     row.updated_at = now;
                 }
             }

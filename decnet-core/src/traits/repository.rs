@@ -138,6 +138,13 @@ pub trait Repository: Send + Sync {
     ) -> Result<Option<LifecycleRow>, RepoError>;
     /// Every open row (for the sweep and start-up recovery).
     async fn open_lifecycle_rows(&self) -> Result<Vec<LifecycleRow>, RepoError>;
-    /// Marks progress on open rows (an agent listed them in `in_flight`): `updated_at = now`.
-    async fn touch_lifecycle(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), RepoError>;
+    /// Marks progress on open rows of `host` (its agent listed them in `in_flight`):
+    /// `updated_at = now`. Rows of other hosts and the master's own are left alone, so one
+    /// worker's certificate cannot keep another host's row alive past the sweep.
+    async fn touch_lifecycle(
+        &self,
+        host: HostUuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError>;
 }

@@ -184,7 +184,7 @@ async fn heartbeat(
     }
     if !beat.status.in_flight.is_empty() {
         m.repo
-            .touch_lifecycle(&beat.status.in_flight, now)
+            .touch_lifecycle(host.uuid, &beat.status.in_flight, now)
             .await
             .map_err(store_error)?;
     }

@@ -418,17 +418,23 @@ impl Repository for PgRepository {
         rows(all, lifecycle_from)
     }
 
-    async fn touch_lifecycle(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), RepoError> {
+    async fn touch_lifecycle(
+        &self,
+        host: HostUuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
         if ids.is_empty() {
             return Ok(());
         }
         sqlx::query(&format!(
             "UPDATE lifecycle SET updated_at = $2 \
-             WHERE id = ANY($1) AND status IN {}",
+             WHERE id = ANY($1) AND host_uuid = $3 AND status IN {}",
             common::OPEN
         ))
         .bind(ids)
         .bind(now)
+        .bind(host.0)
         .execute(&self.pool)
         .await
         .map_err(|e| backend("touch lifecycle rows", e))?;

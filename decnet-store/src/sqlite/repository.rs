@@ -421,17 +421,23 @@ impl Repository for SqliteRepository {
         rows(all, lifecycle_from)
     }
 
-    async fn touch_lifecycle(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), RepoError> {
+    async fn touch_lifecycle(
+        &self,
+        host: HostUuid,
+        ids: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
         if ids.is_empty() {
             return Ok(());
         }
         sqlx::query(&format!(
             "UPDATE lifecycle SET updated_at = $2 \
-             WHERE id IN (SELECT value FROM json_each($1)) AND status IN {}",
+             WHERE id IN (SELECT value FROM json_each($1)) AND host_uuid = $3 AND status IN {}",
             common::OPEN
         ))
         .bind(ids_json(ids))
         .bind(ts(now))
+        .bind(uid(host.0))
         .execute(&self.pool)
         .await
         .map_err(|e| backend("touch lifecycle rows", e))?;

@@ -239,7 +239,13 @@ pub(super) async fn concurrent_terminal_transitions_have_one_winner(repo: Arc<dy
             .transition_lifecycle(r.id, to, Some("late".into()), at(500))
             .await;
     }
-    repo.touch_lifecycle(&[r.id], at(600)).await.expect("touch");
+    repo.touch_lifecycle(
+        r.host_uuid.unwrap_or_else(HostUuid::new_v4),
+        &[r.id],
+        at(600),
+    )
+    .await
+    .expect("touch");
     assert_eq!(get(&repo, r.id).await, last);
 }
 
@@ -316,21 +322,38 @@ pub(super) async fn open_rows_oldest_first(repo: Arc<dyn Repository>) {
     );
 }
 
-/// Touching marks progress on open rows only; nothing else about them changes.
+/// Touching marks progress on the reporting host's open rows only; nothing else about them
+/// changes, and rows of other hosts or of the master itself are left alone.
 pub(super) async fn touch_moves_open_rows_only(repo: Arc<dyn Repository>) {
-    let pending = row("decky-a", None, Operation::Deploy, 0);
-    let running = row("decky-b", None, Operation::Mutate, 0);
-    let done = row("decky-c", None, Operation::Teardown, 0);
-    for r in [&pending, &running, &done] {
+    let h = HostUuid::new_v4();
+    let pending = row("decky-a", Some(h), Operation::Deploy, 0);
+    let running = row("decky-b", Some(h), Operation::Mutate, 0);
+    let done = row("decky-c", Some(h), Operation::Teardown, 0);
+    let other_host = row("decky-d", Some(HostUuid::new_v4()), Operation::Deploy, 0);
+    let unihost = row("decky-e", None, Operation::Deploy, 0);
+    for r in [&pending, &running, &done, &other_host, &unihost] {
         create(&repo, r).await;
     }
     let running = move_to(&repo, running.id, Running, None, 1).await;
     let done = move_to(&repo, done.id, Succeeded, None, 2).await;
 
-    repo.touch_lifecycle(&[], at(50)).await.expect("touch none");
-    repo.touch_lifecycle(&[pending.id, done.id, Uuid::new_v4(), running.id], at(100))
+    repo.touch_lifecycle(h, &[], at(50))
         .await
-        .expect("touch");
+        .expect("touch none");
+    repo.touch_lifecycle(
+        h,
+        &[
+            pending.id,
+            done.id,
+            Uuid::new_v4(),
+            running.id,
+            other_host.id,
+            unihost.id,
+        ],
+        at(100),
+    )
+    .await
+    .expect("touch");
 
     let mut expect_pending = pending.clone();
     expect_pending.updated_at = at(100);
@@ -339,4 +362,14 @@ pub(super) async fn touch_moves_open_rows_only(repo: Arc<dyn Repository>) {
     assert_eq!(get(&repo, pending.id).await, expect_pending);
     assert_eq!(get(&repo, running.id).await, expect_running);
     assert_eq!(get(&repo, done.id).await, done);
+    assert_eq!(
+        get(&repo, other_host.id).await,
+        other_host,
+        "another host's row"
+    );
+    assert_eq!(
+        get(&repo, unihost.id).await,
+        unihost,
+        "the master's own row"
+    );
 }
