@@ -277,12 +277,35 @@ impl DockerDeployer {
             "converging"
         );
 
+        // Removals first, all of them, then creations: a new decky may be given the address
+        // of one being retired or recreated elsewhere (replacing a fleet reuses the freed
+        // IPs), and Docker refuses an address still held ("Address already in use").
         let sem = Arc::new(Semaphore::new(self.cfg.parallelism.max(1)));
         let mut outcomes = BTreeMap::new();
+        let removals = plan.deckies.iter().map(|(name, steps)| {
+            let sem = sem.clone();
+            async move {
+                let _permit = sem.acquire().await;
+                (name, self.remove_ids(&steps.remove).await)
+            }
+        });
+        let mut removed = Vec::new();
+        for (name, r) in futures_util::future::join_all(removals).await {
+            match r {
+                Ok(()) => removed.push(name),
+                Err(reason) => {
+                    tracing::warn!(decky = %name, %reason, "decky failed");
+                    outcomes.insert(name.clone(), DeckyOutcome::Failed { reason });
+                }
+            }
+        }
         let mut tasks = Vec::new();
         let shaper = &shaper;
-        for (name, steps) in &plan.deckies {
-            let shape = shapes.iter().find(|s| &s.decky.name == name);
+        for name in removed {
+            let steps = &plan.deckies[name];
+            let Some(shape) = shapes.iter().find(|s| &s.decky.name == name) else {
+                continue; // retired: removing it was all there was to do
+            };
             let kept_base = observed_only
                 .iter()
                 .find(|o| &o.decky == name && o.role == Role::Base && !steps.remove.contains(&o.id))
@@ -290,7 +313,7 @@ impl DockerDeployer {
             let sem = sem.clone();
             let fut = async move {
                 let _permit = sem.acquire().await;
-                let r = self.apply(shaper, shape, steps, kept_base).await;
+                let r = self.create(shaper, shape, steps, kept_base).await;
                 (name.clone(), r)
             };
             tasks.push(fut);
@@ -321,20 +344,24 @@ impl DockerDeployer {
         Ok(DeployReport { outcomes })
     }
 
-    /// Carries out one decky's steps. Errors are the reason the decky failed.
-    async fn apply(
+    /// Removes one decky's containers that the plan retires. Errors are the reason the decky
+    /// failed.
+    async fn remove_ids(&self, ids: &[String]) -> Result<(), String> {
+        for id in ids {
+            self.remove_container(id).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Creates what one decky's steps add, once every removal of the deploy is done. Errors
+    /// are the reason the decky failed.
+    async fn create(
         &self,
         shaper: &Shaper<'_>,
-        shape: Option<&DeckyShape>,
+        shape: &DeckyShape,
         steps: &DeckySteps,
         kept_base: Option<String>,
     ) -> Result<(), String> {
-        for id in &steps.remove {
-            self.remove_container(id).await.map_err(|e| e.to_string())?;
-        }
-        let Some(shape) = shape else {
-            return Ok(()); // retired
-        };
         let name = &shape.decky.name;
         let base_id = if steps.create_base {
             let body = shaper.base_body(shape);

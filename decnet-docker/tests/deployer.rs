@@ -330,3 +330,49 @@ async fn one_failing_decky_does_not_stop_the_others() {
     assert_eq!(lab.containers().await, before);
     lab.finish().await;
 }
+
+/// Replacing the whole fleet: the new deckies get the addresses of the ones being retired
+/// (the planner hands out the same free IPs), so the old containers must be gone before the
+/// new ones are created, or Docker refuses with "Address already in use".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_fleet_reuses_the_addresses_it_frees() {
+    let lab = Lab::new("repl", 13).await;
+    let old = lab.fleet(
+        serde_json::json!([
+            {"name": "rp-old-1", "services": ["ssh"]},
+            {"name": "rp-old-2", "services": ["http"]},
+            {"name": "rp-old-3", "services": ["ftp"]}
+        ]),
+        vec![],
+    );
+    let report = lab
+        .deployer
+        .deploy(&old)
+        .await
+        .expect("deploy the first fleet");
+    assert!(report.all_succeeded(), "{report:?}");
+    let new = lab.fleet(
+        serde_json::json!([
+            {"name": "rp-new-1", "services": ["ftp"]},
+            {"name": "rp-new-2", "services": ["ssh"]},
+            {"name": "rp-new-3", "services": ["http"]}
+        ]),
+        vec![],
+    );
+    let old_ips: BTreeSet<Ipv4Addr> = old.deckies.iter().map(|d| d.ip).collect();
+    let new_ips: BTreeSet<Ipv4Addr> = new.deckies.iter().map(|d| d.ip).collect();
+    assert_eq!(old_ips, new_ips, "the fixture must reuse every address");
+
+    let report = lab.deployer.deploy(&new).await.expect("replace the fleet");
+    assert!(report.all_succeeded(), "{report:?}");
+    let names: BTreeSet<String> = lab.containers().await.into_keys().collect();
+    let want: BTreeSet<String> = ["rp-new-1", "rp-new-1.ftp", "rp-new-2", "rp-new-2.ssh"]
+        .into_iter()
+        .chain(["rp-new-3", "rp-new-3.http"])
+        .map(String::from)
+        .collect();
+    assert_eq!(names, want);
+    let ssh = new.decky("rp-new-2").unwrap().ip;
+    assert!(probe(&lab.lan, ssh, 22, None).starts_with("SSH-2.0-"));
+    lab.finish().await;
+}
