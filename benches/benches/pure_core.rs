@@ -32,6 +32,7 @@ fn fleet(n: usize, mode: Mode) -> DecnetConfig {
         net: net("10.0.0.0/16", "10.0.0.1", "10.0.0.2"),
         reserved: BTreeSet::new(),
         taken_names: BTreeSet::new(),
+        current: Vec::new(),
         mutate_interval: None,
         log_file: None,
         now_epoch: 0.0,

@@ -78,6 +78,7 @@ impl Lab {
             },
             reserved: BTreeSet::from([self.lan.attacker_ip]),
             taken_names: BTreeSet::new(),
+            current: Vec::new(),
             mutate_interval: None,
             log_file: None,
             now_epoch: 0.0,

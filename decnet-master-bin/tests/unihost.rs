@@ -128,6 +128,38 @@ async fn deploy_status_teardown_through_the_cli() {
     let text = ok(&decnet(&table));
     assert_eq!(text.matches(" up ").count(), 5, "{text}");
 
+    // Redeploying the same request without --seed draws nothing anew: every decky keeps its
+    // hostname, address and services, so no container is recreated.
+    let ids = || {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--no-trunc",
+                "--filter",
+                &format!("label=decnet.host={label}"),
+            ])
+            .output()
+            .unwrap();
+        let mut ids: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = ids();
+    assert!(before.len() > 5, "{before:?}");
+    let mut again = args[..args.len() - 2 - common.len()].to_vec();
+    assert_eq!(again.last(), Some(&"--randomize-services"));
+    again.extend_from_slice(&common);
+    let out = ok(&decnet(&again));
+    assert_eq!(out.matches(" up").count(), 5, "{out}");
+    assert_eq!(ids(), before, "an unchanged redeploy recreated containers");
+    let v2: serde_json::Value = serde_json::from_str(&ok(&decnet(&status))).unwrap();
+    assert_eq!(v2["deckies"], v["deckies"]);
+
     // Adding keeps the others and their containers.
     let mut add = vec!["deploy", "--add", "--deckies", "1", "--services", "vnc"];
     add.extend_from_slice(&common);

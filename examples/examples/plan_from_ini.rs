@@ -50,6 +50,7 @@ fn plan() -> Result<DecnetConfig, Box<dyn std::error::Error>> {
         net: resolve_net(&inputs, None)?,
         reserved: BTreeSet::new(),
         taken_names: BTreeSet::new(),
+        current: Vec::new(),
         mutate_interval: None,
         log_file: None,
         now_epoch: 0.0,

@@ -273,6 +273,8 @@ struct Bench {
     net: NetworkSpec,
     ours: DockerDeployer,
     ours_cfg: DecnetConfig,
+    /// What `ours_cfg` was planned from: the redeploy plans again, without a seed.
+    ours_plan: (FleetSpec, BuildContext),
     raw_cfg: DecnetConfig,
     ours_host: String,
     compose_host: String,
@@ -295,6 +297,7 @@ impl Bench {
     ) -> Res<Bench> {
         let base = fleet(lan, args.deckies)?;
         let ours_cfg = renamed(&base, &format!("o{id}"))?;
+        let ours_plan = fleet_spec(lan, args.deckies, &format!("o{id}"))?;
         let compose_cfg = renamed(&base, &format!("c{id}"))?;
         let raw_cfg = renamed(&base, &format!("r{id}"))?;
         let ours_host = format!("bench-ours-{id}");
@@ -347,6 +350,7 @@ impl Bench {
             net,
             ours,
             ours_cfg,
+            ours_plan,
             raw_cfg,
             ours_host,
             compose_host,
@@ -430,10 +434,19 @@ impl Bench {
         got.push(("a.ours_started", ms(started)));
         let before = self.running(&self.ours_host).await?;
 
+        // The redeploy plans the same spec again as `decnet deploy` does, with no seed: the
+        // current fleet is what keeps hostnames (and so containers) as they are.
         let t0 = Instant::now();
+        let (spec, ctx) = &self.ours_plan;
+        let ctx = BuildContext {
+            current: self.ours_cfg.deckies.clone(),
+            ..ctx.clone()
+        };
+        let replanned = build_from_specs(spec, &ctx, &mut StdRng::from_entropy())
+            .map_err(|e| format!("ours: replan: {e}"))?;
         let report = self
             .ours
-            .deploy(&self.ours_cfg)
+            .deploy(&replanned)
             .await
             .map_err(|e| format!("ours: redeploy: {e}"))?;
         let b = t0.elapsed();
@@ -701,6 +714,12 @@ impl Bench {
 
 /// The fleet: `n` deckies × ssh + http, Linux profile, addresses from the subnet's 10th host.
 fn fleet(lan: &LabLan, n: usize) -> Res<DecnetConfig> {
+    let (spec, ctx) = fleet_spec(lan, n, "d")?;
+    build_from_specs(&spec, &ctx, &mut StdRng::seed_from_u64(1)).map_err(|e| format!("fleet: {e}"))
+}
+
+/// The spec of [`fleet`] with decky names `<prefix>-01`, …, and its build context.
+fn fleet_spec(lan: &LabLan, n: usize, prefix: &str) -> Res<(FleetSpec, BuildContext)> {
     let ips: Vec<Ipv4Addr> = lan.subnet.hosts().skip(9).take(n).collect();
     if ips.len() < n {
         return Err(format!(
@@ -712,7 +731,7 @@ fn fleet(lan: &LabLan, n: usize) -> Res<DecnetConfig> {
         .iter()
         .enumerate()
         .map(|(i, ip)| {
-            json!({"name": format!("d-{:02}", i + 1), "ip": ip, "services": SERVICES, "nmap_os": "linux"})
+            json!({"name": format!("{prefix}-{:02}", i + 1), "ip": ip, "services": SERVICES, "nmap_os": "linux"})
         })
         .collect();
     let spec = FleetSpec {
@@ -731,11 +750,12 @@ fn fleet(lan: &LabLan, n: usize) -> Res<DecnetConfig> {
         },
         reserved: BTreeSet::from([lan.attacker_ip]),
         taken_names: BTreeSet::new(),
+        current: Vec::new(),
         mutate_interval: None,
         log_file: None,
         now_epoch: 0.0,
     };
-    build_from_specs(&spec, &ctx, &mut StdRng::seed_from_u64(1)).map_err(|e| format!("fleet: {e}"))
+    Ok((spec, ctx))
 }
 
 /// The same fleet under other names (`<prefix>-01`, …): same addresses, hostnames, services.

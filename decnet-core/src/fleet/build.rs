@@ -28,6 +28,11 @@ pub struct BuildContext {
     pub reserved: BTreeSet<Ipv4Addr>,
     /// Names already deployed: new deckies may not take them.
     pub taken_names: BTreeSet<String>,
+    /// The fleet this build replaces (empty for a first deploy or an `--add`). A decky of the
+    /// same name keeps what it already has — its address, and with the same archetype its
+    /// hostname and distro; with randomly drawn services, its services — so redeploying an
+    /// unchanged spec changes nothing and recreates no container.
+    pub current: Vec<DeckyConfig>,
     /// `--mutate-interval`: beats every interval in the spec when given.
     pub mutate_interval: Option<u32>,
     pub log_file: Option<String>,
@@ -169,6 +174,47 @@ fn reserved_with_net(ctx: &BuildContext) -> BTreeSet<Ipv4Addr> {
     reserved
 }
 
+/// The decky of this name in the fleet being replaced.
+fn previous<'a>(ctx: &'a BuildContext, name: &DeckyName) -> Option<&'a DeckyConfig> {
+    ctx.current.iter().find(|d| &d.name == name)
+}
+
+/// Reserves the current address of every decky in `names` that keeps one (it still lies in
+/// the subnet and nobody else claimed it); returns them by name.
+fn keep_addresses<'a>(
+    ctx: &BuildContext,
+    names: impl Iterator<Item = &'a DeckyName>,
+    reserved: &mut BTreeSet<Ipv4Addr>,
+) -> std::collections::BTreeMap<DeckyName, Ipv4Addr> {
+    let mut kept = std::collections::BTreeMap::new();
+    for name in names {
+        let Some(prev) = previous(ctx, name) else {
+            continue;
+        };
+        let fits = validate_decky_ip("ip", prev.ip, &ctx.net.subnet, ctx.net.gateway).is_ok();
+        if fits && reserved.insert(prev.ip) {
+            kept.insert(name.clone(), prev.ip);
+        }
+    }
+    kept
+}
+
+/// What a decky keeps of its previous self once its services and persona are decided: with
+/// the same archetype and a distro the request still allows, its hostname and distro.
+fn carry_over(decky: &mut DeckyConfig, prev: Option<&DeckyConfig>, allowed_distros: &[&str]) {
+    let Some(prev) = prev else { return };
+    if prev.archetype == decky.archetype && allowed_distros.contains(&prev.distro.as_str()) {
+        decky.hostname = prev.hostname.clone();
+        decky.distro = prev.distro.clone();
+        decky.base_image = prev.base_image.clone();
+        decky.build_base = prev.build_base.clone();
+    }
+    if prev.services == decky.services {
+        decky.last_mutated = prev.last_mutated;
+    }
+    decky.last_login_attempt = prev.last_login_attempt;
+}
+
 /// `decnet deploy --deckies N [--services … | --archetype … | --randomize-services]`.
 pub fn build_from_flags(
     flags: &FleetFlags,
@@ -198,7 +244,22 @@ pub fn build_from_flags(
         check_distro("distro", d)?;
     }
 
-    let reserved = reserved_with_net(ctx);
+    let mut names = Vec::with_capacity(flags.count);
+    let mut next_index = 1usize;
+    while names.len() < flags.count {
+        let candidate = format!("decky-{next_index:02}");
+        next_index += 1;
+        if !ctx.taken_names.contains(&candidate) {
+            names.push(DeckyName::new(candidate)?);
+        }
+    }
+    let mut reserved = reserved_with_net(ctx);
+    // `--ip-start` asks for addresses from there on: nothing keeps its old one.
+    let kept = if flags.ip_start.is_none() {
+        keep_addresses(ctx, names.iter(), &mut reserved)
+    } else {
+        Default::default()
+    };
     let req = AllocRequest {
         subnet: ctx.net.subnet,
         gateway: Some(ctx.net.gateway),
@@ -206,30 +267,37 @@ pub fn build_from_flags(
         ip_start: flags.ip_start,
         reserved: &reserved,
     };
-    let ips = allocate_ips(&req, flags.count)?;
+    let mut fresh = allocate_ips(&req, flags.count - kept.len())?.into_iter();
 
     let all_distros: Vec<&str> = registry::distros().iter().map(|d| d.slug).collect();
-    let mut next_index = 1usize;
     let mut drawn: Vec<BTreeSet<String>> = Vec::new();
     let mut deckies = Vec::with_capacity(flags.count);
-    for (i, ip) in ips.into_iter().enumerate() {
-        let name = loop {
-            let candidate = format!("decky-{next_index:02}");
-            next_index += 1;
-            if !ctx.taken_names.contains(&candidate) {
-                break DeckyName::new(candidate)?;
-            }
+    for (i, name) in names.into_iter().enumerate() {
+        let ip = match kept.get(&name) {
+            Some(ip) => *ip,
+            // allocate_ips returned one address for every decky that keeps none.
+            None => fresh.next().ok_or_else(|| {
+                FieldError::new(
+                    "deckies",
+                    &flags.count.to_string(),
+                    "no free address left in the subnet",
+                )
+            })?,
         };
+        let prev = previous(ctx, &name);
         let services = match (&flags.services, archetype) {
             (Some(s), _) => s.clone(),
             (None, Some(a)) if !flags.randomize_services => {
                 a.services.iter().map(|s| s.to_string()).collect()
             }
-            _ => {
-                let s = pick_services(rng, &drawn);
-                drawn.push(s.iter().cloned().collect());
-                s
-            }
+            _ => match prev.filter(|p| validate_services("services", &p.services, &[]).is_ok()) {
+                Some(p) => p.services.clone(),
+                None => {
+                    let s = pick_services(rng, &drawn);
+                    drawn.push(s.iter().cloned().collect());
+                    s
+                }
+            },
         };
         let distro: &str = if !distros.is_empty() {
             &distros[i % distros.len()]
@@ -240,7 +308,7 @@ pub fn build_from_flags(
         } else {
             all_distros[i % all_distros.len()]
         };
-        deckies.push(assemble(
+        let mut decky = assemble(
             Parts {
                 name,
                 ip,
@@ -253,7 +321,16 @@ pub fn build_from_flags(
                 last_mutated: 0.0,
             },
             rng,
-        ));
+        );
+        let allowed: Vec<&str> = if !distros.is_empty() {
+            distros.iter().map(String::as_str).collect()
+        } else if let Some(a) = archetype.filter(|_| !flags.randomize_distros) {
+            a.preferred_distros.to_vec()
+        } else {
+            all_distros.clone()
+        };
+        carry_over(&mut decky, prev, &allowed);
+        deckies.push(decky);
     }
     finish(ctx, deckies, None, vec![])
 }
@@ -394,7 +471,18 @@ pub fn build_from_specs(
             return Err(FieldError::new(field, &ip.to_string(), "is used by two deckies").into());
         }
     }
-    let auto_count = expanded.iter().filter(|e| e.spec.ip.is_none()).count();
+    let kept = keep_addresses(
+        ctx,
+        expanded
+            .iter()
+            .filter(|e| e.spec.ip.is_none())
+            .map(|e| &e.name),
+        &mut reserved,
+    );
+    let auto_count = expanded
+        .iter()
+        .filter(|e| e.spec.ip.is_none() && !kept.contains_key(&e.name))
+        .count();
     let req = AllocRequest {
         subnet: ctx.net.subnet,
         gateway: Some(ctx.net.gateway),
@@ -415,6 +503,7 @@ pub fn build_from_specs(
             .as_deref()
             .map(|a| lookup_archetype(&at("archetype"), a))
             .transpose()?;
+        let prev = previous(ctx, &e.name);
         let services = match (&e.spec.services, archetype) {
             (Some(s), _) => {
                 validate_services(&at("services"), s, custom)?;
@@ -422,21 +511,26 @@ pub fn build_from_specs(
             }
             (None, Some(a)) => a.services.iter().map(|s| s.to_string()).collect(),
             (None, None) => {
-                let s = pick_services(rng, &drawn);
-                drawn.push(s.iter().cloned().collect());
-                s
+                match prev.filter(|p| validate_services("services", &p.services, custom).is_ok()) {
+                    Some(p) => p.services.clone(),
+                    None => {
+                        let s = pick_services(rng, &drawn);
+                        drawn.push(s.iter().cloned().collect());
+                        s
+                    }
+                }
             }
         };
         let pool: &[&str] = archetype.map_or(&all_distros, |a| a.preferred_distros);
         let distro = pool[position % pool.len()];
-        let ip = match e.spec.ip {
-            Some(ip) => ip,
+        let ip = match (e.spec.ip, kept.get(&e.name)) {
+            (Some(ip), _) | (None, Some(&ip)) => ip,
             // allocate_ips returned exactly auto_count addresses.
-            None => auto_ips.next().ok_or_else(|| {
+            (None, None) => auto_ips.next().ok_or_else(|| {
                 FieldError::new(at("ip"), "", "no free address left in the subnet")
             })?,
         };
-        deckies.push(assemble(
+        let mut decky = assemble(
             Parts {
                 name: e.name,
                 ip,
@@ -449,7 +543,9 @@ pub fn build_from_specs(
                 last_mutated: ctx.now_epoch,
             },
             rng,
-        ));
+        );
+        carry_over(&mut decky, prev, pool);
+        deckies.push(decky);
     }
     finish(ctx, deckies, spec.general.mutate_interval, custom.clone())
 }

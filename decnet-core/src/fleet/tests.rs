@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use serde_json::json;
 
 use super::*;
-use crate::model::{DecnetConfig, Mode, NetworkDriver, Subnet};
+use crate::model::{DeckyConfig, DecnetConfig, Mode, NetworkDriver, Subnet};
 use crate::registry::{self, OsFamily};
 
 fn ctx() -> BuildContext {
@@ -24,6 +24,7 @@ fn ctx() -> BuildContext {
         },
         reserved: BTreeSet::new(),
         taken_names: BTreeSet::new(),
+        current: Vec::new(),
         mutate_interval: None,
         log_file: None,
         now_epoch: 1000.0,
@@ -447,5 +448,136 @@ proptest! {
         let a = build_from_flags(&f, &ctx(), &mut StdRng::seed_from_u64(seed));
         let b = build_from_flags(&f, &ctx(), &mut StdRng::seed_from_u64(seed));
         prop_assert_eq!(a, b);
+    }
+}
+
+/// `ctx()` replacing `current`.
+fn replacing(current: &DecnetConfig) -> BuildContext {
+    BuildContext {
+        current: current.deckies.clone(),
+        ..ctx()
+    }
+}
+
+#[test]
+fn redeploying_an_unchanged_spec_keeps_every_decky_as_it_is() {
+    let spec = parse_fleet_ini(EXAMPLE).unwrap();
+    let first = build_from_specs(&spec, &ctx(), &mut StdRng::seed_from_u64(1)).unwrap();
+    // Another draw (no --seed): without the current fleet, hostnames change.
+    let fresh = build_from_specs(&spec, &ctx(), &mut StdRng::seed_from_u64(2)).unwrap();
+    assert_ne!(
+        first
+            .deckies
+            .iter()
+            .map(|d| &d.hostname)
+            .collect::<Vec<_>>(),
+        fresh
+            .deckies
+            .iter()
+            .map(|d| &d.hostname)
+            .collect::<Vec<_>>(),
+        "the fixture must draw other hostnames"
+    );
+    let again = build_from_specs(&spec, &replacing(&first), &mut StdRng::seed_from_u64(2)).unwrap();
+    assert_eq!(again, first);
+    for (a, b) in first.deckies.iter().zip(&again.deckies) {
+        assert!(!a.shape_differs(b), "{} would be recreated", a.name);
+    }
+}
+
+#[test]
+fn a_replaced_fleet_keeps_addresses_and_frees_the_removed_ones() {
+    let one = |specs: serde_json::Value, current: &[DeckyConfig], seed: u64| {
+        let spec = FleetSpec {
+            deckies: serde_json::from_value(specs).unwrap(),
+            ..Default::default()
+        };
+        let ctx = BuildContext {
+            current: current.to_vec(),
+            ..ctx()
+        };
+        build_from_specs(&spec, &ctx, &mut StdRng::seed_from_u64(seed)).unwrap()
+    };
+    let first = one(
+        json!([{"name": "a", "services": ["ssh"]}, {"name": "b", "services": ["ssh"]},
+               {"name": "c", "archetype": "web-server"}]),
+        &[],
+        1,
+    );
+    let ip = |c: &DecnetConfig, n: &str| c.decky(n).unwrap().ip;
+    // `a` goes, `d` comes, `b` changes its services, `c` its archetype.
+    let second = one(
+        json!([{"name": "d", "services": ["ftp"]}, {"name": "b", "services": ["ftp"]},
+               {"name": "c", "archetype": "windows-workstation"}]),
+        &first.deckies,
+        2,
+    );
+    assert_eq!(ip(&second, "b"), ip(&first, "b"));
+    assert_eq!(ip(&second, "c"), ip(&first, "c"));
+    assert_eq!(
+        ip(&second, "d"),
+        ip(&first, "a"),
+        "the freed address is reused"
+    );
+    let (b0, b1) = (first.decky("b").unwrap(), second.decky("b").unwrap());
+    assert_eq!(b1.hostname, b0.hostname, "new services, same host");
+    assert_eq!(b1.services, ["ftp"]);
+    let c1 = second.decky("c").unwrap();
+    let windows = registry::archetype("windows-workstation").unwrap();
+    assert!(windows.preferred_distros.contains(&c1.distro.as_str()));
+    assert_eq!(c1.nmap_os, OsFamily::Windows);
+
+    // An explicit address wins; the one it had is free for others.
+    let third = one(
+        json!([{"name": "b", "services": ["ftp"], "ip": "192.168.1.200"},
+               {"name": "e", "services": ["ssh"]}]),
+        &second.deckies,
+        3,
+    );
+    assert_eq!(
+        third.decky("b").unwrap().ip,
+        Ipv4Addr::new(192, 168, 1, 200)
+    );
+    assert_eq!(third.decky("b").unwrap().hostname, b1.hostname);
+    crate::model::validate_config(&third).unwrap();
+}
+
+#[test]
+fn flags_redeploys_keep_random_services_and_hostnames() {
+    let f = FleetFlags {
+        randomize_services: true,
+        ..flags(5)
+    };
+    let first = build_from_flags(&f, &ctx(), &mut StdRng::seed_from_u64(1)).unwrap();
+    let again = build_from_flags(&f, &replacing(&first), &mut StdRng::seed_from_u64(9)).unwrap();
+    assert_eq!(again, first);
+    // Asking for other distros redraws the persona, not the address.
+    let g = FleetFlags {
+        distros: Some(vec!["alpine".into()]),
+        ..f.clone()
+    };
+    let other = build_from_flags(&g, &replacing(&first), &mut StdRng::seed_from_u64(9)).unwrap();
+    for (a, b) in first.deckies.iter().zip(&other.deckies) {
+        assert_eq!(a.ip, b.ip);
+        assert_eq!(a.services, b.services);
+        assert_eq!(b.distro, "alpine");
+    }
+    // A smaller fleet keeps the first ones; a larger one allocates only for the new.
+    let h = FleetFlags {
+        randomize_services: true,
+        ..flags(7)
+    };
+    let bigger = build_from_flags(&h, &replacing(&first), &mut StdRng::seed_from_u64(3)).unwrap();
+    assert_eq!(bigger.deckies[..5], first.deckies[..]);
+    crate::model::validate_config(&bigger).unwrap();
+}
+
+proptest! {
+    #[test]
+    fn rebuilding_against_the_current_fleet_is_idempotent(a in any::<u64>(), b in any::<u64>(), count in 1usize..20) {
+        let f = FleetFlags { randomize_services: true, randomize_distros: a % 2 == 0, ..flags(count) };
+        let first = build_from_flags(&f, &ctx(), &mut StdRng::seed_from_u64(a)).unwrap();
+        let again = build_from_flags(&f, &replacing(&first), &mut StdRng::seed_from_u64(b)).unwrap();
+        prop_assert_eq!(again, first);
     }
 }

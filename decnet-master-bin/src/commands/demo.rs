@@ -93,6 +93,7 @@ fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
         },
         reserved: BTreeSet::from([lan.attacker_ip]),
         taken_names: BTreeSet::new(),
+        current: Vec::new(),
         mutate_interval: Some(0),
         log_file: None,
         now_epoch: 0.0,

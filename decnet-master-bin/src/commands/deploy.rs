@@ -11,7 +11,9 @@ use decnet_core::fleet::{
     build_from_flags, build_from_specs, parse_fleet_ini, resolve_net, BuildContext, FleetFlags,
     FleetSpec, NetInputs,
 };
-use decnet_core::model::{parse_ipv4, validate_config, DecnetConfig, NetworkDriver, Subnet};
+use decnet_core::model::{
+    parse_ipv4, validate_config, DeckyConfig, DecnetConfig, NetworkDriver, Subnet,
+};
 use decnet_core::traits::{Deployer, HostNetwork};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -60,11 +62,13 @@ fn read_spec(args: &DeployArgs) -> Result<Option<FleetSpec>, CliError> {
 
 /// Builds the planned fleet. The kernel is asked only when the flags and INI leave a gap.
 /// With `existing` (`--add`), the new deckies join it: its names and addresses are taken, and
-/// its network is the default.
+/// its network is the default. `current` is the fleet a replacing deploy replaces: deckies of
+/// the same name keep their address and hostname (see `BuildContext::current`).
 pub async fn plan(
     args: &DeployArgs,
     hostnet: &dyn HostNetwork,
     existing: Option<&DecnetConfig>,
+    current: &[DeckyConfig],
 ) -> Result<DecnetConfig, CliError> {
     let spec = read_spec(args)?;
     if spec.is_none() && args.deckies.is_none() {
@@ -107,6 +111,7 @@ pub async fn plan(
         taken_names: existing
             .map(|c| c.deckies.iter().map(|d| d.name.to_string()).collect())
             .unwrap_or_default(),
+        current: current.to_vec(),
         mutate_interval: args.mutate_interval,
         log_file: args.log_file.clone(),
         now_epoch: SystemTime::now()
@@ -206,14 +211,21 @@ pub async fn run(
     } else if let Some(client) = remote::master(data_dir, &args.client)? {
         return remote::deploy(&client, args, out).await;
     }
-    let existing = if args.add {
-        state_file::load(&local::state_path(data_dir))
-            .map_err(|e| CliError::Failed(e.into()))?
-            .map(|s| s.config)
+    let (existing, current) = if args.add {
+        let state = state_file::load(&local::state_path(data_dir))
+            .map_err(|e| CliError::Failed(e.into()))?;
+        (state.map(|s| s.config), vec![])
     } else {
-        None
+        // What a replacing deploy replaces; unreadable, it is replaced all the same.
+        match state_file::load(&local::state_path(data_dir)) {
+            Ok(state) => (None, state.map(|s| s.config.deckies).unwrap_or_default()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the current fleet is unreadable: planning afresh");
+                (None, vec![])
+            }
+        }
     };
-    let config = plan(args, hostnet, existing.as_ref()).await?;
+    let config = plan(args, hostnet, existing.as_ref(), &current).await?;
     if !args.dry_run {
         let deployer = local::deployer(data_dir, &args.docker).await?;
         writeln!(

@@ -263,6 +263,12 @@ async fn deploy(
             .iter()
             .flat_map(|b| b.deckies.iter().map(|d| d.name.to_string()))
             .collect(),
+        // A replaced fleet's deckies keep their addresses and hostnames (unchanged specs
+        // recreate nothing).
+        current: match (&base, &existing) {
+            (None, Some(e)) => e.deckies.clone(),
+            _ => Vec::new(),
+        },
         mutate_interval: None,
         log_file: None,
         now_epoch: epoch(now),
