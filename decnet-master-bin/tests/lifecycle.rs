@@ -854,6 +854,21 @@ async fn operator_api_contract() {
             409,
             "over the limit of 5",
         ),
+        // Counted before anything is built: a spec that would fail later changes nothing.
+        (
+            json!({"deckies": [{"name": "x", "amount": 3, "services": ["ssh"]},
+                               {"name": "y", "amount": 3, "services": ["ssh"]},
+                               {"name": "z", "archetype": "no-such-archetype"}]}),
+            409,
+            "would hold 7 deckies, over the limit of 5",
+        ),
+        (
+            json!({"deckies": (0..20_000)
+                .map(|i| json!({"name": format!("n{i}"), "amount": 100, "services": ["ssh"]}))
+                .collect::<Vec<_>>()}),
+            409,
+            "would hold 2000000 deckies, over the limit of 5",
+        ),
         (
             json!({"general": {"subnet": "10.61.0.0/30"}, "deckies": [{"name": "x", "amount": 3, "services": ["ssh"]}]}),
             409,

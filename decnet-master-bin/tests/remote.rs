@@ -16,7 +16,7 @@ use decnet_master_bin::master::state::MasterSettings;
 use decnet_tls::pki::write_private;
 mod common;
 use common::{api_token, write_pki, FakeDeployer as Fake};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -378,7 +378,11 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
             "--wait",
         ]))
         .await);
-    assert!(stdout.contains("decky-01"), "{stdout}");
+    // decky-01 already runs ssh: it stays as it is (no row), the others go.
+    assert!(
+        stdout.contains("deploying 0 decky(ies), tearing down 3"),
+        "{stdout}"
+    );
     assert_eq!(names(&m.status().await), ["decky-01"]);
 
     // teardown --all --wait empties it.
@@ -464,12 +468,42 @@ async fn tokens_and_discovery() {
         2,
         "no active deployment on this host",
     );
-    // --dry-run plans here, master or not, and says so.
+    // --dry-run goes to the master: it plans against its own fleet and commits nothing.
+    let dry = |count: &'static str| {
+        let m = &m;
+        async move {
+            m.decnet(&[
+                "deploy",
+                "--dry-run",
+                "--json",
+                "--deckies",
+                count,
+                "--services",
+                "ssh",
+                "--interface",
+                "veth-nowhere",
+                "--subnet",
+                "10.77.0.0/24",
+                "--gateway",
+                "10.77.0.1",
+            ])
+            .await
+        }
+    };
+    let out = dry("2").await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let fleet: DecnetConfig = serde_json::from_value(plan["fleet"].clone()).unwrap();
+    assert_eq!(fleet.deckies.len(), 2);
+    assert_eq!(plan["added"], json!(["decky-01", "decky-02"]));
+    assert_eq!(plan["removed"], json!([]));
+    assert!(m.status().await.is_empty(), "a dry run commits nothing");
+    // Against a fleet: replacing two deckies by one shows the one that goes, and the one
+    // that stays as it is (same address, hostname and services: nothing to recreate).
     let out = m
         .decnet(&[
             "deploy",
-            "--dry-run",
-            "--json",
             "--deckies",
             "2",
             "--services",
@@ -480,16 +514,18 @@ async fn tokens_and_discovery() {
             "10.77.0.0/24",
             "--gateway",
             "10.77.0.1",
-            "--host-ip",
-            "10.77.0.2",
         ])
         .await;
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = dry("1").await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    let plan: DecnetConfig = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(plan.deckies.len(), 2);
-    assert!(stderr.contains("does not contact the master"), "{stderr}");
-    assert!(m.status().await.is_empty());
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["removed"], json!(["decky-02"]), "{plan}");
+    assert_eq!(plan["unchanged"], json!(["decky-01"]), "{plan}");
+    assert_eq!(plan["added"], json!([]), "{plan}");
+    assert_eq!(plan["changed"], json!([]), "{plan}");
+    assert_eq!(m.status().await.len(), 2, "still the committed fleet");
     m.stop().await;
 }
 

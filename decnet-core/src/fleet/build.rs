@@ -342,27 +342,41 @@ struct Expanded<'a> {
     name: DeckyName,
 }
 
-fn expand(spec: &DeckySpec, index: usize) -> Result<Vec<Expanded<'_>>, FieldError> {
-    let origin = spec
-        .origin
+fn origin_of(spec: &DeckySpec, index: usize) -> String {
+    spec.origin
         .clone()
-        .unwrap_or_else(|| format!("deckies[{index}]"));
-    let at = |f: &str| format!("{origin}.{f}");
+        .unwrap_or_else(|| format!("deckies[{index}]"))
+}
+
+/// A spec's `amount` (1 when unset), checked against its rule.
+fn checked_amount(spec: &DeckySpec, index: usize) -> Result<u32, FieldError> {
     let amount = spec.amount.unwrap_or(1);
+    let field = || format!("{}.amount", origin_of(spec, index));
     if amount == 0 {
-        return Err(FieldError::new(
-            at("amount"),
-            "0",
-            "must be a positive integer",
-        ));
+        return Err(FieldError::new(field(), "0", "must be a positive integer"));
     }
     if amount > MAX_AMOUNT {
         return Err(FieldError::new(
-            at("amount"),
+            field(),
             &amount.to_string(),
             format!("exceeds the maximum of {MAX_AMOUNT}"),
         ));
     }
+    Ok(amount)
+}
+
+/// How many deckies `spec` asks for, counted without expanding anything, so a fleet limit can
+/// be checked before a huge request is built. Fails on the first `amount` that breaks its rule.
+pub fn requested_deckies(spec: &FleetSpec) -> Result<u64, FieldError> {
+    spec.deckies.iter().enumerate().try_fold(0u64, |n, (i, d)| {
+        Ok(n.saturating_add(u64::from(checked_amount(d, i)?)))
+    })
+}
+
+fn expand(spec: &DeckySpec, index: usize) -> Result<Vec<Expanded<'_>>, FieldError> {
+    let origin = origin_of(spec, index);
+    let at = |f: &str| format!("{origin}.{f}");
+    let amount = checked_amount(spec, index)?;
     if amount > 1 && spec.ip.is_some() {
         return Err(FieldError::new(
             at("ip"),

@@ -7,7 +7,9 @@ pub mod ini_fleet;
 pub mod net;
 pub mod spec;
 
-pub use build::{build_from_flags, build_from_specs, pick_services, BuildContext, FleetFlags};
+pub use build::{
+    build_from_flags, build_from_specs, pick_services, requested_deckies, BuildContext, FleetFlags,
+};
 pub use ini::{parse_ini, IniSyntaxError};
 pub use ini_fleet::parse_fleet_ini;
 pub use net::{resolve_net, NetInputs, NetPlan};

@@ -40,6 +40,33 @@ pub fn relocalize(
     out.subnet = subnet;
     out.gateway = gateway;
     if config.subnet == subnet {
+        // The master's addresses stand, except one that is this worker's own or its gateway
+        // (a master that did not know them): that decky moves to a free address.
+        let clashing: Vec<usize> = out
+            .deckies
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.ip == facts.host_ip || d.ip == gateway)
+            .map(|(i, _)| i)
+            .collect();
+        if clashing.is_empty() {
+            return Ok(out);
+        }
+        let mut in_use: BTreeSet<Ipv4Addr> = out.deckies.iter().map(|d| d.ip).collect();
+        if let Some(c) = current {
+            in_use.extend(c.deckies.iter().map(|d| d.ip));
+        }
+        let req = AllocRequest {
+            subnet,
+            gateway: Some(gateway),
+            host_ip: Some(facts.host_ip),
+            ip_start: None,
+            reserved: &in_use,
+        };
+        let ips = allocate_ips(&req, clashing.len())?;
+        for (i, ip) in clashing.into_iter().zip(ips) {
+            out.deckies[i].ip = ip;
+        }
         return Ok(out);
     }
 
@@ -132,6 +159,36 @@ mod tests {
         assert_eq!(r.interface, "ens3");
         assert_eq!(r.gateway.to_string(), "192.168.1.254");
         assert_eq!(ips(&r), ["192.168.1.10"]);
+    }
+
+    #[test]
+    fn same_subnet_never_gives_a_decky_the_workers_own_address_or_gateway() {
+        let c = config(
+            Mode::Swarm,
+            "192.168.1.0/24",
+            "192.168.1.254",
+            &[
+                ("a", "192.168.1.7"),
+                ("b", "192.168.1.2"),
+                ("c", "192.168.1.254"),
+                ("d", "192.168.1.3"),
+            ],
+        );
+        let current = config(
+            Mode::Swarm,
+            "192.168.1.0/24",
+            "192.168.1.1",
+            &[("old", "192.168.1.4")],
+        );
+        let f = facts("192.168.1.0/24", "192.168.1.7", Some("192.168.1.254"));
+        let r = relocalize(&c, &f, Some(&current)).unwrap();
+        // a had the host's address and c the gateway: both move to free addresses, past the
+        // other deckies' and the current ones'.
+        assert_eq!(
+            ips(&r),
+            ["192.168.1.1", "192.168.1.2", "192.168.1.5", "192.168.1.3"]
+        );
+        assert_eq!(relocalize(&r, &f, Some(&current)).unwrap(), r, "idempotent");
     }
 
     #[test]

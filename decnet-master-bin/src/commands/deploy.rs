@@ -19,10 +19,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cli::DeployArgs;
-use crate::client::find_master;
 use crate::commands::{local, remote};
 use crate::error::CliError;
-use crate::master::layout::DataDir;
 
 /// What the flags say about the network.
 pub(crate) fn flag_inputs(args: &DeployArgs) -> Result<NetInputs, CliError> {
@@ -200,15 +198,8 @@ pub async fn run(
     if args.json && !args.dry_run {
         return Err(CliError::usage("--json: only meaningful with --dry-run"));
     }
-    // A master owns the deckies when there is one; --dry-run only plans, here.
-    if args.dry_run {
-        if let Ok(Some(m)) = find_master(&DataDir::new(data_dir), args.client.master.clone()) {
-            tracing::warn!(
-                "--dry-run plans on this host and does not contact the master at {}",
-                m.url
-            );
-        }
-    } else if let Some(client) = remote::master(data_dir, &args.client)? {
+    // A master owns the deckies when there is one: it plans, also a dry run.
+    if let Some(client) = remote::master(data_dir, &args.client)? {
         return remote::deploy(&client, args, out).await;
     }
     let (existing, current) = if args.add {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use decnet_core::fleet::{parse_fleet_ini, pick_services, GeneralSpec};
-use decnet_core::model::{DeckyName, FieldError};
+use decnet_core::model::{DeckyName, DecnetConfig, FieldError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
@@ -118,7 +118,7 @@ pub fn check_deploy_flags(args: &DeployArgs) -> Result<Vec<String>, CliError> {
     if args.ip_start.is_some() {
         return refuse("--ip-start", "the master allocates the addresses");
     }
-    if args.json {
+    if args.json && !args.dry_run {
         return Err(CliError::usage("--json: only meaningful with --dry-run"));
     }
     let mut notes = Vec::new();
@@ -303,6 +303,9 @@ pub async fn deploy(
             body = deploy_body(args, ini_ref, &taken, &mut rng)?;
         }
     }
+    if args.dry_run {
+        return dry_run(client, body, args.json, out).await;
+    }
     let ans: Accepted = answer(
         client.post(DEPLOY, &body).await?,
         "POST /api/v1/deckies/deploy",
@@ -316,6 +319,59 @@ pub async fn deploy(
     )
     .context("write")?;
     after_change(client, &ans.lifecycle_ids, &args.wait, out).await
+}
+
+/// The master's answer to a dry run.
+#[derive(Debug, Deserialize)]
+struct DryRun {
+    fleet: DecnetConfig,
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    changed: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+    #[serde(default)]
+    unchanged: Vec<String>,
+}
+
+/// `decnet deploy --dry-run` through the master: the master plans (its fleet, its workers,
+/// their addresses) and commits nothing; this prints the plan and what it would change.
+async fn dry_run(
+    client: &MasterClient,
+    mut body: Value,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if let Value::Object(b) = &mut body {
+        b.insert("dry_run".into(), json!(true));
+    }
+    let raw = client.post(DEPLOY, &body).await?;
+    if json {
+        let text = serde_json::to_string_pretty(&raw).context("serialise the plan")?;
+        writeln!(out, "{text}").context("write the plan")?;
+        return Ok(());
+    }
+    let plan: DryRun = answer(raw, "POST /api/v1/deckies/deploy (dry run)")?;
+    crate::commands::deploy::print_plan(&plan.fleet, out).context("write the plan")?;
+    let names = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    writeln!(
+        out,
+        "Dry run on master {}: would add {}; change {}; remove {}; leave {} as they are",
+        client.url(),
+        names(&plan.added),
+        names(&plan.changed),
+        names(&plan.removed),
+        plan.unchanged.len()
+    )
+    .context("write the plan")?;
+    Ok(())
 }
 
 // --- status -----------------------------------------------------------------------------------

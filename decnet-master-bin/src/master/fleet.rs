@@ -10,8 +10,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use decnet_core::fleet::{
-    build_from_specs, parse_fleet_ini, resolve_net, BuildContext, DeckySpec, FleetError, FleetSpec,
-    GeneralSpec, NetInputs,
+    build_from_specs, parse_fleet_ini, requested_deckies, resolve_net, BuildContext, DeckySpec,
+    FleetError, FleetSpec, GeneralSpec, NetInputs,
 };
 use decnet_core::model::validate::validate_services;
 use decnet_core::model::{
@@ -66,6 +66,24 @@ struct DeployBody {
     deckies: Option<Vec<DeckySpec>>,
     #[serde(default)]
     replace_fleet: bool,
+    /// Plan only: answer what would be added, changed and removed, commit nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn over_limit(count: u64, limit: usize) -> ApiError {
+    ApiError::conflict(format!(
+        "deckies: the fleet would hold {count} deckies, over the limit of {limit} (--fleet-limit)"
+    ))
+}
+
+/// The IPv4 part of a host's `host:port` address.
+fn host_ip(address: &str) -> Option<std::net::Ipv4Addr> {
+    address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .parse()
+        .ok()
 }
 
 pub(crate) fn epoch(now: DateTime<Utc>) -> f64 {
@@ -193,6 +211,14 @@ async fn deploy(
     } else {
         existing.clone()
     };
+    // Counted before anything is built: 20,000 specs × amount 100 must not be expanded first.
+    let kept = base.as_ref().map_or(0, |b| b.deckies.len() as u64);
+    let count = requested_deckies(&spec)
+        .map_err(|e| ApiError::unprocessable(format!("{prefix}{e}")))?
+        .saturating_add(kept);
+    if count > m.settings.fleet_limit as u64 {
+        return Err(over_limit(count, m.settings.fleet_limit));
+    }
     let hosts = m.hosts_view().await.map_err(store_error)?;
     let live = live_hosts(&hosts);
     let mode = match &base {
@@ -252,12 +278,15 @@ async fn deploy(
         Err(e) => return Err(ApiError::unprocessable(format!("general.{e}"))),
     };
     let now = m.clock.now();
+    // Never a worker's own address: a worker on the fleet's LAN holds one of its IPs.
+    let workers = hosts.iter().filter_map(|h| host_ip(&h.address));
     let ctx = BuildContext {
         mode,
         net,
         reserved: base
             .iter()
             .flat_map(|b| b.deckies.iter().map(|d| d.ip))
+            .chain(workers)
             .collect(),
         taken_names: base
             .iter()
@@ -288,11 +317,10 @@ async fn deploy(
         None => built,
     };
     if fleet.deckies.len() > m.settings.fleet_limit {
-        return Err(ApiError::conflict(format!(
-            "deckies: the fleet would hold {} deckies, over the limit of {} (--fleet-limit)",
-            fleet.deckies.len(),
-            m.settings.fleet_limit
-        )));
+        return Err(over_limit(
+            fleet.deckies.len() as u64,
+            m.settings.fleet_limit,
+        ));
     }
     if mode == Mode::Swarm {
         let current: BTreeMap<DeckyName, HostUuid> = existing
@@ -307,6 +335,12 @@ async fn deploy(
         }
     }
     let changes = diff(existing.as_ref(), &fleet);
+    if body.dry_run {
+        return Ok((
+            StatusCode::OK,
+            Json(dry_run(existing.as_ref(), &fleet, &changes)),
+        ));
+    }
     m.repo
         .put_desired_fleet(&fleet)
         .await
@@ -327,6 +361,43 @@ async fn deploy(
             "lifecycle_ids": ids,
         })),
     ))
+}
+
+/// The answer to a dry run: the planned fleet and, by name, what applying it would add,
+/// change (recreate or move), remove and leave alone.
+fn dry_run(
+    existing: Option<&DecnetConfig>,
+    fleet: &DecnetConfig,
+    changes: &[(DeckyConfig, Operation)],
+) -> Value {
+    let mut added = vec![];
+    let mut changed = vec![];
+    let mut removed = vec![];
+    for (d, op) in changes {
+        let before = existing.and_then(|e| e.decky(d.name.as_str()));
+        match (op, before) {
+            (Operation::Teardown, _) => removed.push(d.name.to_string()),
+            (_, None) => added.push(d.name.to_string()),
+            (_, Some(_)) => changed.push(d.name.to_string()),
+        }
+    }
+    let touched: std::collections::BTreeSet<&str> =
+        changes.iter().map(|(d, _)| d.name.as_str()).collect();
+    let unchanged: Vec<String> = fleet
+        .deckies
+        .iter()
+        .filter(|d| !touched.contains(d.name.as_str()))
+        .map(|d| d.name.to_string())
+        .collect();
+    json!({
+        "dry_run": true,
+        "mode": fleet.mode,
+        "added": added,
+        "changed": changed,
+        "removed": removed,
+        "unchanged": unchanged,
+        "fleet": fleet,
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]
