@@ -206,6 +206,7 @@ fn main() -> ExitCode {
                     body_limit,
                     heartbeat_interval: Duration::from_secs(heartbeat_interval.max(1)),
                     reaper_paths,
+                    limits: decnet_web::ServeLimits::default(),
                 };
                 let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await {
                     Ok(l) => l,
