@@ -65,6 +65,12 @@ impl LimitError {
     pub fn flag(&self) -> String {
         format!("--{}", self.field.replace('_', "-"))
     }
+
+    /// The message with the flag instead of the field: `--max-connections 0: must be at
+    /// least 1`.
+    pub fn flag_message(&self) -> String {
+        format!("{} {}: {}", self.flag(), self.value, self.rule)
+    }
 }
 
 impl ServeLimits {
@@ -114,7 +120,7 @@ impl ServeLimits {
             return Err(LimitError {
                 field: "max_connections_per_source",
                 value: self.max_connections_per_source.to_string(),
-                rule: format!("must not exceed max_connections ({})", self.max_connections),
+                rule: format!("must not exceed the total cap ({})", self.max_connections),
             });
         }
         Ok(())
@@ -173,7 +179,7 @@ mod tests {
             |l| l.max_connections_per_source = 2000,
             Some((
                 "--max-connections-per-source",
-                "2000: must not exceed max_connections (1024)",
+                "2000: must not exceed the total cap (1024)",
             )),
         );
     }
