@@ -1164,6 +1164,14 @@ fn run_rss(args: &Args, n: usize) -> Result<RssRun, String> {
         .arg(&data)
         .args(["--api-bind", &format!("127.0.0.1:{api_port}")])
         .args(["--swarm-bind", &format!("127.0.0.1:{swarm_port}")]);
+    let limits = bench_limits(n);
+    serve
+        .args(["--idle-timeout", &limits.idle_timeout.as_secs().to_string()])
+        .args(["--max-connections", &limits.max_connections.to_string()])
+        .args([
+            "--max-connections-per-source",
+            &limits.max_connections_per_source.to_string(),
+        ]);
     clean_env(&mut serve);
     let child = serve
         .stdin(Stdio::null())
