@@ -12,6 +12,7 @@ use decnet_core::adapters::state_file;
 use decnet_core::traits::{Clock, Deployer, HeartbeatTransport, HostNetwork};
 use decnet_tls::pki::{Bundle, MASTER_CN};
 use decnet_tls::verify::{server_config, ClientAuth, PeerPolicy};
+use decnet_web::ServeLimits;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -42,6 +43,8 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// `DECNET_REAPER_PATHS`, parsed.
     pub reaper_paths: Vec<PathBuf>,
+    /// Timeouts and connection caps of the agent API.
+    pub limits: ServeLimits,
 }
 
 impl AgentConfig {
@@ -172,8 +175,9 @@ pub async fn start(
         .local_addr()
         .map_err(|e| StartError::Io(e.to_string()))?;
     let token = shutdown.clone();
+    let limits = cfg.limits;
     let server = tokio::spawn(async move {
-        if let Err(e) = decnet_web::serve(listener, Some(tls), app, token).await {
+        if let Err(e) = decnet_web::serve(listener, Some(tls), app, limits, token).await {
             tracing::error!(error = %e, "agent server failed");
         }
     });

@@ -106,9 +106,15 @@ async fn start_master(pki: &Pki) -> FakeMaster {
     let shutdown = CancellationToken::new();
     let t = shutdown.clone();
     tokio::spawn(async move {
-        decnet_web::serve(listener, Some(tls), app, t)
-            .await
-            .unwrap()
+        decnet_web::serve(
+            listener,
+            Some(tls),
+            app,
+            decnet_web::ServeLimits::default(),
+            t,
+        )
+        .await
+        .unwrap()
     });
     FakeMaster {
         url,

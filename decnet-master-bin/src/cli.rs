@@ -2,9 +2,11 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use decnet_core::model::{Mode, NetworkDriver};
+use decnet_web::limits::{self, ServeLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -392,7 +394,58 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_local: bool,
     #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
     pub docker: DockerArgs,
+}
+
+/// Timeouts and connection caps of each listener (the operator API and the swarm endpoint
+/// count separately): slow or idle clients cannot hold connections open.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to finish the TLS handshake.
+    #[arg(long, value_name = "SECS", env = "DECNET_HANDSHAKE_TIMEOUT",
+          default_value_t = limits::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
+    pub handshake_timeout: u64,
+    /// Seconds a client has to send a request's headers (from connect, or from the
+    /// request's first byte on a kept-alive connection).
+    #[arg(long, value_name = "SECS", env = "DECNET_HEADER_TIMEOUT",
+          default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
+    pub header_timeout: u64,
+    /// Seconds a kept-alive connection may sit idle between requests (a streaming response,
+    /// such as /api/v1/events, is not idle).
+    #[arg(long, value_name = "SECS", env = "DECNET_IDLE_TIMEOUT",
+          default_value_t = limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
+    pub idle_timeout: u64,
+    /// Most open connections per listener; more are closed at once.
+    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS",
+          default_value_t = limits::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Most open connections per listener from one source IP address.
+    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS_PER_SOURCE",
+          default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_SOURCE as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_source: u64,
+}
+
+impl LimitArgs {
+    /// The checked limits; the error names the flag, the value and the rule.
+    pub fn limits(&self) -> Result<ServeLimits, String> {
+        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let l = ServeLimits {
+            handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: count(self.max_connections),
+            max_connections_per_source: count(self.max_connections_per_source),
+        };
+        l.validate().map_err(|e| e.flag_message())?;
+        Ok(l)
+    }
 }
 
 /// Following the master's lifecycle rows after a change (`--wait`).

@@ -293,6 +293,7 @@ async fn start_agent_with(
         body_limit: 1 << 24,
         heartbeat_interval: Duration::from_millis(500),
         reaper_paths: vec![],
+        limits: decnet_web::ServeLimits::default(),
     };
     let deps = AgentDeps {
         deployer: fake.clone(),
@@ -692,9 +693,15 @@ async fn stand_in_agent(m: &TM, name: &str, runtime: Option<RuntimeMap>) -> Canc
     let shutdown = CancellationToken::new();
     let t2 = shutdown.clone();
     tokio::spawn(async move {
-        decnet_web::serve(listener, Some(tls), app, t2)
-            .await
-            .unwrap()
+        decnet_web::serve(
+            listener,
+            Some(tls),
+            app,
+            decnet_web::ServeLimits::default(),
+            t2,
+        )
+        .await
+        .unwrap()
     });
     m.repo
         .record_heartbeat(id.host_uuid, Utc::now(), Some("test".into()))

@@ -9,10 +9,14 @@
 //! - [`ApiError`]: `{"detail": "..."}` with a status code.
 //! - [`body_limit`]: 413 decided from `Content-Length` before the body is read.
 
+mod caps;
+mod conn;
 pub mod error;
 pub mod json;
+pub mod limits;
 pub mod serve;
 
 pub use error::ApiError;
 pub use json::JsonBody;
+pub use limits::{LimitError, ServeLimits};
 pub use serve::{body_limit, serve, PeerCertificate, RemoteAddr};

@@ -1,5 +1,6 @@
 //! The accept loop: plain TCP or rustls, HTTP/1.1 with keep-alive, the peer certificate handed
-//! to every request, graceful drain on shutdown.
+//! to every request, connection caps and header/idle timeouts ([`ServeLimits`]), graceful
+//! drain on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +8,19 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 
-/// How long a client has to finish the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::caps::{Caps, RefusalLog};
+use crate::conn::{Activity, Guarded, Tracked};
+use crate::limits::ServeLimits;
+
 /// How long in-flight requests may run after shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,14 +44,23 @@ pub fn body_limit(router: Router, limit: usize) -> Router {
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains in-flight requests
 /// (bounded by [`DRAIN_TIMEOUT`]). With `tls`, connections whose handshake fails (the
 /// verifiers refuse the client) never reach `app`.
+///
+/// `limits` (see [`ServeLimits`]) bound what a client can hold: connections over the total or
+/// per-source cap are closed at accept, before any TLS work; a handshake, a request's headers
+/// and a keep-alive connection's idle time each have a timeout. A request in progress (until
+/// its response body has been sent) has none, so long server-sent-event streams are not cut.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     app: Router,
+    limits: ServeLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
+    let caps = Caps::new(limits.max_connections, limits.max_connections_per_source);
+    let local = listener.local_addr().ok();
+    let mut refusals = RefusalLog::default();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -61,23 +74,30 @@ pub async fn serve(
                 }
             },
         };
+        let admission = match caps.admit(peer.ip()) {
+            Ok(a) => a,
+            Err(refusal) => {
+                // Closed at once: dropping the stream sends the FIN.
+                drop(stream);
+                refusals.record(refusal, peer.ip(), local);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let acceptor = acceptor.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let builder = hyper::server::conn::http1::Builder::new();
+            // The connection's place under the caps, freed when this task ends.
+            let _admission = admission;
             match acceptor {
-                None => {
-                    let svc = with_peer(app, None, peer);
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
-                }
+                None => serve_connection(stream, None, app, peer, limits, watcher).await,
                 Some(acceptor) => {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
+                    let tls = match tokio::time::timeout(
+                        limits.handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
                     {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
@@ -95,15 +115,12 @@ pub async fn serve(
                         .peer_certificates()
                         .and_then(|c| c.first())
                         .map(|c| c.clone().into_owned());
-                    let svc = with_peer(app, cert, peer);
-                    let conn = builder.serve_connection(TokioIo::new(tls), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
-                    }
+                    serve_connection(tls, cert, app, peer, limits, watcher).await;
                 }
             }
         });
     }
+    refusals.flush(local);
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
@@ -114,23 +131,58 @@ pub async fn serve(
     Ok(())
 }
 
-/// `app` as a hyper service that stamps every request with the connection's peer certificate.
+/// HTTP/1.1 on one connection until the client closes it, shutdown drains it, or it passes
+/// its header or idle deadline (then it is dropped, which closes the socket).
+async fn serve_connection<IO>(
+    io: IO,
+    cert: Option<CertificateDer<'static>>,
+    app: Router,
+    peer: std::net::SocketAddr,
+    limits: ServeLimits,
+    watcher: Watcher,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let svc = with_peer(app, cert, peer, activity.clone());
+    let conn = watcher.watch(hyper::server::conn::http1::Builder::new().serve_connection(io, svc));
+    tokio::select! {
+        ended = conn => {
+            if let Err(e) = ended {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+        }
+        () = activity.expired(limits.header_timeout, limits.idle_timeout) => {
+            tracing::debug!(%peer, "closed a connection idle or without complete request headers");
+        }
+    }
+}
+
+/// `app` as a hyper service that stamps every request with the connection's peer certificate
+/// and keeps the request marked in progress until its response body has been sent.
 fn with_peer(
     app: Router,
     cert: Option<CertificateDer<'static>>,
     remote: std::net::SocketAddr,
+    activity: Arc<Activity>,
 ) -> impl hyper::service::Service<
     axum::extract::Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
+    Response = axum::http::Response<Guarded<axum::body::Body>>,
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
     let peer = PeerCertificate(cert);
     hyper::service::service_fn(
         move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            let in_flight = activity.start_request();
             req.extensions_mut().insert(peer.clone());
             req.extensions_mut().insert(RemoteAddr(remote));
-            app.clone().oneshot(req)
+            let app = app.clone();
+            async move {
+                let resp = app.oneshot(req).await?;
+                Ok(resp.map(|body| Guarded::new(body, in_flight)))
+            }
         },
     )
 }

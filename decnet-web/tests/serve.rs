@@ -32,7 +32,11 @@ async fn start(
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
     let t = token.clone();
-    let h = tokio::spawn(async move { serve(listener, None, app, t).await.unwrap() });
+    let h = tokio::spawn(async move {
+        serve(listener, None, app, decnet_web::ServeLimits::default(), t)
+            .await
+            .unwrap()
+    });
     (addr, token, h)
 }
 

@@ -430,6 +430,13 @@ fn main() -> ExitCode {
         body_limit: DEFAULT_BODY_LIMIT,
         heartbeat_interval: Duration::from_secs(30),
         reaper_paths: Vec::new(),
+        // Up to 256 persistent clients, all from 127.0.0.1, idle between phases.
+        limits: decnet_web::ServeLimits {
+            idle_timeout: Duration::from_secs(3600),
+            max_connections: 1024,
+            max_connections_per_source: 1024,
+            ..decnet_web::ServeLimits::default()
+        },
     };
     let deps = AgentDeps {
         deployer: Arc::new(SleepyDeployer {

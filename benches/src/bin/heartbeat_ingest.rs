@@ -806,6 +806,18 @@ fn run_store(args: &Args, store: StoreKind) -> Result<StoreRun, String> {
     result
 }
 
+/// Every simulated host holds one connection from 127.0.0.1, idle between phases: caps and
+/// idle timeout well above what the run needs.
+fn bench_limits(hosts: usize) -> decnet_web::ServeLimits {
+    let cap = (hosts + 64).max(decnet_web::limits::DEFAULT_MAX_CONNECTIONS);
+    decnet_web::ServeLimits {
+        idle_timeout: Duration::from_secs(3600),
+        max_connections: cap,
+        max_connections_per_source: cap,
+        ..decnet_web::ServeLimits::default()
+    }
+}
+
 fn run_on_master(
     args: &Args,
     store: StoreKind,
@@ -835,6 +847,7 @@ fn run_on_master(
             swarm_bind: "127.0.0.1:0".parse().unwrap(),
             settings: MasterSettings {
                 advertise: String::new(),
+                serve_limits: bench_limits(args.hosts),
                 ..MasterSettings::default()
             },
         };
@@ -1117,6 +1130,11 @@ fn run_rss(args: &Args, n: usize) -> Result<RssRun, String> {
             "DECNET_API_BIND",
             "DECNET_SWARM_BIND",
             "DECNET_ADVERTISE",
+            "DECNET_HANDSHAKE_TIMEOUT",
+            "DECNET_HEADER_TIMEOUT",
+            "DECNET_IDLE_TIMEOUT",
+            "DECNET_MAX_CONNECTIONS",
+            "DECNET_MAX_CONNECTIONS_PER_SOURCE",
         ] {
             c.env_remove(v);
         }
@@ -1146,6 +1164,14 @@ fn run_rss(args: &Args, n: usize) -> Result<RssRun, String> {
         .arg(&data)
         .args(["--api-bind", &format!("127.0.0.1:{api_port}")])
         .args(["--swarm-bind", &format!("127.0.0.1:{swarm_port}")]);
+    let limits = bench_limits(n);
+    serve
+        .args(["--idle-timeout", &limits.idle_timeout.as_secs().to_string()])
+        .args(["--max-connections", &limits.max_connections.to_string()])
+        .args([
+            "--max-connections-per-source",
+            &limits.max_connections_per_source.to_string(),
+        ]);
     clean_env(&mut serve);
     let child = serve
         .stdin(Stdio::null())

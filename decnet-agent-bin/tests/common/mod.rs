@@ -219,6 +219,7 @@ pub async fn start_agent(
         body_limit,
         heartbeat_interval: Duration::from_secs(1),
         reaper_paths: vec![PathBuf::from("/opt/decnet")],
+        limits: decnet_web::ServeLimits::default(),
     };
     let deps = AgentDeps {
         deployer: deployer.clone(),

@@ -34,6 +34,7 @@ pub fn default_advertise(swarm: SocketAddr) -> String {
 }
 
 pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let serve_limits = args.limits.limits().map_err(CliError::usage)?;
     let layout = DataDir::new(data_dir);
     let db = args.db.clone().unwrap_or_else(|| layout.default_db_url());
     let bind = |addr: SocketAddr| async move {
@@ -50,6 +51,7 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
             .clone()
             .unwrap_or_else(|| default_advertise(args.swarm_bind)),
         fleet_limit: args.fleet_limit,
+        serve_limits,
         ..MasterSettings::default()
     };
     // Unihost deckies run here through Docker; without Docker the master only drives agents.

@@ -136,17 +136,18 @@ pub async fn start(
         bus: bus.clone(),
         shutdown: shutdown.clone(),
     };
+    let limits = master.settings.serve_limits;
     let app = super::api::router(master.clone(), BODY_LIMIT, hub);
     let token = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = decnet_web::serve(api, api_tls, app, token).await {
+        if let Err(e) = decnet_web::serve(api, api_tls, app, limits, token).await {
             tracing::error!(error = %e, "operator API stopped");
         }
     }));
     let app = super::swarm::router(master.clone(), BODY_LIMIT);
     let token = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = decnet_web::serve(swarm, Some(swarm_tls), app, token).await {
+        if let Err(e) = decnet_web::serve(swarm, Some(swarm_tls), app, limits, token).await {
             tracing::error!(error = %e, "swarm endpoint stopped");
         }
     }));

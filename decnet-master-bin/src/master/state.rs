@@ -37,6 +37,9 @@ pub struct MasterSettings {
     /// How often the mutator looks for deckies due for new services (sooner when one is due
     /// sooner).
     pub mutator_poll: Duration,
+    /// Timeouts and connection caps of each listener (operator API and swarm endpoint, each
+    /// with its own counts).
+    pub serve_limits: decnet_web::ServeLimits,
 }
 
 impl Default for MasterSettings {
@@ -54,6 +57,7 @@ impl Default for MasterSettings {
             sweep_every: Duration::from_secs(30),
             dispatch_timeout: Duration::from_secs(30),
             mutator_poll: Duration::from_secs(10),
+            serve_limits: decnet_web::ServeLimits::default(),
         }
     }
 }
