@@ -210,20 +210,43 @@ pub async fn start_agent(
     transport: Option<Arc<dyn HeartbeatTransport>>,
     body_limit: usize,
 ) -> TestAgent {
-    let deployer = Arc::new(FakeDeployer::default());
     let launcher = Arc::new(FakeLauncher::default());
+    let mut a = start_agent_with_launcher(
+        agent_dir,
+        state_dir,
+        transport,
+        body_limit,
+        launcher.clone(),
+        vec![PathBuf::from("/opt/decnet")],
+    )
+    .await;
+    a.launcher = launcher;
+    a
+}
+
+/// [`start_agent`] with a launcher of the test's choice (a real one against a temporary root)
+/// and its allow-list; `TestAgent::launcher` is then an unused recorder.
+pub async fn start_agent_with_launcher(
+    agent_dir: &Path,
+    state_dir: &Path,
+    transport: Option<Arc<dyn HeartbeatTransport>>,
+    body_limit: usize,
+    launcher: Arc<dyn Launcher>,
+    reaper_paths: Vec<PathBuf>,
+) -> TestAgent {
+    let deployer = Arc::new(FakeDeployer::default());
     let cfg = AgentConfig {
         agent_dir: agent_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         interface: Some("ens3".into()),
         body_limit,
         heartbeat_interval: Duration::from_secs(1),
-        reaper_paths: vec![PathBuf::from("/opt/decnet")],
+        reaper_paths,
     };
     let deps = AgentDeps {
         deployer: deployer.clone(),
         hostnet: Arc::new(lan_facts()),
-        launcher: launcher.clone(),
+        launcher,
         clock: Arc::new(SystemClock),
         transport,
     };
@@ -237,7 +260,7 @@ pub async fn start_agent(
         agent,
         url,
         deployer,
-        launcher,
+        launcher: Arc::new(FakeLauncher::default()),
         shutdown,
         state_dir: state_dir.to_path_buf(),
     }
