@@ -82,6 +82,8 @@ pub struct FakeDeployer {
     pub fail: Mutex<BTreeMap<String, String>>,
     pub running: Mutex<RuntimeMap>,
     pub delay: Mutex<Duration>,
+    /// When set, a deploy waits for a permit of this semaphore (tests hold a job in place).
+    pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 #[async_trait::async_trait]
@@ -93,6 +95,11 @@ impl Deployer for FakeDeployer {
             .lock()
             .unwrap()
             .push(format!("deploy {}", desired.deckies.len()));
+        // Recorded first, so a test sees the deploy in the deployer's hands while it waits.
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
         let fail = self.fail.lock().unwrap().clone();
         let mut outcomes = BTreeMap::new();
         let mut running = self.running.lock().unwrap();
