@@ -9,6 +9,8 @@
 //! - [`snapshot`]: the live `/status` snapshot (also the heartbeat's `status`).
 //! - [`reaper`]: self-destruct — the allow-listed wipe and its detached launcher.
 //! - [`paths`]: the agent directory and the enrolled identity file.
+//! - [`state`]: the worker state file as the agent reads it; an unreadable one is reported
+//!   and refused, never rewritten.
 
 pub mod app;
 pub mod enroll;
@@ -19,4 +21,5 @@ pub mod queue;
 pub mod reaper;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod transport;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use decnet_agent::app::{self, AgentConfig, AgentDeps, DEFAULT_PORT, DEFAULT_STATE_DIR};
 use decnet_agent::paths::agent_dir;
-use decnet_agent::reaper::{parse_reaper_paths, run_reap_command, SystemdRunLauncher};
+use decnet_agent::reaper::{
+    parse_reaper_paths, run_reap_command, ReapArgs, SystemdRunLauncher, REAP_DELAY,
+};
 use decnet_agent::server::DEFAULT_BODY_LIMIT;
 use decnet_core::adapters::state_file;
 use decnet_core::traits::SystemClock;
@@ -78,6 +80,15 @@ enum Command {
     Reap {
         #[arg(long)]
         plan: PathBuf,
+        /// Created once the plan is read: the agent waits for it before it answers.
+        #[arg(long)]
+        ready: Option<PathBuf>,
+        /// What to reap under (tests: a temporary root; then no unit is stopped).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// The wait before reaping, so the agent's answer gets out.
+        #[arg(long, default_value_t = REAP_DELAY.as_millis() as u64)]
+        delay_ms: u64,
     },
 }
 
@@ -160,10 +171,21 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     decnet_tls::install_default_provider();
     let cli = Cli::parse();
-    if let Command::Reap { plan } = &cli.command {
-        return run_reap_command(plan);
-    }
     init_logging();
+    if let Command::Reap {
+        plan,
+        ready,
+        root,
+        delay_ms,
+    } = &cli.command
+    {
+        return run_reap_command(&ReapArgs {
+            plan: plan.clone(),
+            ready: ready.clone(),
+            root: root.clone(),
+            delay: Duration::from_millis(*delay_ms),
+        });
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -255,6 +277,7 @@ fn main() -> ExitCode {
                     Ok(l) => Arc::new(l),
                     Err(e) => return fail(1, e),
                 };
+                tracing::info!(method = ?launcher.method(), "self-destruct reaper launch method");
                 let cfg = AgentConfig {
                     agent_dir: dir,
                     state_dir,

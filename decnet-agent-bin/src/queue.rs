@@ -11,13 +11,16 @@
 //! Swarm deploys are relocalized first, against the worker's *current* state (loaded when the
 //! job runs, not when it was submitted) and the pinned interface's facts: deckies already here
 //! keep their addresses.
+//!
+//! Every job checks the state file when it starts: a file that broke after the job was
+//! accepted fails the job's deckies with [`UnreadableState`]'s message, and the deployer —
+//! which would rewrite or delete the file — is never called.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use decnet_core::adapters::state_file;
 use decnet_core::model::{DeckyName, DecnetConfig, LifecycleDelta, Mode, Operation};
 use decnet_core::plan::relocalize;
 use decnet_core::traits::{
@@ -28,6 +31,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
+
+use crate::state::{self, UnreadableState};
 
 /// How many jobs may wait behind the running one before `submit` refuses more.
 pub const DEFAULT_CAPACITY: usize = 256;
@@ -394,6 +399,10 @@ impl Worker {
         let requested = job.requested();
         let op = job.operation();
         tracing::info!("job started");
+        if let Err(e) = state::load(&self.state_path).await {
+            tracing::warn!(error = %e, "job refused: the state file is unreadable");
+            return failed_deltas(&requested, op, &e.to_string(), self.clock.now());
+        }
         let result = match job {
             Job::Deploy {
                 config,
@@ -499,11 +508,9 @@ impl Worker {
 
     /// The config fitted to this worker: current state, pinned interface.
     async fn relocalized(&self, config: &DecnetConfig) -> Result<DecnetConfig, String> {
-        let path = self.state_path.clone();
-        let current = tokio::task::spawn_blocking(move || state_file::load(&path))
+        let current = state::load(&self.state_path)
             .await
-            .map_err(|e| format!("load worker state: {e}"))?
-            .map_err(|e| format!("load worker state: {e}"))?;
+            .map_err(|e: UnreadableState| e.to_string())?;
         let facts = self
             .local
             .local_facts()

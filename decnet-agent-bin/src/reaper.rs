@@ -9,9 +9,16 @@
 //!
 //! The reaper must outlive the agent's own unit (`systemctl stop decnet-agent` kills the
 //! agent's cgroup), so [`SystemdRunLauncher`] starts it as a transient unit
-//! (`systemd-run --collect --unit decnet-reaper-<pid>`) or, without systemd, as a detached
-//! process group. The detached process runs `decnet-agent reap --plan <file>`, whose body is
-//! [`run_reap_command`].
+//! (`systemd-run --collect --unit decnet-reaper-<pid>`) when systemd is running, or else as a
+//! detached process group. "Running" means `/run/systemd/system` is a directory (what
+//! `sd_booted()` checks): the `systemd-run` binary alone proves nothing — in a container, a
+//! chroot or a CI machine it exits 1 ("System has not been booted with systemd"). When
+//! `systemd-run` fails anyway, the launcher falls back to the process group and logs why.
+//!
+//! The detached process runs `decnet-agent reap --plan <file> --ready <file>`, whose body is
+//! [`run_reap_command`]: it reads (and deletes) its plan, then creates the ready file. The
+//! launcher succeeds only once that file exists (bounded wait), so the agent answers
+//! `self_destruct_scheduled` only when a reaper really runs.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -36,6 +43,10 @@ pub const DEFAULT_UNITS: &[&str] = &[
 pub const DEFAULT_KEEP: &[&str] = &["/var/log/decnet"];
 /// How long the reaper waits before acting, so the agent's HTTP answer gets out.
 pub const REAP_DELAY: Duration = Duration::from_secs(3);
+/// The directory that exists while systemd runs as the init system (`sd_booted()`).
+pub const SYSTEMD_RUNTIME_DIR: &str = "/run/systemd/system";
+/// How long the launcher waits for the reaper to confirm it started.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Errors of the reaper's input.
 #[derive(Debug, thiserror::Error)]
@@ -344,12 +355,8 @@ fn remove_tree(path: &Path, target: &Path, keep: &[PathBuf], report: &mut ReapRe
     }
 }
 
-/// Reads a plan file, deletes it, and reaps under `root` (no delay).
-pub fn reap_from_file(
-    plan_path: &Path,
-    root: &Path,
-    units: &dyn UnitControl,
-) -> Result<ReapReport, ReaperError> {
+/// Reads a plan file and deletes it.
+pub fn load_plan(plan_path: &Path) -> Result<ReaperPlan, ReaperError> {
     let text = fs::read(plan_path).map_err(|source| ReaperError::PlanIo {
         path: plan_path.to_path_buf(),
         source,
@@ -362,35 +369,102 @@ pub fn reap_from_file(
     if let Err(e) = fs::remove_file(plan_path) {
         tracing::warn!(path = %plan_path.display(), error = %e, "cannot remove the reaper plan file");
     }
-    Ok(reap(&plan, root, units))
+    Ok(plan)
 }
 
-/// The body of `decnet-agent reap --plan <file>`: waits [`REAP_DELAY`] (so the agent's answer
-/// gets out), then reaps the real system (root `/`) through `systemctl`.
+/// Reads a plan file, deletes it, and reaps under `root` (no delay).
+pub fn reap_from_file(
+    plan_path: &Path,
+    root: &Path,
+    units: &dyn UnitControl,
+) -> Result<ReapReport, ReaperError> {
+    Ok(reap(&load_plan(plan_path)?, root, units))
+}
+
+/// Refuses every unit: under a root other than `/` (tests) the system's units are never
+/// touched, whatever the plan lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUnits;
+
+impl UnitControl for NoUnits {
+    fn stop(&self, unit: &str) -> Result<(), String> {
+        Err(format!(
+            "unit {unit}: not stopped (reaping under a test root)"
+        ))
+    }
+    fn disable(&self, unit: &str) -> Result<(), String> {
+        Err(format!(
+            "unit {unit}: not disabled (reaping under a test root)"
+        ))
+    }
+    fn daemon_reload(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The arguments of `decnet-agent reap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReapArgs {
+    /// The plan file (read, then deleted).
+    pub plan: PathBuf,
+    /// Created once the plan is read: the launcher waits for it.
+    pub ready: Option<PathBuf>,
+    /// `/` in production; tests reap a temporary directory (and then stop no units).
+    pub root: PathBuf,
+    /// Waited after the ready file, before reaping.
+    pub delay: Duration,
+}
+
+/// Creates the ready file (`ready <pid>`), which the launcher waits for.
+fn signal_ready(path: &Path) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(f, "ready {}", std::process::id())?;
+    f.sync_all()
+}
+
+/// The body of `decnet-agent reap`: reads the plan, confirms it started (the ready file),
+/// waits `delay` (so the agent's answer gets out), then reaps `root` — through `systemctl`
+/// only when the root is `/`.
 /// Exit 0 when everything went, 1 when something could not be done, 2 for an unusable plan.
-pub fn run_reap_command(plan_path: &Path) -> ExitCode {
-    std::thread::sleep(REAP_DELAY);
-    match reap_from_file(plan_path, Path::new("/"), &Systemctl) {
-        Ok(report) => {
-            for e in &report.errors {
-                tracing::error!(error = %e, "reaper");
-            }
-            tracing::info!(
-                stopped = ?report.stopped,
-                removed = ?report.removed,
-                kept = ?report.kept,
-                "self-destruct finished"
-            );
-            if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            }
-        }
+pub fn run_reap_command(args: &ReapArgs) -> ExitCode {
+    if !args.root.is_absolute() {
+        tracing::error!(root = %args.root.display(), "reaper root must be absolute");
+        return ExitCode::from(2);
+    }
+    let plan = match load_plan(&args.plan) {
+        Ok(plan) => plan,
         Err(e) => {
             tracing::error!(error = %e, "reaper cannot start");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    if let Some(ready) = &args.ready {
+        if let Err(e) = signal_ready(ready) {
+            tracing::error!(path = %ready.display(), error = %e, "reaper cannot confirm it started");
+            return ExitCode::from(2);
+        }
+    }
+    std::thread::sleep(args.delay);
+    let system = args.root == Path::new("/");
+    let units: &dyn UnitControl = if system { &Systemctl } else { &NoUnits };
+    let report = reap(&plan, &args.root, units);
+    for e in &report.errors {
+        tracing::error!(error = %e, "reaper");
+    }
+    tracing::info!(
+        stopped = ?report.stopped,
+        removed = ?report.removed,
+        kept = ?report.kept,
+        "self-destruct finished"
+    );
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -420,15 +494,28 @@ pub fn reaper_unit_name(pid: u32) -> String {
     format!("decnet-reaper-{pid}")
 }
 
-/// The reaper's command line: through `systemd-run` when it exists (its own transient unit,
-/// so stopping the agent's unit does not kill it), else the agent binary itself.
+/// The reaper's command line: through `systemd-run` when given (its own transient unit, so
+/// stopping the agent's unit does not kill it), else the agent binary itself. The reap
+/// arguments come last: `reap --plan <file> --ready <file> --delay-ms <ms> [--root <dir>]`
+/// (`--root` only when it is not `/`).
 pub fn reaper_command(
     exe: &Path,
-    plan_file: &Path,
+    reap: &ReapArgs,
     pid: u32,
     systemd_run: Option<&Path>,
 ) -> CommandLine {
-    let reap: [OsString; 3] = ["reap".into(), "--plan".into(), plan_file.into()];
+    let mut reap_args: Vec<OsString> =
+        vec!["reap".into(), "--plan".into(), reap.plan.clone().into()];
+    if let Some(ready) = &reap.ready {
+        reap_args.extend(["--ready".into(), ready.clone().into()]);
+    }
+    reap_args.extend([
+        "--delay-ms".into(),
+        reap.delay.as_millis().to_string().into(),
+    ]);
+    if reap.root != Path::new("/") {
+        reap_args.extend(["--root".into(), reap.root.clone().into()]);
+    }
     match systemd_run {
         Some(systemd_run) => CommandLine {
             program: systemd_run.to_path_buf(),
@@ -442,14 +529,29 @@ pub fn reaper_command(
                 exe.into(),
             ]
             .into_iter()
-            .chain(reap)
+            .chain(reap_args)
             .collect(),
         },
         None => CommandLine {
             program: exe.to_path_buf(),
-            args: reap.into(),
+            args: reap_args,
         },
     }
+}
+
+/// Whether systemd runs as the init system: `dir` (`/run/systemd/system`,
+/// [`SYSTEMD_RUNTIME_DIR`]) is a directory.
+pub fn systemd_running(dir: &Path) -> bool {
+    dir.is_dir()
+}
+
+/// How the launcher starts the reaper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LaunchMethod {
+    /// A transient unit through this `systemd-run`.
+    SystemdRun(PathBuf),
+    /// A detached process group; why `systemd-run` is not used.
+    ProcessGroup { reason: String },
 }
 
 /// Finds `name` in a `PATH`-style value (first executable file wins).
@@ -467,7 +569,8 @@ pub fn find_program(name: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// The real [`Launcher`]: writes the plan (0600) into `plan_dir` and starts
-/// `<exe> reap --plan <file>` through `systemd-run` or as a detached process group.
+/// `<exe> reap --plan <file> --ready <file>` through `systemd-run` (when systemd runs) or as a
+/// detached process group, then waits until the reaper confirms it started.
 ///
 /// `plan_dir` must be visible to the reaper: use the agent's state directory, not `/tmp` —
 /// a hardened unit's `PrivateTmp=` hides the agent's `/tmp` from the transient reaper unit.
@@ -476,11 +579,21 @@ pub struct SystemdRunLauncher {
     pub exe: PathBuf,
     pub plan_dir: PathBuf,
     pub pid: u32,
+    /// The `systemd-run` binary, if installed.
     pub systemd_run: Option<PathBuf>,
+    /// Where to look for a running systemd ([`SYSTEMD_RUNTIME_DIR`]).
+    pub systemd_dir: PathBuf,
+    /// What the reaper reaps under: `/`, or a temporary root in tests.
+    pub root: PathBuf,
+    /// The reaper's wait before acting ([`REAP_DELAY`]).
+    pub delay: Duration,
+    /// How long to wait for the reaper's confirmation ([`READY_TIMEOUT`]).
+    pub ready_timeout: Duration,
 }
 
 impl SystemdRunLauncher {
-    /// This process's executable and pid; `systemd-run` looked up in `PATH`.
+    /// This process's executable and pid; `systemd-run` looked up in `PATH`; systemd detected
+    /// at [`SYSTEMD_RUNTIME_DIR`]; the real root.
     pub fn new(plan_dir: PathBuf) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| format!("locate the agent binary: {e}"))?;
         let path_var = std::env::var_os("PATH");
@@ -489,18 +602,44 @@ impl SystemdRunLauncher {
             plan_dir,
             pid: std::process::id(),
             systemd_run: find_program("systemd-run", path_var.as_deref()),
+            systemd_dir: PathBuf::from(SYSTEMD_RUNTIME_DIR),
+            root: PathBuf::from("/"),
+            delay: REAP_DELAY,
+            ready_timeout: READY_TIMEOUT,
         })
     }
 
-    fn write_plan(&self, plan: &ReaperPlan) -> Result<PathBuf, String> {
+    /// Whether systemd runs here (see [`systemd_running`]).
+    pub fn systemd_running(&self) -> bool {
+        systemd_running(&self.systemd_dir)
+    }
+
+    /// `systemd-run` when it is installed and systemd runs; else the process group.
+    pub fn method(&self) -> LaunchMethod {
+        match &self.systemd_run {
+            None => LaunchMethod::ProcessGroup {
+                reason: "systemd-run is not installed".into(),
+            },
+            Some(_) if !self.systemd_running() => LaunchMethod::ProcessGroup {
+                reason: format!(
+                    "systemd is not running ({} is not a directory)",
+                    self.systemd_dir.display()
+                ),
+            },
+            Some(p) => LaunchMethod::SystemdRun(p.clone()),
+        }
+    }
+
+    fn write_plan(&self, plan: &ReaperPlan) -> Result<ReapArgs, String> {
         let json = serde_json::to_vec_pretty(plan).map_err(|e| format!("encode plan: {e}"))?;
         fs::create_dir_all(&self.plan_dir)
             .map_err(|e| format!("create {}: {e}", self.plan_dir.display()))?;
-        let path = self.plan_dir.join(format!(
-            "decnet-reaper-{}-{}.json",
+        let stem = format!(
+            "decnet-reaper-{}-{}",
             self.pid,
             uuid::Uuid::new_v4().simple()
-        ));
+        );
+        let path = self.plan_dir.join(format!("{stem}.json"));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -510,53 +649,126 @@ impl SystemdRunLauncher {
         f.write_all(&json)
             .and_then(|()| f.sync_all())
             .map_err(|e| format!("write {}: {e}", path.display()))?;
-        Ok(path)
+        Ok(ReapArgs {
+            plan: path,
+            ready: Some(self.plan_dir.join(format!("{stem}.ready"))),
+            root: self.root.clone(),
+            delay: self.delay,
+        })
+    }
+
+    /// `systemd-run`, which returns once the transient unit started (or failed to).
+    fn run_systemd(&self, systemd_run: &Path, reap: &ReapArgs) -> Result<(), String> {
+        let cmd = reaper_command(&self.exe, reap, self.pid, Some(systemd_run));
+        tracing::info!(command = ?cmd.to_vec(), "launching the self-destruct reaper as a transient unit");
+        let out = Command::new(&cmd.program)
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("run {}: {e}", cmd.program.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {}: {}",
+                cmd.program.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    /// The agent binary in a process group of its own, so signals to the agent's group
+    /// (and its exit) do not reach it.
+    fn spawn_detached(&self, reap: &ReapArgs) -> Result<std::process::Child, String> {
+        let cmd = reaper_command(&self.exe, reap, self.pid, None);
+        tracing::info!(command = ?cmd.to_vec(), "launching the self-destruct reaper as a detached process group");
+        Command::new(&cmd.program)
+            .args(&cmd.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", cmd.program.display()))
+    }
+
+    /// Waits for the ready file; a detached child that exits first is an error at once.
+    fn await_ready(
+        &self,
+        ready: &Path,
+        mut child: Option<&mut std::process::Child>,
+    ) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + self.ready_timeout;
+        loop {
+            if ready.exists() {
+                if let Err(e) = fs::remove_file(ready) {
+                    tracing::warn!(path = %ready.display(), error = %e, "cannot remove the reaper's ready file");
+                }
+                return Ok(());
+            }
+            if let Some(child) = child.as_deref_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) if !ready.exists() => {
+                        return Err(format!(
+                            "the reaper exited ({status}) before it confirmed it started"
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("watch the reaper: {e}")),
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the reaper did not confirm it started within {:?} (no {})",
+                    self.ready_timeout,
+                    ready.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn launch_with(&self, reap: &ReapArgs) -> Result<(), String> {
+        let ready = reap
+            .ready
+            .clone()
+            .ok_or_else(|| "the reaper has no ready file".to_string())?;
+        match self.method() {
+            LaunchMethod::SystemdRun(systemd_run) => match self.run_systemd(&systemd_run, reap) {
+                Ok(()) => return self.await_ready(&ready, None),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "systemd-run failed; falling back to a detached process group"
+                ),
+            },
+            LaunchMethod::ProcessGroup { reason } => {
+                tracing::info!(%reason, "not using systemd-run for the reaper");
+            }
+        }
+        let mut child = self.spawn_detached(reap)?;
+        let result = self.await_ready(&ready, Some(&mut child));
+        // Reap it if we are still around when it exits (no zombie).
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+        result
     }
 }
 
 impl Launcher for SystemdRunLauncher {
     fn launch(&self, plan: &ReaperPlan) -> Result<(), String> {
-        let plan_file = self.write_plan(plan)?;
-        let cmd = reaper_command(&self.exe, &plan_file, self.pid, self.systemd_run.as_deref());
-        tracing::info!(command = ?cmd.to_vec(), "launching the self-destruct reaper");
-        let mut command = Command::new(&cmd.program);
-        command
-            .args(&cmd.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        let result = if self.systemd_run.is_some() {
-            // systemd-run returns once the transient unit started.
-            command
-                .stderr(Stdio::piped())
-                .output()
-                .map_err(|e| format!("run {}: {e}", cmd.program.display()))
-                .and_then(|out| {
-                    if out.status.success() {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "{}: {}: {}",
-                            cmd.program.display(),
-                            out.status,
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ))
-                    }
-                })
-        } else {
-            command
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .map(|mut child| {
-                    // Reap it if we are still around when it exits (no zombie).
-                    std::thread::spawn(move || {
-                        let _ = child.wait();
-                    });
-                })
-                .map_err(|e| format!("spawn {}: {e}", cmd.program.display()))
-        };
-        if result.is_err() {
-            let _ = fs::remove_file(&plan_file);
+        let reap = self.write_plan(plan)?;
+        let result = self.launch_with(&reap);
+        if let Err(e) = &result {
+            // A reaper that never confirmed must not find its plan later.
+            let _ = fs::remove_file(&reap.plan);
+            if let Some(ready) = &reap.ready {
+                let _ = fs::remove_file(ready);
+            }
+            tracing::error!(error = %e, "self-destruct reaper not spawned");
         }
         result
     }
@@ -614,37 +826,84 @@ mod tests {
     #[test]
     fn launcher_command_lines() {
         let exe = Path::new("/usr/local/bin/decnet-agent");
-        let plan = Path::new("/var/lib/decnet/agent/decnet-reaper-42-x.json");
-        let cmd = reaper_command(exe, plan, 42, Some(Path::new("/usr/bin/systemd-run")));
-        let v: Vec<String> = cmd
-            .to_vec()
-            .into_iter()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect();
+        let reap = ReapArgs {
+            plan: "/var/lib/decnet/agent/decnet-reaper-42-x.json".into(),
+            ready: Some("/var/lib/decnet/agent/decnet-reaper-42-x.ready".into()),
+            root: "/".into(),
+            delay: Duration::from_secs(3),
+        };
+        let tail = [
+            "/usr/local/bin/decnet-agent",
+            "reap",
+            "--plan",
+            "/var/lib/decnet/agent/decnet-reaper-42-x.json",
+            "--ready",
+            "/var/lib/decnet/agent/decnet-reaper-42-x.ready",
+            "--delay-ms",
+            "3000",
+        ];
+        let strings = |cmd: CommandLine| -> Vec<String> {
+            cmd.to_vec()
+                .into_iter()
+                .map(|s| s.to_string_lossy().into_owned())
+                .collect()
+        };
+        let v = strings(reaper_command(
+            exe,
+            &reap,
+            42,
+            Some(Path::new("/usr/bin/systemd-run")),
+        ));
         assert_eq!(v[0], "/usr/bin/systemd-run");
         assert!(v.contains(&"--collect".to_string()));
         let unit = v.iter().position(|a| a == "--unit").unwrap();
         assert_eq!(v[unit + 1], "decnet-reaper-42");
-        // The reaper command comes last, after every systemd-run option.
-        assert_eq!(
-            &v[v.len() - 4..],
-            [
-                "/usr/local/bin/decnet-agent",
-                "reap",
-                "--plan",
-                "/var/lib/decnet/agent/decnet-reaper-42-x.json"
-            ]
-        );
+        // The reaper command comes last, after every systemd-run option; no --root for `/`.
+        assert_eq!(&v[v.len() - tail.len()..], tail);
 
-        let cmd = reaper_command(exe, plan, 42, None);
-        assert_eq!(cmd.program, exe);
+        let v = strings(reaper_command(exe, &reap, 42, None));
+        assert_eq!(v, tail);
+
+        let test_root = ReapArgs {
+            root: "/tmp/root".into(),
+            ..reap
+        };
+        let v = strings(reaper_command(exe, &test_root, 42, None));
+        assert_eq!(&v[v.len() - 2..], ["--root", "/tmp/root"]);
+    }
+
+    #[test]
+    fn systemd_counts_only_when_it_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let running = tmp.path().join("run-systemd-system");
+        let launcher = |systemd_run: Option<&str>, dir: &Path| SystemdRunLauncher {
+            exe: "/usr/local/bin/decnet-agent".into(),
+            plan_dir: tmp.path().into(),
+            pid: 1,
+            systemd_run: systemd_run.map(PathBuf::from),
+            systemd_dir: dir.into(),
+            root: "/".into(),
+            delay: REAP_DELAY,
+            ready_timeout: READY_TIMEOUT,
+        };
+        // Installed, not running (no directory, or a file in its place): the process group.
+        for dir in [running.clone(), tmp.path().join("a-file")] {
+            let _ = fs::write(tmp.path().join("a-file"), b"");
+            let m = launcher(Some("/usr/bin/systemd-run"), &dir).method();
+            assert!(
+                matches!(&m, LaunchMethod::ProcessGroup { reason } if reason.contains("not running")),
+                "{m:?}"
+            );
+        }
+        fs::create_dir_all(&running).unwrap();
         assert_eq!(
-            cmd.args,
-            [
-                OsString::from("reap"),
-                "--plan".into(),
-                plan.as_os_str().into()
-            ]
+            launcher(Some("/usr/bin/systemd-run"), &running).method(),
+            LaunchMethod::SystemdRun("/usr/bin/systemd-run".into())
+        );
+        let m = launcher(None, &running).method();
+        assert!(
+            matches!(&m, LaunchMethod::ProcessGroup { reason } if reason.contains("not installed")),
+            "{m:?}"
         );
     }
 

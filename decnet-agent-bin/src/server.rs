@@ -1,7 +1,8 @@
 //! The agent API (PRODUCT §5), served over mutual TLS by [`decnet_web::serve`]. Identity is
 //! settled in the handshake (client certificate chained to the CA, CN `decnet-master`, pinned
 //! fingerprint), so handlers only see the master. Work is queued and answered 202 at once;
-//! a rejected request never touches the state file.
+//! a rejected request never touches the state file. While the state file is unreadable,
+//! `/deploy`, `/mutate` and `/teardown` answer 409 naming it ([`crate::state`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use decnet_core::adapters::state_file;
 use decnet_core::model::validate::validate_services;
 use decnet_core::model::{validate_config, DeckyName, DecnetConfig, HostUuid};
 use decnet_core::traits::Deployer;
@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::heartbeat::StatusSource;
 use crate::queue::{Job, QueueError, WorkQueue};
 use crate::reaper::{Launcher, ReaperPlan};
+use crate::state::{self, UnreadableState};
 
 /// Default request body limit (PRODUCT §5).
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -118,6 +119,17 @@ struct DeployRequest {
     lifecycle_ids: Option<BTreeMap<String, Uuid>>,
 }
 
+fn unreadable(e: UnreadableState) -> ApiError {
+    ApiError::conflict(e.to_string())
+}
+
+/// The worker state, or 409 when the file is unreadable: no work is accepted on it.
+async fn readable_state(
+    api: &AgentApi,
+) -> Result<Option<decnet_core::model::WorkerState>, ApiError> {
+    state::load(&api.state_path).await.map_err(unreadable)
+}
+
 fn queue_error(e: QueueError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
 }
@@ -136,6 +148,7 @@ async fn deploy(
     JsonBody(req): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let _ = req.no_cache; // every image is built locally from the decky binary: nothing to skip
+    readable_state(&api).await?;
     validate_config(&req.config).map_err(|e| {
         ApiError::unprocessable(
             e.0.iter()
@@ -187,11 +200,7 @@ async fn mutate(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let decky = DeckyName::new(req.decky_id.clone())
         .map_err(|e| ApiError::unprocessable(format!("decky_id: {e}")))?;
-    let path = api.state_path.clone();
-    let state = tokio::task::spawn_blocking(move || state_file::load(&path))
-        .await
-        .map_err(|e| ApiError::internal(format!("state loader: {e}")))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let state = readable_state(&api).await?;
     let custom = state
         .as_ref()
         .map(|s| s.config.custom_services.clone())
@@ -251,6 +260,7 @@ async fn teardown(
             "lifecycle_ids.{k}: not a decky name"
         )));
     }
+    readable_state(&api).await?;
     api.queue
         .submit(Job::Teardown {
             decky: decky.clone(),

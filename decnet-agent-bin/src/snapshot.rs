@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use decnet_core::adapters::state_file;
 use decnet_core::model::{AgentStatus, RuntimeMap};
 use decnet_core::traits::{Clock, Deployer};
 
@@ -13,8 +12,10 @@ use crate::queue::WorkQueue;
 /// Builds [`AgentStatus`] from the state file, the deployer's runtime view and the queue.
 ///
 /// `taken_at` is read *before* anything else, so the master never treats the snapshot as newer
-/// than what it saw. An unreadable state file reports "not deployed" (and logs why); a runtime
-/// error reports an empty runtime map (every decky looks not running), as the original did.
+/// than what it saw. A runtime error reports an empty runtime map (every decky looks not
+/// running), as the original did. An unreadable state file is reported as such
+/// (`state_error`, see [`crate::state`]): not deployed as far as the agent can tell, with the
+/// containers it finds by label in `runtime` — never a plain "not deployed" while deckies run.
 pub struct LiveStatus {
     pub deployer: Arc<dyn Deployer>,
     pub state_path: PathBuf,
@@ -35,16 +36,23 @@ impl StatusSource for LiveStatus {
     async fn snapshot(&self) -> AgentStatus {
         let taken_at = self.clock.now();
         let in_flight = self.queue.in_flight();
-        let path = self.state_path.clone();
-        let state = match tokio::task::spawn_blocking(move || state_file::load(&path)).await {
-            Ok(Ok(state)) => state,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "status: worker state unreadable");
-                None
-            }
+        let state = match crate::state::load(&self.state_path).await {
+            Ok(state) => state,
             Err(e) => {
-                tracing::warn!(error = %e, "status: state loader task failed");
-                None
+                tracing::warn!(error = %e, "status: worker state unreadable");
+                let runtime = match self.deployer.runtime().await {
+                    Ok(rt) => Some(rt),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "status: runtime unavailable");
+                        None
+                    }
+                };
+                return AgentStatus::unreadable_state(
+                    e.status_text(),
+                    runtime,
+                    taken_at,
+                    in_flight,
+                );
             }
         };
         let Some(state) = state else {

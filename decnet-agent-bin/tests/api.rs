@@ -406,3 +406,167 @@ async fn original_state_files_are_served() {
         );
     }
 }
+
+const GARBAGE: &[u8] = b"{\"config\": {\"mode\": \"swarm\", \"deckies\": [ \x00 truncated";
+
+/// A state file that cannot be read is reported (status and heartbeat), every operation on it
+/// is refused with 409 naming the file, and the agent never rewrites or deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_state_file_is_reported_refused_and_kept() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    pki.write_agent_dir(dir.path(), None);
+    let a = start_agent(dir.path(), state.path(), None, LIMIT).await;
+    // Containers of this host still run (found by label).
+    a.deployer.running.lock().unwrap().insert(
+        "decky-01".into(),
+        decnet_core::model::DeckyRuntime::from_services(
+            [("ssh".to_string(), "running".to_string())].into(),
+        ),
+    );
+    let path = a.state_path();
+    std::fs::write(&path, GARBAGE).unwrap();
+    let c = pki.master_client();
+    let post = |p: &str, body: Value| c.post(format!("{}{p}", a.url)).json(&body).send();
+
+    let s: Value = c
+        .get(format!("{}/status", a.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["deployed"], false, "{s}");
+    let err = s["state_error"].as_str().unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        err.starts_with(&format!("{}: ", path.display())) && err.contains("JSON"),
+        "{err}"
+    );
+    assert_eq!(s["runtime"]["decky-01"]["running"], true, "{s}");
+
+    let refused = format!("worker state file {} is unreadable: ", path.display());
+    for (route, body) in [
+        ("/deploy", json!({"config": shard()})),
+        ("/deploy", json!({"config": shard(), "dry_run": true})),
+        (
+            "/mutate",
+            json!({"decky_id": "decky-01", "services": ["ssh", "ftp"]}),
+        ),
+        (
+            "/mutate",
+            json!({"decky_id": "decky-01", "services": ["ftp"], "dry_run": true}),
+        ),
+        ("/teardown", json!({"decky_id": "decky-01"})),
+        ("/teardown", json!({"decky_id": null})),
+    ] {
+        let r = post(route, body.clone()).await.unwrap();
+        assert_eq!(r.status(), 409, "{route} {body}");
+        let v: Value = r.json().await.unwrap();
+        let detail = v["detail"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{route}: {v}"));
+        assert!(
+            detail.starts_with(&refused) && detail.ends_with("; fix or move it, then retry"),
+            "{route}: {detail}"
+        );
+    }
+    assert!(a.agent.queue.is_empty(), "nothing was queued");
+    assert!(a.deployer.calls.lock().unwrap().is_empty());
+    a.stop().await;
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        GARBAGE,
+        "the file is kept as it was"
+    );
+}
+
+/// A job accepted while the state file was fine, run after it broke: its lifecycle rows fail
+/// with the reason, the deployer is not called, the file stays as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_job_fails_on_a_state_file_that_broke_meanwhile() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    pki.write_agent_dir(dir.path(), None);
+    let a = start_agent(dir.path(), state.path(), None, LIMIT).await;
+    let path = a.state_path();
+    std::fs::write(
+        &path,
+        serde_json::to_vec(&json!({"config": shard(), "compose_path": "decnet-compose.yml"}))
+            .unwrap(),
+    )
+    .unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    *a.deployer.gate.lock().unwrap() = Some(gate.clone());
+    let c = pki.master_client();
+    let post = |p: &str, body: Value| c.post(format!("{}{p}", a.url)).json(&body).send();
+
+    // A deploy holds the queue; a mutate and a teardown wait behind it.
+    let deploy_id = uuid::Uuid::new_v4();
+    let mutate_id = uuid::Uuid::new_v4();
+    let teardown_id = uuid::Uuid::new_v4();
+    let r = post(
+        "/deploy",
+        json!({"config": shard(), "lifecycle_ids": {"decky-01": deploy_id}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = post(
+        "/mutate",
+        json!({"decky_id": "decky-01", "services": ["ftp"], "lifecycle_id": mutate_id}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = post(
+        "/teardown",
+        json!({"decky_id": "decky-02", "lifecycle_ids": {"decky-02": teardown_id}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    // Wait (hang guard only) until the deploy is in the deployer's hands.
+    for _ in 0..1000 {
+        if !a.deployer.calls.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*a.deployer.calls.lock().unwrap(), ["deploy 2"]);
+
+    std::fs::write(&path, GARBAGE).unwrap();
+    gate.add_permits(1);
+    for _ in 0..1000 {
+        if a.agent.queue.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(a.agent.queue.is_empty(), "the queue drained");
+    let deltas = a.agent.outbox.pending(100);
+    for id in [mutate_id, teardown_id] {
+        let d = deltas
+            .iter()
+            .find(|d| d.lifecycle_id == Some(id))
+            .unwrap_or_else(|| panic!("a delta for {id}: {deltas:?}"));
+        let e = d.error.as_deref().unwrap_or_else(|| panic!("{d:?}"));
+        assert!(
+            e.starts_with(&format!(
+                "worker state file {} is unreadable: ",
+                path.display()
+            )),
+            "{e}"
+        );
+    }
+    let calls = a.deployer.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        ["deploy 2"],
+        "mutate and teardown never reached the deployer"
+    );
+    a.stop().await;
+    assert_eq!(std::fs::read(&path).unwrap(), GARBAGE);
+}

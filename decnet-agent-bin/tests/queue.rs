@@ -786,33 +786,59 @@ async fn failing_facts_or_relocalize_fail_the_deploy() {
     s.shutdown.cancel();
 }
 
+/// Every job on a state file that does not parse fails with the file's path and reason; the
+/// deployer (which would rewrite or delete the file) is never called, the file stays.
 #[tokio::test(start_paused = true)]
-async fn a_corrupt_state_file_fails_a_swarm_deploy_with_the_path() {
+async fn a_corrupt_state_file_fails_every_job_with_the_path_and_is_kept() {
     let mut deployer = MockDeployer::new();
     deployer.expect_deploy().never();
+    deployer.expect_mutate().never();
+    deployer.expect_teardown().never();
     let mut net = MockHostNetwork::new();
     net.expect_facts().returning(|_| Ok(facts()));
     let sink = Arc::new(RecordingSink::default());
     let local = Arc::new(PinnedInterface::new(Arc::new(net), None));
     let s = start(Arc::new(deployer), sink.clone(), local, None);
-    std::fs::write(state_file::state_path(s._tmp.path()), "{not json").unwrap();
+    let path = state_file::state_path(s._tmp.path());
+    std::fs::write(&path, "{not json").unwrap();
+    for mode in [Mode::Swarm, Mode::Unihost] {
+        s.queue
+            .submit(Job::Deploy {
+                config: config(
+                    mode,
+                    "192.168.1.0/24",
+                    "192.168.1.1",
+                    &[("decky-a", "192.168.1.10")],
+                ),
+                lifecycle_ids: BTreeMap::new(),
+            })
+            .unwrap();
+    }
     s.queue
-        .submit(Job::Deploy {
-            config: config(
-                Mode::Swarm,
-                "192.168.1.0/24",
-                "192.168.1.1",
-                &[("decky-a", "192.168.1.10")],
-            ),
+        .submit(Job::Mutate {
+            decky: DeckyName::new("decky-a").unwrap(),
+            services: vec!["ssh".into()],
+            lifecycle_id: None,
+        })
+        .unwrap();
+    s.queue
+        .submit(Job::Teardown {
+            decky: Some(DeckyName::new("decky-a").unwrap()),
             lifecycle_ids: BTreeMap::new(),
         })
         .unwrap();
-    let d = sink.wait_for(1).await;
-    let e = d[0].error.as_deref().unwrap();
-    assert!(
-        e.contains("load worker state") && e.contains("decnet-state.json"),
-        "{e}"
-    );
+    let d = sink.wait_for(4).await;
+    for delta in &d {
+        let e = delta.error.as_deref().unwrap();
+        assert!(
+            e.starts_with(&format!(
+                "worker state file {} is unreadable: ",
+                path.display()
+            )) && e.ends_with("; fix or move it, then retry"),
+            "{e}"
+        );
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), b"{not json");
     s.shutdown.cancel();
 }
 

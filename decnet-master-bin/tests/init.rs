@@ -84,6 +84,8 @@ fn init_is_idempotent_and_prints_the_token_once() {
     assert_eq!(mode(&layout.ca_cert()), 0o644);
     assert_eq!(mode(&layout.master_cert()), 0o644);
     assert!(layout.sqlite_path().exists());
+    // The database holds host addresses, token hashes and the fleet: owner-only like the keys.
+    assert_eq!(mode(&layout.sqlite_path()), 0o600);
 
     // The master certificate chains to the CA and is decnet-master's.
     let ca_pem = std::fs::read_to_string(layout.ca_cert()).unwrap();

@@ -640,6 +640,19 @@ async fn two_operations_on_one_decky_close_their_own_rows_in_order() {
 /// A stand-in agent that refuses work (500) and answers /status with a given runtime map, so
 /// the master must probe and decide per decky.
 async fn stand_in_agent(m: &TM, name: &str, runtime: Option<RuntimeMap>) -> CancellationToken {
+    let status = runtime.map(|rt| json!({"deployed": true, "mode": "swarm", "compose_path": "", "deckies": [], "runtime": rt, "taken_at": Utc::now(), "in_flight": []}));
+    let refusal = (axum::http::StatusCode::INTERNAL_SERVER_ERROR, json!("boom"));
+    stand_in_agent_with(m, name, status, refusal).await
+}
+
+/// A stand-in agent that answers `/deploy` with `refusal` and `/status` with `status`
+/// (`None`: 500).
+async fn stand_in_agent_with(
+    m: &TM,
+    name: &str,
+    status: Option<Value>,
+    refusal: (axum::http::StatusCode, Value),
+) -> CancellationToken {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (_, t) = m
@@ -667,12 +680,12 @@ async fn stand_in_agent(m: &TM, name: &str, runtime: Option<RuntimeMap>) -> Canc
         decnet_tls::verify::ClientAuth::Required,
     )
     .unwrap();
-    let status = runtime.map(|rt| json!({"deployed": true, "mode": "swarm", "compose_path": "", "deckies": [], "runtime": rt, "taken_at": Utc::now(), "in_flight": []}));
     let app = axum::Router::new()
         .route(
             "/deploy",
-            axum::routing::post(|| async {
-                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+            axum::routing::post(move || {
+                let (code, body) = refusal.clone();
+                async move { (code, axum::Json(body)) }
             }),
         )
         .route(
@@ -746,6 +759,37 @@ async fn failed_dispatch_is_settled_per_decky_by_probing() {
     assert!(
         rows.iter().all(|r| r["status"] == "failed"
             && r["error"].as_str().unwrap().contains("could not be probed")),
+        "{rows:?}"
+    );
+    m.stop().await;
+}
+
+/// An agent whose state file is unreadable refuses the deploy (409) and reports
+/// `state_error` while its containers still run: the rows fail with the agent's reason, the
+/// runtime map does not make them "succeeded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_refused_on_an_unreadable_state_file_fails_the_rows() {
+    let m = start_master(fast(), None).await;
+    let up = DeckyRuntime::from_services([("ssh".to_string(), "running".to_string())].into());
+    let rt: RuntimeMap = ["d-01", "d-02", "d-03"]
+        .into_iter()
+        .map(|n| (n.to_string(), up.clone()))
+        .collect();
+    let path = "/var/lib/decnet/agent/decnet-state.json";
+    let status = json!({"deployed": false, "deckies": [], "runtime": rt, "taken_at": Utc::now(),
+        "in_flight": [], "state_error": format!("{path}: not valid JSON")});
+    let refusal = (
+        axum::http::StatusCode::CONFLICT,
+        json!({"detail": format!("worker state file {path} is unreadable: not valid JSON; fix or move it, then retry")}),
+    );
+    let _agent = stand_in_agent_with(&m, "w-broken", Some(status), refusal).await;
+    let (_, v) = m.deploy(three()).await;
+    let rows = m.settle(v["lifecycle_ids"].as_array().unwrap()).await;
+    assert!(
+        rows.iter().all(|r| r["status"] == "failed"
+            && r["error"].as_str().unwrap().contains(&format!(
+                "409 Conflict: worker state file {path} is unreadable"
+            ))),
         "{rows:?}"
     );
     m.stop().await;

@@ -524,42 +524,138 @@ async fn enroll_heartbeat_decommission_postgres() {
         .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeat_contract() {
-    let m = start_master(None, MasterSettings::default()).await;
-    let ca = decnet_tls::pki::Ca::load(
+/// The CA of the master's data dir.
+fn master_ca(m: &TestMaster) -> decnet_tls::pki::Ca {
+    decnet_tls::pki::Ca::load(
         &std::fs::read_to_string(m.dir.path().join("ca.crt")).unwrap(),
         &std::fs::read_to_string(m.dir.path().join("ca.key")).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Enrolls `name` with a fresh key and CSR (no agent process): its uuid and bundle.
+async fn enroll_host(
+    m: &TestMaster,
+    ca: &decnet_tls::pki::Ca,
+    name: &str,
+) -> (HostUuid, decnet_tls::pki::Bundle) {
+    let t = m.enroll_token(name, "127.0.0.1:9").await;
+    let (key, csr) = decnet_tls::pki::generate_key_and_csr(name).unwrap();
+    let v: Value = raw_enroll(m, t["token"].as_str().unwrap(), &csr)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bundle = decnet_tls::pki::Bundle {
+        ca_pem: ca.cert_pem().to_string(),
+        cert_pem: v["cert_pem"].as_str().unwrap().into(),
+        key_pem: key,
+    };
+    (v["host_uuid"].as_str().unwrap().parse().unwrap(), bundle)
+}
+
+/// A worker's client: presents `b`, trusts the master by CA and CN.
+fn worker_client(b: &decnet_tls::pki::Bundle) -> reqwest::Client {
+    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
+        .unwrap()
+        .with_expected_cn("decnet-master");
+    let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap()
+}
+
+/// A worker whose state file is unreadable says so in its heartbeat: the host list shows it
+/// (and stops showing it once the file reads again), and the master does not take the
+/// snapshot's "not deployed" for "no deckies": the host's shards stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_state_error_shows_on_the_host_and_keeps_its_shards() {
+    let m = start_master(None, MasterSettings::default()).await;
+    let ca = master_ca(&m);
+    let (host, bundle) = enroll_host(&m, &ca, "h-broken").await;
+    let (other, _) = enroll_host(&m, &ca, "h-fine").await;
+    let c = worker_client(&bundle);
+    let url = format!("{}/swarm/heartbeat", m.running.swarm_url);
+    let decky = json!({"name": "d-9", "ip": "10.0.0.9", "services": ["ssh"], "distro": "debian",
+        "base_image": "debian", "hostname": "h9"});
+    let runtime = json!({"d-9": {"running": true, "services": {"ssh": "running"}}});
+    let healthy = || {
+        json!({"host_uuid": host, "agent_version": "1.2.3",
+            "status": {"deployed": true, "mode": "swarm", "compose_path": "", "deckies": [decky],
+                "runtime": runtime, "taken_at": Utc::now(), "in_flight": []},
+            "lifecycle": []})
+    };
+    let error = "/var/lib/decnet/agent/decnet-state.json: not valid JSON: expected value at line 1 column 2";
+    let broken = || {
+        json!({"host_uuid": host, "agent_version": "1.2.3",
+            "status": {"deployed": false, "deckies": [], "runtime": runtime,
+                "taken_at": Utc::now(), "in_flight": [], "state_error": error},
+            "lifecycle": []})
+    };
+    m.repo
+        .upsert_shard(&Shard {
+            host_uuid: host,
+            decky_name: DeckyName::new("d-9").unwrap(),
+            decky: serde_json::from_value(decky.clone()).unwrap(),
+            state: ShardState::Running,
+            last_error: None,
+            last_seen: None,
+            updated_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let r = c.post(&url).json(&healthy()).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let before = m.repo.shards(Some(host)).await.unwrap();
+
+    let mut events = m.running.bus.subscribe();
+    let r = c.post(&url).json(&broken()).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let entry = |hosts: Vec<Value>, uuid: HostUuid| {
+        hosts
+            .into_iter()
+            .find(|h| h["uuid"] == json!(uuid))
+            .unwrap()
+    };
+    let h = entry(m.hosts().await, host);
+    assert_eq!(h["state_error"], error, "{h}");
+    assert_eq!(h["status"], "active");
+    let fine = entry(m.hosts().await, other);
+    assert!(fine.get("state_error").is_none(), "{fine}");
+    let one: Value = reqwest::Client::new()
+        .get(m.api(&format!("/api/v1/swarm/hosts/{host}")))
+        .bearer_auth(&m.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["state_error"], error, "{one}");
+    // The shards are untouched, and nothing was published about them.
+    assert_eq!(m.repo.shards(Some(host)).await.unwrap(), before);
+    assert_eq!(before[0].state, ShardState::Running);
+    assert!(events.try_recv().is_err(), "no event for a broken snapshot");
+
+    // Fixed: the next heartbeat clears it.
+    let r = c.post(&url).json(&healthy()).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let h = entry(m.hosts().await, host);
+    assert!(h.get("state_error").is_none(), "{h}");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_contract() {
+    let m = start_master(None, MasterSettings::default()).await;
+    let ca = master_ca(&m);
     // Two enrolled hosts, each with its own certificate.
     let mut hosts = vec![];
     for name in ["h-a", "h-b"] {
-        let t = m.enroll_token(name, "127.0.0.1:9").await;
-        let (key, csr) = decnet_tls::pki::generate_key_and_csr(name).unwrap();
-        let v: Value = raw_enroll(&m, t["token"].as_str().unwrap(), &csr)
-            .await
-            .json()
-            .await
-            .unwrap();
-        let bundle = decnet_tls::pki::Bundle {
-            ca_pem: ca.cert_pem().to_string(),
-            cert_pem: v["cert_pem"].as_str().unwrap().into(),
-            key_pem: key,
-        };
-        let uuid: HostUuid = v["host_uuid"].as_str().unwrap().parse().unwrap();
-        hosts.push((uuid, bundle));
+        hosts.push(enroll_host(&m, &ca, name).await);
     }
-    let client_for = |b: &decnet_tls::pki::Bundle| {
-        let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
-            .unwrap()
-            .with_expected_cn("decnet-master");
-        let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
-        reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .build()
-            .unwrap()
-    };
+    let client_for = worker_client;
     let url = format!("{}/swarm/heartbeat", m.running.swarm_url);
     let (a, a_bundle) = (hosts[0].0, &hosts[0].1);
     let (b, b_bundle) = (hosts[1].0, &hosts[1].1);

@@ -50,6 +50,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("secure store file {path} (mode 0600): {source}")]
+    Permissions {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("migrate store {url}: {source}")]
     Migrate {
         url: String,
@@ -59,7 +65,8 @@ pub enum StoreError {
 }
 
 /// Opens the store at `url` and brings its schema up to date:
-/// - `sqlite://<path>` (or `sqlite:<path>`): the file is created if missing; journal WAL,
+/// - `sqlite://<path>` (or `sqlite:<path>`): the file is created if missing; it, its `-wal`
+///   and its `-shm` are owner-only (0600, tightened at open when wider); journal WAL,
 ///   `busy_timeout` 5 s, foreign keys on, `synchronous = NORMAL`. In-memory URLs are refused.
 /// - `postgres://…` / `postgresql://…`: no TLS (a local socket or loopback).
 pub async fn open(url: &str) -> Result<Arc<dyn Repository>, StoreError> {

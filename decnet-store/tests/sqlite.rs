@@ -167,3 +167,119 @@ async fn compare_and_set_holds_across_pools() {
         }
     }
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn companions(db: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let with = |suffix: &str| {
+        let mut name = db.as_os_str().to_os_string();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    [db.to_path_buf(), with("-wal"), with("-shm")]
+}
+
+/// This process's umask lets group and others read new files (nextest's default, 022), so a
+/// 0600 store file is the store's doing, not the environment's. The umask is never changed.
+fn assert_permissive_umask(dir: &std::path::Path) {
+    let probe = dir.join("umask-probe");
+    std::fs::write(&probe, b"").unwrap();
+    assert_ne!(
+        mode(&probe) & 0o044,
+        0,
+        "the test needs a umask that leaves new files readable by others (e.g. 022)"
+    );
+}
+
+async fn write_something(pool: &sqlx::SqlitePool) {
+    sqlx::query("CREATE TABLE IF NOT EXISTS perm_probe (x INTEGER)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO perm_probe (x) VALUES (1)")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_database_and_its_wal_and_shm_files_are_created_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_permissive_umask(dir.path());
+    let path = dir.path().join("decnet.db");
+    let repo = SqliteRepository::open(&url(&path)).await.unwrap();
+    write_something(repo.pool()).await;
+    let mut conn = repo.pool().acquire().await.unwrap();
+    sqlx::query("SELECT count(*) FROM perm_probe")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    for file in companions(&path) {
+        assert!(
+            file.exists(),
+            "{} exists while the store is open",
+            file.display()
+        );
+        assert_eq!(format!("{:o}", mode(&file)), "600", "{}", file.display());
+    }
+}
+
+#[tokio::test]
+async fn world_readable_files_of_an_older_release_are_tightened_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_permissive_umask(dir.path());
+    let path = dir.path().join("decnet.db");
+    // What an older release left: a WAL database created under the umask (0644), still open
+    // so its -wal and -shm files exist.
+    let old = sqlx::sqlite::SqlitePoolOptions::new()
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal),
+        )
+        .await
+        .unwrap();
+    write_something(&old).await;
+    for file in companions(&path) {
+        assert_eq!(
+            format!("{:o}", mode(&file)),
+            "644",
+            "{} before the upgrade",
+            file.display()
+        );
+    }
+
+    let repo = SqliteRepository::open(&url(&path)).await.unwrap();
+    write_something(repo.pool()).await;
+    for file in companions(&path) {
+        assert_eq!(
+            format!("{:o}", mode(&file)),
+            "600",
+            "{} after open",
+            file.display()
+        );
+    }
+    repo.pool().close().await;
+    old.close().await;
+
+    // A lone 0644 database file (its -wal and -shm gone at the last close) too.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let repo = SqliteRepository::open(&url(&path)).await.unwrap();
+    write_something(repo.pool()).await;
+    for file in companions(&path) {
+        assert_eq!(
+            format!("{:o}", mode(&file)),
+            "600",
+            "{} after reopening",
+            file.display()
+        );
+    }
+}

@@ -352,6 +352,7 @@ impl BodyTemplate {
                 runtime: Some(runtime),
                 taken_at: SENTINEL.parse().unwrap(),
                 in_flight: vec![],
+                state_error: None,
             },
             lifecycle: vec![],
         };

@@ -82,6 +82,8 @@ pub struct FakeDeployer {
     pub fail: Mutex<BTreeMap<String, String>>,
     pub running: Mutex<RuntimeMap>,
     pub delay: Mutex<Duration>,
+    /// When set, a deploy waits for a permit of this semaphore (tests hold a job in place).
+    pub gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 #[async_trait::async_trait]
@@ -93,6 +95,11 @@ impl Deployer for FakeDeployer {
             .lock()
             .unwrap()
             .push(format!("deploy {}", desired.deckies.len()));
+        // Recorded first, so a test sees the deploy in the deployer's hands while it waits.
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            let _permit = gate.acquire().await.unwrap();
+        }
         let fail = self.fail.lock().unwrap().clone();
         let mut outcomes = BTreeMap::new();
         let mut running = self.running.lock().unwrap();
@@ -210,21 +217,44 @@ pub async fn start_agent(
     transport: Option<Arc<dyn HeartbeatTransport>>,
     body_limit: usize,
 ) -> TestAgent {
-    let deployer = Arc::new(FakeDeployer::default());
     let launcher = Arc::new(FakeLauncher::default());
+    let mut a = start_agent_with_launcher(
+        agent_dir,
+        state_dir,
+        transport,
+        body_limit,
+        launcher.clone(),
+        vec![PathBuf::from("/opt/decnet")],
+    )
+    .await;
+    a.launcher = launcher;
+    a
+}
+
+/// [`start_agent`] with a launcher of the test's choice (a real one against a temporary root)
+/// and its allow-list; `TestAgent::launcher` is then an unused recorder.
+pub async fn start_agent_with_launcher(
+    agent_dir: &Path,
+    state_dir: &Path,
+    transport: Option<Arc<dyn HeartbeatTransport>>,
+    body_limit: usize,
+    launcher: Arc<dyn Launcher>,
+    reaper_paths: Vec<PathBuf>,
+) -> TestAgent {
+    let deployer = Arc::new(FakeDeployer::default());
     let cfg = AgentConfig {
         agent_dir: agent_dir.to_path_buf(),
         state_dir: state_dir.to_path_buf(),
         interface: Some("ens3".into()),
         body_limit,
         heartbeat_interval: Duration::from_secs(1),
-        reaper_paths: vec![PathBuf::from("/opt/decnet")],
+        reaper_paths,
         limits: decnet_web::ServeLimits::default(),
     };
     let deps = AgentDeps {
         deployer: deployer.clone(),
         hostnet: Arc::new(lan_facts()),
-        launcher: launcher.clone(),
+        launcher,
         clock: Arc::new(SystemClock),
         transport,
     };
@@ -238,7 +268,7 @@ pub async fn start_agent(
         agent,
         url,
         deployer,
-        launcher,
+        launcher: Arc::new(FakeLauncher::default()),
         shutdown,
         state_dir: state_dir.to_path_buf(),
     }

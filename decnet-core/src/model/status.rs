@@ -37,6 +37,11 @@ pub type RuntimeMap = BTreeMap<String, DeckyRuntime>;
 ///
 /// Not deployed: `{"deployed":false,"deckies":[],"taken_at","in_flight"}`. Deployed adds
 /// `mode`, `compose_path` and `runtime`.
+///
+/// Extension: when the worker's state file exists but cannot be read, `state_error` says why
+/// (`"<path>: <reason>"`), `deployed` is false (nothing is known about the deployment) and
+/// `runtime` still lists the containers found by label, so an operator sees what runs. The
+/// field is omitted otherwise, so a healthy snapshot has exactly the PRODUCT §5 shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
     pub deployed: bool,
@@ -53,6 +58,10 @@ pub struct AgentStatus {
     /// Lifecycle ids of operations queued or running on the agent.
     #[serde(default)]
     pub in_flight: Vec<Uuid>,
+    /// Why the worker's state file is unreadable (`"<path>: <reason>"`); the agent refuses
+    /// work until the operator fixes or moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
 }
 
 impl AgentStatus {
@@ -65,6 +74,22 @@ impl AgentStatus {
             runtime: None,
             taken_at,
             in_flight,
+            state_error: None,
+        }
+    }
+
+    /// The state file is unreadable: not deployed as far as anyone can tell, the reason, and
+    /// the containers found by label (when the runtime could be read).
+    pub fn unreadable_state(
+        state_error: String,
+        runtime: Option<RuntimeMap>,
+        taken_at: DateTime<Utc>,
+        in_flight: Vec<Uuid>,
+    ) -> Self {
+        Self {
+            runtime,
+            state_error: Some(state_error),
+            ..Self::not_deployed(taken_at, in_flight)
         }
     }
 
@@ -83,6 +108,7 @@ impl AgentStatus {
             runtime: Some(runtime),
             taken_at,
             in_flight,
+            state_error: None,
         }
     }
 }
@@ -109,6 +135,29 @@ mod tests {
             v,
             serde_json::json!({"deployed":false,"deckies":[],"taken_at":"2026-01-01T00:00:00Z","in_flight":[]})
         );
+    }
+
+    #[test]
+    fn unreadable_state_shape() {
+        let t: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let runtime = RuntimeMap::from([(
+            "decky-01".to_string(),
+            DeckyRuntime::from_services(BTreeMap::from([("ssh".into(), "running".into())])),
+        )]);
+        let s = AgentStatus::unreadable_state(
+            "/x/decnet-state.json: bad".into(),
+            Some(runtime),
+            t,
+            vec![],
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"deployed":false,"deckies":[],"taken_at":"2026-01-01T00:00:00Z",
+                "in_flight":[],"state_error":"/x/decnet-state.json: bad",
+                "runtime":{"decky-01":{"running":true,"services":{"ssh":"running"}}}})
+        );
+        assert_eq!(serde_json::from_value::<AgentStatus>(v).unwrap(), s);
     }
 
     #[test]

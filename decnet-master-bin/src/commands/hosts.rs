@@ -17,7 +17,7 @@ use crate::client::{answer, format_time, print_json, render_table, MasterClient}
 use crate::error::CliError;
 
 const ENROLL_TOKENS: &str = "/api/v1/swarm/enroll-tokens";
-const HOSTS: &str = "/api/v1/swarm/hosts";
+pub(crate) const HOSTS: &str = "/api/v1/swarm/hosts";
 
 /// The answer to `POST /api/v1/swarm/enroll-tokens`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -40,6 +40,9 @@ pub struct HostRow {
     pub last_heartbeat: Option<String>,
     #[serde(default)]
     pub agent_version: Option<String>,
+    /// Set while the host's worker reports an unreadable state file.
+    #[serde(default)]
+    pub state_error: Option<String>,
 }
 
 pub async fn run(data_dir: &Path, cmd: &HostsCommand, out: &mut dyn Write) -> Result<(), CliError> {
@@ -160,10 +163,27 @@ pub fn render_hosts(rows: &[HostRow]) -> String {
             ]
         })
         .collect();
-    render_table(
+    let mut text = render_table(
         &["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT", "AGENT"],
         &cells,
-    )
+    );
+    text.push_str(&render_state_errors(rows));
+    text
+}
+
+/// One line per host whose worker reports an unreadable state file (empty when none does):
+/// such a worker refuses every operation until the operator fixes or moves the file.
+pub fn render_state_errors(rows: &[HostRow]) -> String {
+    rows.iter()
+        .filter_map(|h| {
+            h.state_error.as_ref().map(|e| {
+                format!(
+                    "host {}: worker state file unreadable ({e}); it refuses work until the file is fixed or moved\n",
+                    h.name
+                )
+            })
+        })
+        .collect()
 }
 
 async fn decommission(
@@ -264,5 +284,29 @@ mod tests {
              worker-two  10.0.0.6:8765  enrolled  -                        -\n"
         );
         assert!(render_hosts(&[]).starts_with("no enrolled hosts"));
+    }
+
+    #[test]
+    fn an_unreadable_worker_state_is_shown_under_the_table() {
+        let rows: Vec<HostRow> = serde_json::from_value(json!([
+            {"uuid": "00000000-0000-0000-0000-000000000001", "name": "w1",
+             "address": "10.0.0.5:8765", "status": "active",
+             "last_heartbeat": "2030-01-01T00:00:05Z", "agent_version": "0.1.0",
+             "state_error": "/var/lib/decnet/agent/decnet-state.json: not valid JSON"},
+            {"uuid": "00000000-0000-0000-0000-000000000002", "name": "w2",
+             "address": "10.0.0.6:8765", "status": "active",
+             "last_heartbeat": "2030-01-01T00:00:05Z", "agent_version": "0.1.0"}
+        ]))
+        .unwrap();
+        let text = render_hosts(&rows);
+        assert!(
+            text.ends_with(
+                "w2    10.0.0.6:8765  active  2030-01-01 00:00:05 UTC  0.1.0\n\
+                 host w1: worker state file unreadable (/var/lib/decnet/agent/decnet-state.json: \
+                 not valid JSON); it refuses work until the file is fixed or moved\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(render_state_errors(&rows[1..]), "");
     }
 }

@@ -440,6 +440,18 @@ pub async fn status(
     }
     let rows: Vec<DeckyRow> = answer(body, "GET /api/v1/deckies")?;
     write!(out, "{}", render_deckies(&rows)).context("write")?;
+    // Workers that refuse work on an unreadable state file (best effort: the deckies are
+    // the answer, the hosts only add this warning).
+    let hosts = match client.get(super::hosts::HOSTS).await {
+        Ok(body) => answer::<Vec<super::hosts::HostRow>>(body, "GET /api/v1/swarm/hosts").ok(),
+        Err(e) => {
+            tracing::debug!(error = %e, "status: hosts unavailable");
+            None
+        }
+    };
+    if let Some(hosts) = hosts {
+        write!(out, "{}", super::hosts::render_state_errors(&hosts)).context("write")?;
+    }
     Ok(())
 }
 

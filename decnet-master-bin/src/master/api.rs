@@ -188,20 +188,28 @@ async fn create_enroll_token(
     ))
 }
 
-fn host_json(h: &Host) -> Value {
-    json!({
+/// A host as the API shows it; `state_error` (an extension) only while the host's latest
+/// heartbeat reported an unreadable worker state file.
+fn host_json(m: &Master, h: &Host) -> Value {
+    let mut v = json!({
         "uuid": h.uuid,
         "name": h.name,
         "address": h.address,
         "status": h.status,
         "last_heartbeat": h.last_heartbeat,
         "agent_version": h.agent_version,
-    })
+    });
+    if let Some(e) = m.state_error(h.uuid) {
+        v["state_error"] = Value::String(e);
+    }
+    v
 }
 
 async fn list_hosts(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let hosts = m.hosts_view().await.map_err(store_error)?;
-    Ok(Json(Value::Array(hosts.iter().map(host_json).collect())))
+    Ok(Json(Value::Array(
+        hosts.iter().map(|h| host_json(&m, h)).collect(),
+    )))
 }
 
 async fn get_host(
@@ -214,7 +222,7 @@ async fn get_host(
     hosts
         .iter()
         .find(|h| h.uuid == uuid)
-        .map(|h| Json(host_json(h)))
+        .map(|h| Json(host_json(&m, h)))
         .ok_or_else(|| ApiError::not_found(format!("no host {uuid}")))
 }
 

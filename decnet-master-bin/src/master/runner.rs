@@ -318,6 +318,18 @@ async fn run_swarm(
             .map(|r| (r.decky_name.clone(), r.operation))
             .collect();
         let merged = match &probe {
+            // The agent refuses all work on an unreadable state file: whatever runs there,
+            // this operation did not happen.
+            Ok(status) if status.state_error.is_some() => pairs
+                .iter()
+                .map(|(name, _)| {
+                    (
+                        name.clone(),
+                        LifecycleStatus::Failed,
+                        Some(dispatch_error.clone()),
+                    )
+                })
+                .collect(),
             Ok(status) => {
                 let runtime = status.runtime.clone().unwrap_or_default();
                 merge_probe(&pairs, Ok(&runtime), &dispatch_error)

@@ -92,6 +92,10 @@ pub struct Master {
     /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
     /// store's `last_seen` moves on state changes and is the fallback after a restart).
     pub echoed: Mutex<HashMap<HostUuid, Echo>>,
+    /// Per host, why its worker state file is unreadable, as its latest heartbeat said
+    /// (`state_error`); absent once a heartbeat no longer says so. In memory only: the next
+    /// heartbeat after a restart tells again.
+    pub state_errors: Mutex<HashMap<HostUuid, String>>,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
@@ -148,6 +152,7 @@ impl Master {
             seen: Mutex::new(HashMap::new()),
             observed: Mutex::new(HashMap::new()),
             echoed: Mutex::new(HashMap::new()),
+            state_errors: Mutex::new(HashMap::new()),
             local,
             hostnet,
             wake: tokio::sync::Notify::new(),
@@ -201,6 +206,7 @@ impl Master {
         lock(&self.seen).remove(&uuid);
         lock(&self.observed).retain(|(h, _), _| *h != uuid);
         lock(&self.echoed).remove(&uuid);
+        lock(&self.state_errors).remove(&uuid);
         lock(&self.not_revoked).remove(fingerprint);
         lock(&self.revoked).insert(fingerprint.to_string());
         self.pki.forget_agent(uuid);
@@ -225,6 +231,29 @@ impl Master {
         if !same {
             echo.names = deckies.map(str::to_string).collect();
         }
+    }
+
+    /// Records the `state_error` of `host`'s latest heartbeat (`None`: its state file reads
+    /// fine), logging when it appears or goes away.
+    pub fn note_state_error(&self, host: HostUuid, error: Option<&str>) {
+        let mut errors = lock(&self.state_errors);
+        match error {
+            Some(e) if errors.get(&host).map(String::as_str) != Some(e) => {
+                tracing::warn!(host_uuid = %host, state_error = %e, "worker reports an unreadable state file; it refuses work until the operator fixes it");
+                errors.insert(host, e.to_string());
+            }
+            Some(_) => {}
+            None => {
+                if errors.remove(&host).is_some() {
+                    tracing::info!(host_uuid = %host, "worker state file readable again");
+                }
+            }
+        }
+    }
+
+    /// Why `host`'s worker state file is unreadable, if its latest heartbeat said so.
+    pub fn state_error(&self, host: HostUuid) -> Option<String> {
+        lock(&self.state_errors).get(&host).cloned()
     }
 
     /// When `host`'s heartbeats last echoed `decky` (`None`: not in its latest heartbeat, or

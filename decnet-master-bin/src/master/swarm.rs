@@ -197,6 +197,8 @@ async fn heartbeat(
         &[]
     };
     m.note_echo(host.uuid, now, echoed.iter().map(|d| d.name.as_str()));
+    // Not "no deckies": `observe` acts only on deployed snapshots, so the shards stay as they were.
+    m.note_state_error(host.uuid, beat.status.state_error.as_deref());
     Ok(StatusCode::NO_CONTENT)
 }
 
