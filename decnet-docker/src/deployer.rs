@@ -304,7 +304,10 @@ impl DockerDeployer {
         for name in removed {
             let steps = &plan.deckies[name];
             let Some(shape) = shapes.iter().find(|s| &s.decky.name == name) else {
-                continue; // retired: removing it was all there was to do
+                // Retired: removing it was all there was to do, and its outcome is reported
+                // (the agent turns it into the teardown delta).
+                outcomes.insert(name.clone(), DeckyOutcome::Succeeded);
+                continue;
             };
             let kept_base = observed_only
                 .iter()

@@ -366,6 +366,15 @@ async fn replacing_a_fleet_reuses_the_addresses_it_frees() {
 
     let report = lab.deployer.deploy(&new).await.expect("replace the fleet");
     assert!(report.all_succeeded(), "{report:?}");
+    // The retired deckies are reported too (an agent turns them into teardown deltas).
+    let reported: BTreeSet<String> = report.outcomes.keys().map(|n| n.to_string()).collect();
+    let every: BTreeSet<String> = old
+        .deckies
+        .iter()
+        .chain(&new.deckies)
+        .map(|d| d.name.to_string())
+        .collect();
+    assert_eq!(reported, every);
     let names: BTreeSet<String> = lab.containers().await.into_keys().collect();
     let want: BTreeSet<String> = ["rp-new-1", "rp-new-1.ftp", "rp-new-2", "rp-new-2.ssh"]
         .into_iter()

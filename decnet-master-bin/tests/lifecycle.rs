@@ -842,6 +842,24 @@ async fn operator_api_contract() {
             .status(),
         403
     );
+    // The role is checked before the body is read: a viewer's malformed body is 403 too.
+    for (path, body) in [
+        ("/api/v1/deckies/deploy", "{not json"),
+        ("/api/v1/deckies/deploy", r#"{"colour": 1}"#),
+        ("/api/v1/deckies/x/mutate", "{not json"),
+        ("/api/v1/tokens", "{not json"),
+        ("/api/v1/swarm/enroll-tokens", "[]"),
+    ] {
+        let r = c
+            .post(m.url(path))
+            .bearer_auth(&m.viewer)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path} {body}");
+    }
     assert_eq!(
         c.delete(m.url("/api/v1/deckies/x"))
             .bearer_auth(&m.viewer)

@@ -829,7 +829,7 @@ async fn heartbeat_contract() {
         .upsert_shard(&Shard {
             host_uuid: a,
             decky_name: d1.clone(),
-            decky,
+            decky: decky.clone(),
             state: ShardState::TearingDown,
             last_error: None,
             last_seen: None,
@@ -854,6 +854,62 @@ async fn heartbeat_contract() {
         ShardState::TearingDown
     );
 
+    // A decky of host b in the desired fleet, with an open row; and one of host a whose
+    // teardown failed (it left the fleet, its containers may still run).
+    let mut on_b = decky.clone();
+    on_b.name = DeckyName::new("d-on-b").unwrap();
+    on_b.host_uuid = Some(b);
+    let fleet: decnet_core::model::DecnetConfig = serde_json::from_value(json!({
+        "mode": "swarm", "interface": "eth0", "subnet": "10.0.0.0/24", "gateway": "10.0.0.1",
+        "deckies": [on_b], "log_file": null, "ipvlan": false, "mutate_interval": 30
+    }))
+    .unwrap();
+    m.repo.put_desired_fleet(&fleet).await.unwrap();
+    let b_row = LifecycleRow::new(on_b.name.clone(), Some(b), Operation::Deploy, Utc::now());
+    m.repo.create_lifecycle(&b_row).await.unwrap();
+    let mut stuck = decky.clone();
+    stuck.name = DeckyName::new("d-stuck").unwrap();
+    m.repo
+        .upsert_shard(&Shard {
+            host_uuid: a,
+            decky_name: stuck.name.clone(),
+            decky: stuck,
+            state: ShardState::TeardownFailed,
+            last_error: Some("docker said no".into()),
+            last_seen: None,
+            updated_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let listed = || async {
+        let v: Value = reqwest::Client::new()
+            .get(m.api("/api/v1/deckies"))
+            .bearer_auth(&m.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_string(),
+                    d["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = listed().await;
+    assert_eq!(before.get("d-on-b").map(String::as_str), Some("pending"));
+    assert_eq!(
+        before.get("d-stuck").map(String::as_str),
+        Some("teardown_failed"),
+        "a shard whose teardown failed is listed: {before:?}"
+    );
+
     // Decommission of an unreachable agent still revokes: its heartbeats are refused after.
     let r = reqwest::Client::new()
         .delete(m.api(&format!("/api/v1/swarm/hosts/{b}")))
@@ -869,5 +925,47 @@ async fn heartbeat_contract() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Its deckies went with it: no ghost `pending` entry, and its open row is closed.
+    let after = listed().await;
+    assert!(!after.contains_key("d-on-b"), "{after:?}");
+    assert!(after.contains_key("d-stuck"), "{after:?}");
+    let closed = m.repo.lifecycle_rows(&[b_row.id]).await.unwrap()[0].clone();
+    assert_eq!(closed.status, LifecycleStatus::Failed);
+    assert!(
+        closed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("decommissioned"),
+        "{closed:?}"
+    );
+    assert!(m
+        .repo
+        .desired_fleet()
+        .await
+        .unwrap()
+        .unwrap()
+        .deckies
+        .is_empty());
+
+    // Host a goes silent. Its last heartbeat, kept in memory, must not mark it active again on
+    // every pass of the unreachable check: it becomes unreachable once and stays so.
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let master = &m.running.master;
+    assert_eq!(
+        decnet_master_bin::master::run::check_hosts(master, later).await,
+        vec![a]
+    );
+    for pass in 0..3 {
+        assert_eq!(
+            decnet_master_bin::master::run::check_hosts(master, later).await,
+            vec![],
+            "pass {pass}: the silent host flapped back to active"
+        );
+    }
+    assert_eq!(
+        m.repo.host(a).await.unwrap().unwrap().status,
+        decnet_core::model::HostStatus::Unreachable
+    );
     m.stop().await;
 }

@@ -10,14 +10,16 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use decnet_core::model::{ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, Role};
-use decnet_core::traits::RepoError;
+use decnet_core::model::{
+    ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, LifecycleStatus, Role,
+};
+use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::auth::Caller;
+use super::auth::{Admin, Caller};
 use super::layout::{new_api_token, new_secret, token_hash};
 use super::state::Master;
 
@@ -67,10 +69,9 @@ struct CreateToken {
 
 async fn create_token(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     JsonBody(req): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.admin()?;
     let token = new_api_token();
     let row = ApiToken {
         id: Uuid::new_v4(),
@@ -85,8 +86,7 @@ async fn create_token(
     ))
 }
 
-async fn list_tokens(State(m): Ctx, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.admin()?;
+async fn list_tokens(State(m): Ctx, _admin: Admin) -> Result<Json<Value>, ApiError> {
     let tokens = m.repo.api_tokens().await.map_err(store_error)?;
     Ok(Json(Value::Array(
         tokens
@@ -102,10 +102,9 @@ fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
 
 async fn revoke_token(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.admin()?;
     let id = parse_uuid("id", &id)?;
     if m.repo.delete_api_token(id).await.map_err(store_error)? {
         Ok(StatusCode::NO_CONTENT)
@@ -139,10 +138,9 @@ fn check_address(address: &str) -> Result<(), ApiError> {
 
 async fn create_enroll_token(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     JsonBody(req): JsonBody<CreateEnrollToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.admin()?;
     let name = HostName::new_worker(req.name.clone())
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     check_address(&req.address)?;
@@ -230,10 +228,9 @@ async fn get_host(
 /// certificate, forget the host. Its heartbeats get 403 from then on.
 async fn decommission(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     Path(uuid): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.admin()?;
     let uuid = HostUuid(parse_uuid("uuid", &uuid)?);
     let host = m
         .repo
@@ -254,8 +251,45 @@ async fn decommission(
         Ok(Err(e)) => tracing::warn!(host = %host.name, error = %e, "self-destruct not confirmed"),
         Err(_) => tracing::warn!(host = %host.name, "self-destruct timed out"),
     }
+    forget_deckies(&m, &host, now).await.map_err(store_error)?;
     m.repo.delete_host(uuid).await.map_err(store_error)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A decommissioned host takes its deckies with it: they leave the desired fleet (no ghost
+/// `pending` entry under a deleted host), their open rows fail, and each shard's removal goes on
+/// the bus.
+async fn forget_deckies(m: &Master, host: &Host, now: DateTime<Utc>) -> Result<(), RepoError> {
+    let _guard = m.fleet_lock.lock().await;
+    if let Some(mut fleet) = m.repo.desired_fleet().await? {
+        let before = fleet.deckies.len();
+        fleet.deckies.retain(|d| d.host_uuid != Some(host.uuid));
+        if fleet.deckies.len() != before {
+            m.repo.put_desired_fleet(&fleet).await?;
+        }
+    }
+    let reason = format!("host {} was decommissioned", host.name);
+    for row in m.repo.open_lifecycle_rows().await? {
+        if row.host_uuid == Some(host.uuid) {
+            super::lifecycle::transition(
+                m,
+                row.id,
+                LifecycleStatus::Failed,
+                Some(reason.clone()),
+                now,
+            )
+            .await?;
+        }
+    }
+    for shard in m.repo.shards(Some(host.uuid)).await? {
+        m.publish(BusEvent::state(
+            host.uuid,
+            &shard.decky_name,
+            "torn_down",
+            StateTransition::Deleted,
+        ));
+    }
+    Ok(())
 }
 
 async fn self_destruct(m: &Master, host: &Host, timeout: Duration) -> Result<(), String> {

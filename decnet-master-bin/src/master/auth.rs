@@ -24,6 +24,20 @@ impl Caller {
     }
 }
 
+/// An admin caller. As an extractor it refuses a viewer with 403 before the body is read, so
+/// a viewer's malformed body is 403, never 422 (extractors run in order, the body's last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin;
+
+impl FromRequestParts<Arc<Master>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, m: &Arc<Master>) -> Result<Self, ApiError> {
+        Caller::from_request_parts(parts, m).await?.admin()?;
+        Ok(Admin)
+    }
+}
+
 impl FromRequestParts<Arc<Master>> for Caller {
     type Rejection = ApiError;
 

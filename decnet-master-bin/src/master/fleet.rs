@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::auth::Caller;
+use super::auth::{Admin, Caller};
 use super::runner::live_hosts;
 use super::state::Master;
 
@@ -172,10 +172,9 @@ async fn record(
 
 async fn deploy(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     JsonBody(body): JsonBody<DeployBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.admin()?;
     let (spec, prefix) = match (&body.ini_content, &body.deckies) {
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -413,11 +412,10 @@ fn decky_name(name: &str) -> Result<DeckyName, ApiError> {
 
 async fn mutate(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.admin()?;
     let name = decky_name(&name)?;
     let req: MutateBody = if body.iter().all(u8::is_ascii_whitespace) {
         MutateBody::default()
@@ -481,10 +479,9 @@ pub(crate) async fn mutate_decky(
 
 async fn remove(
     State(m): Ctx,
-    caller: Caller,
+    _admin: Admin,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.admin()?;
     let name = decky_name(&name)?;
     let _guard = m.fleet_lock.lock().await;
     let mut fleet = m
@@ -515,7 +512,7 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let fleet = m.repo.desired_fleet().await.map_err(store_error)?;
     let shards = m.repo.shards(None).await.map_err(store_error)?;
     let hosts = m.hosts_view().await.map_err(store_error)?;
-    let out: Vec<Value> = fleet
+    let mut out: Vec<Value> = fleet
         .iter()
         .flat_map(|f| f.deckies.iter())
         .map(|d| {
@@ -541,6 +538,33 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
             })
         })
         .collect();
+    // Deckies that left the fleet but still have a shard (tearing down, or a teardown that
+    // failed: their containers may still run) are listed too, with that state.
+    let in_fleet = |s: &Shard| {
+        fleet.iter().flat_map(|f| f.deckies.iter()).any(|d| {
+            d.name == s.decky_name && d.host_uuid.unwrap_or(HostUuid::LOCAL) == s.host_uuid
+        })
+    };
+    for s in shards.iter().filter(|s| !in_fleet(s)) {
+        let (uuid, host_name) = if s.host_uuid == HostUuid::LOCAL {
+            (None, "local".to_string())
+        } else {
+            let name = hosts
+                .iter()
+                .find(|x| x.uuid == s.host_uuid)
+                .map_or_else(|| s.host_uuid.to_string(), |x| x.name.to_string());
+            (Some(s.host_uuid), name)
+        };
+        out.push(json!({
+            "name": s.decky_name,
+            "host_uuid": uuid,
+            "host": host_name,
+            "ip": s.decky.ip,
+            "services": s.decky.services,
+            "state": s.state.as_str(),
+            "last_seen": last_seen(&m, s.host_uuid, s.decky_name.as_str(), Some(s)),
+        }));
+    }
     Ok(Json(Value::Array(out)))
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_core::model::HostStatus;
+use decnet_core::model::{HostStatus, HostUuid};
 use decnet_core::traits::{Bus, Clock, Deployer, HostNetwork, Repository};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -192,34 +192,56 @@ async fn unreachable_loop(m: Arc<Master>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
-        let grace =
-            chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::seconds(90));
-        let cutoff = m.clock.now() - grace;
-        // The store may lag memory by up to one interval: flush fresher times first.
-        let fresh: Vec<_> = m
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|(_, s)| s.last > s.flushed)
-            .map(|(h, s)| (*h, s.last, s.version.clone()))
-            .collect();
-        for (host, last, version) in fresh {
-            if let Err(e) = m.repo.record_heartbeat(host, last, version).await {
-                tracing::warn!(error = %e, "flush heartbeat");
-            }
-        }
-        match m.repo.mark_unreachable(cutoff).await {
-            Ok(changed) => {
-                let mut hosts = m.hosts.lock().unwrap_or_else(|p| p.into_inner());
-                for uuid in changed {
-                    tracing::warn!(host = %uuid, "host missed 3 heartbeats: unreachable");
-                    if let Some(h) = hosts.get_mut(&uuid) {
-                        h.status = HostStatus::Unreachable;
-                    }
+        check_hosts(&m, m.clock.now()).await;
+    }
+}
+
+/// One pass of the unreachable check at `now`: heartbeat times kept in memory are flushed
+/// first — only those of hosts still within the grace, and each once — then hosts silent for 3
+/// intervals become `unreachable`. Returns the hosts that changed. A silent host's last,
+/// unflushed heartbeat must not mark it active again on every pass (it flapped between
+/// `active` and `unreachable`, and a deploy at that instant could choose it).
+pub async fn check_hosts(m: &Master, now: chrono::DateTime<chrono::Utc>) -> Vec<HostUuid> {
+    let interval = m.settings.heartbeat_interval;
+    let grace = chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::seconds(90));
+    let cutoff = now - grace;
+    let fresh: Vec<_> = m
+        .seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(_, s)| s.last > s.flushed && s.last >= cutoff)
+        .map(|(h, s)| (*h, s.last, s.version.clone()))
+        .collect();
+    for (host, last, version) in fresh {
+        match m.repo.record_heartbeat(host, last, version).await {
+            Ok(()) => {
+                if let Some(s) = m
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_mut(&host)
+                {
+                    s.flushed = s.flushed.max(last);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "mark unreachable"),
+            Err(e) => tracing::warn!(error = %e, "flush heartbeat"),
+        }
+    }
+    match m.repo.mark_unreachable(cutoff).await {
+        Ok(changed) => {
+            let mut hosts = m.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            for uuid in &changed {
+                tracing::warn!(host = %uuid, "host missed 3 heartbeats: unreachable");
+                if let Some(h) = hosts.get_mut(uuid) {
+                    h.status = HostStatus::Unreachable;
+                }
+            }
+            changed
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "mark unreachable");
+            vec![]
         }
     }
 }
