@@ -393,6 +393,22 @@ pub struct ServeArgs {
     /// Run no deckies on this machine (only drive workers).
     #[arg(long)]
     pub no_local: bool,
+    /// Seconds a deploy row may go without progress before the sweep fails it.
+    #[arg(long, value_name = "SECS", env = "DECNET_DEPLOY_TIMEOUT", default_value_t = 15 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub deploy_timeout: u64,
+    /// Seconds a mutate row may go without progress before the sweep fails it.
+    #[arg(long, value_name = "SECS", env = "DECNET_MUTATE_TIMEOUT", default_value_t = 10 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub mutate_timeout: u64,
+    /// Seconds a teardown row may go without progress before the sweep fails it.
+    #[arg(long, value_name = "SECS", env = "DECNET_TEARDOWN_TIMEOUT", default_value_t = 5 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub teardown_timeout: u64,
+    /// Seconds a one-time enrollment token stays valid.
+    #[arg(long, value_name = "SECS", env = "DECNET_ENROLL_TOKEN_TTL", default_value_t = 15 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    pub enroll_token_ttl: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]

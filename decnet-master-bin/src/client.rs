@@ -465,7 +465,7 @@ pub fn detail(body: &[u8]) -> Option<String> {
 
 /// The error and its sources, without repeats. reqwest's own top line ("error sending request
 /// for url (…)") is left out when it has sources: the caller names the URL already.
-fn error_chain(e: &reqwest::Error) -> String {
+pub fn error_chain(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut parts = Vec::new();
     if e.source().is_none() {
@@ -565,6 +565,31 @@ pub fn answer<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Resul
 
 #[cfg(test)]
 mod tests {
+
+    /// A TLS failure names its reason, not only reqwest's "error sending request".
+    #[tokio::test]
+    async fn error_chain_names_the_tls_reason() {
+        decnet_tls::install_default_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        });
+        let e = reqwest::Client::new()
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = error_chain(&e);
+        server.join().unwrap();
+        assert!(!text.contains("error sending request"), "{text}");
+        assert!(!text.is_empty());
+        assert_ne!(text, e.to_string(), "{text}");
+    }
     use super::*;
 
     fn layout() -> (tempfile::TempDir, DataDir) {

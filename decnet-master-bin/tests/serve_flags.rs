@@ -23,6 +23,10 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Output {
         "DECNET_IDLE_TIMEOUT",
         "DECNET_MAX_CONNECTIONS",
         "DECNET_MAX_CONNECTIONS_PER_SOURCE",
+        "DECNET_DEPLOY_TIMEOUT",
+        "DECNET_MUTATE_TIMEOUT",
+        "DECNET_TEARDOWN_TIMEOUT",
+        "DECNET_ENROLL_TOKEN_TTL",
     ] {
         c.env_remove(v);
     }
@@ -41,6 +45,40 @@ fn usage_error(args: &[&str], envs: &[(&str, &str)], needles: &[&str]) {
         assert!(err.contains(n), "{args:?} {envs:?}: {err:?} lacks {n:?}");
     }
     assert!(!err.contains("--db"), "checked after the store: {err}");
+}
+
+#[test]
+fn sweep_timeouts_and_the_enroll_token_lifetime_are_settable_and_checked() {
+    usage_error(
+        &["--deploy-timeout", "0"],
+        &[],
+        &["--deploy-timeout", "'0'"],
+    );
+    usage_error(
+        &["--mutate-timeout", "soon"],
+        &[],
+        &["--mutate-timeout", "'soon'"],
+    );
+    usage_error(&["--teardown-timeout=-5"], &[], &["--teardown-timeout"]);
+    usage_error(
+        &[],
+        &[("DECNET_ENROLL_TOKEN_TTL", "0")],
+        &["--enroll-token-ttl", "'0'"],
+    );
+    // Good values get past the flags (to the store, which this test leaves unreachable).
+    let out = serve(
+        &[
+            "--deploy-timeout",
+            "60",
+            "--mutate-timeout",
+            "60",
+            "--teardown-timeout",
+            "60",
+        ],
+        &[("DECNET_ENROLL_TOKEN_TTL", "120")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--db") || err.contains("mysql"), "{err}");
 }
 
 #[test]

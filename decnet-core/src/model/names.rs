@@ -101,7 +101,11 @@ impl HostName {
     /// The CN of the master's certificate; no worker may take it.
     pub const RESERVED: &'static str = "decnet-master";
 
-    /// Like [`HostName::new`], and refuses the reserved master name.
+    /// The name that stands for this master's own (unihost) deckies, in lists and bus topics;
+    /// no worker may take it either.
+    pub const LOCAL: &'static str = "local";
+
+    /// Like [`HostName::new`], and refuses the reserved names.
     pub fn new_worker(s: impl Into<String>) -> Result<Self, FieldError> {
         let name = Self::new(s)?;
         if name.0 == Self::RESERVED {
@@ -109,6 +113,13 @@ impl HostName {
                 "name",
                 &name.0,
                 "is reserved for the master's certificate",
+            ));
+        }
+        if name.0 == Self::LOCAL {
+            return Err(FieldError::new(
+                "name",
+                &name.0,
+                "is reserved for the master's own deckies",
             ));
         }
         Ok(name)
@@ -284,6 +295,8 @@ mod tests {
         assert!(HostName::new("decnet-master").is_ok());
         let err = HostName::new_worker("decnet-master").unwrap_err();
         assert!(err.to_string().contains("reserved"));
+        let err = HostName::new_worker("local").unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
         assert!(HostName::new_worker("worker-1").is_ok());
     }
 

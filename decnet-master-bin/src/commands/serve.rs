@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use decnet_core::traits::{Deployer, SystemClock};
@@ -52,6 +53,10 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
             .unwrap_or_else(|| default_advertise(args.swarm_bind)),
         fleet_limit: args.fleet_limit,
         serve_limits,
+        deploy_timeout: Duration::from_secs(args.deploy_timeout),
+        mutate_timeout: Duration::from_secs(args.mutate_timeout),
+        teardown_timeout: Duration::from_secs(args.teardown_timeout),
+        enroll_token_ttl: Duration::from_secs(args.enroll_token_ttl),
         ..MasterSettings::default()
     };
     // Unihost deckies run here through Docker; without Docker the master only drives agents.

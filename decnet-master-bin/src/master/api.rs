@@ -299,7 +299,7 @@ async fn self_destruct(m: &Master, host: &Host, timeout: Duration) -> Result<(),
         .json(&json!({"host_uuid": host.uuid}))
         .send()
         .await
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| crate::client::error_chain(&e))?;
     if resp.status().is_success() {
         Ok(())
     } else {

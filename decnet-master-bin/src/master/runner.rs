@@ -351,7 +351,7 @@ async fn send(client: &reqwest::Client, url: &str, body: serde_json::Value) -> R
         .json(&body)
         .send()
         .await
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| crate::client::error_chain(&e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -370,7 +370,7 @@ async fn probe(client: &reqwest::Client, base: &str) -> Result<AgentStatus, Stri
         .get(format!("{base}/status"))
         .send()
         .await
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| crate::client::error_chain(&e))?;
     if !resp.status().is_success() {
         return Err(format!("agent answered {}", resp.status()));
     }
