@@ -59,6 +59,11 @@ pub struct DockerDeployerConfig {
     pub parallelism: usize,
     /// How long a service may take to listen.
     pub ready_timeout: Duration,
+    /// Earlier `decnet.host` labels of this host's deckies (unihost deckies were all labelled
+    /// `local` before each data dir had its own identity). Containers with such a label are
+    /// adopted when the state file lists their decky: listed, torn down, and recreated under
+    /// `host` by the next deploy. Never containers the state file does not list.
+    pub adopt_labels: Vec<String>,
 }
 
 impl DockerDeployerConfig {
@@ -72,6 +77,7 @@ impl DockerDeployerConfig {
             host_link_name: HOST_MACVLAN_IFACE.to_string(),
             parallelism: 8,
             ready_timeout: Duration::from_secs(30),
+            adopt_labels: Vec::new(),
         }
     }
 }
@@ -153,9 +159,40 @@ impl DockerDeployer {
         &self,
         decky: Option<&DeckyName>,
     ) -> Result<Vec<(Observed, String)>, DockerError> {
+        let mut out = self.list_labelled(&self.cfg.host, decky).await?;
+        if self.cfg.adopt_labels.iter().all(|l| l == &self.cfg.host) {
+            return Ok(out);
+        }
+        // Deckies this host's state file lists, under a label it used before: adopted. Their
+        // shape hash is dropped so the next deploy recreates them under today's label.
+        let listed: std::collections::BTreeSet<DeckyName> = match self.load_state() {
+            Ok(Some(st)) => st.config.deckies.iter().map(|d| d.name.clone()).collect(),
+            _ => return Ok(out),
+        };
+        for label in self
+            .cfg
+            .adopt_labels
+            .iter()
+            .filter(|l| *l != &self.cfg.host)
+        {
+            for (mut o, state) in self.list_labelled(label, decky).await? {
+                if listed.contains(&o.decky) {
+                    o.hash = None;
+                    out.push((o, state));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_labelled(
+        &self,
+        host: &str,
+        decky: Option<&DeckyName>,
+    ) -> Result<Vec<(Observed, String)>, DockerError> {
         let opts = ListContainersOptions {
             all: true,
-            filters: Some(host_filter(&self.cfg.host, decky)),
+            filters: Some(host_filter(host, decky)),
             ..Default::default()
         };
         let list = retry("list containers", || {

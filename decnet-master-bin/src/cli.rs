@@ -37,9 +37,10 @@ pub struct DockerArgs {
     /// Name of the host-side macvlan link.
     #[arg(long, default_value = "decnet_macvlan0")]
     pub host_link_name: String,
-    /// The `decnet.host` label of this host's deckies (tests keep apart with it).
-    #[arg(long, hide = true, default_value = "local")]
-    pub host_label: String,
+    /// The `decnet.host` label of this host's deckies (default: the data dir's own identity,
+    /// `<data-dir>/host-id`; tests keep apart with it).
+    #[arg(long, hide = true)]
+    pub host_label: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,134 @@ fn has_link(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
 
+/// Container ids by name carrying `decnet.host=<label>`.
+fn labelled(label: &str) -> std::collections::BTreeMap<String, String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--no-trunc",
+            "--filter",
+            &format!("label=decnet.host={label}"),
+            "--format",
+            "{{.Names}} {{.ID}}",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, i)| (n.to_string(), i.to_string()))
+        .collect()
+}
+
+/// Two data dirs on one Docker daemon are two hosts: neither sees nor removes the other's
+/// deckies (all unihost deckies were labelled `local` before). Deckies an earlier release
+/// labelled `local` that a data dir's state lists are adopted by its next deploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_data_dirs_on_one_daemon_keep_their_fleets_apart() {
+    let tag = format!("hid{}", std::process::id() % 10000);
+    let mut lans = vec![];
+    for (i, third) in [(0u8, 8u8), (1, 9)] {
+        let t = format!("{tag}{i}");
+        let _ = lab::destroy_by_tag(&t).await;
+        let lan = LabLan::create(
+            &t,
+            Ipv4Net::new(Ipv4Addr::new(10, 215, third, 0), 24).unwrap(),
+        )
+        .await
+        .expect("lab LAN (needs root)");
+        lans.push((t, lan));
+    }
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let dir = |i: usize| dirs[i].path().to_str().unwrap().to_string();
+    let run = |i: usize, extra: &[&str]| {
+        let (t, lan) = &lans[i];
+        let d = dir(i);
+        let mut args: Vec<String> = ["deploy", "--interface", &lan.parent, "--subnet"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(lan.subnet.to_string());
+        args.extend(["--gateway".into(), lan.gateway.to_string()]);
+        let host_ip = lan.subnet.hosts().last().unwrap();
+        args.extend(["--host-ip".into(), host_ip.to_string()]);
+        args.extend([
+            "--data-dir".into(),
+            d,
+            "--network-name".into(),
+            format!("decnet_{t}"),
+        ]);
+        args.extend(["--no-host-link".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        decnet(&refs)
+    };
+    let names = |p: &str| format!("{p}-{tag}");
+    // Data dir 1 first runs as an earlier release did: label `local`.
+    let (n0, n1) = (names("hida"), names("hidb"));
+    let ini = |dir: &tempfile::TempDir, name: &str| {
+        let p = dir.path().join("fleet.ini");
+        std::fs::write(&p, format!("[{name}]\nservices=ssh\n")).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let ini0 = ini(&dirs[0], &n0);
+    let ini1 = ini(&dirs[1], &n1);
+    ok(&run(0, &["--config", &ini0]));
+    ok(&run(1, &["--config", &ini1, "--host-label", "local"]));
+    let id0 = std::fs::read_to_string(dirs[0].path().join("host-id")).unwrap();
+    let id0 = id0.trim();
+    assert!(id0.starts_with("local-"), "{id0}");
+    assert!(labelled(id0).contains_key(&n0));
+    let legacy = labelled("local");
+    assert!(legacy.contains_key(&n1), "{legacy:?}");
+    // Data dir 0's next deploy leaves data dir 1's `local` deckies alone: its state does not
+    // list them.
+    ok(&run(0, &["--config", &ini0]));
+    assert_eq!(labelled("local").get(&n1), legacy.get(&n1));
+    let status = |i: usize| -> serde_json::Value {
+        let d = dir(i);
+        serde_json::from_str(&ok(&decnet(&["status", "--json", "--data-dir", &d]))).unwrap()
+    };
+    let s0 = status(0);
+    assert!(s0["runtime"].get(&n1).is_none(), "{s0}");
+    assert_eq!(s0["runtime"][&n0]["running"], true, "{s0}");
+    // Data dir 1, upgraded (no --host-label): it adopts its `local` deckies and brings them
+    // under its own identity; data dir 0's deckies are untouched.
+    let before0 = labelled(id0);
+    ok(&run(1, &["--config", &ini1]));
+    let id1 = std::fs::read_to_string(dirs[1].path().join("host-id")).unwrap();
+    let id1 = id1.trim().to_string();
+    assert_ne!(id0, id1);
+    assert!(labelled(&id1).contains_key(&n1));
+    assert!(
+        !labelled("local").contains_key(&n1),
+        "nothing stranded under local"
+    );
+    assert_eq!(labelled(id0), before0);
+    let s1 = status(1);
+    assert_eq!(s1["runtime"][&n1]["running"], true, "{s1}");
+    assert!(s1["runtime"].get(&n0).is_none(), "{s1}");
+    for i in 0..2 {
+        let d = dir(i);
+        let net = format!("decnet_{}", lans[i].0);
+        ok(&decnet(&[
+            "teardown",
+            "--all",
+            "--data-dir",
+            &d,
+            "--network-name",
+            &net,
+            "--no-host-link",
+        ]));
+    }
+    assert!(labelled(id0).is_empty() && labelled(&id1).is_empty());
+    for (_, lan) in lans {
+        lan.destroy().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_status_teardown_through_the_cli() {
     let tag = format!("cli{}", std::process::id() % 10000);

@@ -42,11 +42,59 @@ pub fn state_path(data_dir: &Path) -> PathBuf {
     state_file::state_path(data_dir)
 }
 
+/// The label unihost deckies carried before each data dir had its own identity.
+pub const LEGACY_HOST_LABEL: &str = "local";
+
+/// This data dir's host identity for Docker labels (`decnet.host`): `<data-dir>/host-id`,
+/// made once (`local-` and 12 random hex digits). Two data dirs — two unihost fleets, or a
+/// fleet and a master's own deckies — on one Docker daemon never see each other's containers.
+/// Bus topics and lists keep saying `local`.
+pub fn host_identity(data_dir: &Path) -> Result<String, CliError> {
+    let path = data_dir.join("host-id");
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if valid(id) {
+                return Ok(id.to_string());
+            }
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "{}: {id:?} is not a host identity (lowercase letters, digits and '-'); remove the file to get a new one",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "read {}: {e}",
+                path.display()
+            )))
+        }
+    }
+    let id = format!("local-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("create the data dir {}", data_dir.display()))?;
+    decnet_tls::pki::write_file_atomic(&path, format!("{id}\n").as_bytes(), 0o644)
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("write {}: {e}", path.display())))?;
+    Ok(id)
+}
+
 /// Connects the Docker deployer for this host.
 pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeployer, CliError> {
     let binary = image::find_decky_binary(args.decky_bin.as_deref())
         .map_err(|e| CliError::usage(e.to_string()))?;
-    let mut cfg = DockerDeployerConfig::new(args.host_label.clone(), state_path(data_dir), binary);
+    let label = match &args.host_label {
+        Some(l) => l.clone(),
+        None => host_identity(data_dir)?,
+    };
+    let mut cfg = DockerDeployerConfig::new(label, state_path(data_dir), binary);
+    // Deckies of an earlier release, labelled `local`, that this data dir's state lists.
+    cfg.adopt_labels = vec![LEGACY_HOST_LABEL.to_string()];
     cfg.network = args.network_name.clone();
     cfg.host_link = !args.no_host_link;
     cfg.host_link_name = args.host_link_name.clone();
