@@ -142,9 +142,9 @@ async fn two_data_dirs_on_one_daemon_keep_their_fleets_apart() {
     let s1 = status(1);
     assert_eq!(s1["runtime"][&n1]["running"], true, "{s1}");
     assert!(s1["runtime"].get(&n0).is_none(), "{s1}");
-    for i in 0..2 {
+    for (i, (t, _)) in lans.iter().enumerate() {
         let d = dir(i);
-        let net = format!("decnet_{}", lans[i].0);
+        let net = format!("decnet_{t}");
         ok(&decnet(&[
             "teardown",
             "--all",
