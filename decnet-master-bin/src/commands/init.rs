@@ -250,7 +250,7 @@ fn ensure_ca(layout: &DataDir, out: Out<'_>) -> Result<Ca, CliError> {
 }
 
 /// This machine's host name as a SAN, when `/etc/hostname` holds a usable one.
-fn hostname_san() -> Option<San> {
+pub fn hostname_san() -> Option<San> {
     let text = std::fs::read_to_string("/etc/hostname").ok()?;
     let name = text.trim();
     let ok = !name.is_empty()

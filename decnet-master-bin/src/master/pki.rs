@@ -7,11 +7,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use decnet_core::model::{Host, HostUuid};
-use decnet_tls::pki::{Bundle, Ca};
+use decnet_tls::pki::{Bundle, Ca, LeafSpec, San};
 use decnet_tls::rustls::ServerConfig;
 use decnet_tls::verify::{client_config, server_config, ClientAuth, PeerPolicy};
 
 use super::layout::DataDir;
+
+/// The operator API certificate's SANs: those of the master certificate (host name,
+/// loopback) and the address the API is bound to, unless it is the unspecified address.
+pub fn api_sans(bind: std::net::IpAddr) -> Vec<San> {
+    let mut sans = crate::commands::init::master_sans(crate::commands::init::hostname_san());
+    if !bind.is_unspecified() && !sans.contains(&San::Ip(bind)) {
+        sans.push(San::Ip(bind));
+    }
+    sans
+}
 
 /// Loaded once at start-up.
 pub struct MasterPki {
@@ -71,10 +81,22 @@ impl MasterPki {
             .map_err(|e| e.to_string())
     }
 
-    /// The operator API over HTTPS (when not on loopback): bearer tokens authenticate.
-    pub fn api_tls(&self) -> Result<Arc<ServerConfig>, String> {
-        server_config(&self.bundle, &self.policy()?, ClientAuth::Optional)
-            .map_err(|e| e.to_string())
+    /// The operator API over HTTPS (when not on loopback): bearer tokens authenticate. Its
+    /// certificate is issued by the CA at start-up for the address the API is bound to (the
+    /// master certificate, made by `decnet init` before any `--api-bind` was known, names only
+    /// the host name and loopback; clients check the name they dial). Its key lives in memory
+    /// only; the pinned master certificate stays the swarm identity.
+    pub fn api_tls(&self, bind: std::net::SocketAddr) -> Result<Arc<ServerConfig>, String> {
+        let issued = self
+            .ca
+            .issue_keypair(&LeafSpec::master(api_sans(bind.ip())))
+            .map_err(|e| format!("operator API certificate: {e}"))?;
+        let bundle = Bundle {
+            ca_pem: self.bundle.ca_pem.clone(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+        };
+        server_config(&bundle, &self.policy()?, ClientAuth::Optional).map_err(|e| e.to_string())
     }
 
     /// An mTLS client towards one agent: the master's certificate as identity, the agent

@@ -99,7 +99,7 @@ pub async fn start(
     let api_tls = if api_addr.ip().is_loopback() {
         None
     } else {
-        Some(pki.api_tls().map_err(MasterError::Config)?)
+        Some(pki.api_tls(api_addr).map_err(MasterError::Config)?)
     };
     let swarm_tls = pki.swarm_tls().map_err(MasterError::Config)?;
     let api_url = format!(
