@@ -39,6 +39,9 @@ pub fn relocalize(
     out.interface = facts.interface.clone();
     out.subnet = subnet;
     out.gateway = gateway;
+    // Every current decky's address stays taken, including deckies this shard drops (their
+    // containers may still hold the address); the allocator skips the host and gateway itself.
+    let current_ips = current.iter().flat_map(|c| c.deckies.iter().map(|d| d.ip));
     if config.subnet == subnet {
         // The master's addresses stand, except one that is this worker's own or its gateway
         // (a master that did not know them): that decky moves to a free address.
@@ -49,24 +52,13 @@ pub fn relocalize(
             .filter(|(_, d)| d.ip == facts.host_ip || d.ip == gateway)
             .map(|(i, _)| i)
             .collect();
-        if clashing.is_empty() {
-            return Ok(out);
-        }
-        let mut in_use: BTreeSet<Ipv4Addr> = out.deckies.iter().map(|d| d.ip).collect();
-        if let Some(c) = current {
-            in_use.extend(c.deckies.iter().map(|d| d.ip));
-        }
-        let req = AllocRequest {
-            subnet,
-            gateway: Some(gateway),
-            host_ip: Some(facts.host_ip),
-            ip_start: None,
-            reserved: &in_use,
-        };
-        let ips = allocate_ips(&req, clashing.len())?;
-        for (i, ip) in clashing.into_iter().zip(ips) {
-            out.deckies[i].ip = ip;
-        }
+        let in_use = out
+            .deckies
+            .iter()
+            .map(|d| d.ip)
+            .chain(current_ips)
+            .collect();
+        assign_free(&mut out, &clashing, &in_use, facts.host_ip)?;
         return Ok(out);
     }
 
@@ -79,7 +71,6 @@ pub fn relocalize(
                 .collect()
         })
         .unwrap_or_default();
-    let mut in_use: BTreeSet<Ipv4Addr> = existing.values().copied().collect();
     let mut fresh = Vec::new();
     for (i, d) in out.deckies.iter_mut().enumerate() {
         match existing.get(d.name.as_str()) {
@@ -87,23 +78,34 @@ pub fn relocalize(
             None => fresh.push(i),
         }
     }
-    // Every current decky's address stays taken, including deckies this shard drops (their
-    // containers may still hold the address); the allocator skips the host and gateway itself.
-    if let Some(c) = current {
-        in_use.extend(c.deckies.iter().map(|d| d.ip));
+    let in_use = existing.values().copied().chain(current_ips).collect();
+    assign_free(&mut out, &fresh, &in_use, facts.host_ip)?;
+    Ok(out)
+}
+
+/// Gives the deckies at `indices` free addresses of `out`'s subnet, ascending, avoiding
+/// `in_use`, the gateway and the host.
+fn assign_free(
+    out: &mut DecnetConfig,
+    indices: &[usize],
+    in_use: &BTreeSet<Ipv4Addr>,
+    host_ip: Ipv4Addr,
+) -> Result<(), AllocError> {
+    if indices.is_empty() {
+        return Ok(());
     }
     let req = AllocRequest {
-        subnet,
-        gateway: Some(gateway),
-        host_ip: Some(facts.host_ip),
+        subnet: out.subnet,
+        gateway: Some(out.gateway),
+        host_ip: Some(host_ip),
         ip_start: None,
-        reserved: &in_use,
+        reserved: in_use,
     };
-    let ips = allocate_ips(&req, fresh.len())?;
-    for (i, ip) in fresh.into_iter().zip(ips) {
+    let ips = allocate_ips(&req, indices.len())?;
+    for (&i, ip) in indices.iter().zip(ips) {
         out.deckies[i].ip = ip;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
