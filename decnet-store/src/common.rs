@@ -14,8 +14,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 // Placeholders are `$N` on both backends (sqlx's SQLite driver binds `$N` by number).
 
-pub(crate) const HOST_COLS: &str =
-    "uuid, name, address, fingerprint, status, last_heartbeat, agent_version, enrolled_at";
+pub(crate) const HOST_COLS: &str = "uuid, name, address, fingerprint, status, last_heartbeat, \
+     agent_version, enrolled_at, cert_expires_at, previous_fingerprint, previous_valid_until";
 pub(crate) const ENROLL_COLS: &str =
     "id, hash, host_name, address, created_at, expires_at, used_at";
 pub(crate) const API_COLS: &str = "id, hash, role, created_at";
@@ -34,6 +34,8 @@ pub(crate) const MARK_UNREACHABLE: &str = "UPDATE hosts SET status = 'unreachabl
 pub(crate) const REVOKE: &str = "INSERT INTO revoked_certs (fingerprint, revoked_at) \
      VALUES ($1, $2) ON CONFLICT (fingerprint) DO NOTHING";
 pub(crate) const IS_REVOKED: &str = "SELECT fingerprint FROM revoked_certs WHERE fingerprint = $1";
+pub(crate) const RENEW_HOST_CERT: &str = "UPDATE hosts SET fingerprint = $2, \
+     cert_expires_at = $3, previous_fingerprint = $4, previous_valid_until = $5 WHERE uuid = $1";
 pub(crate) const SELECT_FLEET: &str = "SELECT config FROM desired_fleet WHERE id = 1";
 pub(crate) const PUT_FLEET: &str = "INSERT INTO desired_fleet (id, config) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET config = excluded.config";

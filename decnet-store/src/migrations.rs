@@ -15,17 +15,31 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 /// `(version, description, sql)`, in version order.
 type Set = &'static [(i64, &'static str, &'static str)];
 
-pub(crate) const SQLITE: Set = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+pub(crate) const SQLITE: Set = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "cert_renewal",
+        include_str!("../migrations/sqlite/0002_cert_renewal.sql"),
+    ),
+];
 
-pub(crate) const POSTGRES: Set = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub(crate) const POSTGRES: Set = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "cert_renewal",
+        include_str!("../migrations/postgres/0002_cert_renewal.sql"),
+    ),
+];
 
 /// A migration set compiled into the binary.
 #[derive(Debug)]

@@ -92,7 +92,7 @@ async fn reopening_keeps_data_and_migrates_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2, "0001_init and 0002_cert_renewal, once each");
 }
 
 #[tokio::test]

@@ -45,6 +45,9 @@ pub struct PeerPolicy {
     pub expected_cn: Option<String>,
     /// The fingerprint the peer's leaf must have (pinned at enrollment).
     pub pinned_fingerprint: Option<String>,
+    /// Further fingerprints accepted besides `pinned_fingerprint` (a certificate renewal's
+    /// overlap: the previous one stays valid for a while). Ignored without a pin.
+    pub also_pinned: Vec<String>,
 }
 
 impl PeerPolicy {
@@ -55,6 +58,7 @@ impl PeerPolicy {
             ca,
             expected_cn: None,
             pinned_fingerprint: None,
+            also_pinned: Vec::new(),
         }
     }
 
@@ -72,6 +76,12 @@ impl PeerPolicy {
     /// Requires the peer's fingerprint.
     pub fn with_pinned_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.pinned_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Also accepts `fingerprint` besides the pinned one (a renewal's overlap).
+    pub fn with_also_pinned_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.also_pinned.push(fingerprint.into());
         self
     }
 
@@ -138,6 +148,7 @@ impl From<PolicyViolation> for rustls::Error {
 struct LeafChecks {
     expected_cn: Option<String>,
     pin: Option<String>,
+    also: Vec<String>,
 }
 
 impl LeafChecks {
@@ -149,13 +160,18 @@ impl LeafChecks {
                 .as_deref()
                 .map(normalize_fingerprint)
                 .transpose()?,
+            also: policy
+                .also_pinned
+                .iter()
+                .map(|f| normalize_fingerprint(f))
+                .collect::<Result<_>>()?,
         })
     }
 
     fn check(&self, leaf_der: &[u8]) -> Result<(), PolicyViolation> {
         if let Some(pin) = &self.pin {
             let actual = fingerprint(leaf_der);
-            if &actual != pin {
+            if &actual != pin && !self.also.contains(&actual) {
                 return Err(PolicyViolation::Fingerprint {
                     expected: pin.clone(),
                     actual,
@@ -404,6 +420,7 @@ impl ServerCertVerifier for EnrollServerVerifier {
         let checks = LeafChecks {
             expected_cn: Some(self.expected_cn.clone()),
             pin: None,
+            also: Vec::new(),
         };
         checks.check(end_entity)?;
         Ok(ServerCertVerified::assertion())
@@ -470,6 +487,75 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(server_chain(bundle)?, bundle.private_key()?)?;
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+/// A server certificate that can be replaced while the server runs (a renewed worker
+/// certificate): every new handshake gets the current one.
+#[derive(Debug)]
+pub struct ReloadableCert {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl ReloadableCert {
+    /// The bundle's certificate chain (+ CA) and key.
+    pub fn new(bundle: &Bundle) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            current: std::sync::RwLock::new(Self::certified(bundle)?),
+        }))
+    }
+
+    fn certified(bundle: &Bundle) -> Result<Arc<rustls::sign::CertifiedKey>> {
+        let key = provider()
+            .key_provider
+            .load_private_key(bundle.private_key()?)?;
+        let certified = rustls::sign::CertifiedKey::new(server_chain(bundle)?, key);
+        certified.keys_match()?;
+        Ok(Arc::new(certified))
+    }
+
+    /// Serves `bundle` from the next handshake on; refused (and the current one kept) when
+    /// its key does not match its certificate.
+    pub fn replace(&self, bundle: &Bundle) -> Result<()> {
+        let next = Self::certified(bundle)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    /// The fingerprint of the certificate served now.
+    pub fn fingerprint(&self) -> Option<String> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current.cert.first().map(|c| fingerprint(c))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ReloadableCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+}
+
+/// [`server_config`] serving whatever `cert` holds at each handshake.
+pub fn reloadable_server_config(
+    cert: Arc<ReloadableCert>,
+    policy: &PeerPolicy,
+    client_auth: ClientAuth,
+) -> Result<Arc<ServerConfig>> {
+    let verifier = PolicyClientVerifier::new(policy, client_auth)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(cert);
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     Ok(Arc::new(config))

@@ -696,3 +696,67 @@ async fn extended_key_usage_is_enforced_both_ways() {
         .await
         .assert_client_refused("extended key usage for server authentication");
 }
+
+// ---- certificate renewal -----------------------------------------------------------------
+
+/// A renewed agent certificate is served from the next handshake on, without a new
+/// ServerConfig; the master's client pinned to both (the overlap) accepts the old and the new,
+/// one pinned to the new only refuses the old.
+#[tokio::test]
+async fn a_reloadable_certificate_is_served_after_replace_and_overlap_pins_accept_both() {
+    use decnet_tls::verify::{reloadable_server_config, ReloadableCert};
+    let f = fleet();
+    let renewed =
+        f.ca.issue_keypair(&LeafSpec::worker("worker-1", vec![San::parse("127.0.0.1")]))
+            .unwrap();
+    let cert = ReloadableCert::new(&bundle(&f.ca, &f.agent)).unwrap();
+    let policy = f
+        .policy()
+        .with_expected_cn(MASTER_CN)
+        .with_pinned_fingerprint(&f.master.fingerprint);
+    let server = reloadable_server_config(cert.clone(), &policy, ClientAuth::Required).unwrap();
+    let master = bundle(&f.ca, &f.master);
+    let both = client_config(
+        &master,
+        &f.policy()
+            .with_pinned_fingerprint(&renewed.fingerprint)
+            .with_also_pinned_fingerprint(&f.agent.fingerprint),
+    )
+    .unwrap();
+    let new_only = client_config(
+        &master,
+        &f.policy().with_pinned_fingerprint(&renewed.fingerprint),
+    )
+    .unwrap();
+
+    let (_, seen) = handshake(server.clone(), both.clone(), "127.0.0.1")
+        .await
+        .assert_accepted();
+    assert_eq!(seen.as_deref(), Some(f.agent.fingerprint.as_str()));
+    handshake(server.clone(), new_only.clone(), "127.0.0.1")
+        .await
+        .assert_client_refused("is not the pinned");
+
+    // A key that is not the certificate's is refused and the served one kept.
+    let mismatched = Bundle {
+        key_pem: f.master.key_pem.clone(),
+        ..bundle(&f.ca, &renewed)
+    };
+    assert!(cert.replace(&mismatched).is_err());
+    assert_eq!(
+        cert.fingerprint().as_deref(),
+        Some(f.agent.fingerprint.as_str())
+    );
+
+    cert.replace(&bundle(&f.ca, &renewed)).unwrap();
+    assert_eq!(
+        cert.fingerprint().as_deref(),
+        Some(renewed.fingerprint.as_str())
+    );
+    for client in [both, new_only] {
+        let (_, seen) = handshake(server.clone(), client, "127.0.0.1")
+            .await
+            .assert_accepted();
+        assert_eq!(seen.as_deref(), Some(renewed.fingerprint.as_str()));
+    }
+}

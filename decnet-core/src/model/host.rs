@@ -67,6 +67,16 @@ pub struct Host {
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub agent_version: Option<String>,
     pub enrolled_at: DateTime<Utc>,
+    /// `notAfter` of the pinned certificate (`None` for hosts enrolled before it was kept).
+    #[serde(default)]
+    pub cert_expires_at: Option<DateTime<Utc>>,
+    /// After a renewal, the certificate the host held before: still accepted until
+    /// `previous_valid_until`, or until the host proves the new one (then it is revoked).
+    #[serde(default)]
+    pub previous_fingerprint: Option<String>,
+    /// End of the renewal overlap of `previous_fingerprint`.
+    #[serde(default)]
+    pub previous_valid_until: Option<DateTime<Utc>>,
 }
 
 /// The observed state of one decky on its host.

@@ -13,7 +13,7 @@ use crate::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostStatus, HostUuid,
     LifecycleRow, LifecycleStatus, Operation, Shard,
 };
-use crate::traits::{ObserveOutcome, ObservedShard, RepoError, Repository};
+use crate::traits::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 
 /// An in-memory [`Repository`] with the same semantics as the SQL stores (it passes the same
 /// conformance suite). Times are kept at microsecond precision, like PostgreSQL.
@@ -76,6 +76,8 @@ impl Repository for MemRepository {
         let mut host = host.clone();
         host.last_heartbeat = t_opt(host.last_heartbeat);
         host.enrolled_at = trunc_us(host.enrolled_at);
+        host.cert_expires_at = t_opt(host.cert_expires_at);
+        host.previous_valid_until = t_opt(host.previous_valid_until);
         st.hosts.insert(host.uuid, host);
         Ok(())
     }
@@ -137,6 +139,50 @@ impl Repository for MemRepository {
         let mut st = self.state();
         st.shards.retain(|(host, _), _| *host != uuid);
         Ok(st.hosts.remove(&uuid).is_some())
+    }
+
+    async fn renew_host_certificate(
+        &self,
+        uuid: HostUuid,
+        renewal: &CertRenewal,
+    ) -> Result<(), RepoError> {
+        let mut st = self.state();
+        if st
+            .hosts
+            .values()
+            .any(|h| h.uuid != uuid && h.fingerprint == renewal.fingerprint)
+        {
+            return Err(RepoError::Conflict(format!(
+                "host fingerprint {}",
+                renewal.fingerprint
+            )));
+        }
+        let host = st
+            .hosts
+            .get_mut(&uuid)
+            .ok_or_else(|| RepoError::NotFound(format!("host {uuid}")))?;
+        host.fingerprint = renewal.fingerprint.clone();
+        host.cert_expires_at = Some(trunc_us(renewal.cert_expires_at));
+        host.previous_fingerprint = Some(renewal.previous_fingerprint.clone());
+        host.previous_valid_until = Some(trunc_us(renewal.previous_valid_until));
+        Ok(())
+    }
+
+    async fn end_certificate_overlap(
+        &self,
+        uuid: HostUuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, RepoError> {
+        let mut st = self.state();
+        let Some(host) = st.hosts.get_mut(&uuid) else {
+            return Ok(None);
+        };
+        host.previous_valid_until = None;
+        let Some(previous) = host.previous_fingerprint.take() else {
+            return Ok(None);
+        };
+        st.revoked.entry(previous.clone()).or_insert(trunc_us(at));
+        Ok(Some(previous))
     }
 
     async fn revoke_fingerprint(

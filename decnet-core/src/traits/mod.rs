@@ -14,7 +14,7 @@ pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
 pub use lifecycle::{LifecycleSink, SinkError};
-pub use repository::{ObserveOutcome, ObservedShard, RepoError, Repository};
+pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 
 #[cfg(any(test, feature = "test-util"))]
 pub use {

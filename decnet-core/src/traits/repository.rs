@@ -35,6 +35,19 @@ pub struct ObservedShard {
     pub taken_at: DateTime<Utc>,
 }
 
+/// A certificate renewal: the host's new pin, and the certificate it replaces, kept valid
+/// for an overlap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRenewal {
+    /// The new certificate's fingerprint (becomes the host's pin).
+    pub fingerprint: String,
+    /// The new certificate's `notAfter`.
+    pub cert_expires_at: DateTime<Utc>,
+    /// The certificate the host renewed with; accepted until `previous_valid_until`.
+    pub previous_fingerprint: String,
+    pub previous_valid_until: DateTime<Utc>,
+}
+
 /// The outcome of applying an observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObserveOutcome {
@@ -69,6 +82,23 @@ pub trait Repository: Send + Sync {
     async fn mark_unreachable(&self, cutoff: DateTime<Utc>) -> Result<Vec<HostUuid>, RepoError>;
     /// Removes a host and its shards; `false` when there was none.
     async fn delete_host(&self, uuid: HostUuid) -> Result<bool, RepoError>;
+    /// Pins a renewed certificate: `fingerprint`, `cert_expires_at`, `previous_fingerprint`
+    /// and `previous_valid_until` are set from `renewal` (a previous overlap's fingerprint is
+    /// replaced, not revoked: the caller revokes what it abandons). `NotFound` for an unknown
+    /// host; `Conflict` when another host has that fingerprint.
+    async fn renew_host_certificate(
+        &self,
+        uuid: HostUuid,
+        renewal: &CertRenewal,
+    ) -> Result<(), RepoError>;
+    /// Ends a renewal overlap in one step: the host's previous fingerprint is recorded as
+    /// revoked at `at` and cleared (with its `previous_valid_until`). Returns it; `None` when
+    /// the host had none or does not exist.
+    async fn end_certificate_overlap(
+        &self,
+        uuid: HostUuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, RepoError>;
 
     // --- revocation --------------------------------------------------------------------------
     /// Records a certificate fingerprint as revoked (idempotent).

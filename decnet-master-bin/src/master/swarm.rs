@@ -100,6 +100,9 @@ async fn enroll(
         last_heartbeat: None,
         agent_version: None,
         enrolled_at: now,
+        cert_expires_at: None,
+        previous_fingerprint: None,
+        previous_valid_until: None,
     };
     match m.repo.insert_host(&host).await {
         Ok(()) => {}

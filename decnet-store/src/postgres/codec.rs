@@ -25,6 +25,9 @@ pub(super) fn host_from(row: &PgRow) -> Result<Host, RepoError> {
         last_heartbeat: get(row, "last_heartbeat")?,
         agent_version: get(row, "agent_version")?,
         enrolled_at: get(row, "enrolled_at")?,
+        cert_expires_at: get(row, "cert_expires_at")?,
+        previous_fingerprint: get(row, "previous_fingerprint")?,
+        previous_valid_until: get(row, "previous_valid_until")?,
     })
 }
 

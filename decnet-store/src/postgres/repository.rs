@@ -6,7 +6,7 @@ use decnet_core::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
     LifecycleStatus, Operation, Shard,
 };
-use decnet_core::traits::{ObserveOutcome, ObservedShard, RepoError, Repository};
+use decnet_core::traits::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 use uuid::Uuid;
 
 use super::codec::{
@@ -41,6 +41,9 @@ impl Repository for PgRepository {
             .bind(host.last_heartbeat)
             .bind(&host.agent_version)
             .bind(host.enrolled_at)
+            .bind(host.cert_expires_at)
+            .bind(&host.previous_fingerprint)
+            .bind(host.previous_valid_until)
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -131,6 +134,51 @@ impl Repository for PgRepository {
             .map_err(|e| backend("delete host", e))?;
         tx.commit().await.map_err(|e| backend("delete host", e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn renew_host_certificate(
+        &self,
+        uuid: HostUuid,
+        renewal: &CertRenewal,
+    ) -> Result<(), RepoError> {
+        let done = sqlx::query(common::RENEW_HOST_CERT)
+            .bind(uuid.0)
+            .bind(&renewal.fingerprint)
+            .bind(renewal.cert_expires_at)
+            .bind(&renewal.previous_fingerprint)
+            .bind(renewal.previous_valid_until)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                common::conflict_or_backend(e, format!("host fingerprint {}", renewal.fingerprint))
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(RepoError::NotFound(format!("host {uuid}")));
+        }
+        Ok(())
+    }
+
+    async fn end_certificate_overlap(
+        &self,
+        uuid: HostUuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, RepoError> {
+        // One statement: the row is locked, cleared and its previous fingerprint revoked.
+        let previous: Option<String> = sqlx::query_scalar(
+            "WITH old AS (SELECT uuid, previous_fingerprint AS fp FROM hosts \
+                 WHERE uuid = $1 AND previous_fingerprint IS NOT NULL FOR UPDATE), \
+             cleared AS (UPDATE hosts h SET previous_fingerprint = NULL, \
+                 previous_valid_until = NULL FROM old WHERE h.uuid = old.uuid RETURNING old.fp), \
+             revoked AS (INSERT INTO revoked_certs (fingerprint, revoked_at) \
+                 SELECT fp, $2 FROM cleared ON CONFLICT (fingerprint) DO NOTHING) \
+             SELECT fp FROM cleared",
+        )
+        .bind(uuid.0)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| backend("end certificate overlap", e))?;
+        Ok(previous)
     }
 
     async fn revoke_fingerprint(

@@ -63,6 +63,9 @@ pub(super) fn host_from(row: &SqliteRow) -> Result<Host, RepoError> {
         last_heartbeat: get_ts_opt(row, "last_heartbeat")?,
         agent_version: get(row, "agent_version")?,
         enrolled_at: get_ts(row, "enrolled_at")?,
+        cert_expires_at: get_ts_opt(row, "cert_expires_at")?,
+        previous_fingerprint: get(row, "previous_fingerprint")?,
+        previous_valid_until: get_ts_opt(row, "previous_valid_until")?,
     })
 }
 

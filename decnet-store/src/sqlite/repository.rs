@@ -6,7 +6,7 @@ use decnet_core::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
     LifecycleStatus, Operation, Shard,
 };
-use decnet_core::traits::{ObserveOutcome, ObservedShard, RepoError, Repository};
+use decnet_core::traits::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 use uuid::Uuid;
 
 use super::codec::{
@@ -41,6 +41,9 @@ impl Repository for SqliteRepository {
             .bind(ts_opt(host.last_heartbeat))
             .bind(&host.agent_version)
             .bind(ts(host.enrolled_at))
+            .bind(ts_opt(host.cert_expires_at))
+            .bind(&host.previous_fingerprint)
+            .bind(ts_opt(host.previous_valid_until))
             .execute(&self.pool)
             .await
             .map_err(|e| {
@@ -132,6 +135,65 @@ impl Repository for SqliteRepository {
             .map_err(|e| backend("delete host", e))?;
         tx.commit().await.map_err(|e| backend("delete host", e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn renew_host_certificate(
+        &self,
+        uuid: HostUuid,
+        renewal: &CertRenewal,
+    ) -> Result<(), RepoError> {
+        let done = sqlx::query(common::RENEW_HOST_CERT)
+            .bind(uid(uuid.0))
+            .bind(&renewal.fingerprint)
+            .bind(ts(renewal.cert_expires_at))
+            .bind(&renewal.previous_fingerprint)
+            .bind(ts(renewal.previous_valid_until))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                common::conflict_or_backend(e, format!("host fingerprint {}", renewal.fingerprint))
+            })?;
+        if done.rows_affected() == 0 {
+            return Err(RepoError::NotFound(format!("host {uuid}")));
+        }
+        Ok(())
+    }
+
+    async fn end_certificate_overlap(
+        &self,
+        uuid: HostUuid,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, RepoError> {
+        let what = "end certificate overlap";
+        // Starts by writing, so the transaction holds the write lock before it reads.
+        let mut tx = self.pool.begin().await.map_err(|e| backend(what, e))?;
+        sqlx::query(
+            "INSERT INTO revoked_certs (fingerprint, revoked_at) \
+             SELECT previous_fingerprint, $2 FROM hosts \
+             WHERE uuid = $1 AND previous_fingerprint IS NOT NULL \
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )
+        .bind(uid(uuid.0))
+        .bind(ts(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend(what, e))?;
+        let previous: Option<Option<String>> =
+            sqlx::query_scalar("SELECT previous_fingerprint FROM hosts WHERE uuid = $1")
+                .bind(uid(uuid.0))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| backend(what, e))?;
+        sqlx::query(
+            "UPDATE hosts SET previous_fingerprint = NULL, previous_valid_until = NULL \
+             WHERE uuid = $1",
+        )
+        .bind(uid(uuid.0))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| backend(what, e))?;
+        tx.commit().await.map_err(|e| backend(what, e))?;
+        Ok(previous.flatten())
     }
 
     async fn revoke_fingerprint(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{host, shard};
 use crate::model::{HostName, HostStatus, HostUuid, ShardState};
 use crate::testkit::at;
-use crate::traits::{RepoError, Repository};
+use crate::traits::{CertRenewal, RepoError, Repository};
 
 pub(super) async fn insert_and_get(repo: Arc<dyn Repository>) {
     let h = host("worker-1");
@@ -27,6 +27,9 @@ pub(super) async fn optional_fields_round_trip(repo: Arc<dyn Repository>) {
     h.last_heartbeat = Some(at(5_000_123));
     h.agent_version = Some("1.2.3-rc.1".into());
     h.address = "[fd00::7]:8765".into();
+    h.cert_expires_at = Some(at(9_000_000_456));
+    h.previous_fingerprint = Some("ef".repeat(32));
+    h.previous_valid_until = Some(at(7_000_000_001));
     repo.insert_host(&h).await.expect("insert host");
     assert_eq!(repo.host(h.uuid).await.expect("host"), Some(h));
 }
@@ -191,4 +194,111 @@ pub(super) async fn revocation_is_idempotent(repo: Arc<dyn Repository>) {
         .expect("revoke again");
     assert!(repo.is_revoked(&fp).await.expect("is_revoked"));
     assert!(!repo.is_revoked(&"cd".repeat(32)).await.expect("is_revoked"));
+}
+
+fn renewal(fingerprint: &str, previous: &str) -> CertRenewal {
+    CertRenewal {
+        fingerprint: fingerprint.to_string(),
+        cert_expires_at: at(3_600_000_123),
+        previous_fingerprint: previous.to_string(),
+        previous_valid_until: at(600_000_001),
+    }
+}
+
+/// A renewal pins the new fingerprint and keeps the old one as the previous, with the
+/// overlap's end and the new expiry; nothing else of the host changes. A second renewal
+/// replaces the previous.
+pub(super) async fn renewal_pins_the_new_fingerprint(repo: Arc<dyn Repository>) {
+    let mut h = host("worker-1");
+    h.cert_expires_at = Some(at(1_000));
+    repo.insert_host(&h).await.expect("insert host");
+    let new_fp = "12".repeat(32);
+    repo.renew_host_certificate(h.uuid, &renewal(&new_fp, &h.fingerprint))
+        .await
+        .expect("renew");
+    let got = repo.host(h.uuid).await.expect("host").expect("present");
+    let mut expect = h.clone();
+    expect.fingerprint = new_fp.clone();
+    expect.cert_expires_at = Some(at(3_600_000_123));
+    expect.previous_fingerprint = Some(h.fingerprint.clone());
+    expect.previous_valid_until = Some(at(600_000_001));
+    assert_eq!(got, expect);
+    assert_eq!(repo.hosts().await.expect("hosts"), vec![expect]);
+    assert!(
+        !repo.is_revoked(&h.fingerprint).await.expect("is_revoked"),
+        "the previous stays valid during the overlap"
+    );
+
+    let newer = "34".repeat(32);
+    repo.renew_host_certificate(h.uuid, &renewal(&newer, &new_fp))
+        .await
+        .expect("renew again");
+    let got = repo.host(h.uuid).await.expect("host").expect("present");
+    assert_eq!(got.fingerprint, newer);
+    assert_eq!(got.previous_fingerprint.as_deref(), Some(new_fp.as_str()));
+}
+
+pub(super) async fn renewal_conflicts_and_unknown_host(repo: Arc<dyn Repository>) {
+    let a = host("worker-1");
+    let b = host("worker-2");
+    repo.insert_host(&a).await.expect("insert host");
+    repo.insert_host(&b).await.expect("insert host");
+    let res = repo
+        .renew_host_certificate(a.uuid, &renewal(&b.fingerprint, &a.fingerprint))
+        .await;
+    assert!(
+        matches!(res, Err(RepoError::Conflict(_))),
+        "another host's fingerprint: {res:?}"
+    );
+    assert_eq!(repo.host(a.uuid).await.expect("host"), Some(a.clone()));
+    let res = repo
+        .renew_host_certificate(HostUuid::new_v4(), &renewal(&"56".repeat(32), "x"))
+        .await;
+    assert!(
+        matches!(res, Err(RepoError::NotFound(_))),
+        "unknown host: {res:?}"
+    );
+}
+
+/// Ending the overlap revokes the previous fingerprint and clears it; again, it is a no-op.
+/// The current pin is never revoked by it.
+pub(super) async fn ending_the_overlap_revokes_the_previous(repo: Arc<dyn Repository>) {
+    let h = host("worker-1");
+    repo.insert_host(&h).await.expect("insert host");
+    assert_eq!(
+        repo.end_certificate_overlap(h.uuid, at(5))
+            .await
+            .expect("end overlap"),
+        None
+    );
+    assert!(!repo.is_revoked(&h.fingerprint).await.expect("is_revoked"));
+    let new_fp = "78".repeat(32);
+    repo.renew_host_certificate(h.uuid, &renewal(&new_fp, &h.fingerprint))
+        .await
+        .expect("renew");
+    assert_eq!(
+        repo.end_certificate_overlap(h.uuid, at(10))
+            .await
+            .expect("end overlap"),
+        Some(h.fingerprint.clone())
+    );
+    assert!(repo.is_revoked(&h.fingerprint).await.expect("is_revoked"));
+    assert!(!repo.is_revoked(&new_fp).await.expect("is_revoked"));
+    let got = repo.host(h.uuid).await.expect("host").expect("present");
+    assert_eq!(got.fingerprint, new_fp);
+    assert_eq!(got.previous_fingerprint, None);
+    assert_eq!(got.previous_valid_until, None);
+    assert_eq!(got.cert_expires_at, Some(at(3_600_000_123)));
+    assert_eq!(
+        repo.end_certificate_overlap(h.uuid, at(20))
+            .await
+            .expect("end overlap again"),
+        None
+    );
+    assert_eq!(
+        repo.end_certificate_overlap(HostUuid::new_v4(), at(20))
+            .await
+            .expect("unknown host"),
+        None
+    );
 }

@@ -43,6 +43,9 @@ const CHECKS: &[(&str, Check)] = checks![
     hosts::mark_unreachable_only_stale_active,
     hosts::delete_host_removes_its_shards,
     hosts::revocation_is_idempotent,
+    hosts::renewal_pins_the_new_fingerprint,
+    hosts::renewal_conflicts_and_unknown_host,
+    hosts::ending_the_overlap_revokes_the_previous,
     tokens::enroll_token_is_consumed_once,
     tokens::expired_and_unknown_enroll_tokens,
     tokens::enroll_token_conflicts,
@@ -128,6 +131,9 @@ fn host(name: &str) -> Host {
         last_heartbeat: None,
         agent_version: None,
         enrolled_at: at(0),
+        cert_expires_at: None,
+        previous_fingerprint: None,
+        previous_valid_until: None,
     }
 }
 
