@@ -11,7 +11,7 @@ use std::time::Duration;
 use decnet_core::adapters::state_file;
 use decnet_core::traits::{Clock, Deployer, HeartbeatTransport, HostNetwork};
 use decnet_tls::pki::{Bundle, MASTER_CN};
-use decnet_tls::verify::{server_config, ClientAuth, PeerPolicy};
+use decnet_tls::verify::{reloadable_server_config, ClientAuth, PeerPolicy, ReloadableCert};
 use decnet_web::ServeLimits;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -23,6 +23,7 @@ use crate::outbox::{Outbox, OutboxSink};
 use crate::paths::Identity;
 use crate::queue::{PinnedInterface, WorkQueue};
 use crate::reaper::{Launcher, ReaperPlan};
+use crate::renew::{recover_pending, Renewer};
 use crate::server::{router, AgentApi, Reaper};
 use crate::snapshot::LiveStatus;
 use crate::transport::HttpsTransport;
@@ -45,6 +46,8 @@ pub struct AgentConfig {
     pub reaper_paths: Vec<PathBuf>,
     /// Timeouts and connection caps of the agent API.
     pub limits: ServeLimits,
+    /// Renew `worker.crt` when less than this is left (`None`: a third of its lifetime).
+    pub renew_before: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -94,6 +97,7 @@ impl StartError {
 
 /// The bundle and the enrolled identity of an agent dir.
 pub fn load_credentials(agent_dir: &Path) -> Result<(Bundle, Option<Identity>), StartError> {
+    recover_pending(agent_dir).map_err(|e| StartError::Config(e.to_string()))?;
     let bundle = Bundle::load_worker_dir(agent_dir).map_err(|e| {
         let text = e.to_string();
         if text.contains("no cert bundle") {
@@ -132,7 +136,10 @@ pub async fn start(
     if let Some(id) = &identity {
         policy = policy.with_pinned_fingerprint(id.master_fingerprint.clone());
     }
-    let tls = server_config(&bundle, &policy, ClientAuth::Required)
+    // Swappable, so a renewed certificate is served without a restart.
+    let server_cert =
+        ReloadableCert::new(&bundle).map_err(|e| StartError::Config(e.to_string()))?;
+    let tls = reloadable_server_config(server_cert.clone(), &policy, ClientAuth::Required)
         .map_err(|e| StartError::Config(e.to_string()))?;
 
     let outbox = Arc::new(
@@ -188,12 +195,23 @@ pub async fn start(
             None
         }
         Some(id) => {
+            let served = server_cert.clone();
+            let mut renewer = Renewer::new(&cfg.agent_dir, id, cfg.renew_before).on_renewed(
+                Arc::new(move |b: &Bundle| served.replace(b).map_err(|e| e.to_string())),
+            );
             let transport: Arc<dyn HeartbeatTransport> = match deps.transport {
                 Some(t) => t,
-                None => Arc::new(HttpsTransport::new(&bundle, id).map_err(StartError::Config)?),
+                None => {
+                    let https =
+                        Arc::new(HttpsTransport::new(&bundle, id).map_err(StartError::Config)?);
+                    let reload = https.clone();
+                    renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
+                    https
+                }
             };
             let mut hb = HeartbeatLoop::new(transport, outbox.clone(), status, id.host_uuid);
             hb.interval = cfg.heartbeat_interval;
+            hb.renewer = Some(Arc::new(renewer));
             let token = shutdown.clone();
             Some(tokio::spawn(hb.run(wake, token)))
         }

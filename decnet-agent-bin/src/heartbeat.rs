@@ -51,6 +51,9 @@ pub struct HeartbeatLoop {
     /// Fraction of the interval drawn at random either side of it (default 0.10; 0 = none).
     /// Retry delays only ever get shorter by it, so they stay within one interval.
     pub jitter: f64,
+    /// Checked before every heartbeat (so at start-up and on each tick): renews the worker
+    /// certificate when it is due, and the heartbeat then goes out with the new one.
+    pub renewer: Option<Arc<crate::renew::Renewer>>,
 }
 
 impl std::fmt::Debug for HeartbeatLoop {
@@ -95,6 +98,7 @@ impl HeartbeatLoop {
             interval: DEFAULT_INTERVAL,
             max_deltas: DEFAULT_MAX_DELTAS,
             jitter: DEFAULT_JITTER,
+            renewer: None,
         }
     }
 
@@ -153,6 +157,9 @@ impl HeartbeatLoop {
 
     /// Sends one heartbeat and acks what it carried when the master accepted it.
     async fn beat(&self, timeout: Duration) -> Attempt {
+        if let Some(r) = &self.renewer {
+            r.check_logged().await;
+        }
         let status = self.status.snapshot().await;
         let lifecycle = self.outbox.pending(self.max_deltas.max(1));
         let sent: Vec<Uuid> = lifecycle.iter().map(|d| d.id).collect();

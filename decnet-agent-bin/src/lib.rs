@@ -8,6 +8,7 @@
 //! - [`queue`]: the per-host work queue that runs deploy/mutate/teardown one at a time.
 //! - [`snapshot`]: the live `/status` snapshot (also the heartbeat's `status`).
 //! - [`reaper`]: self-destruct — the allow-listed wipe and its detached launcher.
+//! - [`renew`]: worker certificate renewal before expiry, over the swarm channel.
 //! - [`paths`]: the agent directory and the enrolled identity file.
 //! - [`state`]: the worker state file as the agent reads it; an unreadable one is reported
 //!   and refused, never rewritten.
@@ -19,6 +20,7 @@ pub mod outbox;
 pub mod paths;
 pub mod queue;
 pub mod reaper;
+pub mod renew;
 pub mod server;
 pub mod snapshot;
 pub mod state;

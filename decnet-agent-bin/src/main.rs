@@ -49,6 +49,10 @@ enum Command {
         /// Seconds between heartbeats.
         #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
         heartbeat_interval: u64,
+        /// Renew the worker certificate when fewer than this many seconds of validity are
+        /// left (default: a third of its lifetime).
+        #[arg(long, env = "DECNET_RENEW_BEFORE")]
+        renew_before: Option<u64>,
         /// Docker network of the deckies.
         #[arg(long, env = "DECNET_NETWORK", default_value = "decnet_lan")]
         network_name: String,
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
                 interface,
                 body_limit,
                 heartbeat_interval,
+                renew_before,
                 network_name,
                 decky_bin,
                 no_host_link,
@@ -286,6 +291,7 @@ fn main() -> ExitCode {
                     heartbeat_interval: Duration::from_secs(heartbeat_interval.max(1)),
                     reaper_paths,
                     limits,
+                    renew_before: renew_before.map(Duration::from_secs),
                 };
                 let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await {
                     Ok(l) => l,

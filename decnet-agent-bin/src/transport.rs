@@ -30,29 +30,42 @@ pub fn master_client(bundle: &Bundle, master_fingerprint: &str) -> Result<reqwes
 }
 
 /// POSTs heartbeats to `<master_url>/swarm/heartbeat` on one persistent connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct HttpsTransport {
-    client: reqwest::Client,
+    client: std::sync::RwLock<reqwest::Client>,
+    master_fingerprint: String,
     url: String,
 }
 
 impl HttpsTransport {
     pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
         Ok(Self {
-            client: master_client(bundle, &identity.master_fingerprint)?,
+            client: std::sync::RwLock::new(master_client(bundle, &identity.master_fingerprint)?),
+            master_fingerprint: identity.master_fingerprint.clone(),
             url: format!(
                 "{}/swarm/heartbeat",
                 identity.master_url.trim_end_matches('/')
             ),
         })
     }
+
+    /// Presents `bundle` (a renewed certificate) from the next heartbeat on.
+    pub fn reload(&self, bundle: &Bundle) -> Result<(), String> {
+        let client = master_client(bundle, &self.master_fingerprint)?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl HeartbeatTransport for HttpsTransport {
     async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError> {
-        let resp = self
+        let client = self
             .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let resp = client
             .post(&self.url)
             .json(body)
             .send()

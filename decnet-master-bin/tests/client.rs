@@ -189,9 +189,9 @@ async fn hosts_commands_send_the_right_requests() {
 
     let r = decnet(with_master(&url, &["hosts", "list"]), vec![]).await;
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(r
-        .stdout
-        .starts_with("NAME      ADDRESS        STATUS    LAST HEARTBEAT           AGENT\n"));
+    assert!(r.stdout.starts_with(
+        "NAME      ADDRESS        STATUS    LAST HEARTBEAT           AGENT  EXPIRES\n"
+    ));
     assert!(r
         .stdout
         .contains("worker-1  10.0.0.5:8765  active    2030-01-01 00:00:05 UTC  0.1.0"));

@@ -294,6 +294,7 @@ async fn start_agent_with(
         heartbeat_interval: Duration::from_millis(500),
         reaper_paths: vec![],
         limits: decnet_web::ServeLimits::default(),
+        renew_before: None,
     };
     let deps = AgentDeps {
         deployer: fake.clone(),

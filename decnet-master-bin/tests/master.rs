@@ -969,3 +969,226 @@ async fn heartbeat_contract() {
     );
     m.stop().await;
 }
+
+/// A heartbeat body for `host` with nothing deployed.
+fn idle_beat(host: HostUuid) -> Value {
+    json!({"host_uuid": host, "agent_version": "1.2.3",
+        "status": {"deployed": false, "deckies": [], "taken_at": Utc::now(), "in_flight": []},
+        "lifecycle": []})
+}
+
+async fn renew_with(
+    m: &TestMaster,
+    c: &reqwest::Client,
+    body: &Value,
+) -> (reqwest::StatusCode, Value) {
+    let r = c
+        .post(format!("{}/swarm/renew", m.running.swarm_url))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn host_entry(hosts: &[Value], uuid: HostUuid) -> Value {
+    hosts
+        .iter()
+        .find(|h| h["uuid"] == json!(uuid))
+        .cloned()
+        .unwrap()
+}
+
+/// Issue 9, item 14: a worker renews its certificate over the authenticated channel. The new
+/// certificate is pinned at once, the old one keeps working during the overlap and is revoked
+/// as soon as the new one has been used (or the overlap is over); the host list shows when the
+/// pinned certificate expires. Lifetimes are short (1 hour) and nothing sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_renews_its_certificate_and_the_old_one_is_revoked_after_the_overlap() {
+    let m = start_master(
+        None,
+        MasterSettings {
+            worker_cert_lifetime: Duration::from_secs(3600),
+            ..MasterSettings::default()
+        },
+    )
+    .await;
+    let ca = master_ca(&m);
+    let (host, old) = enroll_host(&m, &ca, "h-renew").await;
+    let (other, other_bundle) = enroll_host(&m, &ca, "h-other").await;
+    let beat_url = format!("{}/swarm/heartbeat", m.running.swarm_url);
+    let old_client = worker_client(&old);
+
+    // Enrollment records the expiry of the short-lived certificate.
+    let info = |pem: &str| {
+        decnet_tls::pki::cert_info(&decnet_tls::pki::parse_cert_pem(pem).unwrap()).unwrap()
+    };
+    let enrolled_until: chrono::DateTime<Utc> = info(&old.cert_pem).not_after.into();
+    assert!(enrolled_until < Utc::now() + chrono::Duration::hours(2));
+    let listed = host_entry(&m.hosts().await, host);
+    let listed_until: chrono::DateTime<Utc> =
+        serde_json::from_value(listed["cert_expires_at"].clone()).unwrap();
+    assert_eq!(listed_until, enrolled_until, "{listed}");
+
+    // Identity first, the same 403 for every failure: another host's certificate, an
+    // unknown host, no body field at all.
+    let (_, csr) = decnet_tls::pki::generate_key_and_csr("").unwrap();
+    for (what, c, body) in [
+        (
+            "another host's certificate",
+            worker_client(&other_bundle),
+            json!({"host_uuid": host, "csr_pem": csr}),
+        ),
+        (
+            "unknown host",
+            old_client.clone(),
+            json!({"host_uuid": HostUuid::new_v4(), "csr_pem": csr}),
+        ),
+        ("no host_uuid", old_client.clone(), json!({"csr_pem": csr})),
+    ] {
+        let (status, _) = renew_with(&m, &c, &body).await;
+        assert_eq!(status, 403, "{what}");
+    }
+    // A malformed CSR from the right host: 422 naming the field; nothing changes.
+    let (status, body) = renew_with(
+        &m,
+        &old_client,
+        &json!({"host_uuid": host, "csr_pem": "not a csr"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("csr_pem"), "{body}");
+
+    // Renewal: a new key, a CSR, the answer.
+    let (new_key, csr) = decnet_tls::pki::generate_key_and_csr("ignored-cn").unwrap();
+    let (status, ans) =
+        renew_with(&m, &old_client, &json!({"host_uuid": host, "csr_pem": csr})).await;
+    assert_eq!(status, 200, "{ans}");
+    assert_eq!(ans["ca_pem"].as_str(), Some(ca.cert_pem()));
+    let new = decnet_tls::pki::Bundle {
+        ca_pem: ca.cert_pem().to_string(),
+        cert_pem: ans["cert_pem"].as_str().unwrap().to_string(),
+        key_pem: new_key,
+    };
+    let new_info = info(&new.cert_pem);
+    assert_eq!(
+        new_info.cn.as_deref(),
+        Some("h-renew"),
+        "the host's CN, not the CSR's"
+    );
+    assert_eq!(
+        new_info.sans,
+        vec![decnet_tls::pki::San::parse("127.0.0.1")]
+    );
+    let not_after: chrono::DateTime<Utc> =
+        serde_json::from_value(ans["not_after"].clone()).unwrap();
+    assert_eq!(not_after, chrono::DateTime::<Utc>::from(new_info.not_after));
+    // Issued after the enrolled one, with the same lifetime (both within one second is fine).
+    assert!(
+        not_after >= enrolled_until,
+        "{not_after} not before {enrolled_until}"
+    );
+    assert_ne!(new_info.fingerprint, info(&old.cert_pem).fingerprint);
+    let listed = host_entry(&m.hosts().await, host);
+    let listed_until: chrono::DateTime<Utc> =
+        serde_json::from_value(listed["cert_expires_at"].clone()).unwrap();
+    assert_eq!(
+        listed_until, not_after,
+        "the hosts list moves forward: {listed}"
+    );
+
+    // During the overlap both certificates heartbeat; the old one first (in flight).
+    let new_client = worker_client(&new);
+    let r = old_client
+        .post(&beat_url)
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "old certificate during the overlap");
+    let r = new_client
+        .post(&beat_url)
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "new certificate");
+    // The new certificate has been used: the old one is revoked.
+    let r = old_client
+        .post(&beat_url)
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        403,
+        "old certificate after the new one was proven"
+    );
+    assert!(m
+        .repo
+        .is_revoked(&decnet_tls::pki::fingerprint_pem(&old.cert_pem).unwrap())
+        .await
+        .unwrap());
+    let (status, _) =
+        renew_with(&m, &old_client, &json!({"host_uuid": host, "csr_pem": csr})).await;
+    assert_eq!(status, 403, "a revoked certificate cannot renew");
+    // The new certificate cannot speak for another host either.
+    let r = new_client
+        .post(&beat_url)
+        .json(&idle_beat(other))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    m.stop().await;
+}
+
+/// With no overlap the old certificate is refused right after the renewal (and revoked), the
+/// new one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_overlap_the_old_certificate_is_refused() {
+    let m = start_master(
+        None,
+        MasterSettings {
+            worker_cert_lifetime: Duration::from_secs(3600),
+            renewal_overlap: Duration::ZERO,
+            ..MasterSettings::default()
+        },
+    )
+    .await;
+    let ca = master_ca(&m);
+    let (host, old) = enroll_host(&m, &ca, "h-nolap").await;
+    let old_client = worker_client(&old);
+    let (key, csr) = decnet_tls::pki::generate_key_and_csr("").unwrap();
+    let (status, ans) =
+        renew_with(&m, &old_client, &json!({"host_uuid": host, "csr_pem": csr})).await;
+    assert_eq!(status, 200, "{ans}");
+    let beat_url = format!("{}/swarm/heartbeat", m.running.swarm_url);
+    let r = old_client
+        .post(&beat_url)
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "old certificate after the overlap");
+    let new = decnet_tls::pki::Bundle {
+        ca_pem: ca.cert_pem().to_string(),
+        cert_pem: ans["cert_pem"].as_str().unwrap().to_string(),
+        key_pem: key,
+    };
+    let r = worker_client(&new)
+        .post(&beat_url)
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(m
+        .repo
+        .is_revoked(&decnet_tls::pki::fingerprint_pem(&old.cert_pem).unwrap())
+        .await
+        .unwrap());
+    m.stop().await;
+}

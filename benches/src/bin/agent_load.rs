@@ -437,6 +437,7 @@ fn main() -> ExitCode {
             max_connections_per_source: 1024,
             ..decnet_web::ServeLimits::default()
         },
+        renew_before: None,
     };
     let deps = AgentDeps {
         deployer: Arc::new(SleepyDeployer {

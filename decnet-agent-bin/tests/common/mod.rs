@@ -250,6 +250,7 @@ pub async fn start_agent_with_launcher(
         heartbeat_interval: Duration::from_secs(1),
         reaper_paths,
         limits: decnet_web::ServeLimits::default(),
+        renew_before: None,
     };
     let deps = AgentDeps {
         deployer: deployer.clone(),

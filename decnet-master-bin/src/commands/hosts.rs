@@ -40,6 +40,10 @@ pub struct HostRow {
     pub last_heartbeat: Option<String>,
     #[serde(default)]
     pub agent_version: Option<String>,
+    /// When the host's pinned certificate expires (null for hosts enrolled before this was
+    /// recorded).
+    #[serde(default)]
+    pub cert_expires_at: Option<String>,
     /// Set while the host's worker reports an unreadable state file.
     #[serde(default)]
     pub state_error: Option<String>,
@@ -143,7 +147,7 @@ async fn list(data_dir: &Path, a: &ClientListArgs, out: &mut dyn Write) -> Resul
     Ok(())
 }
 
-/// The hosts table (NAME, ADDRESS, STATUS, LAST HEARTBEAT, AGENT).
+/// The hosts table (NAME, ADDRESS, STATUS, LAST HEARTBEAT, AGENT, EXPIRES).
 pub fn render_hosts(rows: &[HostRow]) -> String {
     if rows.is_empty() {
         return "no enrolled hosts (add one with `decnet hosts enroll --name N --address \
@@ -160,11 +164,19 @@ pub fn render_hosts(rows: &[HostRow]) -> String {
                 dash(&h.status),
                 format_time(h.last_heartbeat.as_deref()),
                 dash(&h.agent_version),
+                format_time(h.cert_expires_at.as_deref()),
             ]
         })
         .collect();
     let mut text = render_table(
-        &["NAME", "ADDRESS", "STATUS", "LAST HEARTBEAT", "AGENT"],
+        &[
+            "NAME",
+            "ADDRESS",
+            "STATUS",
+            "LAST HEARTBEAT",
+            "AGENT",
+            "EXPIRES",
+        ],
         &cells,
     );
     text.push_str(&render_state_errors(rows));
@@ -271,7 +283,8 @@ mod tests {
         let rows: Vec<HostRow> = serde_json::from_value(json!([
             {"uuid": "00000000-0000-0000-0000-000000000001", "name": "w1",
              "address": "10.0.0.5:8765", "status": "active",
-             "last_heartbeat": "2030-01-01T00:00:05Z", "agent_version": "0.1.0"},
+             "last_heartbeat": "2030-01-01T00:00:05Z", "agent_version": "0.1.0",
+             "cert_expires_at": "2031-01-01T00:00:00Z"},
             {"uuid": "00000000-0000-0000-0000-000000000002", "name": "worker-two",
              "address": "10.0.0.6:8765", "status": "enrolled",
              "last_heartbeat": null, "agent_version": null}
@@ -279,9 +292,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             render_hosts(&rows),
-            "NAME        ADDRESS        STATUS    LAST HEARTBEAT           AGENT\n\
-             w1          10.0.0.5:8765  active    2030-01-01 00:00:05 UTC  0.1.0\n\
-             worker-two  10.0.0.6:8765  enrolled  -                        -\n"
+            "NAME        ADDRESS        STATUS    LAST HEARTBEAT           AGENT  EXPIRES\n\
+             w1          10.0.0.5:8765  active    2030-01-01 00:00:05 UTC  0.1.0  2031-01-01 00:00:00 UTC\n\
+             worker-two  10.0.0.6:8765  enrolled  -                        -      -\n"
         );
         assert!(render_hosts(&[]).starts_with("no enrolled hosts"));
     }
@@ -301,7 +314,7 @@ mod tests {
         let text = render_hosts(&rows);
         assert!(
             text.ends_with(
-                "w2    10.0.0.6:8765  active  2030-01-01 00:00:05 UTC  0.1.0\n\
+                "w2    10.0.0.6:8765  active  2030-01-01 00:00:05 UTC  0.1.0  -\n\
                  host w1: worker state file unreadable (/var/lib/decnet/agent/decnet-state.json: \
                  not valid JSON); it refuses work until the file is fixed or moved\n"
             ),

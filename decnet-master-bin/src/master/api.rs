@@ -196,6 +196,7 @@ fn host_json(m: &Master, h: &Host) -> Value {
         "status": h.status,
         "last_heartbeat": h.last_heartbeat,
         "agent_version": h.agent_version,
+        "cert_expires_at": h.cert_expires_at,
     });
     if let Some(e) = m.state_error(h.uuid) {
         v["state_error"] = Value::String(e);
@@ -244,6 +245,8 @@ async fn decommission(
         .revoke_fingerprint(&host.fingerprint, now)
         .await
         .map_err(store_error)?;
+    // A renewal's previous certificate dies with it.
+    m.end_overlap(uuid, now).await.map_err(store_error)?;
     m.forget_host(uuid, &host.fingerprint);
     let wait = m.settings.self_destruct_timeout;
     match tokio::time::timeout(wait, self_destruct(&m, &host, wait)).await {

@@ -12,6 +12,8 @@ pub struct Metrics {
     pub heartbeats_rejected: AtomicU64,
     pub deltas_applied: AtomicU64,
     pub enrollments: AtomicU64,
+    /// Worker certificates renewed.
+    pub renewals: AtomicU64,
     pub enroll_refused: AtomicU64,
     /// Work sent to agents: answered 2xx, or not (then the agent was probed).
     pub dispatches_accepted: AtomicU64,
@@ -60,6 +62,11 @@ impl Metrics {
                 &self.deltas_applied,
             ),
             ("enrollments_total", "Workers enrolled.", &self.enrollments),
+            (
+                "cert_renewals_total",
+                "Worker certificates renewed.",
+                &self.renewals,
+            ),
             (
                 "enroll_refused_total",
                 "Enrollment attempts refused.",

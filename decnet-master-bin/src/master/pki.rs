@@ -30,7 +30,8 @@ pub struct MasterPki {
     pub bundle: Bundle,
     pub fingerprint: String,
     pub ca_fingerprint: String,
-    clients: Mutex<HashMap<HostUuid, (String, reqwest::Client)>>,
+    /// Per host: the pins the client was built with, and the client.
+    clients: Mutex<HashMap<HostUuid, (Vec<String>, reqwest::Client)>>,
 }
 
 impl std::fmt::Debug for MasterPki {
@@ -101,25 +102,36 @@ impl MasterPki {
 
     /// An mTLS client towards one agent: the master's certificate as identity, the agent
     /// verified by CA, its name as CN and its pinned fingerprint — never by hostname. Cached
-    /// per host (persistent connections) and rebuilt if the pin changes.
+    /// per host (persistent connections) and rebuilt if the pins change. During a renewal's
+    /// overlap the previous certificate is accepted too (the agent serves the new one as soon
+    /// as it has written it).
     pub fn agent_client(&self, host: &Host, timeout: Duration) -> Result<reqwest::Client, String> {
+        let mut pins = vec![host.fingerprint.clone()];
+        if let (Some(prev), Some(until)) = (&host.previous_fingerprint, host.previous_valid_until) {
+            if chrono::Utc::now() < until {
+                pins.push(prev.clone());
+            }
+        }
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((fp, c)) = clients.get(&host.uuid) {
-            if *fp == host.fingerprint {
+        if let Some((fps, c)) = clients.get(&host.uuid) {
+            if *fps == pins {
                 return Ok(c.clone());
             }
         }
-        let policy = self
+        let mut policy = self
             .policy()?
             .with_expected_cn(host.name.as_str())
             .with_pinned_fingerprint(host.fingerprint.clone());
+        for prev in &pins[1..] {
+            policy = policy.with_also_pinned_fingerprint(prev.clone());
+        }
         let tls = client_config(&self.bundle, &policy).map_err(|e| e.to_string())?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
             .timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
-        clients.insert(host.uuid, (host.fingerprint.clone(), client.clone()));
+        clients.insert(host.uuid, (pins, client.clone()));
         Ok(client)
     }
 

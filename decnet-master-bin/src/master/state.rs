@@ -12,6 +12,10 @@ use super::metrics::Metrics;
 use super::pki::MasterPki;
 use super::ratelimit::RateLimiter;
 
+/// Default [`MasterSettings::renewal_overlap`]: a day, so a worker that renewed and then lost
+/// its connection still gets through with either certificate.
+pub const DEFAULT_RENEWAL_OVERLAP: Duration = Duration::from_secs(86_400);
+
 /// Tunables of the master.
 #[derive(Debug, Clone)]
 pub struct MasterSettings {
@@ -40,6 +44,12 @@ pub struct MasterSettings {
     /// Timeouts and connection caps of each listener (operator API and swarm endpoint, each
     /// with its own counts).
     pub serve_limits: decnet_web::ServeLimits,
+    /// Validity of the worker certificates the master issues, at enrollment and renewal
+    /// (1 year; tests issue short-lived ones).
+    pub worker_cert_lifetime: Duration,
+    /// After a renewal, how long the certificate it replaces is still accepted, unless the
+    /// worker uses the new one first (then the old one is revoked at once).
+    pub renewal_overlap: Duration,
 }
 
 impl Default for MasterSettings {
@@ -57,6 +67,8 @@ impl Default for MasterSettings {
             sweep_every: Duration::from_secs(30),
             dispatch_timeout: Duration::from_secs(30),
             mutator_poll: Duration::from_secs(10),
+            worker_cert_lifetime: decnet_tls::pki::WORKER_CERT_VALIDITY,
+            renewal_overlap: DEFAULT_RENEWAL_OVERLAP,
             serve_limits: decnet_web::ServeLimits::default(),
         }
     }
@@ -199,6 +211,28 @@ impl Master {
             lock(&self.not_revoked).insert(fingerprint.to_string());
         }
         Ok(r)
+    }
+
+    /// A fingerprint just revoked (the cache must not keep calling it valid).
+    pub fn note_revoked(&self, fingerprint: &str) {
+        lock(&self.not_revoked).remove(fingerprint);
+        lock(&self.revoked).insert(fingerprint.to_string());
+    }
+
+    /// Ends `uuid`'s renewal overlap: its previous certificate is revoked and forgotten, and
+    /// the master's client towards the agent pins the current one only.
+    pub async fn end_overlap(&self, uuid: HostUuid, at: DateTime<Utc>) -> Result<(), RepoError> {
+        let revoked = self.repo.end_certificate_overlap(uuid, at).await?;
+        if let Some(fp) = &revoked {
+            self.note_revoked(fp);
+            tracing::info!(host_uuid = %uuid, fingerprint = %fp, "previous worker certificate revoked");
+        }
+        if let Some(h) = lock(&self.hosts).get_mut(&uuid) {
+            h.previous_fingerprint = None;
+            h.previous_valid_until = None;
+        }
+        self.pki.forget_agent(uuid);
+        Ok(())
     }
 
     pub fn forget_host(&self, uuid: HostUuid, fingerprint: &str) {

@@ -1,5 +1,5 @@
-//! The swarm endpoint (PRODUCT §6): enrollment by CSR, and heartbeats. Identity comes first:
-//! every failure of it is the same 403.
+//! The swarm endpoint (PRODUCT §6): enrollment by CSR, heartbeats, and certificate renewal
+//! (issue 9, item 14). Identity comes first: every failure of it is the same 403.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,8 +12,10 @@ use decnet_core::model::{
     AgentStatus, EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid, LifecycleDelta,
     ShardState,
 };
-use decnet_core::traits::{BusEvent, ObserveOutcome, ObservedShard, RepoError, StateTransition};
-use decnet_tls::pki::{fingerprint, LeafSpec, San};
+use decnet_core::traits::{
+    BusEvent, CertRenewal, ObserveOutcome, ObservedShard, RepoError, StateTransition,
+};
+use decnet_tls::pki::{cert_info, fingerprint, parse_cert_pem, IssuedCert, LeafSpec, San};
 use decnet_web::{ApiError, JsonBody, PeerCertificate, RemoteAddr};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -29,6 +31,7 @@ pub fn router(m: Arc<Master>, limit: usize) -> Router {
     let r = Router::new()
         .route("/swarm/enroll", post(enroll))
         .route("/swarm/heartbeat", post(heartbeat))
+        .route("/swarm/renew", post(renew))
         .with_state(m);
     decnet_web::body_limit(r, limit)
 }
@@ -68,10 +71,7 @@ async fn enroll(
         return Err(refuse());
     }
     // Check the CSR before the one-time token is spent on it.
-    m.pki
-        .ca
-        .issue_from_csr(&req.csr_pem, &LeafSpec::worker("csr-check", vec![]))
-        .map_err(|e| ApiError::unprocessable(format!("csr_pem: {e}")))?;
+    issue(&m, &req.csr_pem, "csr-check", None)?;
     let now = m.clock.now();
     let token = m
         .repo
@@ -80,17 +80,12 @@ async fn enroll(
         .map_err(store_error)?
         .ok_or_else(refuse)?;
     // The master sets every field: CN = the enrolled name, SAN = the enrolled address.
-    let host_part = token
-        .address
-        .rsplit_once(':')
-        .map_or(token.address.as_str(), |(h, _)| h)
-        .trim_matches(|c| c == '[' || c == ']');
-    let spec = LeafSpec::worker(token.host_name.as_str(), vec![San::parse(host_part)]);
-    let issued = m
-        .pki
-        .ca
-        .issue_from_csr(&req.csr_pem, &spec)
-        .map_err(|e| ApiError::unprocessable(format!("csr_pem: {e}")))?;
+    let (issued, not_after) = issue(
+        &m,
+        &req.csr_pem,
+        token.host_name.as_str(),
+        Some(&token.address),
+    )?;
     let host = Host {
         uuid: HostUuid::new_v4(),
         name: token.host_name.clone(),
@@ -100,7 +95,7 @@ async fn enroll(
         last_heartbeat: None,
         agent_version: None,
         enrolled_at: now,
-        cert_expires_at: None,
+        cert_expires_at: Some(not_after),
         previous_fingerprint: None,
         previous_valid_until: None,
     };
@@ -124,6 +119,43 @@ async fn enroll(
     })))
 }
 
+/// The SAN of a host's certificate: the host part of its enrolled `host:port` address.
+fn address_san(address: &str) -> San {
+    let host_part = address
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    San::parse(host_part)
+}
+
+/// Signs the CSR's public key, and nothing else from it, as a worker certificate: CN `name`,
+/// SAN from `address`, [`super::state::MasterSettings::worker_cert_lifetime`]. A bad CSR is a
+/// 422 naming `csr_pem`. Returns the certificate and its `notAfter`.
+fn issue(
+    m: &Master,
+    csr_pem: &str,
+    name: &str,
+    address: Option<&str>,
+) -> Result<(IssuedCert, chrono::DateTime<chrono::Utc>), ApiError> {
+    let spec = LeafSpec {
+        validity: m.settings.worker_cert_lifetime,
+        ..LeafSpec::worker(name, address.map(address_san).into_iter().collect())
+    };
+    let issued = m
+        .pki
+        .ca
+        .issue_from_csr(csr_pem, &spec)
+        .map_err(|e| ApiError::unprocessable(format!("csr_pem: {e}")))?;
+    let not_after = parse_cert_pem(&issued.cert_pem)
+        .and_then(|der| cert_info(&der))
+        .map_err(|e| {
+            tracing::error!(error = %e, "issued certificate does not parse");
+            ApiError::internal("certificate issuance failed")
+        })?
+        .not_after;
+    Ok((issued, not_after.into()))
+}
+
 /// 403 without saying which identity check failed.
 fn forbidden(m: &Master) -> ApiError {
     Metrics::inc(&m.metrics.heartbeats_rejected);
@@ -139,7 +171,15 @@ struct Claim {
     host_uuid: Option<Value>,
 }
 
-async fn identify(m: &Master, peer: &PeerCertificate, claimed: &Value) -> Result<Host, ApiError> {
+///
+/// A host is known by exactly {its pinned fingerprint} ∪ {its previous one while a renewal's
+/// overlap lasts}, never by a revoked one. A previous certificate used after its overlap ends
+/// the overlap (it is revoked) before the 403.
+async fn identify(
+    m: &Master,
+    peer: &PeerCertificate,
+    claimed: &Value,
+) -> Result<(Host, Presented), ApiError> {
     let Some(cert) = &peer.0 else {
         return Err(forbidden(m));
     };
@@ -151,10 +191,124 @@ async fn identify(m: &Master, peer: &PeerCertificate, claimed: &Value) -> Result
     let Some(host) = host else {
         return Err(forbidden(m));
     };
-    if !decnet_tls_eq(&host.fingerprint, &fp) || m.is_revoked(&fp).await.map_err(store_error)? {
+    let presented = if decnet_tls_eq(&host.fingerprint, &fp) {
+        Presented::Current
+    } else if host
+        .previous_fingerprint
+        .as_deref()
+        .is_some_and(|p| decnet_tls_eq(p, &fp))
+    {
+        if host
+            .previous_valid_until
+            .is_some_and(|until| m.clock.now() < until)
+        {
+            Presented::Previous
+        } else {
+            m.end_overlap(host.uuid, m.clock.now())
+                .await
+                .map_err(store_error)?;
+            return Err(forbidden(m));
+        }
+    } else {
+        return Err(forbidden(m));
+    };
+    if m.is_revoked(&fp).await.map_err(store_error)? {
         return Err(forbidden(m));
     }
-    Ok(host)
+    Ok((host, presented))
+}
+
+/// Which of a host's accepted certificates the caller presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// The pinned one.
+    Current,
+    /// The one a renewal replaced, during the overlap.
+    Previous,
+}
+
+/// Reads the claimed `host_uuid` only (serde skips the rest without building it), then
+/// identifies the caller. A body that is not JSON is 403 without a certificate, else 400.
+async fn identify_body(
+    m: &Master,
+    peer: &PeerCertificate,
+    body: &[u8],
+) -> Result<(Host, Presented), ApiError> {
+    let claim: Claim = serde_json::from_slice(body).map_err(|_| {
+        if peer.0.is_none() {
+            forbidden(m)
+        } else {
+            ApiError::bad_request("body is not valid JSON")
+        }
+    })?;
+    identify(m, peer, claim.host_uuid.as_ref().unwrap_or(&Value::Null)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewRequest {
+    #[allow(dead_code)] // read by `identify_body`
+    host_uuid: HostUuid,
+    csr_pem: String,
+}
+
+/// POST `/swarm/renew`: a new certificate for the caller's host, from a CSR's public key only
+/// (CN = the host's name, SAN = its address, as at enrollment). The new fingerprint is pinned
+/// at once; the presented certificate stays valid for the overlap, or until the host uses the
+/// new one. Renewing with the previous certificate (the answer to an earlier renewal was lost)
+/// abandons and revokes the never-used current one, and does not extend the overlap.
+async fn renew(
+    State(m): Ctx,
+    Extension(peer): Extension<PeerCertificate>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (host, presented) = identify_body(&m, &peer, &body).await?;
+    let req: RenewRequest = decnet_web::json::parse_json(&body)?;
+    let (issued, not_after) = issue(&m, &req.csr_pem, host.name.as_str(), Some(&host.address))?;
+    let now = m.clock.now();
+    let overlap =
+        chrono::Duration::from_std(m.settings.renewal_overlap).unwrap_or(chrono::Duration::MAX);
+    let (previous, until) = match presented {
+        Presented::Current => (
+            host.fingerprint.clone(),
+            now.checked_add_signed(overlap).unwrap_or(now),
+        ),
+        Presented::Previous => {
+            m.repo
+                .revoke_fingerprint(&host.fingerprint, now)
+                .await
+                .map_err(store_error)?;
+            m.note_revoked(&host.fingerprint);
+            (
+                host.previous_fingerprint.clone().unwrap_or_default(),
+                host.previous_valid_until.unwrap_or(now),
+            )
+        }
+    };
+    let renewal = CertRenewal {
+        fingerprint: issued.fingerprint.clone(),
+        cert_expires_at: not_after,
+        previous_fingerprint: previous,
+        previous_valid_until: until,
+    };
+    m.repo
+        .renew_host_certificate(host.uuid, &renewal)
+        .await
+        .map_err(store_error)?;
+    let mut renewed = host.clone();
+    renewed.fingerprint = renewal.fingerprint.clone();
+    renewed.cert_expires_at = Some(not_after);
+    renewed.previous_fingerprint = Some(renewal.previous_fingerprint.clone());
+    renewed.previous_valid_until = Some(until);
+    m.remember_host(renewed);
+    m.pki.forget_agent(host.uuid);
+    Metrics::inc(&m.metrics.renewals);
+    tracing::info!(host = %host.name, uuid = %host.uuid, fingerprint = %issued.fingerprint, %not_after, "worker certificate renewed");
+    Ok(Json(json!({
+        "cert_pem": issued.cert_pem,
+        "ca_pem": m.pki.bundle.ca_pem,
+        "not_after": not_after,
+    })))
 }
 
 fn decnet_tls_eq(a: &str, b: &str) -> bool {
@@ -166,18 +320,14 @@ async fn heartbeat(
     Extension(peer): Extension<PeerCertificate>,
     body: axum::body::Bytes,
 ) -> Result<StatusCode, ApiError> {
-    // Identity before anything else: read only `host_uuid` (serde skips the rest without
-    // building it), then check the certificate.
-    let claim: Claim = serde_json::from_slice(&body).map_err(|_| {
-        if peer.0.is_none() {
-            forbidden(&m)
-        } else {
-            ApiError::bad_request("body is not valid JSON")
-        }
-    })?;
-    let host = identify(&m, &peer, claim.host_uuid.as_ref().unwrap_or(&Value::Null)).await?;
+    // Identity before anything else.
+    let (host, presented) = identify_body(&m, &peer, &body).await?;
     let beat: HeartbeatBody = decnet_web::json::parse_json(&body)?;
     let now = m.clock.now();
+    if presented == Presented::Current && host.previous_fingerprint.is_some() {
+        // The worker has proven its renewed certificate: the old one is revoked now.
+        m.end_overlap(host.uuid, now).await.map_err(store_error)?;
+    }
     m.note_heartbeat(&host, beat.agent_version.clone(), now)
         .await
         .map_err(store_error)?;
