@@ -6,10 +6,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use decnet_core::model::{EnrollTokenText, HostUuid};
+use decnet_core::model::wire::{EnrollAnswer, EnrollRequest, ErrorBody};
+use decnet_core::model::EnrollTokenText;
 use decnet_tls::pki::{self, Bundle, WORKER_CERT_FILE, WORKER_KEY_FILE};
 use decnet_tls::verify::enroll_client_config;
-use serde::Deserialize;
 
 use crate::paths::Identity;
 
@@ -38,14 +38,6 @@ impl EnrollError {
             _ => 1,
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct EnrollAnswer {
-    host_uuid: HostUuid,
-    cert_pem: String,
-    ca_pem: String,
-    master_fingerprint: String,
 }
 
 /// Enrolls this worker with the master at `master_url` (`https://host:8770`) and writes the
@@ -79,7 +71,10 @@ pub async fn enroll(
     let url = format!("{base}/swarm/enroll");
     let resp = client
         .post(&url)
-        .json(&serde_json::json!({"token": token_text.render(), "csr_pem": csr_pem}))
+        .json(&EnrollRequest {
+            token: token_text.render(),
+            csr_pem,
+        })
         .send()
         .await
         .map_err(|e| EnrollError::Unreachable {
@@ -88,8 +83,11 @@ pub async fn enroll(
         })?;
     let status = resp.status().as_u16();
     if status != 200 && status != 201 {
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
+        let detail = resp
+            .json::<ErrorBody>()
+            .await
+            .map(|b| b.detail)
+            .unwrap_or_else(|_| "no detail".into());
         return Err(EnrollError::Refused { status, detail });
     }
     let answer: EnrollAnswer = resp

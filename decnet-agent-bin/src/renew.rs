@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use decnet_core::model::wire::{RenewAnswer, RenewRequest};
 use decnet_core::model::HostUuid;
 use decnet_tls::pki::{
     cert_info, generate_key_and_csr, parse_cert_pem, write_file_atomic, write_private, Bundle,
     WORKER_CERT_FILE, WORKER_KEY_FILE,
 };
-use serde::Deserialize;
 
 use crate::paths::Identity;
 use crate::transport::{master_client, REQUEST_TIMEOUT};
@@ -78,12 +78,6 @@ impl std::fmt::Debug for Renewer {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct RenewAnswer {
-    cert_pem: String,
-    ca_pem: String,
-}
-
 impl Renewer {
     pub fn new(agent_dir: &Path, identity: &Identity, renew_before: Option<Duration>) -> Self {
         Self {
@@ -140,7 +134,10 @@ impl Renewer {
         let resp = client
             .post(&url)
             .timeout(REQUEST_TIMEOUT)
-            .json(&serde_json::json!({"host_uuid": self.host_uuid, "csr_pem": csr_pem}))
+            .json(&RenewRequest {
+                host_uuid: self.host_uuid,
+                csr_pem,
+            })
             .send()
             .await
             .map_err(|e| request(format!("{e:#}")))?;

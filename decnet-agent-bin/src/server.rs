@@ -13,11 +13,13 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use decnet_core::model::validate::validate_services;
-use decnet_core::model::{validate_config, DeckyName, DecnetConfig, HostUuid};
+use decnet_core::model::wire::{
+    Acceptance, DeployAnswer, DeployRequest, Health, MutateAnswer, MutateRequest,
+    SelfDestructAnswer, SelfDestructRequest, TeardownAnswer, TeardownRequest,
+};
+use decnet_core::model::{validate_config, AgentStatus, DeckyName, HostUuid};
 use decnet_core::traits::Deployer;
 use decnet_web::{body_limit, ApiError, JsonBody};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::heartbeat::StatusSource;
@@ -98,25 +100,12 @@ pub fn router(api: Arc<AgentApi>, limit: usize) -> Router {
     body_limit(r, limit)
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+async fn health() -> Json<Health> {
+    Json(Health::ok(env!("CARGO_PKG_VERSION")))
 }
 
-async fn status(State(api): Ctx) -> Json<Value> {
-    let snap = api.status.snapshot().await;
-    Json(serde_json::to_value(snap).unwrap_or(Value::Null))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployRequest {
-    config: DecnetConfig,
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default)]
-    no_cache: bool,
-    #[serde(default)]
-    lifecycle_ids: Option<BTreeMap<String, Uuid>>,
+async fn status(State(api): Ctx) -> Json<AgentStatus> {
+    Json(api.status.snapshot().await)
 }
 
 fn unreadable(e: UnreadableState) -> ApiError {
@@ -146,7 +135,7 @@ fn check_ids(ids: &BTreeMap<String, Uuid>, known: impl Fn(&str) -> bool) -> Resu
 async fn deploy(
     State(api): Ctx,
     JsonBody(req): JsonBody<DeployRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DeployAnswer>), ApiError> {
     let _ = req.no_cache; // every image is built locally from the decky binary: nothing to skip
     readable_state(&api).await?;
     validate_config(&req.config).map_err(|e| {
@@ -168,7 +157,10 @@ async fn deploy(
     if req.dry_run {
         return Ok((
             StatusCode::OK,
-            Json(json!({"status": "dry_run", "deckies": names})),
+            Json(DeployAnswer {
+                status: Acceptance::DryRun,
+                deckies: names,
+            }),
         ));
     }
     api.queue
@@ -179,25 +171,17 @@ async fn deploy(
         .map_err(queue_error)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "deckies": names})),
+        Json(DeployAnswer {
+            status: Acceptance::Accepted,
+            deckies: names,
+        }),
     ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MutateRequest {
-    decky_id: String,
-    services: Vec<String>,
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default)]
-    lifecycle_id: Option<Uuid>,
 }
 
 async fn mutate(
     State(api): Ctx,
     JsonBody(req): JsonBody<MutateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MutateAnswer>), ApiError> {
     let decky = DeckyName::new(req.decky_id.clone())
         .map_err(|e| ApiError::unprocessable(format!("decky_id: {e}")))?;
     let state = readable_state(&api).await?;
@@ -207,7 +191,11 @@ async fn mutate(
         .unwrap_or_default();
     validate_services("services", &req.services, &custom)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let body = json!({"decky_id": decky.as_str(), "services": req.services});
+    let answer = |status| MutateAnswer {
+        status,
+        decky_id: decky.to_string(),
+        services: req.services.clone(),
+    };
     if req.dry_run {
         let Some(state) = state else {
             return Err(ApiError::not_found("no active deployment on this worker"));
@@ -218,10 +206,9 @@ async fn mutate(
                 decky.as_str()
             )));
         }
-        let mut v = body;
-        v["status"] = json!("dry_run");
-        return Ok((StatusCode::OK, Json(v)));
+        return Ok((StatusCode::OK, Json(answer(Acceptance::DryRun))));
     }
+    let accepted = answer(Acceptance::Accepted);
     api.queue
         .submit(Job::Mutate {
             decky,
@@ -229,24 +216,13 @@ async fn mutate(
             lifecycle_id: req.lifecycle_id,
         })
         .map_err(queue_error)?;
-    let mut v = body;
-    v["status"] = json!("accepted");
-    Ok((StatusCode::ACCEPTED, Json(v)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TeardownRequest {
-    #[serde(default)]
-    decky_id: Option<String>,
-    #[serde(default)]
-    lifecycle_ids: Option<BTreeMap<String, Uuid>>,
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
 async fn teardown(
     State(api): Ctx,
     JsonBody(req): JsonBody<TeardownRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TeardownAnswer>), ApiError> {
     let decky = req
         .decky_id
         .as_deref()
@@ -269,20 +245,17 @@ async fn teardown(
         .map_err(queue_error)?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"status": "accepted", "decky_id": decky.map(|d| d.to_string())})),
+        Json(TeardownAnswer {
+            status: Acceptance::Accepted,
+            decky_id: decky.map(|d| d.to_string()),
+        }),
     ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SelfDestructRequest {
-    host_uuid: String,
 }
 
 async fn self_destruct(
     State(api): Ctx,
     JsonBody(req): JsonBody<SelfDestructRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SelfDestructAnswer>, ApiError> {
     let asked: Option<HostUuid> = req.host_uuid.parse().ok();
     match (api.host_uuid, asked) {
         (Some(mine), Some(asked)) if mine == asked => {}
@@ -293,5 +266,5 @@ async fn self_destruct(
         .run()
         .await
         .map_err(|e| ApiError::internal(format!("reaper not spawned: {e}")))?;
-    Ok(Json(json!({"status": "self_destruct_scheduled"})))
+    Ok(Json(SelfDestructAnswer::scheduled()))
 }

@@ -55,7 +55,7 @@ async fn renew(
     Ok(Json(json!({
         "cert_pem": issued.cert_pem,
         "ca_pem": s.ca.cert_pem(),
-        "not_after": "ignored",
+        "not_after": "2027-01-01T00:00:00Z",
     })))
 }
 

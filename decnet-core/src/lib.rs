@@ -11,6 +11,7 @@
 pub mod adapters;
 pub mod fleet;
 pub mod model;
+pub mod orchestrate;
 pub mod plan;
 pub mod registry;
 #[cfg(any(test, feature = "test-util"))]

@@ -11,6 +11,7 @@ pub mod names;
 pub mod state;
 pub mod status;
 pub mod validate;
+pub mod wire;
 
 pub use auth::{ApiToken, EnrollToken, EnrollTokenText, Role, ENROLL_TOKEN_PREFIX};
 pub use config::{

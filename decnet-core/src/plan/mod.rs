@@ -12,7 +12,7 @@ pub mod converge;
 pub use converge::{plan_converge, shape_hash, ConvergePlan, DeckySteps, Desired, Observed, Role};
 pub mod shards;
 
-pub use shards::{merge_probe, plan_shards};
+pub use shards::{merge_probe, merge_probe_of, plan_shards, Probed};
 pub mod mutate;
 
 pub use mutate::{due_mutations, pick_new_services, DueMutations};

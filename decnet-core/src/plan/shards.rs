@@ -39,6 +39,16 @@ pub fn plan_shards(
     out
 }
 
+/// Who was probed after a failed dispatch: it names the probe in the rows' errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Probed {
+    /// A worker's agent (`GET /status`).
+    Agent,
+    /// This machine's container runtime (unihost).
+    Runtime,
+}
+
 /// What one decky's row should become after a failed dispatch, from the agent's `/status`
 /// runtime map (`Ok`) or the probe's failure (`Err`). A failed probe fails the whole shard.
 pub fn merge_probe(
@@ -46,13 +56,35 @@ pub fn merge_probe(
     probe: Result<&RuntimeMap, &str>,
     dispatch_error: &str,
 ) -> Vec<(DeckyName, LifecycleStatus, Option<String>)> {
+    merge_probe_of(Probed::Agent, rows, probe, dispatch_error)
+}
+
+/// [`merge_probe`] for either kind of probe: the unihost path reads the local runtime after a
+/// deployer error the same way.
+pub fn merge_probe_of(
+    who: Probed,
+    rows: &[(DeckyName, Operation)],
+    probe: Result<&RuntimeMap, &str>,
+    dispatch_error: &str,
+) -> Vec<(DeckyName, LifecycleStatus, Option<String>)> {
+    let (failed_probe, shows) = match who {
+        Probed::Agent => ("the agent could not be probed", "the agent's status shows"),
+        Probed::Runtime => (
+            "the container runtime could not be read",
+            "the container runtime shows",
+        ),
+    };
+    let what = match who {
+        Probed::Agent => "dispatch",
+        Probed::Runtime => "deploy",
+    };
     rows.iter()
         .map(|(name, op)| match probe {
             Err(probe_err) => (
                 name.clone(),
                 LifecycleStatus::Failed,
                 Some(format!(
-                    "dispatch failed ({dispatch_error}) and the agent could not be probed ({probe_err})"
+                    "{what} failed ({dispatch_error}) and {failed_probe} ({probe_err})"
                 )),
             ),
             Ok(runtime) => {
@@ -70,7 +102,7 @@ pub fn merge_probe(
                         name.clone(),
                         LifecycleStatus::Failed,
                         Some(format!(
-                            "dispatch failed ({dispatch_error}); the agent's status shows the decky {seen}"
+                            "{what} failed ({dispatch_error}); {shows} the decky {seen}"
                         )),
                     )
                 }

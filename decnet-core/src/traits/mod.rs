@@ -1,5 +1,6 @@
 //! The traits adapters implement. Each has a mockall mock behind feature `test-util`.
 
+pub mod agent;
 pub mod bus;
 pub mod clock;
 pub mod deployer;
@@ -8,6 +9,7 @@ pub mod hostnet;
 pub mod lifecycle;
 pub mod repository;
 
+pub use agent::{AgentClient, AgentConnector, AgentError, BoxError};
 pub use bus::{Bus, BusEvent, StateTransition};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
@@ -18,6 +20,12 @@ pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repo
 
 #[cfg(any(test, feature = "test-util"))]
 pub use {
-    bus::MockBus, clock::MockClock, deployer::MockDeployer, heartbeat::MockHeartbeatTransport,
-    hostnet::MockHostNetwork, lifecycle::MockLifecycleSink, repository::MockRepository,
+    agent::{MockAgentClient, MockAgentConnector},
+    bus::MockBus,
+    clock::MockClock,
+    deployer::MockDeployer,
+    heartbeat::MockHeartbeatTransport,
+    hostnet::MockHostNetwork,
+    lifecycle::MockLifecycleSink,
+    repository::MockRepository,
 };

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use decnet_core::model::wire::SelfDestructRequest;
 use decnet_core::model::{
     ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, LifecycleStatus, Role,
 };
@@ -296,16 +297,12 @@ async fn forget_deckies(m: &Master, host: &Host, now: DateTime<Utc>) -> Result<(
 }
 
 async fn self_destruct(m: &Master, host: &Host, timeout: Duration) -> Result<(), String> {
-    let client = m.pki.agent_client(host, timeout)?;
-    let resp = client
-        .post(format!("https://{}/self-destruct", host.address))
-        .json(&json!({"host_uuid": host.uuid}))
-        .send()
+    let agent = m.agents.connect(host, timeout).map_err(|e| e.to_string())?;
+    agent
+        .self_destruct(&SelfDestructRequest {
+            host_uuid: host.uuid.to_string(),
+        })
         .await
-        .map_err(|e| crate::client::error_chain(&e))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("agent answered {}", resp.status()))
-    }
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

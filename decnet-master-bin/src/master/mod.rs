@@ -1,5 +1,6 @@
 //! The master daemon (`decnet serve`) and what it shares with `decnet init`.
 
+pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod events;

@@ -9,14 +9,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_core::model::{
-    AgentStatus, DeckyName, DecnetConfig, HostUuid, LifecycleRow, LifecycleStatus, Operation,
-};
-use decnet_core::plan::merge_probe;
-use decnet_core::traits::{DeckyOutcome, RepoError};
-use serde_json::json;
+use decnet_core::model::{DecnetConfig, HostUuid, LifecycleRow, LifecycleStatus, Operation};
+use decnet_core::orchestrate::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
+use decnet_core::traits::RepoError;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::lifecycle::transition;
 use super::metrics::Metrics;
@@ -207,19 +203,15 @@ async fn run_local(m: &Master, rows: Vec<LifecycleRow>) -> Result<(), RepoError>
         return Ok(());
     };
     // The complete local set converges; with nothing left, everything local goes.
-    let result = match desired_for(m, None).await? {
-        Some(desired) if !desired.deckies.is_empty() => deployer.deploy(&desired).await,
-        _ => deployer.teardown(None).await,
-    };
-    for row in &rows {
-        let outcome = match &result {
-            Err(e) => Err(e.to_string()),
-            Ok(report) => match report.outcomes.get(&row.decky_name) {
-                Some(DeckyOutcome::Failed { reason }) => Err(reason.clone()),
-                Some(DeckyOutcome::Succeeded) | None => Ok(()),
-            },
-        };
-        close(m, row, outcome).await?;
+    let desired = desired_for(m, None).await?;
+    let outcomes = dispatch_local(deployer.as_ref(), desired.as_ref(), &rows).await;
+    apply(m, outcomes).await
+}
+
+async fn apply(m: &Master, outcomes: Vec<RowOutcome>) -> Result<(), RepoError> {
+    let now = m.clock.now();
+    for o in outcomes {
+        transition(m, o.id, o.status, o.error, now).await?;
     }
     Ok(())
 }
@@ -248,133 +240,28 @@ async fn run_swarm(
         return Ok(());
     }
     let shard = desired_for(m, Some(host_uuid)).await?;
-    let ids: BTreeMap<String, Uuid> = rows
-        .iter()
-        .filter(|r| r.operation != Operation::Teardown)
-        .map(|r| (r.decky_name.to_string(), r.id))
-        .collect();
-    let teardown_ids: BTreeMap<String, Uuid> = rows
-        .iter()
-        .filter(|r| r.operation == Operation::Teardown)
-        .map(|r| (r.decky_name.to_string(), r.id))
-        .collect();
-    let client = match m.pki.agent_client(&host, m.settings.dispatch_timeout) {
+    let agent = match m.agents.connect(&host, m.settings.dispatch_timeout) {
         Ok(c) => c,
         Err(e) => {
             for row in &rows {
-                close(m, row, Err(format!("agent client: {e}"))).await?;
+                close(m, row, Err(e.to_string())).await?;
             }
             return Ok(());
         }
     };
-    let base = format!("https://{}", host.address);
     // The host's complete shard: deckies not in it are removed by the agent's converge, and
     // their teardown deltas close the teardown rows.
-    let dispatch = async {
-        match shard.filter(|s| !s.deckies.is_empty()) {
-            Some(shard) => {
-                let mut all = ids.clone();
-                all.extend(teardown_ids.clone());
-                all.retain(|k, _| shard.decky(k).is_some());
-                send(
-                    &client,
-                    &format!("{base}/deploy"),
-                    json!({"config": shard, "lifecycle_ids": all}),
-                )
-                .await?;
-                for (name, id) in &teardown_ids {
-                    send(
-                        &client,
-                        &format!("{base}/teardown"),
-                        json!({"decky_id": name, "lifecycle_ids": {name: id}}),
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
-            None => {
-                let mut all = ids.clone();
-                all.extend(teardown_ids.clone());
-                send(
-                    &client,
-                    &format!("{base}/teardown"),
-                    json!({"decky_id": null, "lifecycle_ids": all}),
-                )
-                .await
-            }
+    match dispatch_swarm(agent.as_ref(), shard.as_ref(), &rows).await {
+        SwarmDispatch::Settled { error, outcomes } => {
+            Metrics::inc(&m.metrics.dispatches_failed);
+            tracing::warn!(host = %host.name, error = %error, "dispatch failed; probed the agent");
+            apply(m, outcomes).await
         }
-    };
-    let dispatched = dispatch.await;
-    Metrics::inc(if dispatched.is_ok() {
-        &m.metrics.dispatches_accepted
-    } else {
-        &m.metrics.dispatches_failed
-    });
-    if let Err(dispatch_error) = dispatched {
-        tracing::warn!(host = %host.name, error = %dispatch_error, "dispatch failed; probing the agent");
-        let probe = probe(&client, &base).await;
-        let pairs: Vec<(DeckyName, Operation)> = rows
-            .iter()
-            .map(|r| (r.decky_name.clone(), r.operation))
-            .collect();
-        let merged = match &probe {
-            // The agent refuses all work on an unreadable state file: whatever runs there,
-            // this operation did not happen.
-            Ok(status) if status.state_error.is_some() => pairs
-                .iter()
-                .map(|(name, _)| {
-                    (
-                        name.clone(),
-                        LifecycleStatus::Failed,
-                        Some(dispatch_error.clone()),
-                    )
-                })
-                .collect(),
-            Ok(status) => {
-                let runtime = status.runtime.clone().unwrap_or_default();
-                merge_probe(&pairs, Ok(&runtime), &dispatch_error)
-            }
-            Err(e) => merge_probe(&pairs, Err(e.as_str()), &dispatch_error),
-        };
-        let now = m.clock.now();
-        for ((name, status, error), row) in merged.into_iter().zip(&rows) {
-            debug_assert_eq!(name, row.decky_name);
-            transition(m, row.id, status, error, now).await?;
+        _ => {
+            Metrics::inc(&m.metrics.dispatches_accepted);
+            Ok(())
         }
     }
-    Ok(())
-}
-
-async fn send(client: &reqwest::Client, url: &str, body: serde_json::Value) -> Result<(), String> {
-    let resp = client
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| crate::client::error_chain(&e))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let detail = resp
-        .json::<serde_json::Value>()
-        .await
-        .ok()
-        .and_then(|v| v["detail"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    Err(format!("agent answered {status}: {detail}"))
-}
-
-async fn probe(client: &reqwest::Client, base: &str) -> Result<AgentStatus, String> {
-    let resp = client
-        .get(format!("{base}/status"))
-        .send()
-        .await
-        .map_err(|e| crate::client::error_chain(&e))?;
-    if !resp.status().is_success() {
-        return Err(format!("agent answered {}", resp.status()));
-    }
-    resp.json::<AgentStatus>().await.map_err(|e| e.to_string())
 }
 
 /// The hosts a deploy may use: enrolled hosts heard from recently.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use decnet_core::model::{Host, HostStatus, HostUuid, ShardState};
-use decnet_core::traits::{Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository};
+use decnet_core::traits::{
+    AgentConnector, Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository,
+};
 
 use super::metrics::Metrics;
 use super::pki::MasterPki;
@@ -86,7 +88,10 @@ pub struct Seen {
 /// The master.
 pub struct Master {
     pub repo: Arc<dyn Repository>,
-    pub pki: MasterPki,
+    pub pki: Arc<MasterPki>,
+    /// Reaches the workers' agents (the HTTPS adapter over [`MasterPki`] unless replaced
+    /// with [`Master::with_agents`]).
+    pub agents: Arc<dyn AgentConnector>,
     pub clock: Arc<dyn Clock>,
     pub bus: Arc<dyn Bus>,
     pub settings: MasterSettings,
@@ -150,8 +155,10 @@ impl Master {
         hostnet: Arc<dyn HostNetwork>,
     ) -> Self {
         let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
+        let pki = Arc::new(pki);
         Self {
             repo,
+            agents: pki.clone(),
             pki,
             clock,
             bus,
@@ -171,6 +178,13 @@ impl Master {
             fleet_lock: tokio::sync::Mutex::new(()),
             busy: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The same master reaching its agents through `agents` (a mock in tests, an embedder's
+    /// own transport).
+    pub fn with_agents(mut self, agents: Arc<dyn AgentConnector>) -> Self {
+        self.agents = agents;
+        self
     }
 
     /// Loads the caches from the store (hosts; revocations are checked in the store on a
@@ -231,7 +245,7 @@ impl Master {
             h.previous_fingerprint = None;
             h.previous_valid_until = None;
         }
-        self.pki.forget_agent(uuid);
+        self.agents.forget(uuid);
         Ok(())
     }
 
@@ -243,7 +257,7 @@ impl Master {
         lock(&self.state_errors).remove(&uuid);
         lock(&self.not_revoked).remove(fingerprint);
         lock(&self.revoked).insert(fingerprint.to_string());
-        self.pki.forget_agent(uuid);
+        self.agents.forget(uuid);
     }
 
     /// Records that `host`'s heartbeat at `at` echoed exactly `deckies`. Allocates only when

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
+use decnet_core::model::wire::{EnrollAnswer, EnrollRequest, RenewAnswer, RenewRequest};
 use decnet_core::model::{
     AgentStatus, EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid, LifecycleDelta,
     ShardState,
@@ -18,7 +19,7 @@ use decnet_core::traits::{
 use decnet_tls::pki::{cert_info, fingerprint, parse_cert_pem, IssuedCert, LeafSpec, San};
 use decnet_web::{ApiError, JsonBody, PeerCertificate, RemoteAddr};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::layout::token_hash;
 use super::lifecycle::apply_delta;
@@ -41,20 +42,13 @@ fn store_error(e: RepoError) -> ApiError {
     ApiError::internal("store unavailable")
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollRequest {
-    token: String,
-    csr_pem: String,
-}
-
 const REFUSED: &str = "invalid, used or expired token";
 
 async fn enroll(
     State(m): Ctx,
     Extension(remote): Extension<RemoteAddr>,
     JsonBody(req): JsonBody<EnrollRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnrollAnswer>, ApiError> {
     if !m.enroll_limiter.allow(remote.0.ip(), Instant::now()) {
         Metrics::inc(&m.metrics.enroll_refused);
         return Err(ApiError::new(
@@ -111,12 +105,12 @@ async fn enroll(
     m.remember_host(host.clone());
     Metrics::inc(&m.metrics.enrollments);
     tracing::info!(host = %host.name, uuid = %host.uuid, "worker enrolled");
-    Ok(Json(json!({
-        "host_uuid": host.uuid,
-        "cert_pem": issued.cert_pem,
-        "ca_pem": m.pki.bundle.ca_pem,
-        "master_fingerprint": m.pki.fingerprint,
-    })))
+    Ok(Json(EnrollAnswer {
+        host_uuid: host.uuid,
+        cert_pem: issued.cert_pem,
+        ca_pem: m.pki.bundle.ca_pem.clone(),
+        master_fingerprint: m.pki.fingerprint.clone(),
+    }))
 }
 
 /// The SAN of a host's certificate: the host part of its enrolled `host:port` address.
@@ -244,14 +238,6 @@ async fn identify_body(
     identify(m, peer, claim.host_uuid.as_ref().unwrap_or(&Value::Null)).await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenewRequest {
-    #[allow(dead_code)] // read by `identify_body`
-    host_uuid: HostUuid,
-    csr_pem: String,
-}
-
 /// POST `/swarm/renew`: a new certificate for the caller's host, from a CSR's public key only
 /// (CN = the host's name, SAN = its address, as at enrollment). The new fingerprint is pinned
 /// at once; the presented certificate stays valid for the overlap, or until the host uses the
@@ -261,7 +247,7 @@ async fn renew(
     State(m): Ctx,
     Extension(peer): Extension<PeerCertificate>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RenewAnswer>, ApiError> {
     let (host, presented) = identify_body(&m, &peer, &body).await?;
     let req: RenewRequest = decnet_web::json::parse_json(&body)?;
     let (issued, not_after) = issue(&m, &req.csr_pem, host.name.as_str(), Some(&host.address))?;
@@ -301,14 +287,14 @@ async fn renew(
     renewed.previous_fingerprint = Some(renewal.previous_fingerprint.clone());
     renewed.previous_valid_until = Some(until);
     m.remember_host(renewed);
-    m.pki.forget_agent(host.uuid);
+    m.agents.forget(host.uuid);
     Metrics::inc(&m.metrics.renewals);
     tracing::info!(host = %host.name, uuid = %host.uuid, fingerprint = %issued.fingerprint, %not_after, "worker certificate renewed");
-    Ok(Json(json!({
-        "cert_pem": issued.cert_pem,
-        "ca_pem": m.pki.bundle.ca_pem,
-        "not_after": not_after,
-    })))
+    Ok(Json(RenewAnswer {
+        cert_pem: issued.cert_pem,
+        ca_pem: m.pki.bundle.ca_pem.clone(),
+        not_after,
+    }))
 }
 
 fn decnet_tls_eq(a: &str, b: &str) -> bool {

@@ -1,0 +1,273 @@
+//! The request and response bodies of the agent API (PRODUCT §5) and the swarm endpoint
+//! (§6), shared by both ends: the master's dispatch and the agent's handlers, the agent's
+//! enrollment and the master's swarm handlers, and any embedder's own client.
+//!
+//! Requests refuse unknown fields (a typo in a hand-written body is a 422 naming it, not a
+//! silently ignored option); answers accept them, so an older client reads a newer server.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::config::DecnetConfig;
+use super::names::HostUuid;
+
+/// Decky name → the lifecycle row the master opened for it.
+pub type LifecycleIds = BTreeMap<String, Uuid>;
+
+/// The `status` word of an agent's answer to `/deploy`, `/mutate` and `/teardown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Acceptance {
+    /// The work is queued (202).
+    Accepted,
+    /// A dry run: checked, nothing queued (200).
+    DryRun,
+}
+
+/// `GET /health` (agent and master).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` when the process answers.
+    pub status: String,
+    /// The answering binary's version.
+    pub version: String,
+}
+
+impl Health {
+    /// The answer of a running process of `version`.
+    pub fn ok(version: impl Into<String>) -> Self {
+        Self {
+            status: "ok".into(),
+            version: version.into(),
+        }
+    }
+}
+
+/// `POST /deploy`: the host's complete shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRequest {
+    /// Every decky this host should run; the ones it runs that are not here are removed.
+    pub config: DecnetConfig,
+    /// Check only: 200 with the decky names, nothing queued.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Accepted for the original's wire shape; images are always built locally.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// The lifecycle rows the master opened, echoed in the deltas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_ids: Option<LifecycleIds>,
+}
+
+impl DeployRequest {
+    /// A real (not dry-run) deploy of `config`, carrying `lifecycle_ids`.
+    pub fn new(config: DecnetConfig, lifecycle_ids: LifecycleIds) -> Self {
+        Self {
+            config,
+            dry_run: false,
+            no_cache: false,
+            lifecycle_ids: Some(lifecycle_ids),
+        }
+    }
+}
+
+/// The answer to `POST /deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAnswer {
+    /// `accepted` (202) or `dry_run` (200).
+    pub status: Acceptance,
+    /// The deckies of the request.
+    pub deckies: Vec<String>,
+}
+
+/// `POST /mutate`: new services for one decky.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutateRequest {
+    /// The decky's name.
+    pub decky_id: String,
+    /// Its complete new service list.
+    pub services: Vec<String>,
+    /// Check only: 200, nothing queued.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The lifecycle row the master opened, echoed in the delta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_id: Option<Uuid>,
+}
+
+/// The answer to `POST /mutate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MutateAnswer {
+    /// `accepted` (202) or `dry_run` (200).
+    pub status: Acceptance,
+    /// The decky of the request.
+    pub decky_id: String,
+    /// Its new services.
+    pub services: Vec<String>,
+}
+
+/// `POST /teardown`: one decky, or all of this host's (`decky_id: null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeardownRequest {
+    /// The decky to remove; `None` removes every decky and the host's decky network.
+    #[serde(default)]
+    pub decky_id: Option<String>,
+    /// The lifecycle rows the master opened, echoed in the deltas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_ids: Option<LifecycleIds>,
+}
+
+/// The answer to `POST /teardown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeardownAnswer {
+    /// Always `accepted` (202).
+    pub status: Acceptance,
+    /// The decky of the request (`None`: all).
+    pub decky_id: Option<String>,
+}
+
+/// `POST /self-destruct`: must name the agent's own host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfDestructRequest {
+    /// The host the master means; any other value is refused with 403.
+    pub host_uuid: String,
+}
+
+/// The answer to `POST /self-destruct`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfDestructAnswer {
+    /// `"self_destruct_scheduled"`.
+    pub status: String,
+}
+
+impl SelfDestructAnswer {
+    /// The answer once the reaper is on its way.
+    pub fn scheduled() -> Self {
+        Self {
+            status: "self_destruct_scheduled".into(),
+        }
+    }
+}
+
+/// The body of every 4xx and 5xx answer of the agent API, the swarm endpoint and the operator
+/// API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What was wrong, naming the field where one was.
+    pub detail: String,
+}
+
+/// `POST /swarm/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// The one-time enrollment token, as `decnet swarm enroll-token` printed it.
+    pub token: String,
+    /// A CSR; only its public key is used.
+    pub csr_pem: String,
+}
+
+/// The answer to `POST /swarm/enroll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollAnswer {
+    /// The enrolled host's id.
+    pub host_uuid: HostUuid,
+    /// Its certificate (CN = host name, SAN = its address).
+    pub cert_pem: String,
+    /// The DECNET CA.
+    pub ca_pem: String,
+    /// SHA-256 of the master's certificate (lowercase hex of the DER), pinned by the agent.
+    pub master_fingerprint: String,
+}
+
+/// `POST /swarm/renew` (extension): a new certificate for the calling worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// The caller's host id (checked against its certificate).
+    pub host_uuid: HostUuid,
+    /// A CSR; only its public key is used.
+    pub csr_pem: String,
+}
+
+/// The answer to `POST /swarm/renew`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewAnswer {
+    /// The new certificate.
+    pub cert_pem: String,
+    /// The DECNET CA.
+    pub ca_pem: String,
+    /// When the new certificate expires.
+    pub not_after: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn agent_answers_have_the_documented_shapes() {
+        let a = DeployAnswer {
+            status: Acceptance::Accepted,
+            deckies: vec!["decky-01".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            json!({"status":"accepted","deckies":["decky-01"]})
+        );
+        let t = TeardownAnswer {
+            status: Acceptance::Accepted,
+            decky_id: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            json!({"status":"accepted","decky_id":null})
+        );
+        let m = MutateAnswer {
+            status: Acceptance::DryRun,
+            decky_id: "d".into(),
+            services: vec!["ssh".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&m).unwrap(),
+            json!({"status":"dry_run","decky_id":"d","services":["ssh"]})
+        );
+        assert_eq!(
+            serde_json::to_value(SelfDestructAnswer::scheduled()).unwrap(),
+            json!({"status":"self_destruct_scheduled"})
+        );
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields_and_default_the_optional_ones() {
+        let e = serde_json::from_value::<TeardownRequest>(json!({"decky": "x"})).unwrap_err();
+        assert!(e.to_string().contains("unknown field `decky`"), "{e}");
+        let t: TeardownRequest = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(
+            t,
+            TeardownRequest {
+                decky_id: None,
+                lifecycle_ids: None
+            }
+        );
+        let m: MutateRequest =
+            serde_json::from_value(json!({"decky_id":"d","services":[]})).unwrap();
+        assert!(!m.dry_run && m.lifecycle_id.is_none());
+        // Without ids the field is left out, as the original's master sends it.
+        let v = serde_json::to_value(TeardownRequest {
+            decky_id: Some("d".into()),
+            lifecycle_ids: None,
+        })
+        .unwrap();
+        assert_eq!(v, json!({"decky_id":"d"}));
+    }
+}

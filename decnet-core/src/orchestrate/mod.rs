@@ -1,0 +1,7 @@
+//! The orchestration as library code, generic over the [`crate::traits`]: what the master and
+//! the agent binaries run, reusable by any embedder. It reaches the world only through those
+//! traits, so every component here is tested with mocks and in-memory fakes.
+
+pub mod dispatch;
+
+pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
