@@ -5,7 +5,7 @@
 
 /// Memory figures of a process from `/proc/<pid>/status`.
 pub mod proc_status {
-    /// The kB figures of /proc/<pid>/status we report, in KiB.
+    /// The kB figures of `/proc/<pid>/status` we report, in KiB.
     #[derive(Debug, Clone, Copy, Default)]
     pub struct Mem {
         pub rss: u64,

@@ -1,4 +1,4 @@
-//! The agent API (PRODUCT §5), served over mutual TLS by [`decnet_web::serve`]. Identity is
+//! The agent API (PRODUCT §5), served over mutual TLS by [`decnet_web::serve()`]. Identity is
 //! settled in the handshake (client certificate chained to the CA, CN `decnet-master`, pinned
 //! fingerprint), so handlers only see the master. Work is queued and answered 202 at once;
 //! a rejected request never touches the state file. While the state file is unreadable,

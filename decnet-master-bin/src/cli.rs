@@ -1,4 +1,8 @@
 //! Command-line surface of `decnet` (PRODUCT §4).
+//!
+//! The doc comments here are clap's help text, shown as written: `<path>` placeholders stay
+//! plain text rather than Markdown.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by the agent API, the swarm endpoint and the operator API.
 //!
-//! - [`serve`]: an accept loop over plain TCP or rustls that hands each request the peer's
+//! - [`serve()`]: an accept loop over plain TCP or rustls that hands each request the peer's
 //!   certificate ([`PeerCertificate`]) as an extension — axum's own `serve` has no TLS, and the
 //!   swarm endpoint needs "client certificate optional at the TLS layer, enforced per route".
 //!   Shutdown is a parameter: cancel the token and in-flight connections drain.

@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 64;
 /// Longest timeout [`ServeLimits::validate`] accepts (one day).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
-/// The limits of one [`serve`](crate::serve) call (each listener has its own counts).
+/// The limits of one [`serve`](crate::serve()) call (each listener has its own counts).
 ///
 /// - `handshake_timeout`: from accept until the TLS handshake is done (TLS listeners only).
 /// - `header_timeout`: a new connection must complete its first request's headers within it

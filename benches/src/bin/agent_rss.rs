@@ -8,7 +8,7 @@
 //! the systemd-run reaper launcher, info logging to stderr — kept in a file). The probe waits
 //! until `GET /health` answers 200 over mutual TLS with the master's certificate, closes that
 //! connection, waits `--settle-secs`, reads VmRSS, VmHWM, RssAnon, RssFile and Threads from
-//! /proc/<pid>/status, then sends SIGTERM and checks the agent exits 0.
+//! `/proc/<pid>/status`, then sends SIGTERM and checks the agent exits 0.
 //!
 //! * `unenrolled`: bundle only — no identity, so no heartbeat loop.
 //! * `enrolled`: also identity.json naming a master at an address nothing listens on, so the

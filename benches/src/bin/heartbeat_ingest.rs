@@ -55,7 +55,7 @@
 //! 127.0.0.1 ports; N hosts get tokens from the API with the admin token of `D/admin.token`,
 //! enroll with CSRs, get `--rss-deckies` shards each (inserted in the SQLite store), and send
 //! one heartbeat each on their own connection, which stays open. VmRSS/VmHWM of the serve
-//! process are read from /proc/<pid>/status idle, after enrollment, with the N connections
+//! process are read from `/proc/<pid>/status` idle, after enrollment, with the N connections
 //! open, and after they closed; then SIGTERM, and the process must exit 0.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -81,7 +81,7 @@ fn status_of(s: &str) -> Option<LifecycleStatus> {
     s.parse().ok()
 }
 
-/// An error on one line, at most [`ERROR_CHARS`] long.
+/// An error on one line, at most `ERROR_CHARS` long.
 pub fn one_line(text: &str) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() > ERROR_CHARS {
