@@ -308,8 +308,15 @@ impl MasterClient {
     }
 
     /// POST `body` to `path`: the JSON body of the answer.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        self.send(Method::POST, path, Some(body)).await
+    pub async fn post<B: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Value, CliError> {
+        let body = serde_json::to_value(body).map_err(|e| {
+            CliError::Failed(anyhow::anyhow!("serialise the request to {path}: {e}"))
+        })?;
+        self.send(Method::POST, path, Some(&body)).await
     }
 
     /// DELETE `path`: the JSON body of the answer (`Value::Null` for 204).
@@ -552,6 +559,11 @@ pub fn format_time(value: Option<&str>) -> String {
             })
             .unwrap_or_else(|_| s.to_string()),
     }
+}
+
+/// [`format_time`] of a typed instant.
+pub fn format_at(value: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    format_time(value.map(|t| t.to_rfc3339()).as_deref())
 }
 
 /// Deserialises an answer of the master into the shape a command expects.

@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{CustomService, NetworkDriver, ServiceConfig, Subnet};
 use crate::registry::OsFamily;
@@ -12,23 +12,23 @@ use crate::registry::OsFamily;
 pub const MAX_AMOUNT: u32 = 100;
 
 /// One requested decky or group of deckies (`amount > 1` expands to `<name>-01 …`).
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeckySpec {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archetype: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "ServiceConfig::is_empty")]
     pub service_config: ServiceConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nmap_os: Option<OsFamily>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutate_interval: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<u32>,
     /// Where the spec came from, for error messages (`[web] (line 12)`); `deckies[i]` if unset.
     #[serde(skip)]
@@ -36,19 +36,23 @@ pub struct DeckySpec {
 }
 
 /// Network settings a fleet spec may carry (INI `[general]`, the API's `general`).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneralSpec {
     /// New input: host bits must be clear (state files are read leniently elsewhere).
-    #[serde(default, deserialize_with = "strict_subnet")]
+    #[serde(
+        default,
+        deserialize_with = "strict_subnet",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub subnet: Option<Subnet>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<NetworkDriver>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mutate_interval: Option<u32>,
 }
 

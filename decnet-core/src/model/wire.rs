@@ -1,6 +1,7 @@
-//! The request and response bodies of the agent API (PRODUCT §5) and the swarm endpoint
-//! (§6), shared by both ends: the master's dispatch and the agent's handlers, the agent's
-//! enrollment and the master's swarm handlers, and any embedder's own client.
+//! The request and response bodies of the agent API (PRODUCT §5), the swarm endpoint (§6) and
+//! the operator API (§7), shared by both ends: the master's dispatch and the agent's handlers,
+//! the agent's enrollment and the master's swarm handlers, the operator API and the remote CLI,
+//! and any embedder's own client.
 //!
 //! Requests refuse unknown fields (a typo in a hand-written body is a 422 naming it, not a
 //! silently ignored option); answers accept them, so an older client reads a newer server.
@@ -11,8 +12,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::config::DecnetConfig;
+use std::net::Ipv4Addr;
+
+use super::auth::Role;
+use super::config::{DecnetConfig, Mode};
+use super::host::{HostStatus, ShardState};
+use super::lifecycle::LifecycleRow;
 use super::names::HostUuid;
+use crate::fleet::{DeckySpec, GeneralSpec};
 
 /// Decky name → the lifecycle row the master opened for it.
 pub type LifecycleIds = BTreeMap<String, Uuid>;
@@ -207,6 +214,177 @@ pub struct RenewAnswer {
     pub ca_pem: String,
     /// When the new certificate expires.
     pub not_after: DateTime<Utc>,
+}
+
+// --- operator API (§7) --------------------------------------------------------------------
+
+/// `POST /api/v1/deckies/deploy`: an INI (`ini_content`) or a structured fleet.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetDeployRequest {
+    /// The original's deployment INI; excludes `general` and `deckies`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ini_content: Option<String>,
+    /// Network settings (subnet, gateway, interface, driver, mutate interval).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub general: Option<GeneralSpec>,
+    /// The requested deckies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deckies: Option<Vec<DeckySpec>>,
+    /// Replace the whole fleet (deckies not requested are removed) rather than add to it.
+    #[serde(default)]
+    pub replace_fleet: bool,
+    /// Plan only (extension): answer a [`FleetDryRun`], commit nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// The 202 answer to a deploy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetDeployAnswer {
+    /// What will happen, in words.
+    pub message: String,
+    /// Where the deckies run.
+    pub mode: Mode,
+    /// One lifecycle row per changed decky.
+    pub lifecycle_ids: Vec<Uuid>,
+}
+
+/// The 200 answer to a dry-run deploy: the planned fleet and what applying it would change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetDryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// Where the deckies would run.
+    pub mode: Mode,
+    /// New deckies.
+    pub added: Vec<String>,
+    /// Deckies recreated or moved.
+    pub changed: Vec<String>,
+    /// Deckies removed.
+    pub removed: Vec<String>,
+    /// Deckies left as they are.
+    pub unchanged: Vec<String>,
+    /// The complete planned fleet.
+    pub fleet: DecnetConfig,
+}
+
+/// `POST /api/v1/deckies/{name}/mutate` (the body is optional).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeckyMutateRequest {
+    /// The decky's new services; without them they are picked as the mutator would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+}
+
+/// The 202 answer to a mutate or a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LifecycleIdsAnswer {
+    /// The rows opened (none when nothing changed).
+    pub lifecycle_ids: Vec<Uuid>,
+}
+
+/// `GET /api/v1/deckies/lifecycle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRows {
+    /// The rows found; unknown ids are omitted.
+    pub rows: Vec<LifecycleRow>,
+}
+
+/// One entry of `GET /api/v1/deckies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeckyView {
+    /// The decky's name.
+    pub name: String,
+    /// Its worker (`None`: this master's machine).
+    pub host_uuid: Option<HostUuid>,
+    /// The worker's name, or `local`.
+    pub host: String,
+    /// Its address on the LAN.
+    pub ip: Ipv4Addr,
+    /// Its services.
+    pub services: Vec<String>,
+    /// Its observed state (`pending` until its host confirmed it).
+    pub state: ShardState,
+    /// The last heartbeat that echoed it.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/swarm/enroll-tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollTokenRequest {
+    /// The worker's name (its certificate's CN).
+    pub name: String,
+    /// `host:port` of its agent API.
+    pub address: String,
+}
+
+/// The 201 answer to an enroll-token request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollTokenAnswer {
+    /// The one-time token.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The command to run on the worker.
+    pub command: String,
+}
+
+/// One worker of `GET /api/v1/swarm/hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostView {
+    /// Its id.
+    pub uuid: HostUuid,
+    /// Its name.
+    pub name: String,
+    /// `host:port` of its agent API.
+    pub address: String,
+    /// `enrolled`, `active` or `unreachable`.
+    pub status: HostStatus,
+    /// Its latest heartbeat.
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The version its agent reported.
+    pub agent_version: Option<String>,
+    /// When its pinned certificate expires (extension; `None` for hosts enrolled before it
+    /// was kept).
+    #[serde(default)]
+    pub cert_expires_at: Option<DateTime<Utc>>,
+    /// Why its worker state file is unreadable, while its latest heartbeat says so
+    /// (extension; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// `admin` or `viewer`.
+    pub role: Role,
+}
+
+/// The 201 answer to a token request: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// The token's id (to revoke it).
+    pub id: Uuid,
+    /// The bearer secret.
+    pub token: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// One entry of `GET /api/v1/tokens` (no secrets).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's id.
+    pub id: Uuid,
+    /// Its role.
+    pub role: Role,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -25,11 +25,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use decnet_core::fleet::{DeckySpec, GeneralSpec};
+use decnet_core::model::wire::{
+    EnrollTokenAnswer, EnrollTokenRequest, FleetDeployRequest, LifecycleIdsAnswer,
+};
+use decnet_core::model::Mode;
 use decnet_core::traits::Deployer;
 use decnet_docker::{Docker, DockerDeployer, DockerDeployerConfig};
 use decnet_net::lab::LabLan;
 use decnet_net::NetlinkHostNetwork;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, InitArgs, DEFAULT_AGENT_ENV, DEFAULT_SYSTEMD_DIR};
@@ -189,13 +194,13 @@ async fn drive(
     let t = client
         .post(
             "/api/v1/swarm/enroll-tokens",
-            &json!({"name": WORKER, "address": format!("127.0.0.1:{port}")}),
+            &EnrollTokenRequest {
+                name: WORKER.into(),
+                address: format!("127.0.0.1:{port}"),
+            },
         )
         .await?;
-    let token = t["token"]
-        .as_str()
-        .ok_or_else(|| failed("the master answered no enrollment token"))?
-        .to_string();
+    let token = answer::<EnrollTokenAnswer>(t, "POST /api/v1/swarm/enroll-tokens")?.token;
     let enrolled = tokio::process::Command::new(agent_bin)
         .args(["enroll", "--master", &swarm_url, "--token", &token])
         .arg("--agent-dir")
@@ -244,17 +249,25 @@ async fn drive(
     started.host_uuid = Some(host_uuid);
 
     // The deploy, through the operator API.
-    let body = json!({
-        "general": {
-            "subnet": lan.subnet.to_string(),
-            "gateway": lan.gateway.to_string(),
-            "interface": lan.parent,
-        },
-        "deckies": DEMO_DECKIES
-            .iter()
-            .map(|(name, archetype)| json!({"name": name, "archetype": archetype}))
-            .collect::<Vec<_>>(),
-    });
+    let body = FleetDeployRequest {
+        general: Some(GeneralSpec {
+            subnet: Some(lan.subnet.into()),
+            gateway: Some(lan.gateway),
+            interface: Some(lan.parent.clone()),
+            ..GeneralSpec::default()
+        }),
+        deckies: Some(
+            DEMO_DECKIES
+                .iter()
+                .map(|(name, archetype)| DeckySpec {
+                    name: name.to_string(),
+                    archetype: Some(archetype.to_string()),
+                    ..DeckySpec::default()
+                })
+                .collect(),
+        ),
+        ..FleetDeployRequest::default()
+    };
     let ans: Accepted = answer(
         client.post("/api/v1/deckies/deploy", &body).await?,
         "POST /api/v1/deckies/deploy",
@@ -265,10 +278,10 @@ async fn drive(
         "Deploying {} deckies through the master (mode {}; the worker builds the decky image on \
          first use)…",
         DEMO_DECKIES.len(),
-        ans.mode.as_deref().unwrap_or("?")
+        ans.mode
     )
     .context("write")?;
-    if ans.mode.as_deref() != Some("swarm") {
+    if ans.mode != Mode::Swarm {
         return Err(failed(format!(
             "the master chose mode {:?}, not swarm: the worker is not live",
             ans.mode
@@ -282,19 +295,12 @@ async fn drive(
         .context("write")?;
     let targets = rows
         .iter()
-        .map(|r| {
-            let ip: Ipv4Addr =
-                r.ip.as_deref()
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|_| failed(format!("decky {} has no IPv4 address", r.name)))?;
-            Ok(Target {
-                name: r.name.clone(),
-                ip,
-                services: r.services.clone(),
-            })
+        .map(|r| Target {
+            name: r.name.clone(),
+            ip: r.ip,
+            services: r.services.clone(),
         })
-        .collect::<Result<Vec<_>, CliError>>()?;
+        .collect::<Vec<_>>();
     started.client = Some(client);
     started.first_ip = targets.first().map(|t| t.ip);
     probe_and_print(lan, targets, out).await
@@ -541,7 +547,7 @@ async fn delete_through_master(
 ) -> Result<(), CliError> {
     let mut ids = Vec::new();
     for name in deckies {
-        let ans: Accepted = answer(
+        let ans: LifecycleIdsAnswer = answer(
             client.delete(&format!("/api/v1/deckies/{name}")).await?,
             "DELETE /api/v1/deckies/{name}",
         )?;

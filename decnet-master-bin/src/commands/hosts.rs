@@ -5,49 +5,23 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use decnet_core::model::wire::{EnrollTokenAnswer, EnrollTokenRequest, HostView};
 use decnet_core::model::{FieldError, HostName};
-use serde::Deserialize;
-use serde_json::json;
-use uuid::Uuid;
 
 use crate::cli::{
     ClientArgs, ClientListArgs, HostsCommand, HostsDecommissionArgs, HostsEnrollArgs,
 };
-use crate::client::{answer, format_time, print_json, render_table, MasterClient};
+use crate::client::{answer, format_at, print_json, render_table, MasterClient};
 use crate::error::CliError;
 
 const ENROLL_TOKENS: &str = "/api/v1/swarm/enroll-tokens";
 pub(crate) const HOSTS: &str = "/api/v1/swarm/hosts";
 
 /// The answer to `POST /api/v1/swarm/enroll-tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct EnrollAnswer {
-    pub token: String,
-    pub expires_at: String,
-    pub command: String,
-}
+pub type EnrollAnswer = EnrollTokenAnswer;
 
 /// One row of `GET /api/v1/swarm/hosts`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct HostRow {
-    pub uuid: String,
-    pub name: String,
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub last_heartbeat: Option<String>,
-    #[serde(default)]
-    pub agent_version: Option<String>,
-    /// When the host's pinned certificate expires (null for hosts enrolled before this was
-    /// recorded).
-    #[serde(default)]
-    pub cert_expires_at: Option<String>,
-    /// Set while the host's worker reports an unreadable state file.
-    #[serde(default)]
-    pub state_error: Option<String>,
-}
+pub type HostRow = HostView;
 
 pub async fn run(data_dir: &Path, cmd: &HostsCommand, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
@@ -115,7 +89,10 @@ async fn enroll(data_dir: &Path, a: &HostsEnrollArgs, out: &mut dyn Write) -> Re
     let body = client
         .post(
             ENROLL_TOKENS,
-            &json!({"name": name.as_str(), "address": a.address}),
+            &EnrollTokenRequest {
+                name: name.to_string(),
+                address: a.address.clone(),
+            },
         )
         .await?;
     if a.json {
@@ -131,7 +108,7 @@ pub fn render_enroll(name: &str, address: &str, ans: &EnrollAnswer) -> String {
     format!(
         "enrollment token for {name} ({address}): single use, expires {}\n\
          run this on {name}:\n\n    {}\n",
-        format_time(Some(&ans.expires_at)),
+        format_at(Some(ans.expires_at)),
         ans.command
     )
 }
@@ -160,11 +137,11 @@ pub fn render_hosts(rows: &[HostRow]) -> String {
         .map(|h| {
             vec![
                 h.name.clone(),
-                dash(&h.address),
-                dash(&h.status),
-                format_time(h.last_heartbeat.as_deref()),
+                h.address.clone(),
+                h.status.to_string(),
+                format_at(h.last_heartbeat),
                 dash(&h.agent_version),
-                format_time(h.cert_expires_at.as_deref()),
+                format_at(h.cert_expires_at),
             ]
         })
         .collect();
@@ -215,12 +192,7 @@ async fn decommission(
         .iter()
         .find(|h| h.name == name.as_str())
         .ok_or_else(|| CliError::usage(format!("no enrolled host named {name}")))?;
-    let uuid: Uuid = host.uuid.parse().map_err(|_| {
-        CliError::Failed(anyhow::anyhow!(
-            "the master listed host {name} with a malformed uuid {:?}",
-            host.uuid
-        ))
-    })?;
+    let uuid = host.uuid;
     client.delete(&format!("{HOSTS}/{uuid}")).await?;
     writeln!(out, "decommissioned {name}: certificate revoked").context("write")?;
     Ok(())
@@ -229,6 +201,7 @@ async fn decommission(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn names_and_addresses_are_checked_locally() {
@@ -268,7 +241,7 @@ mod tests {
     fn enroll_output_shows_the_command_and_expiry() {
         let ans = EnrollAnswer {
             token: "dnet1_x".into(),
-            expires_at: "2030-01-01T12:15:00Z".into(),
+            expires_at: "2030-01-01T12:15:00Z".parse().unwrap(),
             command: "decnet-agent enroll --master https://m:8770 --token dnet1_x".into(),
         };
         assert_eq!(

@@ -10,12 +10,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use decnet_core::fleet::DeckySpec;
 use decnet_core::fleet::{parse_fleet_ini, pick_services, GeneralSpec};
-use decnet_core::model::{DeckyName, DecnetConfig, FieldError};
+use decnet_core::model::wire::{
+    DeckyMutateRequest, DeckyView, FleetDeployAnswer, FleetDeployRequest, FleetDryRun,
+    LifecycleIdsAnswer,
+};
+use decnet_core::model::{DeckyName, FieldError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::local;
@@ -54,16 +58,8 @@ async fn follow(
     wait::follow(client, ids, Duration::from_secs(w.wait_timeout), tty(), out).await
 }
 
-/// The `lifecycle_ids` of a 202 answer.
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Accepted {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub mode: Option<String>,
-    #[serde(default)]
-    pub lifecycle_ids: Vec<Uuid>,
-}
+/// The answer to a deploy (202).
+pub(crate) type Accepted = FleetDeployAnswer;
 
 fn ids_line(ids: &[Uuid]) -> String {
     if ids.is_empty() {
@@ -140,27 +136,6 @@ pub fn check_deploy_flags(args: &DeployArgs) -> Result<Vec<String>, CliError> {
     Ok(notes)
 }
 
-/// The `general` object: only the fields that are set.
-fn general_json(g: &GeneralSpec) -> Map<String, Value> {
-    let mut m = Map::new();
-    if let Some(s) = g.subnet {
-        m.insert("subnet".into(), json!(s));
-    }
-    if let Some(gw) = g.gateway {
-        m.insert("gateway".into(), json!(gw));
-    }
-    if let Some(i) = &g.interface {
-        m.insert("interface".into(), json!(i));
-    }
-    if let Some(d) = g.driver {
-        m.insert("driver".into(), json!(d));
-    }
-    if let Some(n) = g.mutate_interval {
-        m.insert("mutate_interval".into(), json!(n));
-    }
-    m
-}
-
 /// The network flags (and `--mutate-interval`) as a `general`.
 fn flag_general(args: &DeployArgs) -> Result<GeneralSpec, CliError> {
     let net = crate::commands::deploy::flag_inputs(args)?;
@@ -210,18 +185,20 @@ pub fn deploy_body(
     ini: Option<(&Path, &str)>,
     taken: &BTreeSet<String>,
     rng: &mut impl Rng,
-) -> Result<Value, CliError> {
+) -> Result<FleetDeployRequest, CliError> {
     let flags = flag_general(args)?;
     let flags_given = flags != GeneralSpec::default();
-    let mut body = Map::new();
+    let mut body = FleetDeployRequest {
+        replace_fleet: !args.add,
+        ..FleetDeployRequest::default()
+    };
     match ini {
         Some((path, text)) => {
             let spec = parse_fleet_ini(text)
                 .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
-            body.insert("ini_content".into(), json!(text));
+            body.ini_content = Some(text.to_string());
             if flags_given {
-                let general = merge_general(flags, &spec.general);
-                body.insert("general".into(), Value::Object(general_json(&general)));
+                body.general = Some(merge_general(flags, &spec.general));
             }
         }
         None => {
@@ -240,11 +217,9 @@ pub fn deploy_body(
                 .into());
             }
             let mut drawn: Vec<BTreeSet<String>> = Vec::new();
-            let deckies: Vec<Value> = flag_names(count, taken)
+            let deckies: Vec<DeckySpec> = flag_names(count, taken)
                 .into_iter()
                 .map(|name| {
-                    let mut d = Map::new();
-                    d.insert("name".into(), json!(name));
                     let services = match (&args.services, &args.archetype) {
                         (Some(s), _) => Some(s.clone()),
                         (None, Some(_)) if args.randomize_services => {
@@ -254,23 +229,21 @@ pub fn deploy_body(
                         }
                         _ => None,
                     };
-                    if let Some(s) = services {
-                        d.insert("services".into(), json!(s));
+                    DeckySpec {
+                        name,
+                        services,
+                        archetype: args.archetype.clone(),
+                        ..DeckySpec::default()
                     }
-                    if let Some(a) = &args.archetype {
-                        d.insert("archetype".into(), json!(a));
-                    }
-                    Value::Object(d)
                 })
                 .collect();
             if flags_given {
-                body.insert("general".into(), Value::Object(general_json(&flags)));
+                body.general = Some(flags);
             }
-            body.insert("deckies".into(), Value::Array(deckies));
+            body.deckies = Some(deckies);
         }
     }
-    body.insert("replace_fleet".into(), json!(!args.add));
-    Ok(Value::Object(body))
+    Ok(body)
 }
 
 /// `decnet deploy` through the master.
@@ -313,46 +286,30 @@ pub async fn deploy(
     writeln!(
         out,
         "{} (mode {}, master {})",
-        ans.message.as_deref().unwrap_or("accepted"),
-        ans.mode.as_deref().unwrap_or("?"),
+        ans.message,
+        ans.mode,
         client.url()
     )
     .context("write")?;
     after_change(client, &ans.lifecycle_ids, &args.wait, out).await
 }
 
-/// The master's answer to a dry run.
-#[derive(Debug, Deserialize)]
-struct DryRun {
-    fleet: DecnetConfig,
-    #[serde(default)]
-    added: Vec<String>,
-    #[serde(default)]
-    changed: Vec<String>,
-    #[serde(default)]
-    removed: Vec<String>,
-    #[serde(default)]
-    unchanged: Vec<String>,
-}
-
 /// `decnet deploy --dry-run` through the master: the master plans (its fleet, its workers,
 /// their addresses) and commits nothing; this prints the plan and what it would change.
 async fn dry_run(
     client: &MasterClient,
-    mut body: Value,
+    mut body: FleetDeployRequest,
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if let Value::Object(b) = &mut body {
-        b.insert("dry_run".into(), json!(true));
-    }
+    body.dry_run = true;
     let raw = client.post(DEPLOY, &body).await?;
     if json {
         let text = serde_json::to_string_pretty(&raw).context("serialise the plan")?;
         writeln!(out, "{text}").context("write the plan")?;
         return Ok(());
     }
-    let plan: DryRun = answer(raw, "POST /api/v1/deckies/deploy (dry run)")?;
+    let plan: FleetDryRun = answer(raw, "POST /api/v1/deckies/deploy (dry run)")?;
     crate::commands::deploy::print_plan(&plan.fleet, out).context("write the plan")?;
     let names = |v: &[String]| {
         if v.is_empty() {
@@ -377,20 +334,7 @@ async fn dry_run(
 // --- status -----------------------------------------------------------------------------------
 
 /// One row of `GET /api/v1/deckies`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct DeckyRow {
-    pub name: String,
-    #[serde(default)]
-    pub host: Option<String>,
-    #[serde(default)]
-    pub ip: Option<String>,
-    #[serde(default)]
-    pub services: Vec<String>,
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub last_seen: Option<String>,
-}
+pub type DeckyRow = DeckyView;
 
 pub(crate) async fn list(client: &MasterClient) -> Result<Vec<DeckyRow>, CliError> {
     answer(client.get(DECKIES).await?, "GET /api/v1/deckies")
@@ -401,21 +345,20 @@ pub fn render_deckies(rows: &[DeckyRow]) -> String {
     if rows.is_empty() {
         return "no deckies (deploy some with `decnet deploy`)\n".to_string();
     }
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|d| {
             vec![
                 d.name.clone(),
-                dash(&d.host),
-                dash(&d.ip),
-                dash(&d.state),
+                d.host.clone(),
+                d.ip.to_string(),
+                d.state.to_string(),
                 if d.services.is_empty() {
                     "-".to_string()
                 } else {
                     d.services.join(",")
                 },
-                format_time(d.last_seen.as_deref()),
+                format_time(d.last_seen.map(|t| t.to_rfc3339()).as_deref()),
             ]
         })
         .collect();
@@ -514,7 +457,7 @@ pub async fn teardown(
             }
             Err(e) => return Err(e),
         };
-        let ans: Accepted = answer(body, "DELETE /api/v1/deckies/{name}")?;
+        let ans: LifecycleIdsAnswer = answer(body, "DELETE /api/v1/deckies/{name}")?;
         writeln!(out, "tearing down {name}").context("write")?;
         ids.extend(ans.lifecycle_ids);
     }
@@ -531,11 +474,10 @@ pub async fn mutate(
     let Some(client) = master(data_dir, &args.client)? else {
         return local::mutate(data_dir, &name, args, out).await;
     };
-    let body = match &args.services {
-        Some(s) => json!({ "services": s }),
-        None => json!({}),
+    let body = DeckyMutateRequest {
+        services: args.services.clone(),
     };
-    let ans: Accepted = answer(
+    let ans: LifecycleIdsAnswer = answer(
         client
             .post(&format!("{}/mutate", decky_path(&name)), &body)
             .await?,
@@ -664,6 +606,7 @@ mod tests {
             &taken,
             &mut StdRng::seed_from_u64(1),
         )
+        .map(|b| serde_json::to_value(b).unwrap())
     }
 
     #[test]
@@ -813,7 +756,10 @@ mod tests {
         let args = deploy_args(&["--config", "/tmp/fleet.ini"]);
         let mut rng = StdRng::seed_from_u64(1);
         assert_eq!(
-            deploy_body(&args, Some((path, text)), &BTreeSet::new(), &mut rng).unwrap(),
+            serde_json::to_value(
+                deploy_body(&args, Some((path, text)), &BTreeSet::new(), &mut rng).unwrap()
+            )
+            .unwrap(),
             json!({"ini_content": text, "replace_fleet": true})
         );
         // Flags beat [general] field by field; the rest of [general] stays.
@@ -825,7 +771,10 @@ mod tests {
             "--add",
         ]);
         assert_eq!(
-            deploy_body(&args, Some((path, text)), &BTreeSet::new(), &mut rng).unwrap(),
+            serde_json::to_value(
+                deploy_body(&args, Some((path, text)), &BTreeSet::new(), &mut rng).unwrap()
+            )
+            .unwrap(),
             json!({
                 "ini_content": text,
                 "general": {"subnet": "10.61.0.0/24", "gateway": "10.61.0.254"},

@@ -5,33 +5,21 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+use decnet_core::model::wire::{TokenCreated, TokenRequest, TokenView};
 use decnet_core::model::{FieldError, Role};
-use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::cli::{ClientArgs, ClientListArgs, TokensCommand, TokensCreateArgs, TokensRevokeArgs};
-use crate::client::{answer, format_time, print_json, render_table, MasterClient};
+use crate::client::{answer, format_at, print_json, render_table, MasterClient};
 use crate::error::CliError;
 
 const TOKENS: &str = "/api/v1/tokens";
 
 /// The answer to `POST /api/v1/tokens`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CreatedToken {
-    pub id: String,
-    pub token: String,
-    pub role: String,
-}
+pub type CreatedToken = TokenCreated;
 
 /// One row of `GET /api/v1/tokens` (no secrets).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TokenRow {
-    pub id: String,
-    pub role: String,
-    #[serde(default)]
-    pub created_at: Option<String>,
-}
+pub type TokenRow = TokenView;
 
 pub async fn run(
     data_dir: &Path,
@@ -67,7 +55,7 @@ async fn create(
 ) -> Result<(), CliError> {
     let role = Role::from(a.role);
     let client = connect(data_dir, &a.client)?;
-    let body = client.post(TOKENS, &json!({"role": role.as_str()})).await?;
+    let body = client.post(TOKENS, &TokenRequest { role }).await?;
     if a.json {
         return print_json(&body, out);
     }
@@ -104,9 +92,9 @@ pub fn render_tokens(rows: &[TokenRow]) -> String {
         .iter()
         .map(|t| {
             vec![
-                t.id.clone(),
-                t.role.clone(),
-                format_time(t.created_at.as_deref()),
+                t.id.to_string(),
+                t.role.to_string(),
+                format_at(Some(t.created_at)),
             ]
         })
         .collect();
@@ -128,6 +116,7 @@ async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn ids_are_uuids() {
@@ -141,9 +130,9 @@ mod tests {
     #[test]
     fn outputs() {
         let t = CreatedToken {
-            id: "00000000-0000-0000-0000-000000000001".into(),
+            id: "00000000-0000-0000-0000-000000000001".parse().unwrap(),
             token: "dnt_secret".into(),
-            role: "viewer".into(),
+            role: Role::Viewer,
         };
         assert_eq!(
             render_created(&t),

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use decnet_core::model::LifecycleStatus;
+use decnet_core::model::{LifecycleRow, LifecycleStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -49,6 +49,19 @@ pub struct RowView {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Rows<R = RowView> {
     pub rows: Vec<R>,
+}
+
+impl From<&LifecycleRow> for RowView {
+    fn from(r: &LifecycleRow) -> Self {
+        Self {
+            id: r.id.to_string(),
+            decky_name: r.decky_name.to_string(),
+            operation: r.operation.to_string(),
+            status: r.status.to_string(),
+            error: r.error.clone(),
+            updated_at: Some(r.updated_at.to_rfc3339()),
+        }
+    }
 }
 
 impl RowView {
@@ -292,10 +305,13 @@ pub async fn fetch_values(client: &MasterClient, ids: &[Uuid]) -> Result<Vec<Val
     Ok(rows)
 }
 
-/// The rows' fields the CLI shows.
+/// The rows' fields the CLI shows, each parsed as the typed row first.
 pub fn views(rows: &[Value]) -> Result<Vec<RowView>, CliError> {
     rows.iter()
-        .map(|r| answer(r.clone(), "GET /api/v1/deckies/lifecycle"))
+        .map(|r| {
+            answer::<LifecycleRow>(r.clone(), "GET /api/v1/deckies/lifecycle")
+                .map(|r| RowView::from(&r))
+        })
         .collect()
 }
 

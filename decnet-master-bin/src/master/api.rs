@@ -10,14 +10,15 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use decnet_core::model::wire::SelfDestructRequest;
+use decnet_core::model::wire::{
+    EnrollTokenAnswer, EnrollTokenRequest, Health, HostView, SelfDestructRequest, TokenCreated,
+    TokenRequest, TokenView,
+};
 use decnet_core::model::{
-    ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, LifecycleStatus, Role,
+    ApiToken, EnrollToken, EnrollTokenText, Host, HostName, HostUuid, LifecycleStatus,
 };
 use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::{Admin, Caller};
@@ -50,8 +51,8 @@ fn store_error(e: RepoError) -> ApiError {
     ApiError::internal("store unavailable")
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+async fn health() -> Json<Health> {
+    Json(Health::ok(env!("CARGO_PKG_VERSION")))
 }
 
 async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
@@ -62,17 +63,11 @@ async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateToken {
-    role: Role,
-}
-
 async fn create_token(
     State(m): Ctx,
     _admin: Admin,
-    JsonBody(req): JsonBody<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
     let token = new_api_token();
     let row = ApiToken {
         id: Uuid::new_v4(),
@@ -83,18 +78,26 @@ async fn create_token(
     m.repo.insert_api_token(&row).await.map_err(store_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": row.id, "token": token, "role": row.role})),
+        Json(TokenCreated {
+            id: row.id,
+            token,
+            role: row.role,
+        }),
     ))
 }
 
-async fn list_tokens(State(m): Ctx, _admin: Admin) -> Result<Json<Value>, ApiError> {
+async fn list_tokens(State(m): Ctx, _admin: Admin) -> Result<Json<Vec<TokenView>>, ApiError> {
     let tokens = m.repo.api_tokens().await.map_err(store_error)?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         tokens
             .iter()
-            .map(|t| json!({"id": t.id, "role": t.role, "created_at": t.created_at}))
+            .map(|t| TokenView {
+                id: t.id,
+                role: t.role,
+                created_at: t.created_at,
+            })
             .collect(),
-    )))
+    ))
 }
 
 fn parse_uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
@@ -112,13 +115,6 @@ async fn revoke_token(
     } else {
         Err(ApiError::not_found(format!("no token {id}")))
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateEnrollToken {
-    name: String,
-    address: String,
 }
 
 /// `host:port`, port 1-65535, a non-empty host without spaces or slashes.
@@ -140,8 +136,8 @@ fn check_address(address: &str) -> Result<(), ApiError> {
 async fn create_enroll_token(
     State(m): Ctx,
     _admin: Admin,
-    JsonBody(req): JsonBody<CreateEnrollToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    JsonBody(req): JsonBody<EnrollTokenRequest>,
+) -> Result<(StatusCode, Json<EnrollTokenAnswer>), ApiError> {
     let name = HostName::new_worker(req.name.clone())
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     check_address(&req.address)?;
@@ -183,46 +179,45 @@ async fn create_enroll_token(
     );
     Ok((
         StatusCode::CREATED,
-        Json(json!({"token": text, "expires_at": row.expires_at, "command": command})),
+        Json(EnrollTokenAnswer {
+            token: text,
+            expires_at: row.expires_at,
+            command,
+        }),
     ))
 }
 
 /// A host as the API shows it; `state_error` (an extension) only while the host's latest
 /// heartbeat reported an unreadable worker state file.
-fn host_json(m: &Master, h: &Host) -> Value {
-    let mut v = json!({
-        "uuid": h.uuid,
-        "name": h.name,
-        "address": h.address,
-        "status": h.status,
-        "last_heartbeat": h.last_heartbeat,
-        "agent_version": h.agent_version,
-        "cert_expires_at": h.cert_expires_at,
-    });
-    if let Some(e) = m.state_error(h.uuid) {
-        v["state_error"] = Value::String(e);
+fn host_view(m: &Master, h: &Host) -> HostView {
+    HostView {
+        uuid: h.uuid,
+        name: h.name.to_string(),
+        address: h.address.clone(),
+        status: h.status,
+        last_heartbeat: h.last_heartbeat,
+        agent_version: h.agent_version.clone(),
+        cert_expires_at: h.cert_expires_at,
+        state_error: m.state_error(h.uuid),
     }
-    v
 }
 
-async fn list_hosts(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn list_hosts(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<HostView>>, ApiError> {
     let hosts = m.hosts_view().await.map_err(store_error)?;
-    Ok(Json(Value::Array(
-        hosts.iter().map(|h| host_json(&m, h)).collect(),
-    )))
+    Ok(Json(hosts.iter().map(|h| host_view(&m, h)).collect()))
 }
 
 async fn get_host(
     State(m): Ctx,
     _caller: Caller,
     Path(uuid): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HostView>, ApiError> {
     let uuid = HostUuid(parse_uuid("uuid", &uuid)?);
     let hosts = m.hosts_view().await.map_err(store_error)?;
     hosts
         .iter()
         .find(|h| h.uuid == uuid)
-        .map(|h| Json(host_json(&m, h)))
+        .map(|h| Json(host_view(&m, h)))
         .ok_or_else(|| ApiError::not_found(format!("no host {uuid}")))
 }
 

@@ -27,6 +27,13 @@ use super::state::{BroadcastBus, Master, Numbered};
 
 /// The topic of the notice sent in place of events a slow subscriber lost.
 pub const LAGGED_TOPIC: &str = "bus.lagged";
+
+/// The body of a [`LAGGED_TOPIC`] event: how many events this subscriber missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lagged {
+    /// Events dropped because the subscriber read too slowly.
+    pub missed: u64,
+}
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What the events route needs besides the master: the bus itself and the shutdown signal.
@@ -124,7 +131,7 @@ async fn events(
                 Ok(n) => sse_event(n),
                 Err(RecvError::Lagged(missed)) => Event::default()
                     .event(LAGGED_TOPIC)
-                    .data(serde_json::json!({ "missed": missed }).to_string()),
+                    .data(serde_json::to_string(&Lagged { missed }).unwrap_or_default()),
                 Err(RecvError::Closed) => return None,
             };
             Some((Ok(event), (rx, shutdown)))

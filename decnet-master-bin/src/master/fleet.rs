@@ -6,14 +6,19 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use decnet_core::fleet::{
-    build_from_specs, parse_fleet_ini, requested_deckies, resolve_net, BuildContext, DeckySpec,
-    FleetError, FleetSpec, GeneralSpec, NetInputs,
+    build_from_specs, parse_fleet_ini, requested_deckies, resolve_net, BuildContext, FleetError,
+    FleetSpec, NetInputs,
 };
 use decnet_core::model::validate::validate_services;
+use decnet_core::model::wire::{
+    DeckyMutateRequest, DeckyView, FleetDeployAnswer, FleetDeployRequest, FleetDryRun,
+    LifecycleIdsAnswer, LifecycleRows,
+};
 use decnet_core::model::{
     DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Mode, Operation, Shard,
     ShardState,
@@ -23,8 +28,6 @@ use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::{Admin, Caller};
@@ -53,22 +56,6 @@ fn fleet_error(prefix: &str, e: FleetError) -> ApiError {
         FleetError::Alloc(a) => ApiError::conflict(format!("{prefix}{a}")),
         other => ApiError::unprocessable(format!("{prefix}{other}")),
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployBody {
-    #[serde(default)]
-    ini_content: Option<String>,
-    #[serde(default)]
-    general: Option<GeneralSpec>,
-    #[serde(default)]
-    deckies: Option<Vec<DeckySpec>>,
-    #[serde(default)]
-    replace_fleet: bool,
-    /// Plan only: answer what would be added, changed and removed, commit nothing.
-    #[serde(default)]
-    dry_run: bool,
 }
 
 fn over_limit(count: u64, limit: usize) -> ApiError {
@@ -173,8 +160,8 @@ async fn record(
 async fn deploy(
     State(m): Ctx,
     _admin: Admin,
-    JsonBody(body): JsonBody<DeployBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    JsonBody(body): JsonBody<FleetDeployRequest>,
+) -> Result<Response, ApiError> {
     let (spec, prefix) = match (&body.ini_content, &body.deckies) {
         (Some(_), Some(_)) => {
             return Err(ApiError::unprocessable(
@@ -338,7 +325,8 @@ async fn deploy(
         return Ok((
             StatusCode::OK,
             Json(dry_run(existing.as_ref(), &fleet, &changes)),
-        ));
+        )
+            .into_response());
     }
     m.repo
         .put_desired_fleet(&fleet)
@@ -354,12 +342,13 @@ async fn deploy(
     let teardowns = changes.len() - deploys;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "message": format!("deploying {deploys} decky(ies), tearing down {teardowns}"),
-            "mode": mode,
-            "lifecycle_ids": ids,
-        })),
-    ))
+        Json(FleetDeployAnswer {
+            message: format!("deploying {deploys} decky(ies), tearing down {teardowns}"),
+            mode,
+            lifecycle_ids: ids,
+        }),
+    )
+        .into_response())
 }
 
 /// The answer to a dry run: the planned fleet and, by name, what applying it would add,
@@ -368,7 +357,7 @@ fn dry_run(
     existing: Option<&DecnetConfig>,
     fleet: &DecnetConfig,
     changes: &[(DeckyConfig, Operation)],
-) -> Value {
+) -> FleetDryRun {
     let mut added = vec![];
     let mut changed = vec![];
     let mut removed = vec![];
@@ -388,22 +377,15 @@ fn dry_run(
         .filter(|d| !touched.contains(d.name.as_str()))
         .map(|d| d.name.to_string())
         .collect();
-    json!({
-        "dry_run": true,
-        "mode": fleet.mode,
-        "added": added,
-        "changed": changed,
-        "removed": removed,
-        "unchanged": unchanged,
-        "fleet": fleet,
-    })
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct MutateBody {
-    #[serde(default)]
-    services: Option<Vec<String>>,
+    FleetDryRun {
+        dry_run: true,
+        mode: fleet.mode,
+        added,
+        changed,
+        removed,
+        unchanged,
+        fleet: fleet.clone(),
+    }
 }
 
 fn decky_name(name: &str) -> Result<DeckyName, ApiError> {
@@ -415,15 +397,18 @@ async fn mutate(
     _admin: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LifecycleIdsAnswer>), ApiError> {
     let name = decky_name(&name)?;
-    let req: MutateBody = if body.iter().all(u8::is_ascii_whitespace) {
-        MutateBody::default()
+    let req: DeckyMutateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DeckyMutateRequest::default()
     } else {
         decnet_web::json::parse_json(&body)?
     };
     let ids = mutate_decky(&m, &name, req.services, "operator").await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(LifecycleIdsAnswer { lifecycle_ids: ids }),
+    ))
 }
 
 /// Gives `name` new services (`None`: picked as the mutator picks them) in the desired fleet,
@@ -481,7 +466,7 @@ async fn remove(
     State(m): Ctx,
     _admin: Admin,
     Path(name): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<LifecycleIdsAnswer>), ApiError> {
     let name = decky_name(&name)?;
     let _guard = m.fleet_lock.lock().await;
     let mut fleet = m
@@ -505,14 +490,17 @@ async fn remove(
         .map_err(store_error)?;
     drop(_guard);
     m.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({"lifecycle_ids": ids}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(LifecycleIdsAnswer { lifecycle_ids: ids }),
+    ))
 }
 
-async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
+async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<DeckyView>>, ApiError> {
     let fleet = m.repo.desired_fleet().await.map_err(store_error)?;
     let shards = m.repo.shards(None).await.map_err(store_error)?;
     let hosts = m.hosts_view().await.map_err(store_error)?;
-    let mut out: Vec<Value> = fleet
+    let mut out: Vec<DeckyView> = fleet
         .iter()
         .flat_map(|f| f.deckies.iter())
         .map(|d| {
@@ -527,15 +515,15 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
                     .find(|x| x.uuid == h)
                     .map_or_else(|| h.to_string(), |x| x.name.to_string()),
             };
-            json!({
-                "name": d.name,
-                "host_uuid": d.host_uuid,
-                "host": host_name,
-                "ip": d.ip,
-                "services": d.services,
-                "state": shard.map_or("pending", |s| s.state.as_str()),
-                "last_seen": last_seen(&m, host, d.name.as_str(), shard),
-            })
+            DeckyView {
+                name: d.name.to_string(),
+                host_uuid: d.host_uuid,
+                host: host_name,
+                ip: d.ip,
+                services: d.services.clone(),
+                state: shard.map_or(ShardState::Pending, |s| s.state),
+                last_seen: last_seen(&m, host, d.name.as_str(), shard),
+            }
         })
         .collect();
     // Deckies that left the fleet but still have a shard (tearing down, or a teardown that
@@ -555,17 +543,17 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Value>, ApiError> {
                 .map_or_else(|| s.host_uuid.to_string(), |x| x.name.to_string());
             (Some(s.host_uuid), name)
         };
-        out.push(json!({
-            "name": s.decky_name,
-            "host_uuid": uuid,
-            "host": host_name,
-            "ip": s.decky.ip,
-            "services": s.decky.services,
-            "state": s.state.as_str(),
-            "last_seen": last_seen(&m, s.host_uuid, s.decky_name.as_str(), Some(s)),
-        }));
+        out.push(DeckyView {
+            name: s.decky_name.to_string(),
+            host_uuid: uuid,
+            host: host_name,
+            ip: s.decky.ip,
+            services: s.decky.services.clone(),
+            state: s.state,
+            last_seen: last_seen(&m, s.host_uuid, s.decky_name.as_str(), Some(s)),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 /// The last heartbeat that echoed the decky (PRODUCT §7; the original moved `last_seen` only
@@ -611,14 +599,14 @@ async fn lifecycle(
     State(m): Ctx,
     _caller: Caller,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LifecycleRows>, ApiError> {
     let ids = parse_ids(query.as_deref())?;
     let rows = if ids.is_empty() {
         vec![]
     } else {
         m.repo.lifecycle_rows(&ids).await.map_err(store_error)?
     };
-    Ok(Json(json!({ "rows": rows })))
+    Ok(Json(LifecycleRows { rows }))
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use decnet_core::model::{HostStatus, HostUuid};
 use decnet_core::traits::{Bus, Clock, Deployer, HostNetwork, Repository};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -248,8 +247,13 @@ pub async fn check_hosts(m: &Master, now: chrono::DateTime<chrono::Utc>) -> Vec<
 
 /// Writes `master.json` (where clients find this master); removed on shutdown.
 pub fn write_master_json(layout: &DataDir, api_url: &str, swarm_url: &str) -> std::io::Result<()> {
-    let body = json!({"api_url": api_url, "swarm_url": swarm_url, "pid": std::process::id()});
-    decnet_tls::pki::write_file_atomic(&layout.master_json(), body.to_string().as_bytes(), 0o644)
+    let body = crate::client::MasterJson {
+        api_url: api_url.to_string(),
+        swarm_url: Some(swarm_url.to_string()),
+        pid: Some(std::process::id()),
+    };
+    let text = serde_json::to_string(&body).map_err(std::io::Error::other)?;
+    decnet_tls::pki::write_file_atomic(&layout.master_json(), text.as_bytes(), 0o644)
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
