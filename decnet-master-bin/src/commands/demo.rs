@@ -7,14 +7,16 @@
 //! `decnet-agent` enrolled with it, and the deploy going through the operator API. `--unihost`
 //! is the first form: the Docker deployer in this process, no master, no agent.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use decnet_core::fleet::{build_from_specs, BuildContext, DeckySpec, FleetSpec, NetPlan};
+use decnet_core::fleet::{
+    plan_fleet_change, DeckySpec, FleetChangeRequest, FleetFacts, FleetSpec, ModeChoice, NetPlan,
+    NetRequest, Requested,
+};
 use decnet_core::model::{DecnetConfig, Mode, NetworkDriver, Subnet};
 use decnet_core::registry::{self, format_mac, Protocol};
 use decnet_core::traits::Deployer;
@@ -82,23 +84,33 @@ fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
             .collect(),
         ..Default::default()
     };
-    let ctx = BuildContext {
-        mode: Mode::Unihost,
-        net: NetPlan {
+    let request = FleetChangeRequest {
+        requested: Requested::Specs(spec),
+        net: NetRequest::Resolved(NetPlan {
             interface: lan.parent.clone(),
             subnet: Subnet::new(lan.subnet),
             gateway: lan.gateway,
             host_ip: None,
             driver: NetworkDriver::Macvlan,
-        },
-        reserved: BTreeSet::from([lan.attacker_ip]),
-        taken_names: BTreeSet::new(),
-        current: Vec::new(),
+        }),
+        replace: true,
+        mode: ModeChoice::Fixed(Mode::Unihost),
         mutate_interval: Some(0),
         log_file: None,
+        host_ip_optional: false,
+    };
+    let facts = FleetFacts {
+        existing: None,
+        live_hosts: &[],
+        reserved: &[lan.attacker_ip],
+        local_deployer: true,
+        host_net: None,
+        fleet_limit: None,
         now_epoch: 0.0,
     };
-    build_from_specs(&spec, &ctx, &mut StdRng::from_entropy()).map_err(CliError::from)
+    plan_fleet_change(&request, &facts, &mut StdRng::from_entropy())
+        .map(|c| c.fleet)
+        .map_err(CliError::from)
 }
 
 /// A decky the attacker probes.

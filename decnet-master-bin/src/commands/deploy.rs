@@ -7,13 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use decnet_core::adapters::state_file;
+use decnet_core::fleet::change::needs_host_facts;
 use decnet_core::fleet::{
-    build_from_flags, build_from_specs, parse_fleet_ini, resolve_net, BuildContext, FleetFlags,
-    FleetSpec, NetInputs,
+    net_inputs, parse_fleet_ini, plan_fleet_change, FleetChange, FleetChangeRequest, FleetError,
+    FleetFacts, FleetFlags, FleetSpec, ModeChoice, NetInputs, NetRequest, Requested,
 };
-use decnet_core::model::{
-    parse_ipv4, validate_config, DeckyConfig, DecnetConfig, NetworkDriver, Subnet,
-};
+use decnet_core::model::{parse_ipv4, DecnetConfig, NetworkDriver, Subnet};
 use decnet_core::traits::{Deployer, HostNetwork};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -58,16 +57,16 @@ fn read_spec(args: &DeployArgs) -> Result<Option<FleetSpec>, CliError> {
         .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
 }
 
-/// Builds the planned fleet. The kernel is asked only when the flags and INI leave a gap.
-/// With `existing` (`--add`), the new deckies join it: its names and addresses are taken, and
-/// its network is the default. `current` is the fleet a replacing deploy replaces: deckies of
-/// the same name keep their address and hostname (see `BuildContext::current`).
+/// Plans the fleet through the library's fleet-change planner. The kernel is asked only when
+/// the flags, the INI and the current fleet leave a gap. `existing` is this host's fleet: with
+/// `--add` the new deckies join it (its names and addresses are taken); without, it is replaced,
+/// and deckies of the same name keep their address and hostname (see `BuildContext::current`).
+/// Either way its network is the default for what the flags and INI leave open.
 pub async fn plan(
     args: &DeployArgs,
     hostnet: &dyn HostNetwork,
     existing: Option<&DecnetConfig>,
-    current: &[DeckyConfig],
-) -> Result<DecnetConfig, CliError> {
+) -> Result<FleetChange, CliError> {
     let spec = read_spec(args)?;
     if spec.is_none() && args.deckies.is_none() {
         return Err(CliError::usage(
@@ -83,35 +82,43 @@ pub async fn plan(
             host_ip: None,
             driver: s.general.driver,
         });
-    let existing_inputs = existing.map_or_else(NetInputs::default, |c| NetInputs {
-        interface: Some(c.interface.clone()),
-        subnet: Some(c.subnet),
-        gateway: Some(c.gateway),
-        host_ip: None,
-        driver: Some(c.driver()),
-    });
-    let inputs = flag_inputs(args)?.or(ini_inputs).or(existing_inputs);
-    let facts = if inputs.needs_facts() {
+    let ini_path = args.config.clone();
+    let requested = match spec {
+        Some(spec) => Requested::Specs(spec),
+        None => Requested::Flags(FleetFlags {
+            count: args.deckies.unwrap_or(0),
+            services: args.services.clone(),
+            randomize_services: args.randomize_services,
+            archetype: args.archetype.clone(),
+            distros: args.distro.clone(),
+            randomize_distros: args.randomize_distros,
+            ip_start: args.ip_start,
+        }),
+    };
+    let request = FleetChangeRequest {
+        requested,
+        net: NetRequest::Inputs(flag_inputs(args)?.or(ini_inputs)),
+        replace: !args.add,
+        mode: ModeChoice::Fixed(args.mode.into()),
+        mutate_interval: args.mutate_interval,
+        log_file: args.log_file.clone(),
+        host_ip_optional: false,
+    };
+    let host_net = if needs_host_facts(&request, existing) {
+        let inputs = net_inputs(&request, existing);
         let f = hostnet.facts(inputs.interface.as_deref()).await;
         tracing::debug!(?f, "host network facts");
         Some(f.map_err(|e| e.to_string()))
     } else {
         None
     };
-    let net = resolve_net(&inputs, facts.as_ref())?;
-
-    let ctx = BuildContext {
-        mode: args.mode.into(),
-        net,
-        reserved: existing
-            .map(|c| c.deckies.iter().map(|d| d.ip).collect())
-            .unwrap_or_default(),
-        taken_names: existing
-            .map(|c| c.deckies.iter().map(|d| d.name.to_string()).collect())
-            .unwrap_or_default(),
-        current: current.to_vec(),
-        mutate_interval: args.mutate_interval,
-        log_file: args.log_file.clone(),
+    let facts = FleetFacts {
+        existing,
+        live_hosts: &[],
+        reserved: &[],
+        local_deployer: true,
+        host_net: host_net.as_ref(),
+        fleet_limit: None,
         now_epoch: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
@@ -121,39 +128,11 @@ pub async fn plan(
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
-    let config = match &spec {
-        Some(spec) => {
-            let path = args.config.as_deref().unwrap_or(std::path::Path::new("-"));
-            build_from_specs(spec, &ctx, &mut rng)
-                .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?
-        }
-        None => {
-            let flags = FleetFlags {
-                count: args.deckies.unwrap_or(0),
-                services: args.services.clone(),
-                randomize_services: args.randomize_services,
-                archetype: args.archetype.clone(),
-                distros: args.distro.clone(),
-                randomize_distros: args.randomize_distros,
-                ip_start: args.ip_start,
-            };
-            build_from_flags(&flags, &ctx, &mut rng)?
-        }
-    };
-    match existing {
-        None => Ok(config),
-        Some(old) => {
-            let mut merged = old.clone();
-            merged.deckies.extend(config.deckies);
-            for c in config.custom_services {
-                if merged.custom_service(&c.name).is_none() {
-                    merged.custom_services.push(c);
-                }
-            }
-            validate_config(&merged).map_err(|e| CliError::usage(e.to_string()))?;
-            Ok(merged)
-        }
-    }
+    plan_fleet_change(&request, &facts, &mut rng).map_err(|e| match (e, &ini_path) {
+        (FleetError::Net(f), _) => CliError::from(f),
+        (e, Some(path)) => CliError::usage(format!("{}: {e}", path.display())),
+        (e, None) => CliError::from(e),
+    })
 }
 
 /// Prints the plan as a table.
@@ -202,21 +181,21 @@ pub async fn run(
     if let Some(client) = remote::master(data_dir, &args.client)? {
         return remote::deploy(&client, args, out).await;
     }
-    let (existing, current) = if args.add {
-        let state = state_file::load(&local::state_path(data_dir))
-            .map_err(|e| CliError::Failed(e.into()))?;
-        (state.map(|s| s.config), vec![])
+    let existing = if args.add {
+        state_file::load(&local::state_path(data_dir))
+            .map_err(|e| CliError::Failed(e.into()))?
+            .map(|s| s.config)
     } else {
         // What a replacing deploy replaces; unreadable, it is replaced all the same.
         match state_file::load(&local::state_path(data_dir)) {
-            Ok(state) => (None, state.map(|s| s.config.deckies).unwrap_or_default()),
+            Ok(state) => state.map(|s| s.config),
             Err(e) => {
                 tracing::warn!(error = %e, "the current fleet is unreadable: planning afresh");
-                (None, vec![])
+                None
             }
         }
     };
-    let config = plan(args, hostnet, existing.as_ref(), &current).await?;
+    let config = plan(args, hostnet, existing.as_ref()).await?.fleet;
     if !args.dry_run {
         let deployer = local::deployer(data_dir, &args.docker).await?;
         writeln!(

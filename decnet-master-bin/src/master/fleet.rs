@@ -11,8 +11,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use decnet_core::fleet::{
-    build_from_specs, parse_fleet_ini, requested_deckies, resolve_net, BuildContext, FleetError,
-    FleetSpec, NetInputs,
+    net_inputs, parse_fleet_ini, plan_fleet_change, FleetChange, FleetChangeRequest, FleetError,
+    FleetFacts, FleetSpec, ModeChoice, NetInputs, NetRequest, Requested,
 };
 use decnet_core::model::validate::validate_services;
 use decnet_core::model::wire::{
@@ -20,10 +20,9 @@ use decnet_core::model::wire::{
     LifecycleIdsAnswer, LifecycleRows,
 };
 use decnet_core::model::{
-    DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Mode, Operation, Shard,
-    ShardState,
+    DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Operation, Shard, ShardState,
 };
-use decnet_core::plan::{pick_new_services, plan_shards};
+use decnet_core::plan::pick_new_services;
 use decnet_core::traits::{BusEvent, RepoError, StateTransition};
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
@@ -54,14 +53,12 @@ fn fleet_error(prefix: &str, e: FleetError) -> ApiError {
     match e {
         FleetError::Conflict(f) => ApiError::conflict(format!("{prefix}{f}")),
         FleetError::Alloc(a) => ApiError::conflict(format!("{prefix}{a}")),
+        e @ (FleetError::OverLimit { .. }
+        | FleetError::NoLocalDeployer
+        | FleetError::NoLiveWorker) => ApiError::conflict(e.to_string()),
+        FleetError::Net(f) => ApiError::unprocessable(format!("general.{f}")),
         other => ApiError::unprocessable(format!("{prefix}{other}")),
     }
-}
-
-fn over_limit(count: u64, limit: usize) -> ApiError {
-    ApiError::conflict(format!(
-        "deckies: the fleet would hold {count} deckies, over the limit of {limit} (--fleet-limit)"
-    ))
 }
 
 /// The IPv4 part of a host's `host:port` address.
@@ -75,26 +72,6 @@ fn host_ip(address: &str) -> Option<std::net::Ipv4Addr> {
 
 pub(crate) fn epoch(now: DateTime<Utc>) -> f64 {
     now.timestamp_micros() as f64 / 1e6
-}
-
-/// The rows a change of the desired fleet calls for: a deploy for every new or reshaped decky,
-/// a teardown for every decky that is gone.
-fn diff(old: Option<&DecnetConfig>, new: &DecnetConfig) -> Vec<(DeckyConfig, Operation)> {
-    let mut out = Vec::new();
-    for d in &new.deckies {
-        match old.and_then(|o| o.decky(d.name.as_str())) {
-            Some(prev) if !prev.shape_differs(d) && prev.host_uuid == d.host_uuid => {}
-            _ => out.push((d.clone(), Operation::Deploy)),
-        }
-    }
-    if let Some(old) = old {
-        for d in &old.deckies {
-            if new.decky(d.name.as_str()).is_none() {
-                out.push((d.clone(), Operation::Teardown));
-            }
-        }
-    }
-    out
 }
 
 /// Records the rows and shards of a change, after the fleet itself was committed.
@@ -192,142 +169,55 @@ async fn deploy(
 
     let _guard = m.fleet_lock.lock().await;
     let existing = m.repo.desired_fleet().await.map_err(store_error)?;
-    let base = if body.replace_fleet {
-        None
-    } else {
-        existing.clone()
-    };
-    // Counted before anything is built: 20,000 specs × amount 100 must not be expanded first.
-    let kept = base.as_ref().map_or(0, |b| b.deckies.len() as u64);
-    let count = requested_deckies(&spec)
-        .map_err(|e| ApiError::unprocessable(format!("{prefix}{e}")))?
-        .saturating_add(kept);
-    if count > m.settings.fleet_limit as u64 {
-        return Err(over_limit(count, m.settings.fleet_limit));
-    }
     let hosts = m.hosts_view().await.map_err(store_error)?;
     let live = live_hosts(&hosts);
-    let mode = match &base {
-        Some(b) if !b.deckies.is_empty() => b.mode,
-        _ if !live.is_empty() => Mode::Swarm,
-        _ => Mode::Unihost,
+    let request = FleetChangeRequest {
+        net: NetRequest::Inputs(NetInputs {
+            interface: spec.general.interface.clone(),
+            subnet: spec.general.subnet,
+            gateway: spec.general.gateway,
+            host_ip: None,
+            driver: spec.general.driver,
+        }),
+        requested: Requested::Specs(spec),
+        replace: body.replace_fleet,
+        mode: ModeChoice::Auto,
+        mutate_interval: None,
+        log_file: None,
+        host_ip_optional: true,
     };
-    if mode == Mode::Unihost && m.local.is_none() {
-        return Err(ApiError::conflict(
-            "no live worker host, and this master runs no deckies itself: enroll a worker first",
-        ));
-    }
-    if mode == Mode::Swarm && live.is_empty() {
-        return Err(ApiError::conflict(
-            "the fleet runs on workers, and none is live",
-        ));
-    }
-
-    // Network: the request's, else the fleet's, else this machine's.
-    let previous = existing.as_ref();
-    let inputs = NetInputs {
-        interface: spec.general.interface.clone(),
-        subnet: spec.general.subnet,
-        gateway: spec.general.gateway,
-        host_ip: None,
-        driver: spec.general.driver,
-    }
-    .or(previous.map_or_else(NetInputs::default, |p| NetInputs {
-        interface: Some(p.interface.clone()),
-        subnet: Some(p.subnet),
-        gateway: Some(p.gateway),
-        host_ip: None,
-        driver: Some(p.driver()),
-    }));
-    let facts = m
+    // The master always asks for this machine's facts: its own address stays off the LAN.
+    let inputs = net_inputs(&request, existing.as_ref());
+    let host_net = m
         .hostnet
         .facts(inputs.interface.as_deref())
         .await
         .map_err(|e| e.to_string());
-    let mut inputs = inputs;
-    if let Ok(f) = &facts {
-        if inputs.subnet.is_none_or(|s| s.contains(f.host_ip)) {
-            inputs.host_ip = Some(f.host_ip);
-        }
-    }
-    let net = match resolve_net(&inputs, Some(&facts)) {
-        Ok(n) => n,
-        // Planning for workers on another LAN: the host's own address does not matter.
-        Err(e) if e.field == "host_ip" => {
-            let mut i = inputs.clone();
-            i.host_ip = Some(std::net::Ipv4Addr::UNSPECIFIED);
-            let mut n = resolve_net(&i, Some(&facts))
-                .map_err(|e| ApiError::unprocessable(format!("general.{e}")))?;
-            n.host_ip = None;
-            n
-        }
-        Err(e) => return Err(ApiError::unprocessable(format!("general.{e}"))),
-    };
-    let now = m.clock.now();
     // Never a worker's own address: a worker on the fleet's LAN holds one of its IPs.
-    let workers = hosts.iter().filter_map(|h| host_ip(&h.address));
-    let ctx = BuildContext {
-        mode,
-        net,
-        reserved: base
-            .iter()
-            .flat_map(|b| b.deckies.iter().map(|d| d.ip))
-            .chain(workers)
-            .collect(),
-        taken_names: base
-            .iter()
-            .flat_map(|b| b.deckies.iter().map(|d| d.name.to_string()))
-            .collect(),
-        // A replaced fleet's deckies keep their addresses and hostnames (unchanged specs
-        // recreate nothing).
-        current: match (&base, &existing) {
-            (None, Some(e)) => e.deckies.clone(),
-            _ => Vec::new(),
-        },
-        mutate_interval: None,
-        log_file: None,
-        now_epoch: epoch(now),
+    let workers: Vec<std::net::Ipv4Addr> =
+        hosts.iter().filter_map(|h| host_ip(&h.address)).collect();
+    let facts = FleetFacts {
+        existing: existing.as_ref(),
+        live_hosts: &live,
+        reserved: &workers,
+        local_deployer: m.local.is_some(),
+        host_net: Some(&host_net),
+        fleet_limit: Some(m.settings.fleet_limit),
+        now_epoch: epoch(m.clock.now()),
     };
-    let built = build_from_specs(&spec, &ctx, &mut StdRng::from_entropy())
+    let planned = plan_fleet_change(&request, &facts, &mut StdRng::from_entropy())
         .map_err(|e| fleet_error(prefix, e))?;
-    let mut fleet = match base {
-        Some(mut b) => {
-            b.deckies.extend(built.deckies);
-            for c in built.custom_services {
-                if b.custom_service(&c.name).is_none() {
-                    b.custom_services.push(c);
-                }
-            }
-            b
-        }
-        None => built,
-    };
-    if fleet.deckies.len() > m.settings.fleet_limit {
-        return Err(over_limit(
-            fleet.deckies.len() as u64,
-            m.settings.fleet_limit,
-        ));
-    }
-    if mode == Mode::Swarm {
-        let current: BTreeMap<DeckyName, HostUuid> = existing
-            .iter()
-            .flat_map(|e| e.deckies.iter())
-            .filter_map(|d| d.host_uuid.map(|h| (d.name.clone(), h)))
-            .collect();
-        let names: Vec<DeckyName> = fleet.deckies.iter().map(|d| d.name.clone()).collect();
-        let plan = plan_shards(&names, &live, &current);
-        for d in &mut fleet.deckies {
-            d.host_uuid = plan.get(&d.name).copied();
-        }
-    }
-    let changes = diff(existing.as_ref(), &fleet);
+    let now = m.clock.now();
     if body.dry_run {
-        return Ok((
-            StatusCode::OK,
-            Json(dry_run(existing.as_ref(), &fleet, &changes)),
-        )
-            .into_response());
+        return Ok((StatusCode::OK, Json(dry_run(existing.as_ref(), &planned))).into_response());
     }
+    let mode = planned.fleet.mode;
+    let fleet = planned.fleet;
+    let changes: Vec<(DeckyConfig, Operation)> = planned
+        .changes
+        .into_iter()
+        .map(|c| (c.decky, c.operation))
+        .collect();
     m.repo
         .put_desired_fleet(&fleet)
         .await
@@ -353,38 +243,16 @@ async fn deploy(
 
 /// The answer to a dry run: the planned fleet and, by name, what applying it would add,
 /// change (recreate or move), remove and leave alone.
-fn dry_run(
-    existing: Option<&DecnetConfig>,
-    fleet: &DecnetConfig,
-    changes: &[(DeckyConfig, Operation)],
-) -> FleetDryRun {
-    let mut added = vec![];
-    let mut changed = vec![];
-    let mut removed = vec![];
-    for (d, op) in changes {
-        let before = existing.and_then(|e| e.decky(d.name.as_str()));
-        match (op, before) {
-            (Operation::Teardown, _) => removed.push(d.name.to_string()),
-            (_, None) => added.push(d.name.to_string()),
-            (_, Some(_)) => changed.push(d.name.to_string()),
-        }
-    }
-    let touched: std::collections::BTreeSet<&str> =
-        changes.iter().map(|(d, _)| d.name.as_str()).collect();
-    let unchanged: Vec<String> = fleet
-        .deckies
-        .iter()
-        .filter(|d| !touched.contains(d.name.as_str()))
-        .map(|d| d.name.to_string())
-        .collect();
+fn dry_run(existing: Option<&DecnetConfig>, planned: &FleetChange) -> FleetDryRun {
+    let s = planned.summary(existing);
     FleetDryRun {
         dry_run: true,
-        mode: fleet.mode,
-        added,
-        changed,
-        removed,
-        unchanged,
-        fleet: fleet.clone(),
+        mode: planned.fleet.mode,
+        added: s.added,
+        changed: s.changed,
+        removed: s.removed,
+        unchanged: s.unchanged,
+        fleet: planned.fleet.clone(),
     }
 }
 
