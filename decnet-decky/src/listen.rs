@@ -14,13 +14,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde_json::Value;
 
 use crate::args::{PortSpec, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT};
-use crate::log::{Event, EventSink, Fields, Proto};
+use crate::log::{AttackDetails, AttackKind, Emitter, EventSink, Fields, Origin, Proto, Reporter};
 use crate::protocols::{self, generic, Peer, ServiceCtx};
 
 /// How often idle listeners look at the shutdown token.
@@ -150,34 +150,10 @@ impl Drop for ConnGuard {
 /// What every listener thread shares.
 struct Shared {
     ctx: Arc<ServiceCtx>,
-    sink: Arc<dyn EventSink>,
+    emitter: Arc<Emitter>,
     limits: Limits,
     limiter: Arc<ConnLimiter>,
     shutdown: Shutdown,
-}
-
-impl Shared {
-    fn emit(
-        &self,
-        proto: Proto,
-        src: SocketAddr,
-        dst_port: u16,
-        bytes_in: u64,
-        event: &'static str,
-        fields: Fields,
-    ) {
-        self.sink.emit(&Event {
-            ts: SystemTime::now(),
-            decky: self.ctx.decky.clone(),
-            service: self.ctx.slug.clone(),
-            proto,
-            src,
-            dst_port,
-            bytes_in,
-            event,
-            fields,
-        });
-    }
 }
 
 /// Running listeners.
@@ -210,9 +186,10 @@ impl Server {
             active: AtomicUsize::new(0),
             max: limits.max_conns,
         });
+        let emitter = Arc::new(Emitter::new(sink, &ctx.decky, &ctx.slug));
         let shared = Arc::new(Shared {
             ctx,
-            sink,
+            emitter,
             limits,
             limiter: limiter.clone(),
             shutdown: shutdown.clone(),
@@ -294,10 +271,21 @@ fn tcp_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn dispatch(stream: TcpStream, peer: SocketAddr, dst_port: u16, shared: &Arc<Shared>) {
+    let origin = Origin {
+        protocol: Proto::Tcp,
+        src: peer,
+        dst_ip: stream.local_addr().ok().map(|a| a.ip()),
+        dst_port,
+    };
     let reject = |reason: &str| {
-        let mut f = Fields::new();
-        f.insert("reason".into(), Value::from(reason));
-        shared.emit(Proto::Tcp, peer, dst_port, 0, "rejected", f);
+        let details = AttackDetails {
+            reason: Some(reason.to_owned()),
+            ..AttackDetails::default()
+        };
+        shared
+            .emitter
+            .session(origin)
+            .emit(AttackKind::Rejected, details);
     };
     let Some(guard) = shared.limiter.try_acquire() else {
         drop(stream);
@@ -309,45 +297,44 @@ fn dispatch(stream: TcpStream, peer: SocketAddr, dst_port: u16, shared: &Arc<Sha
         .stack_size(CONN_STACK)
         .spawn(move || {
             let _guard = guard;
-            serve_conn(stream, peer, dst_port, &s);
+            serve_conn(stream, s.emitter.session(origin), &s);
         });
     if spawned.is_err() {
         reject("cannot start a thread");
     }
 }
 
-fn serve_conn(stream: TcpStream, src: SocketAddr, dst_port: u16, shared: &Shared) {
+fn serve_conn(stream: TcpStream, report: Reporter, shared: &Shared) {
     let limits = shared.limits;
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(limits.io_timeout));
     let _ = stream.set_nodelay(true);
+    report.emit(AttackKind::Connect, AttackDetails::default());
     let mut metered = Metered::new(stream, limits);
     let mut fields = Fields::new();
+    let origin = *report.origin();
     let peer = Peer {
-        addr: src,
-        dst_port,
+        addr: origin.src,
+        dst_ip: origin.dst_ip,
+        dst_port: origin.dst_port,
     };
     let res = catch_unwind(AssertUnwindSafe(|| {
-        protocols::handle(&shared.ctx, &peer, &mut metered, &mut fields)
+        protocols::handle(&shared.ctx, &peer, &report, &mut metered, &mut fields)
     }));
     match res {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            fields.insert("error".into(), Value::from(describe(&e)));
+            fields.insert("reason".into(), Value::from(describe(&e)));
         }
         Err(_) => {
-            fields.insert("error".into(), Value::from("internal error"));
+            fields.insert("reason".into(), Value::from("internal error"));
         }
     }
     let _ = metered.stream.shutdown(SockShutdown::Both);
-    shared.emit(
-        Proto::Tcp,
-        src,
-        dst_port,
-        metered.bytes_in,
-        "connection",
-        fields,
-    );
+    let mut details = AttackDetails::from_map(fields);
+    details.bytes_in = Some(metered.bytes_in);
+    details.duration_ms = Some(report.elapsed_ms());
+    report.emit(AttackKind::Disconnect, details);
 }
 
 /// A short, stable description of how a session ended early.
@@ -363,13 +350,30 @@ fn describe(e: &io::Error) -> String {
 
 fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
     let dst_port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+    // A wildcard bind has no one address; deckies bind their own.
+    let local_ip = sock
+        .local_addr()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
     let mut buf = vec![0u8; 65_536];
     while !shared.shutdown.is_triggered() {
         match sock.recv_from(&mut buf) {
             Ok((n, src)) => {
                 let mut fields = Fields::new();
                 generic::record(&buf[..n], &mut fields);
-                shared.emit(Proto::Udp, src, dst_port, n as u64, "datagram", fields);
+                let mut details = AttackDetails::from_map(fields);
+                details.bytes_in = Some(n as u64);
+                let origin = Origin {
+                    protocol: Proto::Udp,
+                    src,
+                    dst_ip: local_ip,
+                    dst_port,
+                };
+                shared
+                    .emitter
+                    .session(origin)
+                    .emit(AttackKind::Datagram, details);
             }
             Err(e)
                 if matches!(
@@ -447,7 +451,7 @@ impl Write for Metered {
 mod tests {
     use super::*;
     use crate::config::ServiceConfig;
-    use crate::log::MemorySink;
+    use crate::log::{AttackEvent, MemorySink};
     use std::io::BufRead;
 
     fn start(slug: &str, limits: Limits) -> (Server, Arc<MemorySink>) {
@@ -477,10 +481,15 @@ mod tests {
         (server, sink)
     }
 
-    fn wait_events(sink: &MemorySink, n: usize) -> Vec<Event> {
+    /// The first `n` events that are not `connect` (waits up to 5 s for them).
+    fn wait_events(sink: &MemorySink, n: usize) -> Vec<AttackEvent> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let ev = sink.events();
+            let ev: Vec<AttackEvent> = sink
+                .events()
+                .into_iter()
+                .filter(|e| e.kind != AttackKind::Connect)
+                .collect();
             if ev.len() >= n || Instant::now() > deadline {
                 return ev;
             }
@@ -510,20 +519,29 @@ mod tests {
         assert_eq!(ev.len(), 2, "{ev:?}");
         let tcp_ev = ev
             .iter()
-            .find(|e| e.proto == Proto::Tcp)
+            .find(|e| e.protocol == Proto::Tcp)
             .expect("tcp event");
-        assert_eq!(tcp_ev.event, "connection");
+        assert_eq!(tcp_ev.kind, AttackKind::Disconnect);
         assert_eq!(tcp_ev.dst_port, tcp.port());
-        assert_eq!(tcp_ev.bytes_in, 17);
-        assert_eq!(tcp_ev.fields["username"], "root");
+        assert_eq!(tcp_ev.dst_ip, Some(tcp.ip()));
+        assert_eq!(tcp_ev.details.bytes_in, Some(17));
+        assert!(tcp_ev.details.duration_ms.is_some());
+        assert_eq!(tcp_ev.details.username.as_deref(), Some("root"));
         assert_eq!(tcp_ev.decky, "decky-t");
+        let connect = sink
+            .events()
+            .into_iter()
+            .find(|e| e.kind == AttackKind::Connect)
+            .expect("a connect event");
+        assert_eq!(connect.session, tcp_ev.session);
+        assert!(connect.seq < tcp_ev.seq);
         let udp_ev = ev
             .iter()
-            .find(|e| e.proto == Proto::Udp)
+            .find(|e| e.protocol == Proto::Udp)
             .expect("udp event");
-        assert_eq!(udp_ev.event, "datagram");
-        assert_eq!(udp_ev.bytes_in, 6);
-        assert_eq!(udp_ev.fields["preview"], "\\x00\\x01ping");
+        assert_eq!(udp_ev.kind, AttackKind::Datagram);
+        assert_eq!(udp_ev.details.bytes_in, Some(6));
+        assert_eq!(udp_ev.details.extra["preview"], "\\x00\\x01ping");
         assert_eq!(server.drain(Duration::from_secs(1)), 0);
     }
 
@@ -552,12 +570,15 @@ mod tests {
             "rejected connection is closed"
         );
         let ev = wait_events(&sink, 1);
-        assert_eq!(ev[0].event, "rejected");
-        assert_eq!(ev[0].fields["reason"], "too many connections");
+        assert_eq!(ev[0].kind, AttackKind::Rejected);
+        assert_eq!(
+            ev[0].details.reason.as_deref(),
+            Some("too many connections")
+        );
         drop(held);
         let ev = wait_events(&sink, 2);
         assert_eq!(ev.len(), 2);
-        assert_eq!(ev[1].event, "connection");
+        assert_eq!(ev[1].kind, AttackKind::Disconnect);
         server.drain(Duration::from_secs(1));
     }
 
@@ -574,13 +595,13 @@ mod tests {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.write_all(b"PING-PING-PING-PING-PING").expect("write");
         let ev = wait_events(&sink, 1);
-        assert_eq!(ev[0].bytes_in, 8);
-        assert_eq!(ev[0].fields["error"], "input limit reached");
+        assert_eq!(ev[0].details.bytes_in, Some(8));
+        assert_eq!(ev[0].details.reason.as_deref(), Some("input limit reached"));
 
         let _idle = TcpStream::connect(addr).expect("connect");
         let ev = wait_events(&sink, 2);
         assert_eq!(ev.len(), 2);
-        assert_eq!(ev[1].fields["error"], "timeout");
+        assert_eq!(ev[1].details.reason.as_deref(), Some("timeout"));
         server.drain(Duration::from_secs(1));
     }
 

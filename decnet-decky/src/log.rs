@@ -1,90 +1,42 @@
-//! Attacker events: one JSON object per line on stdout.
+//! Attacker events (PRODUCT §10): one JSON object per line on stdout, one per step of an
+//! interaction, in the schema of [`decnet_core::model::attack`].
 //!
-//! The top-level keys are written in a fixed order (`ts` first) so the lines
-//! read well in `docker logs`; `fields` holds whatever the protocol responder
-//! learned about the peer.
+//! An [`Emitter`] is the service process's one writer: it numbers the events of this process
+//! (`stream`, `seq`) and writes each under one lock, so lines never interleave and stdout order
+//! is `seq` order. A [`Reporter`] is one connection's (or datagram's) view of it: it carries the
+//! peer, the session id and the start time, and responders call [`Reporter::emit`] at each step
+//! (a credential tried, a command, a request), so a long session is visible while it runs.
 
 use std::fmt;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use chrono::{DateTime, SubsecRound, Utc};
+use decnet_core::model::attack::{new_event_id, ATTACK_SCHEMA_VERSION};
+pub use decnet_core::model::attack::{AttackDetails, AttackEvent, AttackKind, Transport};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
-/// What a responder learned about one connection or datagram.
+/// What a responder learned about one connection, summed up in its `disconnect` event.
 pub type Fields = Map<String, Value>;
 
 /// Transport of a listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One attacker event.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub ts: SystemTime,
-    pub decky: String,
-    pub service: String,
-    pub proto: Proto,
-    pub src: SocketAddr,
-    pub dst_port: u16,
-    pub bytes_in: u64,
-    pub event: &'static str,
-    pub fields: Fields,
-}
-
-impl Event {
-    /// The event as one JSON object (no trailing newline).
-    pub fn to_json_line(&self) -> String {
-        fn s(v: &str) -> String {
-            Value::String(v.to_owned()).to_string()
-        }
-        format!(
-            "{{\"ts\":{},\"decky\":{},\"service\":{},\"proto\":{},\"src_ip\":{},\"src_port\":{},\"dst_port\":{},\"bytes_in\":{},\"event\":{},\"fields\":{}}}",
-            s(&rfc3339(self.ts)),
-            s(&self.decky),
-            s(&self.service),
-            s(self.proto.as_str()),
-            s(&self.src.ip().to_string()),
-            self.src.port(),
-            self.dst_port,
-            self.bytes_in,
-            s(self.event),
-            Value::Object(self.fields.clone()),
-        )
-    }
-}
+pub type Proto = Transport;
 
 /// Where events go. The binary uses [`StdoutSink`]; tests use [`MemorySink`].
 pub trait EventSink: Send + Sync {
-    fn emit(&self, event: &Event);
+    fn emit(&self, event: &AttackEvent);
 }
 
-/// Writes each event as one line to stdout, in a single `write_all` under the
-/// stdout lock so concurrent connections never interleave.
+/// Writes each event as one line to stdout, in a single `write_all` so concurrent connections
+/// never interleave.
 #[derive(Debug, Default)]
 pub struct StdoutSink;
 
 impl EventSink for StdoutSink {
-    fn emit(&self, event: &Event) {
+    fn emit(&self, event: &AttackEvent) {
         let mut line = event.to_json_line();
         line.push('\n');
         let out = std::io::stdout();
@@ -98,20 +50,147 @@ impl EventSink for StdoutSink {
 /// Collects events in memory (tests).
 #[derive(Debug, Default)]
 pub struct MemorySink {
-    events: Mutex<Vec<Event>>,
+    events: Mutex<Vec<AttackEvent>>,
 }
 
 impl MemorySink {
-    pub fn events(&self) -> Vec<Event> {
+    pub fn events(&self) -> Vec<AttackEvent> {
         self.events.lock().map(|v| v.clone()).unwrap_or_default()
     }
 }
 
 impl EventSink for MemorySink {
-    fn emit(&self, event: &Event) {
+    fn emit(&self, event: &AttackEvent) {
         if let Ok(mut v) = self.events.lock() {
             v.push(event.clone());
         }
+    }
+}
+
+/// The service process's event writer: stamps id, time, `stream` and `seq`.
+pub struct Emitter {
+    sink: Arc<dyn EventSink>,
+    decky: String,
+    service: String,
+    stream: Uuid,
+    /// The last `seq` written; held while writing so stdout order is `seq` order.
+    seq: Mutex<u64>,
+}
+
+impl fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emitter")
+            .field("decky", &self.decky)
+            .field("service", &self.service)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+/// Who an event is about: the peer and the decky's end of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub protocol: Transport,
+    pub src: SocketAddr,
+    pub dst_ip: Option<IpAddr>,
+    pub dst_port: u16,
+}
+
+impl Emitter {
+    pub fn new(sink: Arc<dyn EventSink>, decky: &str, service: &str) -> Emitter {
+        Emitter {
+            sink,
+            decky: decky.to_owned(),
+            service: service.to_owned(),
+            stream: new_event_id(),
+            seq: Mutex::new(0),
+        }
+    }
+
+    /// This process's stream id.
+    pub fn stream(&self) -> Uuid {
+        self.stream
+    }
+
+    /// Writes one event and returns it.
+    pub fn emit(
+        &self,
+        origin: &Origin,
+        session: Uuid,
+        kind: AttackKind,
+        details: AttackDetails,
+    ) -> AttackEvent {
+        let mut seq = self.seq.lock().unwrap_or_else(|p| p.into_inner());
+        *seq += 1;
+        let event = AttackEvent {
+            v: ATTACK_SCHEMA_VERSION,
+            id: new_event_id(),
+            ts: now_ms(),
+            host: String::new(),
+            decky: self.decky.clone(),
+            service: self.service.clone(),
+            protocol: origin.protocol,
+            src_ip: origin.src.ip(),
+            src_port: origin.src.port(),
+            dst_ip: origin.dst_ip,
+            dst_port: origin.dst_port,
+            session,
+            stream: self.stream,
+            seq: *seq,
+            kind,
+            details,
+        };
+        self.sink.emit(&event);
+        event
+    }
+
+    /// A reporter for a new session (one connection or one datagram).
+    pub fn session(self: &Arc<Self>, origin: Origin) -> Reporter {
+        Reporter {
+            emitter: self.clone(),
+            origin,
+            session: new_event_id(),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The current time, to the millisecond.
+fn now_ms() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// One session's events: every step a responder reports shares its session id.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    emitter: Arc<Emitter>,
+    origin: Origin,
+    session: Uuid,
+    started: Instant,
+}
+
+impl Reporter {
+    /// Reports one step of the session.
+    pub fn emit(&self, kind: AttackKind, details: AttackDetails) -> AttackEvent {
+        self.emitter.emit(&self.origin, self.session, kind, details)
+    }
+
+    /// Reports one step from loose fields (known keys become typed details).
+    pub fn emit_fields(&self, kind: AttackKind, fields: Fields) -> AttackEvent {
+        self.emit(kind, AttackDetails::from_map(fields))
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    pub fn session(&self) -> Uuid {
+        self.session
+    }
+
+    /// Milliseconds since the session started.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -194,29 +273,38 @@ mod tests {
     }
 
     #[test]
-    fn event_line_has_fixed_keys_and_escapes() {
-        let mut fields = Fields::new();
-        fields.insert("user".into(), Value::from("ro\"ot\n"));
-        let e = Event {
-            ts: at(0, 0),
-            decky: "decky-01".into(),
-            service: "ftp".into(),
-            proto: Proto::Tcp,
+    fn a_session_numbers_its_steps_and_shares_its_id() {
+        let sink = Arc::new(MemorySink::default());
+        let emitter = Arc::new(Emitter::new(sink.clone(), "decky-01", "ftp"));
+        let origin = Origin {
+            protocol: Transport::Tcp,
             src: "10.0.0.9:40000".parse().expect("addr"),
+            dst_ip: Some("10.0.0.20".parse().expect("ip")),
             dst_port: 21,
-            bytes_in: 12,
-            event: "connection",
-            fields,
         };
-        let line = e.to_json_line();
-        assert!(line.starts_with("{\"ts\":\"1970-01-01T00:00:00.000Z\",\"decky\":\"decky-01\""));
+        let a = emitter.session(origin);
+        let b = emitter.session(origin);
+        a.emit(AttackKind::Connect, AttackDetails::default());
+        let mut f = Fields::new();
+        f.insert("username".into(), Value::from("ro\"ot\n"));
+        f.insert("tries".into(), Value::from(3));
+        a.emit_fields(AttackKind::Auth, f);
+        b.emit(AttackKind::Connect, AttackDetails::default());
+        let ev = sink.events();
+        assert_eq!(ev.len(), 3);
+        assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(ev.iter().all(|e| e.stream == emitter.stream()));
+        assert_eq!(ev[0].session, ev[1].session);
+        assert_ne!(ev[0].session, ev[2].session);
+        assert_eq!(ev[1].kind, AttackKind::Auth);
+        assert_eq!(ev[1].details.username.as_deref(), Some("ro\"ot\n"));
+        assert_eq!(ev[1].details.extra["tries"], 3);
+        assert_eq!(ev[1].decky, "decky-01");
+        assert_eq!(ev[1].service, "ftp");
+        assert_eq!(ev[1].src_port, 40000);
+        assert_eq!(ev[1].dst_port, 21);
+        let line = ev[1].to_json_line();
         assert!(!line.contains('\n'));
-        let v: Value = serde_json::from_str(&line).expect("valid json");
-        assert_eq!(v["src_ip"], "10.0.0.9");
-        assert_eq!(v["src_port"], 40000);
-        assert_eq!(v["dst_port"], 21);
-        assert_eq!(v["proto"], "tcp");
-        assert_eq!(v["bytes_in"], 12);
-        assert_eq!(v["fields"]["user"], "ro\"ot\n");
+        assert_eq!(AttackEvent::parse_line(&line).as_ref(), Some(&ev[1]));
     }
 }

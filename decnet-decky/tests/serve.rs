@@ -34,8 +34,8 @@ fn ssh_banner_and_client_version() {
     read_to_end(&mut s);
     let ev = d.event();
     assert_connection_event(&ev, "ssh", d.port);
-    assert_eq!(ev["fields"]["client_version"], "SSH-2.0-it_client_1.0");
-    assert_eq!(ev["bytes_in"], 23);
+    assert_eq!(ev["details"]["client_version"], "SSH-2.0-it_client_1.0");
+    assert_eq!(ev["details"]["bytes_in"], 23);
     stop(d);
 }
 
@@ -81,8 +81,8 @@ fn ftp_dialogue() {
     assert_eq!(read_until(&mut s, "\r\n"), "221 Goodbye.\r\n");
     let ev = d.event();
     assert_connection_event(&ev, "ftp", d.port);
-    assert_eq!(ev["fields"]["username"], "admin");
-    assert_eq!(ev["fields"]["credentials"][0]["password"], "letmein");
+    assert_eq!(ev["details"]["username"], "admin");
+    assert_eq!(ev["details"]["credentials"][0]["password"], "letmein");
     stop(d);
 }
 
@@ -101,7 +101,7 @@ fn smtp_greeting_ehlo_quit() {
     assert_eq!(read_until(&mut s, "\r\n"), "221 2.0.0 Bye\r\n");
     let ev = d.event();
     assert_connection_event(&ev, "smtp", d.port);
-    assert_eq!(ev["fields"]["helo"], "probe.example");
+    assert_eq!(ev["details"]["helo"], "probe.example");
     stop(d);
 }
 
@@ -157,7 +157,7 @@ fn imap_greeting() {
     assert!(rest.starts_with("a1 NO [AUTHENTICATIONFAILED]"), "{rest}");
     let ev = d.event();
     assert_connection_event(&ev, "imap", d.port);
-    assert_eq!(ev["fields"]["credentials"][0]["username"], "bob");
+    assert_eq!(ev["details"]["credentials"][0]["username"], "bob");
     stop(d);
 }
 
@@ -174,8 +174,8 @@ fn telnet_login_prompt() {
     read_to_end(&mut s);
     let ev = d.event();
     assert_connection_event(&ev, "telnet", d.port);
-    assert_eq!(ev["fields"]["credentials"][0]["username"], "root");
-    assert_eq!(ev["fields"]["credentials"][0]["password"], "toor");
+    assert_eq!(ev["details"]["credentials"][0]["username"], "root");
+    assert_eq!(ev["details"]["credentials"][0]["password"], "toor");
     stop(d);
 }
 
@@ -201,9 +201,9 @@ fn http_default_and_configured() {
     assert!(resp.contains("\r\nConnection: close\r\n"), "{resp}");
     let ev = d.event();
     assert_connection_event(&ev, "http", d.port);
-    assert_eq!(ev["fields"]["method"], "GET");
-    assert_eq!(ev["fields"]["path"], "/index.html");
-    assert_eq!(ev["fields"]["user_agent"], "it-test/1.0");
+    assert_eq!(ev["details"]["method"], "GET");
+    assert_eq!(ev["details"]["path"], "/index.html");
+    assert_eq!(ev["details"]["user_agent"], "it-test/1.0");
     stop(d);
 
     let cfg =
@@ -216,7 +216,7 @@ fn http_default_and_configured() {
         "{resp}"
     );
     assert!(resp.ends_with("\r\n\r\ndenied"), "{resp}");
-    assert_eq!(d.event()["fields"]["status"], 403);
+    assert_eq!(d.event()["details"]["status"], 403);
     stop(d);
 }
 
@@ -323,9 +323,9 @@ fn https_self_signed() {
     );
     let ev = d.event();
     assert_connection_event(&ev, "https", d.port);
-    assert_eq!(ev["fields"]["tls"], true);
-    assert_eq!(ev["fields"]["sni"], "intranet.corp");
-    assert_eq!(ev["fields"]["user_agent"], "tls-it");
+    assert_eq!(ev["details"]["tls"], true);
+    assert_eq!(ev["details"]["sni"], "intranet.corp");
+    assert_eq!(ev["details"]["user_agent"], "tls-it");
     stop(d);
 
     // Default CN is the hostname.
@@ -341,7 +341,7 @@ fn http_family_sniffs_tls() {
     let (resp, _) = https_get(d.port, "es.local");
     assert!(resp.contains("You Know, for Search"), "{resp}");
     let ev = d.event();
-    assert_eq!(ev["fields"]["tls"], true);
+    assert_eq!(ev["details"]["tls"], true);
     let body = http_get(&d, "/");
     assert!(body.contains("You Know, for Search"));
     stop(d);
@@ -365,7 +365,7 @@ fn redis_noauth() {
     drop(s);
     let ev = d.event();
     assert_connection_event(&ev, "redis", d.port);
-    assert_eq!(ev["fields"]["first_command"], "PING");
+    assert_eq!(ev["details"]["first_command"], "PING");
     stop(d);
 }
 
@@ -398,7 +398,7 @@ fn mysql_handshake() {
     assert!(String::from_utf8_lossy(&err).contains("Access denied for user 'root'@'127.0.0.1'"));
     let ev = d.event();
     assert_connection_event(&ev, "mysql", d.port);
-    assert_eq!(ev["fields"]["username"], "root");
+    assert_eq!(ev["details"]["username"], "root");
     stop(d);
 }
 
@@ -446,8 +446,8 @@ fn other_slugs_log_tcp_and_udp_without_replying() {
     assert!(read_to_end(&mut s).is_empty(), "never replies on tcp");
     let ev = d.event();
     assert_connection_event(&ev, "snmp", d.port);
-    assert_eq!(ev["bytes_in"], 7);
-    assert_eq!(ev["fields"]["preview"], "0&probe");
+    assert_eq!(ev["details"]["bytes_in"], 7);
+    assert_eq!(ev["details"]["preview"], "0&probe");
 
     let c = UdpSocket::bind("127.0.0.1:0").expect("udp");
     c.set_read_timeout(Some(Duration::from_millis(300)))
@@ -456,11 +456,11 @@ fn other_slugs_log_tcp_and_udp_without_replying() {
     c.send_to(b"two!", ("127.0.0.1", udp_port)).expect("send");
     for (n, text) in [(3, "one"), (4, "two!")] {
         let ev = d.event();
-        assert_eq!(ev["proto"], "udp");
-        assert_eq!(ev["event"], "datagram");
+        assert_eq!(ev["protocol"], "udp");
+        assert_eq!(ev["kind"], "datagram");
         assert_eq!(ev["dst_port"], u64::from(udp_port));
-        assert_eq!(ev["bytes_in"], n);
-        assert_eq!(ev["fields"]["preview"], text);
+        assert_eq!(ev["details"]["bytes_in"], n);
+        assert_eq!(ev["details"]["preview"], text);
     }
     let mut buf = [0u8; 16];
     assert!(c.recv_from(&mut buf).is_err(), "never replies on udp");

@@ -1,5 +1,6 @@
 //! The domain model, wire-compatible with DECNET 1.2's JSON.
 
+pub mod attack;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -5,11 +5,11 @@
 //! that ends in a timeout or reset still logs everything seen so far.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use crate::config::ServiceConfig;
-use crate::log::Fields;
+use crate::log::{Fields, Reporter};
 
 pub mod ftp;
 pub mod generic;
@@ -113,13 +113,19 @@ impl ServiceCtx {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
     pub addr: SocketAddr,
+    /// The decky's address the peer reached, where known.
+    pub dst_ip: Option<IpAddr>,
     pub dst_port: u16,
 }
 
 /// Runs the responder for `ctx.service` on one accepted connection.
+///
+/// `fields` is the session's summary (it ends up in the `disconnect` event); responders that
+/// report steps while the session runs (a credential, a command, a request) do so on `report`.
 pub fn handle<S: Read + Write>(
     ctx: &ServiceCtx,
     peer: &Peer,
+    report: &Reporter,
     stream: S,
     fields: &mut Fields,
 ) -> io::Result<()> {
@@ -129,16 +135,17 @@ pub fn handle<S: Read + Write>(
             .as_ref()
             .ok_or_else(|| io::Error::other("no TLS certificate"))?;
         let mut tls = tls::accept(config, stream, fields)?;
-        let res = respond(ctx, peer, &mut tls, fields);
+        let res = respond(ctx, peer, report, &mut tls, fields);
         tls::close(&mut tls);
         return res;
     }
-    respond(ctx, peer, stream, fields)
+    respond(ctx, peer, report, stream, fields)
 }
 
 fn respond<S: Read + Write>(
     ctx: &ServiceCtx,
     peer: &Peer,
+    _report: &Reporter,
     stream: S,
     fields: &mut Fields,
 ) -> io::Result<()> {
@@ -347,6 +354,7 @@ pub mod testing {
 
     use super::*;
     use crate::config::ServiceConfig;
+    use crate::log::{AttackEvent, Emitter, MemorySink, Origin, Transport};
 
     /// Reads come from `input` (then EOF); writes go to `output`.
     #[derive(Debug, Default)]
@@ -398,8 +406,39 @@ pub mod testing {
     pub fn peer(dst_port: u16) -> Peer {
         Peer {
             addr: SocketAddr::from(([192, 0, 2, 7], 40_000)),
+            dst_ip: Some(IpAddr::from([192, 0, 2, 20])),
             dst_port,
         }
+    }
+
+    /// A reporter for a session from [`peer`]`(dst_port)`, with the sink its events go to.
+    pub fn reporter(slug: &str, dst_port: u16) -> (Reporter, Arc<MemorySink>) {
+        let sink = Arc::new(MemorySink::default());
+        let emitter = Arc::new(Emitter::new(sink.clone(), "decky-01", slug));
+        let p = peer(dst_port);
+        let report = emitter.session(Origin {
+            protocol: Transport::Tcp,
+            src: p.addr,
+            dst_ip: p.dst_ip,
+            dst_port,
+        });
+        (report, sink)
+    }
+
+    /// Runs the responder for `slug` over `input`; returns (output, summary fields, the step
+    /// events it reported).
+    pub fn run_events(
+        slug: &str,
+        config: serde_json::Value,
+        input: &[u8],
+    ) -> (String, Fields, Vec<AttackEvent>) {
+        let c = ctx(slug, config);
+        let (report, sink) = reporter(slug, 1);
+        let mut m = Mock::new(input);
+        let mut fields = Fields::new();
+        let res = handle(&c, &peer(1), &report, &mut m, &mut fields);
+        assert!(res.is_ok(), "responder {slug} failed: {res:?}");
+        (m.out(), fields, sink.events())
     }
 
     /// Runs the responder for `slug` over `input`; returns (output, fields).
@@ -411,9 +450,10 @@ pub mod testing {
     /// Like [`run`], with the raw output bytes.
     pub fn run_bytes(slug: &str, config: serde_json::Value, input: &[u8]) -> (Vec<u8>, Fields) {
         let c = ctx(slug, config);
+        let (report, _) = reporter(slug, 1);
         let mut m = Mock::new(input);
         let mut fields = Fields::new();
-        let res = handle(&c, &peer(1), &mut m, &mut fields);
+        let res = handle(&c, &peer(1), &report, &mut m, &mut fields);
         assert!(res.is_ok(), "responder {slug} failed: {res:?}");
         (m.output, fields)
     }

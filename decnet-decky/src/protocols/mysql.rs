@@ -200,7 +200,8 @@ mod tests {
         let c = ctx("mysql", json!({"version": "5.7.44-log"}));
         let mut m = Mock::new(&login("root", &[1; 20], Some("prod")));
         let mut f = Fields::new();
-        dispatch(&c, &peer(3306), &mut m, &mut f).expect("ok");
+        let (report, _) = super::super::testing::reporter("mysql", 3306);
+        dispatch(&c, &peer(3306), &report, &mut m, &mut f).expect("ok");
         assert_eq!(&m.output[5..15], b"5.7.44-log");
         let hs_len = usize::from(m.output[0]) + 4;
         let err = &m.output[hs_len..];

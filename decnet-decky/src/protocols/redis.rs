@@ -141,7 +141,14 @@ mod tests {
         let c = super::super::testing::ctx("redis", json!({}));
         let mut m = super::super::testing::Mock::new(b"*x\r\n");
         let mut f = Fields::new();
-        let r = super::super::handle(&c, &super::super::testing::peer(6379), &mut m, &mut f);
+        let (report, _) = super::super::testing::reporter("redis", 6379);
+        let r = super::super::handle(
+            &c,
+            &super::super::testing::peer(6379),
+            &report,
+            &mut m,
+            &mut f,
+        );
         assert!(r.is_err());
     }
 }

@@ -101,13 +101,42 @@ impl Decky {
         s
     }
 
-    /// The next JSON event from stdout.
-    pub fn event(&self) -> Value {
+    /// The next JSON event from stdout, of any kind.
+    pub fn next_event(&self) -> Value {
         let line = self
             .stdout
             .recv_timeout(WAIT)
             .expect("an event line on stdout");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            decnet_core::model::attack::AttackEvent::parse_line(&line).is_some(),
+            "not an attacker event of the schema: {line}"
+        );
+        v
+    }
+
+    /// The next event that is not a `connect` (the session's summary, a datagram, a refusal).
+    pub fn event(&self) -> Value {
+        loop {
+            let v = self.next_event();
+            if v["kind"] != "connect" {
+                return v;
+            }
+        }
+    }
+
+    /// The events of the next session, up to and including its `disconnect`.
+    pub fn session_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let v = self.next_event();
+            let done = v["kind"] == "disconnect";
+            out.push(v);
+            if done {
+                return out;
+            }
+        }
     }
 
     /// No further event within `wait`.
@@ -175,18 +204,20 @@ pub fn read_to_end(s: &mut impl Read) -> Vec<u8> {
     got
 }
 
-/// Checks the fixed part of a TCP connection event.
+/// Checks the fixed part of a TCP session's `disconnect` event.
 pub fn assert_connection_event(ev: &Value, service: &str, port: u16) {
+    assert_eq!(ev["v"], 1, "{ev}");
     assert_eq!(ev["service"], service, "{ev}");
     assert_eq!(ev["decky"], DECKY, "{ev}");
-    assert_eq!(ev["proto"], "tcp", "{ev}");
-    assert_eq!(ev["event"], "connection", "{ev}");
+    assert_eq!(ev["protocol"], "tcp", "{ev}");
+    assert_eq!(ev["kind"], "disconnect", "{ev}");
     assert_eq!(ev["src_ip"], "127.0.0.1", "{ev}");
+    assert_eq!(ev["dst_ip"], "127.0.0.1", "{ev}");
     assert_eq!(ev["dst_port"], u64::from(port), "{ev}");
     assert!(ev["src_port"].as_u64().is_some_and(|p| p > 0), "{ev}");
-    assert!(ev["bytes_in"].is_u64(), "{ev}");
-    assert!(ev["fields"].is_object(), "{ev}");
+    assert!(ev["details"]["bytes_in"].is_u64(), "{ev}");
+    assert!(ev["details"]["duration_ms"].is_u64(), "{ev}");
+    assert!(ev["seq"].as_u64().is_some_and(|s| s > 0), "{ev}");
     let ts = ev["ts"].as_str().expect("ts");
-    assert_eq!(ts.len(), 24, "{ts}");
     assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
 }

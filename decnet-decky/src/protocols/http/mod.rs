@@ -455,7 +455,14 @@ mod tests {
         let c = ctx("k8s", json!({}));
         let mut m = Mock::new(b"GET / HTTP/1.1\r\n\r\n");
         let mut f = Fields::new();
-        super::super::handle(&c, &peer(6443), &mut m, &mut f).expect("ok");
+        super::super::handle(
+            &c,
+            &peer(6443),
+            &super::super::testing::reporter("k8s", 6443).0,
+            &mut m,
+            &mut f,
+        )
+        .expect("ok");
         assert!(m
             .out()
             .ends_with("Client sent an HTTP request to an HTTPS server.\n"));
