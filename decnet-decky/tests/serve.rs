@@ -199,11 +199,22 @@ fn http_default_and_configured() {
         "{resp}"
     );
     assert!(resp.contains("\r\nConnection: close\r\n"), "{resp}");
-    let ev = d.event();
-    assert_connection_event(&ev, "http", d.port);
+    let steps = d.session_events();
+    let kinds: Vec<&str> = steps.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["connect", "request", "disconnect"], "{steps:?}");
+    assert!(
+        steps.iter().all(|e| e["session"] == steps[0]["session"]),
+        "one session: {steps:?}"
+    );
+    let req = &steps[1];
+    assert_eq!(req["details"]["http_method"], "GET");
+    assert_eq!(req["details"]["path"], "/index.html");
+    assert_eq!(req["details"]["user_agent"], "it-test/1.0");
+    assert_eq!(req["details"]["status"], 200);
+    let ev = &steps[2];
+    assert_connection_event(ev, "http", d.port);
     assert_eq!(ev["details"]["method"], "GET");
     assert_eq!(ev["details"]["path"], "/index.html");
-    assert_eq!(ev["details"]["user_agent"], "it-test/1.0");
     stop(d);
 
     let cfg =

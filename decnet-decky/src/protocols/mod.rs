@@ -145,21 +145,21 @@ pub fn handle<S: Read + Write>(
 fn respond<S: Read + Write>(
     ctx: &ServiceCtx,
     peer: &Peer,
-    _report: &Reporter,
+    report: &Reporter,
     stream: S,
     fields: &mut Fields,
 ) -> io::Result<()> {
     let conn = Conn::new(stream);
     match ctx.service {
-        Service::Ssh => ssh::handle(conn, ctx, fields),
+        Service::Ssh => ssh::handle(conn, ctx, peer, report, fields),
         Service::Ftp => ftp::handle(conn, ctx, fields),
         Service::Smtp { relay } => mail::smtp(conn, ctx, relay, fields),
         Service::Pop3 => mail::pop3(conn, ctx, fields),
         Service::Imap => mail::imap(conn, ctx, fields),
-        Service::Telnet => telnet::handle(conn, ctx, fields),
-        Service::Http(flavor) => http::handle(conn, ctx, peer, flavor, fields),
+        Service::Telnet => telnet::handle(conn, ctx, peer, report, fields),
+        Service::Http(flavor) => http::handle(conn, ctx, peer, report, flavor, fields),
         // The TLS layer is already in place (implicit_tls).
-        Service::Https => http::serve_plain(conn, ctx, peer, http::Flavor::Web, fields),
+        Service::Https => http::serve_plain(conn, ctx, peer, report, http::Flavor::Web, fields),
         Service::Redis => redis::handle(conn, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Vnc => vnc::handle(conn, fields),

@@ -4,8 +4,8 @@ use std::io::{self, Read, Write};
 
 use serde_json::Value;
 
-use super::{Conn, ServiceCtx};
-use crate::log::Fields;
+use super::{Conn, Peer, ServiceCtx};
+use crate::log::{Fields, Reporter};
 use crate::util::clip;
 
 pub const DEFAULT_BANNER: &str = "OpenSSH_8.9p1 Ubuntu-3ubuntu0.6";
@@ -13,6 +13,8 @@ pub const DEFAULT_BANNER: &str = "OpenSSH_8.9p1 Ubuntu-3ubuntu0.6";
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
+    _peer: &Peer,
+    _report: &Reporter,
     fields: &mut Fields,
 ) -> io::Result<()> {
     let banner = ctx

@@ -4,8 +4,8 @@ use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
 
-use super::{Conn, ServiceCtx, MAX_LINE, MAX_LOGGED};
-use crate::log::Fields;
+use super::{Conn, Peer, ServiceCtx, MAX_LINE, MAX_LOGGED};
+use crate::log::{Fields, Reporter};
 use crate::util::{clip, push_bounded};
 
 /// Attempts before the connection is closed, like login(1).
@@ -66,6 +66,8 @@ fn read_input<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<Vec<u8>>
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
+    _peer: &Peer,
+    _report: &Reporter,
     fields: &mut Fields,
 ) -> io::Result<()> {
     if let Some(banner) = ctx.config.line("banner") {

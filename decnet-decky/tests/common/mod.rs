@@ -116,11 +116,15 @@ impl Decky {
         v
     }
 
-    /// The next event that is not a `connect` (the session's summary, a datagram, a refusal).
+    /// The next summary event — a session's `disconnect`, a `datagram` or a `rejected` —
+    /// skipping the step events before it.
     pub fn event(&self) -> Value {
         loop {
             let v = self.next_event();
-            if v["kind"] != "connect" {
+            if matches!(
+                v["kind"].as_str(),
+                Some("disconnect" | "datagram" | "rejected")
+            ) {
                 return v;
             }
         }

@@ -15,7 +15,7 @@ use super::{tls, Conn, Peer, ServiceCtx};
 
 mod products;
 use crate::config::one_line;
-use crate::log::{http_date, Fields};
+use crate::log::{http_date, AttackKind, Fields, Reporter};
 use crate::util::{clip, preview};
 
 pub const DEFAULT_SERVER: &str = "Apache/2.4.52 (Ubuntu)";
@@ -149,6 +149,7 @@ pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
     peer: &Peer,
+    report: &Reporter,
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
@@ -156,7 +157,7 @@ pub fn handle<S: Read + Write>(
         (None, _) => Ok(()),
         (Some(0x16), Some(config)) => {
             let mut tls = tls::accept(config, conn.into_prefixed(), fields)?;
-            let res = serve_plain(Conn::new(&mut tls), ctx, peer, flavor, fields);
+            let res = serve_plain(Conn::new(&mut tls), ctx, peer, report, flavor, fields);
             tls::close(&mut tls);
             res
         }
@@ -168,7 +169,7 @@ pub fn handle<S: Read + Write>(
                     b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
                 );
             }
-            serve_plain(conn, ctx, peer, flavor, fields)
+            serve_plain(conn, ctx, peer, report, flavor, fields)
         }
     }
 }
@@ -247,6 +248,7 @@ pub fn serve_plain<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
     peer: &Peer,
+    report: &Reporter,
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
@@ -270,6 +272,14 @@ pub fn serve_plain<S: Read + Write>(
     }
     let resp = route(&req, ctx, peer, flavor);
     fields.insert("status".into(), Value::from(resp.status));
+    let mut step = Fields::new();
+    for key in ["method", "path", "user_agent", "body", "status"] {
+        if let Some(v) = fields.get(key) {
+            let key = if key == "method" { "http_method" } else { key };
+            step.insert(key.into(), v.clone());
+        }
+    }
+    report.emit_fields(AttackKind::Request, step);
     conn.send(&resp.to_bytes(req.method == "HEAD"))
 }
 
