@@ -155,6 +155,16 @@ impl DockerDeployer {
         Ok(state_file::load(&self.cfg.state_path)?)
     }
 
+    /// Every container of this host's deckies (adopted labels included), for the log reader.
+    pub(crate) async fn list_observed_for_logs(&self) -> Result<Vec<Observed>, DockerError> {
+        Ok(self
+            .list_observed(None)
+            .await?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect())
+    }
+
     async fn list_observed(
         &self,
         decky: Option<&DeckyName>,

@@ -5,6 +5,7 @@
 pub mod deployer;
 pub mod image;
 pub mod labels;
+pub mod logs;
 pub mod network;
 pub mod retry;
 pub mod shapes;

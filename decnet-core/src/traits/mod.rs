@@ -7,6 +7,7 @@ pub mod deployer;
 pub mod heartbeat;
 pub mod hostnet;
 pub mod lifecycle;
+pub mod logs;
 pub mod repository;
 
 pub use agent::{AgentClient, AgentConnector, AgentError, BoxError};
@@ -16,6 +17,7 @@ pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
 pub use lifecycle::{LifecycleSink, SinkError};
+pub use logs::ServiceLogs;
 pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 
 #[cfg(any(test, feature = "test-util"))]
@@ -27,5 +29,6 @@ pub use {
     heartbeat::MockHeartbeatTransport,
     hostnet::MockHostNetwork,
     lifecycle::MockLifecycleSink,
+    logs::MockServiceLogs,
     repository::MockRepository,
 };
