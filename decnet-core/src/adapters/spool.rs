@@ -71,22 +71,34 @@ pub struct SpoolStats {
     pub dropped_total: u64,
 }
 
-/// The spool in one directory. One process owns it at a time.
+/// The spool in one directory. Opening it takes an exclusive lock on the directory (`lock`),
+/// held until the value is dropped: one writer at a time, across processes.
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     meta: Meta,
+    _lock: File,
 }
 
 impl Spool {
-    /// Opens (creating if needed) the spool in `dir`, bounded to `max_bytes` on disk.
+    /// Opens (creating if needed) the spool in `dir`, bounded to `max_bytes` on disk. Waits
+    /// while another process has it open.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(err(dir))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(err(&lock_path))?;
+        lock.lock().map_err(err(&lock_path))?;
         let meta_path = dir.join(META);
         let meta = match fs::read(&meta_path) {
             // A damaged meta file loses the cursor, not the events: they are re-read.
@@ -98,6 +110,7 @@ impl Spool {
             dir: dir.to_owned(),
             max_bytes: max_bytes.max(4096),
             meta,
+            _lock: lock,
         };
         spool.repair_tail()?;
         Ok(spool)
@@ -472,6 +485,31 @@ mod tests {
         s.append(&[event(2)]).expect("append");
         let (got, _) = s.read(s.acked(), 100).expect("read");
         assert_eq!(seqs(&got), [1, 2], "the next event is whole");
+    }
+
+    #[test]
+    fn a_second_opener_waits_for_the_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let first = Spool::open(dir.path(), DEFAULT_SPOOL_BYTES).expect("open");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_owned();
+        let waiter = std::thread::spawn(move || {
+            let s = Spool::open(&path, DEFAULT_SPOOL_BYTES).expect("open");
+            tx.send(()).expect("send");
+            drop(s);
+        });
+        // While the first is open the second cannot have opened it.
+        assert!(rx.try_recv().is_err());
+        assert!(
+            File::open(dir.path().join("lock"))
+                .expect("lock file")
+                .try_lock()
+                .is_err(),
+            "the lock is held"
+        );
+        drop(first);
+        rx.recv().expect("the second opens once the first is gone");
+        waiter.join().expect("join");
     }
 
     #[test]

@@ -19,3 +19,11 @@ pub trait ServiceLogs: Send + Sync {
         since_secs: i64,
     ) -> Result<Vec<LogLine>, DeployerError>;
 }
+
+/// Reads the remaining output of service containers about to be removed: the deployer calls it
+/// once per redeploy, mutate or teardown, after stopping them and before removing them.
+#[async_trait::async_trait]
+pub trait OutputCollector: Send + Sync {
+    /// Collects what `logs` still holds (errors are the collector's to report).
+    async fn collect(&self, logs: &dyn ServiceLogs);
+}

@@ -17,7 +17,7 @@ pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
 pub use lifecycle::{LifecycleSink, SinkError};
-pub use logs::ServiceLogs;
+pub use logs::{OutputCollector, ServiceLogs};
 pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 
 #[cfg(any(test, feature = "test-util"))]
