@@ -4,5 +4,6 @@
 
 pub mod collect;
 pub mod dispatch;
+pub mod ingest;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
