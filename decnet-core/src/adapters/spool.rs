@@ -24,6 +24,7 @@ pub const DEFAULT_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
 /// How many segments a full spool is cut into (the granularity of dropping the oldest).
 const SEGMENTS: u64 = 16;
 const META: &str = "spool.json";
+const CURSORS: &str = "cursors.json";
 
 /// A position in the spool: a segment and a byte offset in it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -322,6 +323,45 @@ impl Spool {
             self.save_meta()?;
         }
         Ok(n)
+    }
+
+    /// Counts `n` events lost outside the spool (a batch the master refused for good), to be
+    /// reported like the spool's own drops.
+    pub fn record_dropped(&mut self, n: u64) -> Result<(), SpoolError> {
+        if n == 0 {
+            return Ok(());
+        }
+        self.meta.dropped += n;
+        self.meta.dropped_total += n;
+        self.save_meta()
+    }
+
+    /// The collector's cursors kept with this spool (empty when none were saved).
+    pub fn cursors(&self) -> crate::orchestrate::collect::Cursors {
+        fs::read(self.dir.join(CURSORS))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves the collector's cursors (after the events they cover were appended).
+    pub fn set_cursors(
+        &mut self,
+        cursors: &crate::orchestrate::collect::Cursors,
+    ) -> Result<(), SpoolError> {
+        let path = self.dir.join(CURSORS);
+        let tmp = self.dir.join(format!("{CURSORS}.tmp"));
+        let body = serde_json::to_vec(cursors).unwrap_or_default();
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err(&tmp))?;
+        f.write_all(&body).map_err(err(&tmp))?;
+        f.sync_data().map_err(err(&tmp))?;
+        fs::rename(&tmp, &path).map_err(err(&path))
     }
 
     /// Bytes, segments and drops.

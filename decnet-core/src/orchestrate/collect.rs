@@ -202,6 +202,43 @@ pub async fn collect_all(
     Ok((events, next))
 }
 
+/// Why a collection pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("read service output: {0}")]
+    Logs(#[from] crate::traits::DeployerError),
+    #[error(transparent)]
+    Spool(#[from] crate::adapters::spool::SpoolError),
+}
+
+/// One collection pass into `spool`: the new events of every service container are appended
+/// durably, then the cursors kept with the spool move on (a crash in between repeats events,
+/// never loses them; the store is idempotent by id). Events the spool dropped since the last
+/// pass are reported by one host-level `drop` event (no decky, service `spool`). Returns how
+/// many events were appended.
+pub async fn collect_into(
+    logs: &dyn crate::traits::ServiceLogs,
+    host: &str,
+    spool: &mut crate::adapters::spool::Spool,
+) -> Result<usize, CollectError> {
+    let cursors = spool.cursors();
+    let (mut events, next) = collect_all(logs, host, &cursors).await?;
+    spool.append(&events)?;
+    let lost = spool.take_dropped()?;
+    if lost > 0 {
+        let spool_itself = ServiceContainer {
+            id: String::new(),
+            decky: String::new(),
+            service: "spool".into(),
+        };
+        let report = drop_event(host, &spool_itself, Uuid::nil(), lost, Utc::now());
+        spool.append(std::slice::from_ref(&report))?;
+        events.push(report);
+    }
+    spool.set_cursors(&next)?;
+    Ok(events.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,5 +5,6 @@
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
+pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};

@@ -14,7 +14,7 @@ pub use agent::{AgentClient, AgentConnector, AgentError, BoxError};
 pub use bus::{Bus, BusEvent, StateTransition};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
-pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
+pub use heartbeat::{EventAck, EventTransport, HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
 pub use lifecycle::{LifecycleSink, SinkError};
 pub use logs::{OutputCollector, ServiceLogs};
@@ -26,7 +26,7 @@ pub use {
     bus::MockBus,
     clock::MockClock,
     deployer::MockDeployer,
-    heartbeat::MockHeartbeatTransport,
+    heartbeat::{MockEventTransport, MockHeartbeatTransport},
     hostnet::MockHostNetwork,
     lifecycle::MockLifecycleSink,
     logs::MockServiceLogs,

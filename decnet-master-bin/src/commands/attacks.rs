@@ -15,7 +15,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use decnet_core::adapters::spool::{Spool, SpoolCursor, DEFAULT_SPOOL_BYTES};
 use decnet_core::model::attack::{escape_terminal, AttackEvent, AttackKind};
-use decnet_core::orchestrate::collect::{collect_all, drop_event, Cursors, ServiceContainer};
+use decnet_core::orchestrate::collect::collect_into;
 use decnet_core::traits::{OutputCollector, ServiceLogs};
 
 use crate::cli::AttacksArgs;
@@ -30,64 +30,18 @@ fn attacks_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("attacks")
 }
 
-fn cursors_path(data_dir: &Path) -> PathBuf {
-    attacks_dir(data_dir).join("cursors.json")
-}
-
-fn load_cursors(data_dir: &Path) -> Cursors {
-    std::fs::read(cursors_path(data_dir))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn save_cursors(data_dir: &Path, cursors: &Cursors) -> Result<(), CliError> {
-    let path = cursors_path(data_dir);
-    let body = serde_json::to_vec(cursors).context("encode cursors")?;
-    decnet_tls::pki::write_file_atomic(&path, &body, 0o600)
-        .map_err(|e| CliError::Failed(anyhow::anyhow!("write {}: {e}", path.display())))
-}
-
 fn open_spool(data_dir: &Path) -> Result<Spool, CliError> {
     Spool::open(&attacks_dir(data_dir).join("spool"), DEFAULT_SPOOL_BYTES)
         .map_err(|e| CliError::Failed(e.into()))
 }
 
-/// One collection pass on this host: new events of every service container go into the spool
-/// (then the cursors move on, so a crash in between repeats events rather than losing them).
-/// Returns how many were added.
+/// One collection pass on this host into the data dir's spool (core's `collect_into`).
+/// Returns how many events were added.
 pub async fn collect_local(data_dir: &Path, logs: &dyn ServiceLogs) -> Result<usize, CliError> {
     let mut spool = open_spool(data_dir)?;
-    let cursors = load_cursors(data_dir);
-    let (mut events, next) = collect_all(logs, LOCAL_HOST, &cursors)
+    collect_into(logs, LOCAL_HOST, &mut spool)
         .await
-        .map_err(|e| CliError::Failed(e.into()))?;
-    spool
-        .append(&events)
-        .map_err(|e| CliError::Failed(e.into()))?;
-    let lost = spool
-        .take_dropped()
-        .map_err(|e| CliError::Failed(e.into()))?;
-    if lost > 0 {
-        let spool_itself = ServiceContainer {
-            id: String::new(),
-            decky: String::new(),
-            service: "spool".into(),
-        };
-        let report = drop_event(
-            LOCAL_HOST,
-            &spool_itself,
-            uuid::Uuid::nil(),
-            lost,
-            Utc::now(),
-        );
-        spool
-            .append(std::slice::from_ref(&report))
-            .map_err(|e| CliError::Failed(e.into()))?;
-        events.push(report);
-    }
-    save_cursors(data_dir, &next)?;
-    Ok(events.len())
+        .map_err(|e| CliError::Failed(e.into()))
 }
 
 /// The deployer's collector on this host: before a redeploy, mutate or teardown removes

@@ -48,7 +48,9 @@ pub(crate) async fn ingest(
         e
     };
     let batch: EventBatch = decnet_web::json::parse_json(&body).map_err(refused)?;
-    let assigned: BTreeSet<String> = m
+    // Assigned now, or torn down lately (the events a decky saw before its removal arrive
+    // after it).
+    let mut assigned: BTreeSet<String> = m
         .repo
         .shards(Some(host.uuid))
         .await
@@ -56,6 +58,7 @@ pub(crate) async fn ingest(
         .into_iter()
         .map(|s| s.decky_name.to_string())
         .collect();
+    assigned.extend(m.retired_on(host.uuid, m.clock.now()));
     let events = check_batch(&host.uuid.to_string(), &assigned, batch.events)
         .map_err(|e| refused(ApiError::unprocessable(e.to_string())))?;
     let stored = m
