@@ -82,6 +82,9 @@ pub enum Command {
     /// Print what the deckies saw of attackers (connections, credentials, commands, requests);
     /// --follow keeps printing new ones.
     Attacks(AttacksArgs),
+    /// One line per attacker (source address): first and last seen, events, credentials tried,
+    /// deckies, services and usernames.
+    Attackers(AttackersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -539,6 +542,17 @@ pub struct AttacksArgs {
     /// Only events of this kind (connect, auth, command, request, disconnect …).
     #[arg(long)]
     pub kind: Option<String>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackersArgs {
+    /// Print JSON ({"attackers":[...]}).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
     #[command(flatten)]

@@ -33,5 +33,6 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Lifecycle(a) => commands::remote::lifecycle(&data_dir, &a, out).await,
         cli::Command::Events(a) => commands::events::run(&data_dir, &a, out).await,
         cli::Command::Attacks(a) => commands::attacks::run(&data_dir, &a, out).await,
+        cli::Command::Attackers(a) => commands::attacks::attackers(&data_dir, &a, out).await,
     }
 }

@@ -356,6 +356,39 @@ async fn deploy_mutate_delete_through_a_real_agent() {
         .find(|p| p["src_ip"] == attacker.as_str())
         .unwrap_or_else(|| panic!("{profiles}"));
     assert_eq!(me["deckies"], json!(["e2e-a", "e2e-b"]), "{me}");
+    // The CLI through the master shows the same events, and the attacker.
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin("decnet"))
+            .args(args)
+            .args(["--master", &m.api_url, "--token", &admin])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines = cli(&["attacks", "--json", "--src", &attacker]);
+    let cli_ids: std::collections::BTreeSet<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(cli_ids.len() >= ids.len(), "{lines}");
+    assert!(ids.iter().all(|i| cli_ids.contains(*i)), "{lines}");
+    let table = cli(&["attacks", "--decky", "e2e-b", "--kind", "request"]);
+    assert!(
+        table.contains("e2e-b/http") && table.contains("http=GET"),
+        "{table}"
+    );
+    let who = cli(&["attackers"]);
+    assert!(who.contains(&attacker), "{who}");
 
     // Clean up through the API too, then the network and the lab.
     let (_, v) = call(

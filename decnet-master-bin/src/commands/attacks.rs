@@ -1,4 +1,7 @@
-//! `decnet attacks`: what the deckies saw of the attackers (PRODUCT §10).
+//! `decnet attacks` and `decnet attackers`: what the deckies saw of the attackers (PRODUCT §10).
+//!
+//! Through a master they read its store (`GET /api/v1/attacks`, every page, then `--follow`
+//! polls with the last id as the cursor; `GET /api/v1/attackers`).
 //!
 //! On a host without a master (unihost) the events are collected from this host's service
 //! containers into the data dir's spool (`<data-dir>/attacks/`), with a cursor per container, so
@@ -14,11 +17,12 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use decnet_core::adapters::spool::{Spool, SpoolCursor, DEFAULT_SPOOL_BYTES};
-use decnet_core::model::attack::{escape_terminal, AttackEvent, AttackKind};
+use decnet_core::model::attack::{escape_terminal, AttackEvent, AttackKind, AttackerProfile};
+use decnet_core::model::wire::{AttackPage, AttackersAnswer};
 use decnet_core::orchestrate::collect::collect_into;
 use decnet_core::traits::{OutputCollector, ServiceLogs};
 
-use crate::cli::AttacksArgs;
+use crate::cli::{AttackersArgs, AttacksArgs};
 use crate::error::CliError;
 
 /// The host name unihost events carry (bus topics and lists say `local`).
@@ -227,14 +231,150 @@ fn print_spool(
 
 /// `decnet attacks`: this host's events when there is no master.
 pub async fn run(data_dir: &Path, args: &AttacksArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    if super::remote::master(data_dir, &args.client)?.is_some() {
-        // Workers do not ship their events to the master yet (`POST /swarm/events`): say so,
-        // and show what this host's own deckies saw.
-        eprintln!(
-            "attacks: the master does not gather workers' attacker events yet; showing this host's own deckies"
-        );
+    if let Some(client) = super::remote::master(data_dir, &args.client)? {
+        return remote(&client, args, out).await;
     }
     local(data_dir, args, out).await
+}
+
+/// `s` percent-encoded for a query string.
+fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The query string of `GET /api/v1/attacks` for the filters (validated first).
+fn remote_query(args: &AttacksArgs) -> Result<String, CliError> {
+    Filter::from_args(args)?;
+    let mut q = vec!["limit=1000".to_string()];
+    for (k, v) in [
+        ("since", &args.since),
+        ("decky", &args.decky),
+        ("src", &args.src),
+        ("service", &args.service),
+        ("kind", &args.kind),
+    ] {
+        if let Some(v) = v {
+            q.push(format!("{k}={}", enc(v)));
+        }
+    }
+    Ok(q.join("&"))
+}
+
+/// `decnet attacks` through the master: its store, every page, then (`--follow`) new events.
+async fn remote(
+    client: &crate::client::MasterClient,
+    args: &AttacksArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let query = remote_query(args)?;
+    let filter = Filter::default();
+    let mut seen = BTreeSet::new();
+    let mut after: Option<uuid::Uuid> = None;
+    loop {
+        loop {
+            let path = match after {
+                Some(a) => format!("/api/v1/attacks?{query}&after={a}"),
+                None => format!("/api/v1/attacks?{query}"),
+            };
+            let body = client.get(&path).await?;
+            let page: AttackPage = serde_json::from_value(body)
+                .map_err(|e| CliError::Failed(anyhow::anyhow!("GET /api/v1/attacks: {e}")))?;
+            if let Some(last) = page.events.last() {
+                after = Some(last.id);
+            }
+            print(&page.events, &filter, args.json, &mut seen, out)?;
+            if page.next.is_none() {
+                break;
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+        }
+    }
+}
+
+/// `decnet attackers`: one line per source address (the master's store, or this host's spool).
+pub async fn attackers(
+    data_dir: &Path,
+    args: &AttackersArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let profiles = match super::remote::master(data_dir, &args.client)? {
+        Some(client) => {
+            let body = client.get("/api/v1/attackers").await?;
+            let a: AttackersAnswer = serde_json::from_value(body)
+                .map_err(|e| CliError::Failed(anyhow::anyhow!("GET /api/v1/attackers: {e}")))?;
+            a.attackers
+        }
+        None => {
+            let deployer = super::local::deployer(data_dir, &args.docker).await?;
+            collect_local(data_dir, &deployer).await?;
+            let spool = open_spool(data_dir)?;
+            let mut events = Vec::new();
+            let mut cursor = spool.acked();
+            loop {
+                let (page, next) = spool
+                    .read(cursor, 1000)
+                    .map_err(|e| CliError::Failed(e.into()))?;
+                if page.is_empty() {
+                    break;
+                }
+                events.extend(page);
+                cursor = next;
+            }
+            AttackerProfile::from_events(&events)
+        }
+    };
+    if args.json {
+        let v = AttackersAnswer {
+            attackers: profiles,
+        };
+        writeln!(out, "{}", serde_json::to_string(&v).context("json")?).context("write")?;
+        return Ok(());
+    }
+    if profiles.is_empty() {
+        writeln!(out, "No attacker seen yet.").context("write")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<40} {:<24} {:<24} {:>7} {:>8}  deckies / services / usernames",
+        "SOURCE", "FIRST SEEN", "LAST SEEN", "EVENTS", "ATTEMPTS"
+    )
+    .context("write")?;
+    for p in &profiles {
+        let users: Vec<String> = p.usernames.iter().map(|u| escape_terminal(u)).collect();
+        writeln!(
+            out,
+            "{:<40} {:<24} {:<24} {:>7} {:>8}  {} / {} / {}",
+            p.src_ip,
+            p.first_seen.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            p.last_seen.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            p.events,
+            p.attempts,
+            escape_terminal(&p.deckies.join(",")),
+            escape_terminal(&p.services.join(",")),
+            if users.is_empty() {
+                "-".to_string()
+            } else {
+                users.join(",")
+            },
+        )
+        .context("write")?;
+    }
+    Ok(())
 }
 
 /// `decnet attacks` on this host (no master).
