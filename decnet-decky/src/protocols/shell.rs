@@ -598,7 +598,15 @@ root        1811  0.0  0.4  17180 10840 ?        Ss   {t}   0:00 sshd: {u} [priv
                         },
                     );
                     let host = host_of(url);
+                    let is_ip = host.parse::<IpAddr>().is_ok();
                     t.push_str(&match name.as_str() {
+                        "wget" if is_ip => format!(
+                            "--{}--  {url}\nConnecting to {host}:80... failed: Connection refused.\n",
+                            chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")
+                        ),
+                        "curl" if is_ip => format!(
+                            "curl: (7) Failed to connect to {host} port 80 after 0 ms: Connection refused\n"
+                        ),
                         "wget" => format!(
                             "--{}--  {url}\nResolving {host} ({host})... failed: Temporary failure in name resolution.\nwget: unable to resolve host address ‘{host}’\n",
                             chrono::Utc::now().format("%Y-%m-%d %H:%M:%S")

@@ -86,10 +86,17 @@ impl Decky {
             stderr,
             port,
         };
-        let line = d
+        // An ssh service first says which host key it serves.
+        let mut line = d
             .stderr
             .recv_timeout(WAIT)
             .expect("start-up line on stderr");
+        while line.contains("ssh host key") {
+            line = d
+                .stderr
+                .recv_timeout(WAIT)
+                .expect("start-up line on stderr");
+        }
         assert!(line.contains("serving"), "unexpected start-up line: {line}");
         d
     }
