@@ -4,7 +4,8 @@
 //! - `accept`: `never` (default without a credential list) | `any` | `after:N` (refuse each
 //!   source's first N attempts, accept the next) | `list` (default when credentials are given);
 //! - `credentials`: an array of `user:pass` strings; `users`: the original's
-//!   `"user:pass,user2:pass2"`. `*` on either side matches anything.
+//!   `"user:pass,user2:pass2"`. `*` on either side matches anything;
+//! - the original's `password` (root's) and `user` / `user_password` (default user `ubuntu`).
 //!
 //! A listed credential is accepted under every mode except `never`.
 
@@ -44,6 +45,14 @@ impl Policy {
         }
         if let Some(users) = config.string("users") {
             credentials.extend(users.split(',').filter_map(pair));
+        }
+        // The original's keys: root's password, and a bait user's.
+        if let Some(p) = config.string("password").filter(|p| !p.is_empty()) {
+            credentials.push(("root".into(), p));
+        }
+        if let Some(p) = config.string("user_password").filter(|p| !p.is_empty()) {
+            let user = config.line("user").unwrap_or_else(|| "ubuntu".into());
+            credentials.push((user, p));
         }
         let accept = config.string("accept").unwrap_or_default();
         let accept = accept.trim().to_ascii_lowercase();
@@ -128,6 +137,9 @@ mod tests {
         assert!(p.decide("admin", "x", 0));
         assert!(p.decide("pi", "raspberry", 0));
         assert!(!p.decide("root", "root", 9));
+        let p = policy(json!({"password": "admin", "user_password": "ub"}));
+        assert!(p.decide("root", "admin", 0) && p.decide("ubuntu", "ub", 0));
+        assert!(!p.decide("ubuntu", "admin", 0));
         let p = policy(json!({"accept": "never", "users": "root:toor"}));
         assert!(!p.decide("root", "toor", 0));
     }

@@ -245,6 +245,14 @@ fn host_of(url: &str) -> String {
     host.split(':').next().unwrap_or_default().to_owned()
 }
 
+/// The host name the shell and login prompts show: `service_config.hostname`, else the decky's.
+pub fn hostname(ctx: &ServiceCtx) -> String {
+    ctx.config
+        .line("hostname")
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| ctx.hostname.clone())
+}
+
 impl<'a> Shell<'a> {
     pub fn new(user: &str, ctx: &ServiceCtx, peer: &Peer, report: &'a Reporter) -> Shell<'a> {
         let user: String = user
@@ -260,7 +268,7 @@ impl<'a> Shell<'a> {
         };
         Shell {
             user,
-            hostname: ctx.hostname.clone(),
+            hostname: hostname(ctx),
             cwd: home.clone(),
             home,
             dst_ip: peer.dst_ip,

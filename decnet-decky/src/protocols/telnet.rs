@@ -162,7 +162,7 @@ pub fn handle<S: Read + Write>(
         editor: LineEditor::default(),
         keys: VecDeque::new(),
     };
-    let prompt = format!("{} login: ", ctx.hostname);
+    let prompt = format!("{} login: ", super::shell::hostname(ctx));
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             term.conn.send(b"\r\n")?;
