@@ -146,10 +146,16 @@ fn every_cipher_and_kex_completes() {
         ("Ciphers", "chacha20-poly1305@openssh.com"),
         ("Ciphers", "aes128-gcm@openssh.com"),
         ("Ciphers", "aes256-gcm@openssh.com"),
+        ("Ciphers", "aes128-ctr"),
+        ("Ciphers", "aes192-ctr"),
+        ("Ciphers", "aes256-ctr"),
         ("KexAlgorithms", "curve25519-sha256"),
         ("KexAlgorithms", "curve25519-sha256@libssh.org"),
         ("KexAlgorithms", "ecdh-sha2-nistp256"),
         ("KexAlgorithms", "ecdh-sha2-nistp384"),
+        ("KexAlgorithms", "diffie-hellman-group14-sha256"),
+        ("KexAlgorithms", "diffie-hellman-group16-sha512"),
+        ("KexAlgorithms", "diffie-hellman-group18-sha512"),
     ] {
         let o = format!("{opt}={alg}");
         let out = ssh(
@@ -160,6 +166,28 @@ fn every_cipher_and_kex_completes() {
             Some("whoami"),
         );
         assert_eq!(text(&out.stdout), "admin\n", "{alg}: {}", text(&out.stderr));
+        let _ = d.session_events();
+    }
+    // The MACs, with a CTR cipher (an AEAD needs none).
+    for mac in [
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha2-256",
+        "hmac-sha2-512",
+        "hmac-sha1",
+    ] {
+        let o = format!("MACs={mac}");
+        let extra = [
+            "-c",
+            "aes128-ctr",
+            "-o",
+            &o,
+            "-o",
+            "PubkeyAuthentication=no",
+        ];
+        let out = ssh(&d, "admin", "x", &extra, Some("whoami"));
+        assert_eq!(text(&out.stdout), "admin\n", "{mac}: {}", text(&out.stderr));
         let _ = d.session_events();
     }
 }
@@ -305,9 +333,14 @@ fn nmap_sees_openssh_8_9_on_ubuntu() {
         "chacha20-poly1305@openssh.com",
         "aes256-gcm@openssh.com",
         "hmac-sha2-256-etm@openssh.com",
+        "aes128-ctr",
+        "diffie-hellman-group14-sha256",
     ] {
         assert!(report.contains(alg), "{alg} missing: {report}");
     }
+    // ssh-hostkey does its own DH key exchange (group14, aes-ctr, hmac-sha1 offered).
+    let hostkey = report.split("ssh-hostkey:").nth(1).unwrap_or_default();
+    assert!(hostkey.contains("(ED25519)"), "{report}");
 }
 
 /// Runs an `expect` script; its output.

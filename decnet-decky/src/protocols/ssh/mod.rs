@@ -27,6 +27,7 @@ use super::{Conn, Peer, ServiceCtx, MAX_LOGGED};
 use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
 use crate::util::{clip, hex, push_bounded, set_once};
 
+pub mod dh;
 pub mod transport;
 pub mod wire;
 

@@ -1,20 +1,24 @@
 //! The SSH transport layer (RFC 4253): binary packets, key exchange, keys.
 //!
 //! Implemented on `ring`: kex curve25519-sha256 (and its libssh.org name),
-//! ecdh-sha2-nistp256/384, strict kex (`kex-strict-s-v00@openssh.com`, the
+//! ecdh-sha2-nistp256/384, diffie-hellman-group14-sha256 and group16/18-sha512
+//! (num-bigint), strict kex (`kex-strict-s-v00@openssh.com`, the
 //! Terrapin counter-measure Ubuntu's 8.9p1-3ubuntu0.6 ships), host key
-//! ssh-ed25519, ciphers chacha20-poly1305@openssh.com and
-//! aes128/256-gcm@openssh.com. These ciphers are AEADs, so the MAC list is
-//! advertised (OpenSSH's order) but never used.
+//! ssh-ed25519, ciphers chacha20-poly1305@openssh.com, aes128/192/256-ctr (the
+//! `aes` crate, with hmac-sha2-256/512 and hmac-sha1, plain or -etm, from ring)
+//! and aes128/256-gcm@openssh.com, in OpenSSH 8.9's order without what is not
+//! implemented (umac, sntrup761, ecdh-sha2-nistp521, group-exchange).
 
 use std::io::{self, Read, Write};
 
 use ring::aead::{self, chacha20_poly1305_openssh as chacha};
 use ring::agreement;
 use ring::digest;
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
+use super::dh;
 use super::wire::{Reader, Writer};
 use super::{msg, HostKey};
 use crate::protocols::Conn;
@@ -27,19 +31,27 @@ pub const KEX_ALGS: &[&str] = &[
     "curve25519-sha256@libssh.org",
     "ecdh-sha2-nistp256",
     "ecdh-sha2-nistp384",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
     "kex-strict-s-v00@openssh.com",
 ];
 pub const HOST_KEY_ALGS: &[&str] = &["ssh-ed25519"];
 pub const CIPHERS: &[&str] = &[
     "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
     "aes128-gcm@openssh.com",
     "aes256-gcm@openssh.com",
 ];
 pub const MACS: &[&str] = &[
     "hmac-sha2-256-etm@openssh.com",
     "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha1-etm@openssh.com",
     "hmac-sha2-256",
     "hmac-sha2-512",
+    "hmac-sha1",
 ];
 pub const COMPRESSION: &[&str] = &["none"];
 
@@ -47,9 +59,82 @@ fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
+enum Aes {
+    A128(aes::Aes128),
+    A192(aes::Aes192),
+    A256(aes::Aes256),
+}
+
+/// AES in counter mode (RFC 4344) with its MAC (RFC 4253 §6.4, or encrypt-then-MAC).
+struct Ctr {
+    aes: Aes,
+    counter: u128,
+    mac: hmac::Key,
+    mac_len: usize,
+    etm: bool,
+}
+
+impl Ctr {
+    fn new(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Ctr> {
+        use aes::cipher::KeyInit;
+        let err = |_| io::Error::other("aes key");
+        let aes = match cipher {
+            "aes128-ctr" => Aes::A128(aes::Aes128::new_from_slice(&key[..16]).map_err(err)?),
+            "aes192-ctr" => Aes::A192(aes::Aes192::new_from_slice(&key[..24]).map_err(err)?),
+            _ => Aes::A256(aes::Aes256::new_from_slice(&key[..32]).map_err(err)?),
+        };
+        let mut c = [0u8; 16];
+        c.copy_from_slice(&iv[..16]);
+        let (alg, n) = match mac.trim_end_matches("-etm@openssh.com") {
+            "hmac-sha2-512" => (hmac::HMAC_SHA512, 64),
+            "hmac-sha1" => (hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 20),
+            _ => (hmac::HMAC_SHA256, 32),
+        };
+        Ok(Ctr {
+            aes,
+            counter: u128::from_be_bytes(c),
+            mac: hmac::Key::new(alg, &mac_key[..n]),
+            mac_len: n,
+            etm: mac.ends_with("-etm@openssh.com"),
+        })
+    }
+
+    /// XORs the key stream into `data` (SSH packets are whole blocks).
+    fn apply(&mut self, data: &mut [u8]) {
+        use aes::cipher::BlockEncrypt;
+        for chunk in data.chunks_mut(16) {
+            let mut block = aes::Block::from(self.counter.to_be_bytes());
+            match &self.aes {
+                Aes::A128(c) => c.encrypt_block(&mut block),
+                Aes::A192(c) => c.encrypt_block(&mut block),
+                Aes::A256(c) => c.encrypt_block(&mut block),
+            }
+            self.counter = self.counter.wrapping_add(1);
+            for (d, k) in chunk.iter_mut().zip(block.iter()) {
+                *d ^= k;
+            }
+        }
+    }
+
+    fn tag(&self, seq: u32, data: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.mac);
+        ctx.update(&seq.to_be_bytes());
+        ctx.update(data);
+        ctx.sign()
+    }
+
+    fn verify(&self, seq: u32, data: &[u8], tag: &[u8]) -> io::Result<()> {
+        let mut msg = Vec::with_capacity(data.len() + 4);
+        msg.extend_from_slice(&seq.to_be_bytes());
+        msg.extend_from_slice(data);
+        hmac::verify(&self.mac, &msg, tag).map_err(|_| bad("bad packet MAC"))
+    }
+}
+
 /// A decryption state for the client-to-server direction.
 enum Opening {
     None,
+    Ctr(Box<Ctr>),
     ChaCha(Box<chacha::OpeningKey>),
     Gcm(Box<(aead::LessSafeKey, [u8; 12])>),
 }
@@ -57,8 +142,18 @@ enum Opening {
 /// An encryption state for the server-to-client direction.
 enum Sealing {
     None,
+    Ctr(Box<Ctr>),
     ChaCha(Box<chacha::SealingKey>),
     Gcm(Box<(aead::LessSafeKey, [u8; 12])>),
+}
+
+/// The payload of a packet body (padding length, payload, padding).
+fn unpad(body: &[u8]) -> io::Result<Vec<u8>> {
+    let pad = usize::from(*body.first().ok_or_else(|| bad("empty packet"))?);
+    if pad < 4 || pad + 1 > body.len() {
+        return Err(bad("bad padding"));
+    }
+    Ok(body[1..body.len() - pad].to_vec())
 }
 
 fn next_iv(iv: &mut [u8; 12]) {
@@ -194,13 +289,62 @@ impl<S: Read + Write> Transport<S> {
         self.last_seq
     }
 
+    /// The next packet of a CTR + MAC direction: its body (padding length onwards).
+    fn read_ctr(&mut self, seq: u32) -> io::Result<Vec<u8>> {
+        let Opening::Ctr(c) = &mut self.opening else {
+            return Err(bad("not a CTR cipher"));
+        };
+        let check = |len: usize| {
+            if !(5..=MAX_PACKET).contains(&len) {
+                return Err(bad("bad packet length"));
+            }
+            Ok(len)
+        };
+        if c.etm {
+            let head = self.conn.read_exact_vec(4)?;
+            let len = check(u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize)?;
+            if len % 16 != 0 {
+                return Err(bad("packet not a multiple of the block size"));
+            }
+            let rest = self.conn.read_exact_vec(len + c.mac_len)?;
+            let mut signed = head;
+            signed.extend_from_slice(&rest[..len]);
+            c.verify(seq, &signed, &rest[len..])?;
+            let mut body = rest[..len].to_vec();
+            c.apply(&mut body);
+            return Ok(body);
+        }
+        let mut plain = self.conn.read_exact_vec(16)?;
+        c.apply(&mut plain);
+        let len = check(u32::from_be_bytes([plain[0], plain[1], plain[2], plain[3]]) as usize)?;
+        if (len + 4) % 16 != 0 {
+            return Err(bad("packet not a multiple of the block size"));
+        }
+        let rest = self.conn.read_exact_vec(len + 4 - 16 + c.mac_len)?;
+        let (tail, tag) = rest.split_at(len + 4 - 16);
+        let mut tail = tail.to_vec();
+        c.apply(&mut tail);
+        plain.extend_from_slice(&tail);
+        c.verify(seq, &plain, tag)?;
+        plain.drain(..4);
+        Ok(plain)
+    }
+
     /// The next packet's payload.
     pub fn read_packet(&mut self) -> io::Result<Vec<u8>> {
+        if matches!(self.opening, Opening::Ctr(_)) {
+            let seq = self.seq_in;
+            self.last_seq = seq;
+            self.seq_in = self.seq_in.wrapping_add(1);
+            let body = self.read_ctr(seq)?;
+            return unpad(&body);
+        }
         let (len, enc) = self.read_len()?;
         let seq = self.seq_in;
         self.last_seq = seq;
         self.seq_in = self.seq_in.wrapping_add(1);
         let body: Vec<u8> = match &mut self.opening {
+            Opening::Ctr(_) => return Err(bad("not an AEAD")),
             Opening::None => {
                 if (len + 4) % 8 != 0 {
                     return Err(bad("packet not a multiple of the block size"));
@@ -234,18 +378,15 @@ impl<S: Read + Write> Transport<S> {
                 buf
             }
         };
-        let pad = usize::from(*body.first().ok_or_else(|| bad("empty packet"))?);
-        if pad < 4 || pad + 1 > body.len() {
-            return Err(bad("bad padding"));
-        }
-        Ok(body[1..body.len() - pad].to_vec())
+        unpad(&body)
     }
 
     /// Sends one packet.
     pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
         // With an AEAD the length field is outside the padded block.
-        let (block, len_in_block) = match self.sealing {
+        let (block, len_in_block) = match &self.sealing {
             Sealing::None => (8, true),
+            Sealing::Ctr(c) => (16, !c.etm),
             Sealing::ChaCha(_) => (8, false),
             Sealing::Gcm(_) => (16, false),
         };
@@ -266,6 +407,17 @@ impl<S: Read + Write> Transport<S> {
         self.seq_out = self.seq_out.wrapping_add(1);
         match &mut self.sealing {
             Sealing::None => {}
+            Sealing::Ctr(c) => {
+                if c.etm {
+                    c.apply(&mut buf[4..]);
+                    let tag = c.tag(seq, &buf);
+                    buf.extend_from_slice(tag.as_ref());
+                } else {
+                    let tag = c.tag(seq, &buf);
+                    c.apply(&mut buf);
+                    buf.extend_from_slice(tag.as_ref());
+                }
+            }
             Sealing::ChaCha(k) => {
                 let mut tag = [0u8; 16];
                 k.seal_in_place(seq, &mut buf, &mut tag);
@@ -345,10 +497,20 @@ impl<S: Read + Write> Transport<S> {
             self.strict = true;
         }
         let no = |what: &str| bad(&format!("no matching {what}"));
-        let kex_alg = choose(&offer.kex, &KEX_ALGS[..4]).ok_or_else(|| no("key exchange"))?;
+        let kex_alg = choose(&offer.kex, &KEX_ALGS[..KEX_ALGS.len() - 1])
+            .ok_or_else(|| no("key exchange"))?;
         choose(&offer.host_key, HOST_KEY_ALGS).ok_or_else(|| no("host key type"))?;
         let enc_cs = choose(&offer.enc_cs, CIPHERS).ok_or_else(|| no("cipher"))?;
         let enc_sc = choose(&offer.enc_sc, CIPHERS).ok_or_else(|| no("cipher"))?;
+        // With an AEAD cipher no MAC is negotiated.
+        let mac = |cipher: &str, offered: &[String]| -> io::Result<&'static str> {
+            if !cipher.ends_with("-ctr") {
+                return Ok("");
+            }
+            choose(offered, MACS).ok_or_else(|| no("MAC"))
+        };
+        let mac_cs = mac(enc_cs, &offer.mac_cs)?;
+        let mac_sc = mac(enc_sc, &offer.mac_sc)?;
         choose(&offer.cmp_cs, COMPRESSION).ok_or_else(|| no("compression"))?;
         choose(&offer.cmp_sc, COMPRESSION).ok_or_else(|| no("compression"))?;
         // A wrongly guessed first kex packet is ignored (RFC 4253 §7).
@@ -363,22 +525,40 @@ impl<S: Read + Write> Transport<S> {
             return Err(bad("expected KEX_ECDH_INIT"));
         }
         let q_c = r.string().ok_or_else(|| bad("bad KEX_ECDH_INIT"))?.to_vec();
-        let (alg, hash): (&'static agreement::Algorithm, &'static digest::Algorithm) = match kex_alg
-        {
-            "ecdh-sha2-nistp256" => (&agreement::ECDH_P256, &digest::SHA256),
-            "ecdh-sha2-nistp384" => (&agreement::ECDH_P384, &digest::SHA384),
-            _ => (&agreement::X25519, &digest::SHA256),
+        // The two public values as they go into the exchange hash and the reply: strings for
+        // ECDH (RFC 5656), mpints for finite-field DH (RFC 4253 §8).
+        let (c_enc, s_enc, secret, hash) = if let Some((p, hash)) = dh::group(kex_alg) {
+            let mut y = [0u8; 64];
+            self.random(&mut y)?;
+            let (f, k) = dh::server(&p, &q_c, &y).ok_or_else(|| bad("bad client DH value"))?;
+            let mut c = Writer::new();
+            c.mpint(&q_c);
+            let mut s = Writer::new();
+            s.mpint(&f);
+            (c.into_vec(), s.into_vec(), k, hash)
+        } else {
+            let (alg, hash): (&'static agreement::Algorithm, &'static digest::Algorithm) =
+                match kex_alg {
+                    "ecdh-sha2-nistp256" => (&agreement::ECDH_P256, &digest::SHA256),
+                    "ecdh-sha2-nistp384" => (&agreement::ECDH_P384, &digest::SHA384),
+                    _ => (&agreement::X25519, &digest::SHA256),
+                };
+            let eph = agreement::EphemeralPrivateKey::generate(alg, &self.rng)
+                .map_err(|_| io::Error::other("kex key"))?;
+            let q_s = eph
+                .compute_public_key()
+                .map_err(|_| io::Error::other("kex key"))?
+                .as_ref()
+                .to_vec();
+            let peer = agreement::UnparsedPublicKey::new(alg, &q_c);
+            let secret = agreement::agree_ephemeral(eph, &peer, |k| k.to_vec())
+                .map_err(|_| bad("bad client kex key"))?;
+            let mut c = Writer::new();
+            c.string(&q_c);
+            let mut s = Writer::new();
+            s.string(&q_s);
+            (c.into_vec(), s.into_vec(), secret, hash)
         };
-        let eph = agreement::EphemeralPrivateKey::generate(alg, &self.rng)
-            .map_err(|_| io::Error::other("kex key"))?;
-        let q_s = eph
-            .compute_public_key()
-            .map_err(|_| io::Error::other("kex key"))?
-            .as_ref()
-            .to_vec();
-        let peer = agreement::UnparsedPublicKey::new(alg, &q_c);
-        let secret = agreement::agree_ephemeral(eph, &peer, |k| k.to_vec())
-            .map_err(|_| bad("bad client kex key"))?;
         let mut k = Writer::new();
         k.mpint(&secret);
         let k = k.into_vec();
@@ -389,8 +569,8 @@ impl<S: Read + Write> Transport<S> {
             .string(&i_c)
             .string(&i_s)
             .string(&k_s)
-            .string(&q_c)
-            .string(&q_s)
+            .raw(&c_enc)
+            .raw(&s_enc)
             .raw(&k);
         let h = digest::digest(hash, &h.0).as_ref().to_vec();
         let session_id = self.session_id.get_or_insert_with(|| h.clone()).clone();
@@ -398,7 +578,7 @@ impl<S: Read + Write> Transport<S> {
         sig.string(b"ssh-ed25519")
             .string(host.pair.sign(&h).as_ref());
         let mut reply = Writer::msg(msg::KEX_ECDH_REPLY);
-        reply.string(&k_s).string(&q_s).string(&sig.0);
+        reply.string(&k_s).raw(&s_enc).string(&sig.0);
         self.send(&reply.0)?;
         self.send(&[msg::NEWKEYS])?;
         if self.strict {
@@ -423,8 +603,20 @@ impl<S: Read + Write> Transport<S> {
             out.truncate(n);
             out
         };
-        self.sealing = sealing(enc_sc, &derive(b'B', 12), &derive(b'D', 64))?;
-        let opening = opening(enc_cs, &derive(b'A', 12), &derive(b'C', 64))?;
+        self.sealing = sealing(
+            enc_sc,
+            &derive(b'B', 16),
+            &derive(b'D', 64),
+            mac_sc,
+            &derive(b'F', 64),
+        )?;
+        let opening = opening(
+            enc_cs,
+            &derive(b'A', 16),
+            &derive(b'C', 64),
+            mac_cs,
+            &derive(b'E', 64),
+        )?;
         loop {
             let p = self.read_packet()?;
             match p.first() {
@@ -462,7 +654,12 @@ fn gcm(cipher: &str, iv: &[u8], key: &[u8]) -> io::Result<(aead::LessSafeKey, [u
     Ok((aead::LessSafeKey::new(key), nonce))
 }
 
-fn sealing(cipher: &str, iv: &[u8], key: &[u8]) -> io::Result<Sealing> {
+fn sealing(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Sealing> {
+    if cipher.ends_with("-ctr") {
+        return Ok(Sealing::Ctr(Box::new(Ctr::new(
+            cipher, iv, key, mac, mac_key,
+        )?)));
+    }
     if cipher == "chacha20-poly1305@openssh.com" {
         let mut k = [0u8; 64];
         k.copy_from_slice(&key[..64]);
@@ -472,7 +669,12 @@ fn sealing(cipher: &str, iv: &[u8], key: &[u8]) -> io::Result<Sealing> {
     Ok(Sealing::Gcm(Box::new((k, iv))))
 }
 
-fn opening(cipher: &str, iv: &[u8], key: &[u8]) -> io::Result<Opening> {
+fn opening(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Opening> {
+    if cipher.ends_with("-ctr") {
+        return Ok(Opening::Ctr(Box::new(Ctr::new(
+            cipher, iv, key, mac, mac_key,
+        )?)));
+    }
     if cipher == "chacha20-poly1305@openssh.com" {
         let mut k = [0u8; 64];
         k.copy_from_slice(&key[..64]);
