@@ -451,3 +451,90 @@ expect eof
         "http://example.invalid/t.sh"
     );
 }
+
+#[test]
+fn forwards_sftp_and_scp_are_recorded_and_refused() {
+    let dir = Scratch::new("fwd");
+    let d = Decky::serve("ssh", Some(r#"{"accept": "any"}"#));
+    let port = d.port.to_string();
+    // ssh -W opens a direct-tcpip channel at once.
+    let out = ssh(
+        &d,
+        "root",
+        "x",
+        &[
+            "-o",
+            "PubkeyAuthentication=no",
+            "-W",
+            "example.invalid:3306",
+        ],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("stdio forwarding failed"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ev = d.session_events();
+    let fwd = of_kind(&ev, "forward");
+    assert_eq!(fwd.len(), 1, "{ev:?}");
+    assert_eq!(fwd[0]["details"]["host"], "example.invalid");
+    assert_eq!(fwd[0]["details"]["port"], 3306);
+    assert_eq!(fwd[0]["details"]["direction"], "local");
+
+    // sftp asks for the sftp subsystem.
+    let out = tool("sshpass")
+        .args(["-p", "x", "sftp", "-P", &port])
+        .args(SSH_OPTS)
+        .args(["-o", "PubkeyAuthentication=no", "root@127.0.0.1"])
+        .output()
+        .expect("sftp");
+    assert!(!out.status.success());
+    let ev = d.session_events();
+    let ft = of_kind(&ev, "file_transfer");
+    assert_eq!(ft[0]["details"]["method"], "sftp", "{ev:?}");
+
+    // Legacy scp (-O) runs `scp -t` as an exec request.
+    let file = dir.path("payload.sh");
+    std::fs::write(&file, "#!/bin/sh\n").expect("write");
+    let out = tool("sshpass")
+        .args(["-p", "x", "scp", "-O", "-P", &port])
+        .args(SSH_OPTS)
+        .args([
+            "-o",
+            "PubkeyAuthentication=no",
+            &file,
+            "root@127.0.0.1:/tmp/",
+        ])
+        .output()
+        .expect("scp");
+    assert!(!out.status.success());
+    let ev = d.session_events();
+    let ft = of_kind(&ev, "file_transfer");
+    assert_eq!(ft[0]["details"]["method"], "scp", "{ev:?}");
+    assert_eq!(ft[0]["details"]["command"], "scp -t /tmp/");
+}
+
+#[test]
+fn six_failures_then_too_many_authentication_failures() {
+    let dir = Scratch::new("maxauth");
+    let d = Decky::serve("ssh", None);
+    let mut c = tool("ssh");
+    c.args(SSH_OPTS)
+        .args(["-p", &d.port.to_string(), "-o", "IdentitiesOnly=yes"])
+        .args(["-o", "PasswordAuthentication=no", "-o", "BatchMode=yes"])
+        .args(["-o", "KbdInteractiveAuthentication=no"]);
+    for i in 0..8 {
+        let name = format!("k{i}");
+        keygen(&dir, &name);
+        c.args(["-i", &dir.path(&name)]);
+    }
+    let out = c.args(["root@127.0.0.1", "id"]).output().expect("ssh");
+    assert!(
+        text(&out.stderr).contains("Too many authentication failures"),
+        "{}",
+        text(&out.stderr)
+    );
+    let ev = d.session_events();
+    assert_eq!(of_kind(&ev, "auth").len(), 6, "{ev:?}");
+}

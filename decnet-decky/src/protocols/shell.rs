@@ -791,6 +791,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_lines_never_panic(line in "\\PC{0,200}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let (report, _) = reporter("ssh", 22);
+            let c = ctx("ssh", json!({}));
+            let mut sh = Shell::new("root", &c, &peer(22), &report);
+            let _ = sh.run(&line);
+            let _ = sh.run(&String::from_utf8_lossy(&bytes));
+            let mut e = LineEditor::default();
+            let mut out = Vec::new();
+            e.feed(&bytes, &mut out);
+        }
+    }
+
     #[test]
     fn line_editor() {
         let mut e = LineEditor::default();

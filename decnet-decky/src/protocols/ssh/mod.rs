@@ -829,9 +829,54 @@ impl<'a, S: Read + Write> Session<'a, S> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::run;
+    use super::super::testing::{ctx, peer, reporter, run, Mock};
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever follows a valid identification line, the server ends without a panic.
+        #[test]
+        fn arbitrary_input_after_the_banner_never_panics(
+            data in proptest::collection::vec(any::<u8>(), 0..4096),
+        ) {
+            let mut input = b"SSH-2.0-fuzz\r\n".to_vec();
+            input.extend_from_slice(&data);
+            fuzz(&input);
+            // The same bytes as the payload of a well-framed KEXINIT and of what follows it.
+            let mut input = b"SSH-2.0-fuzz\r\n".to_vec();
+            let mut kexinit = vec![msg::KEXINIT];
+            kexinit.extend_from_slice(&data[..data.len() / 2]);
+            input.extend_from_slice(&frame(&kexinit));
+            input.extend_from_slice(&frame(&data[data.len() / 2..]));
+            fuzz(&input);
+        }
+    }
+
+    /// A clear packet (RFC 4253 §6) around `payload`.
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut pad = 8 - (payload.len() + 5) % 8;
+        if pad < 4 {
+            pad += 8;
+        }
+        let len = u32::try_from(payload.len() + 1 + pad).unwrap_or(0);
+        let mut out = len.to_be_bytes().to_vec();
+        out.push(u8::try_from(pad).unwrap_or(4));
+        out.extend_from_slice(payload);
+        out.extend(std::iter::repeat_n(0, pad));
+        out
+    }
+
+    fn fuzz(input: &[u8]) {
+        {
+            let c = ctx("ssh", json!({"accept": "any"}));
+            let (report, _) = reporter("ssh", 22);
+            let mut m = Mock::new(input);
+            let mut fields = Fields::new();
+            let _ = super::super::handle(&c, &peer(22), &report, &mut m, &mut fields);
+        }
+    }
 
     #[test]
     fn banner_and_client_version() {
