@@ -11,13 +11,13 @@
 
 use std::io::{self, Read, Write};
 
-use ring::aead::{self, chacha20_poly1305_openssh as chacha};
+use ring::aead;
 use ring::agreement;
 use ring::digest;
-use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 
+use super::cipher::{next_iv, opening, sealing, Opening, Sealing};
 use super::dh;
 use super::wire::{Reader, Writer};
 use super::{msg, HostKey};
@@ -55,96 +55,8 @@ pub const MACS: &[&str] = &[
 ];
 pub const COMPRESSION: &[&str] = &["none"];
 
-fn bad(what: &str) -> io::Error {
+pub(super) fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
-}
-
-enum Aes {
-    A128(aes::Aes128),
-    A192(aes::Aes192),
-    A256(aes::Aes256),
-}
-
-/// AES in counter mode (RFC 4344) with its MAC (RFC 4253 §6.4, or encrypt-then-MAC).
-struct Ctr {
-    aes: Aes,
-    counter: u128,
-    mac: hmac::Key,
-    mac_len: usize,
-    etm: bool,
-}
-
-impl Ctr {
-    fn new(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Ctr> {
-        use aes::cipher::KeyInit;
-        let err = |_| io::Error::other("aes key");
-        let aes = match cipher {
-            "aes128-ctr" => Aes::A128(aes::Aes128::new_from_slice(&key[..16]).map_err(err)?),
-            "aes192-ctr" => Aes::A192(aes::Aes192::new_from_slice(&key[..24]).map_err(err)?),
-            _ => Aes::A256(aes::Aes256::new_from_slice(&key[..32]).map_err(err)?),
-        };
-        let mut c = [0u8; 16];
-        c.copy_from_slice(&iv[..16]);
-        let (alg, n) = match mac.trim_end_matches("-etm@openssh.com") {
-            "hmac-sha2-512" => (hmac::HMAC_SHA512, 64),
-            "hmac-sha1" => (hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, 20),
-            _ => (hmac::HMAC_SHA256, 32),
-        };
-        Ok(Ctr {
-            aes,
-            counter: u128::from_be_bytes(c),
-            mac: hmac::Key::new(alg, &mac_key[..n]),
-            mac_len: n,
-            etm: mac.ends_with("-etm@openssh.com"),
-        })
-    }
-
-    /// XORs the key stream into `data` (SSH packets are whole blocks).
-    fn apply(&mut self, data: &mut [u8]) {
-        use aes::cipher::BlockEncrypt;
-        for chunk in data.chunks_mut(16) {
-            let mut block = aes::Block::from(self.counter.to_be_bytes());
-            match &self.aes {
-                Aes::A128(c) => c.encrypt_block(&mut block),
-                Aes::A192(c) => c.encrypt_block(&mut block),
-                Aes::A256(c) => c.encrypt_block(&mut block),
-            }
-            self.counter = self.counter.wrapping_add(1);
-            for (d, k) in chunk.iter_mut().zip(block.iter()) {
-                *d ^= k;
-            }
-        }
-    }
-
-    fn tag(&self, seq: u32, data: &[u8]) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.mac);
-        ctx.update(&seq.to_be_bytes());
-        ctx.update(data);
-        ctx.sign()
-    }
-
-    fn verify(&self, seq: u32, data: &[u8], tag: &[u8]) -> io::Result<()> {
-        let mut msg = Vec::with_capacity(data.len() + 4);
-        msg.extend_from_slice(&seq.to_be_bytes());
-        msg.extend_from_slice(data);
-        hmac::verify(&self.mac, &msg, tag).map_err(|_| bad("bad packet MAC"))
-    }
-}
-
-/// A decryption state for the client-to-server direction.
-enum Opening {
-    None,
-    Ctr(Box<Ctr>),
-    ChaCha(Box<chacha::OpeningKey>),
-    Gcm(Box<(aead::LessSafeKey, [u8; 12])>),
-}
-
-/// An encryption state for the server-to-client direction.
-enum Sealing {
-    None,
-    Ctr(Box<Ctr>),
-    ChaCha(Box<chacha::SealingKey>),
-    Gcm(Box<(aead::LessSafeKey, [u8; 12])>),
 }
 
 /// The payload of a packet body (padding length, payload, padding).
@@ -154,13 +66,6 @@ fn unpad(body: &[u8]) -> io::Result<Vec<u8>> {
         return Err(bad("bad padding"));
     }
     Ok(body[1..body.len() - pad].to_vec())
-}
-
-fn next_iv(iv: &mut [u8; 12]) {
-    let mut c = [0u8; 8];
-    c.copy_from_slice(&iv[4..]);
-    let n = u64::from_be_bytes(c).wrapping_add(1);
-    iv[4..].copy_from_slice(&n.to_be_bytes());
 }
 
 /// What the client's KEXINIT offered, for negotiation and HASSH.
@@ -631,57 +536,6 @@ impl<S: Read + Write> Transport<S> {
         }
         Ok(offer)
     }
-}
-
-fn key_len(cipher: &str) -> usize {
-    match cipher {
-        "aes128-gcm@openssh.com" => 16,
-        "aes256-gcm@openssh.com" => 32,
-        _ => 64,
-    }
-}
-
-fn gcm(cipher: &str, iv: &[u8], key: &[u8]) -> io::Result<(aead::LessSafeKey, [u8; 12])> {
-    let alg = if cipher == "aes128-gcm@openssh.com" {
-        &aead::AES_128_GCM
-    } else {
-        &aead::AES_256_GCM
-    };
-    let key = aead::UnboundKey::new(alg, &key[..key_len(cipher)])
-        .map_err(|_| io::Error::other("aead key"))?;
-    let mut nonce = [0u8; 12];
-    nonce.copy_from_slice(&iv[..12]);
-    Ok((aead::LessSafeKey::new(key), nonce))
-}
-
-fn sealing(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Sealing> {
-    if cipher.ends_with("-ctr") {
-        return Ok(Sealing::Ctr(Box::new(Ctr::new(
-            cipher, iv, key, mac, mac_key,
-        )?)));
-    }
-    if cipher == "chacha20-poly1305@openssh.com" {
-        let mut k = [0u8; 64];
-        k.copy_from_slice(&key[..64]);
-        return Ok(Sealing::ChaCha(Box::new(chacha::SealingKey::new(&k))));
-    }
-    let (k, iv) = gcm(cipher, iv, key)?;
-    Ok(Sealing::Gcm(Box::new((k, iv))))
-}
-
-fn opening(cipher: &str, iv: &[u8], key: &[u8], mac: &str, mac_key: &[u8]) -> io::Result<Opening> {
-    if cipher.ends_with("-ctr") {
-        return Ok(Opening::Ctr(Box::new(Ctr::new(
-            cipher, iv, key, mac, mac_key,
-        )?)));
-    }
-    if cipher == "chacha20-poly1305@openssh.com" {
-        let mut k = [0u8; 64];
-        k.copy_from_slice(&key[..64]);
-        return Ok(Opening::ChaCha(Box::new(chacha::OpeningKey::new(&k))));
-    }
-    let (k, iv) = gcm(cipher, iv, key)?;
-    Ok(Opening::Gcm(Box::new((k, iv))))
 }
 
 /// The ed25519 public key blob of `pair` (type string and 32 bytes).
