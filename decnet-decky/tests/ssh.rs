@@ -538,3 +538,24 @@ fn six_failures_then_too_many_authentication_failures() {
     let ev = d.session_events();
     assert_eq!(of_kind(&ev, "auth").len(), 6, "{ev:?}");
 }
+
+#[test]
+fn after_n_lets_a_source_in_on_its_next_attempt() {
+    let d = Decky::serve("ssh", Some(r#"{"accept": "after:2"}"#));
+    let mut accepted = Vec::new();
+    for pass in ["123456", "password", "qwerty"] {
+        let out = ssh(
+            &d,
+            "root",
+            pass,
+            &["-o", "PubkeyAuthentication=no"],
+            Some("whoami"),
+        );
+        accepted.push(out.status.success());
+        let ev = d.session_events();
+        let auth = of_kind(&ev, "auth");
+        assert_eq!(auth[0]["details"]["password"], pass);
+        assert_eq!(auth[0]["details"]["accepted"], out.status.success());
+    }
+    assert_eq!(accepted, [false, false, true]);
+}

@@ -7,10 +7,19 @@ use std::net::IpAddr;
 use super::{Peer, ServiceCtx};
 use crate::log::{AttackDetails, AttackKind, Reporter};
 
+mod editor;
+mod parse;
+mod text;
+
+pub use editor::{crlf, Key, LineEditor};
+use parse::host_of;
+pub use parse::{fetch_urls, split_commands, words};
+use text::{passwd, DIRS, OS_RELEASE, ROOT_LS};
+
 /// Commands one session may run before it is closed.
 pub const MAX_SESSION_COMMANDS: usize = 1000;
 const MAX_HISTORY: usize = 500;
-const MAX_INPUT_LINE: usize = 4096;
+pub(crate) const MAX_INPUT_LINE: usize = 4096;
 
 pub const KERNEL: &str = "5.15.0-91-generic";
 const UNAME_V: &str = "#101-Ubuntu SMP Tue Nov 14 13:30:08 UTC 2023";
@@ -37,212 +46,6 @@ pub struct Shell<'a> {
     history: Vec<String>,
     commands: usize,
     report: &'a Reporter,
-}
-
-fn passwd(user: &str) -> String {
-    let mut s = String::from(
-        "root:x:0:0:root:/root:/bin/bash
-daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
-bin:x:2:2:bin:/bin:/usr/sbin/nologin
-sys:x:3:3:sys:/dev:/usr/sbin/nologin
-sync:x:4:65534:sync:/bin:/bin/sync
-games:x:5:60:games:/usr/games:/usr/sbin/nologin
-man:x:6:12:man:/var/cache/man:/usr/sbin/nologin
-lp:x:7:7:lp:/var/spool/lpd:/usr/sbin/nologin
-mail:x:8:8:mail:/var/mail:/usr/sbin/nologin
-news:x:9:9:news:/var/spool/news:/usr/sbin/nologin
-uucp:x:10:10:uucp:/var/spool/uucp:/usr/sbin/nologin
-proxy:x:13:13:proxy:/bin:/usr/sbin/nologin
-www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin
-backup:x:34:34:backup:/var/backups:/usr/sbin/nologin
-list:x:38:38:Mailing List Manager:/var/list:/usr/sbin/nologin
-irc:x:39:39:ircd:/run/ircd:/usr/sbin/nologin
-gnats:x:41:41:Gnats Bug-Reporting System (admin):/var/lib/gnats:/usr/sbin/nologin
-nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-_apt:x:100:65534::/nonexistent:/usr/sbin/nologin
-systemd-network:x:101:102:systemd Network Management,,,:/run/systemd:/usr/sbin/nologin
-systemd-resolve:x:102:103:systemd Resolver,,,:/run/systemd:/usr/sbin/nologin
-messagebus:x:103:104::/nonexistent:/usr/sbin/nologin
-systemd-timesync:x:104:105:systemd Time Synchronization,,,:/run/systemd:/usr/sbin/nologin
-syslog:x:105:111::/home/syslog:/usr/sbin/nologin
-uuidd:x:107:113::/run/uuidd:/usr/sbin/nologin
-tcpdump:x:108:114::/nonexistent:/usr/sbin/nologin
-sshd:x:110:65534::/run/sshd:/usr/sbin/nologin
-",
-    );
-    if user != "root" {
-        s.push_str(&format!(
-            "{user}:x:1000:1000:{user},,,:/home/{user}:/bin/bash\n"
-        ));
-    }
-    s
-}
-
-const OS_RELEASE: &str = "PRETTY_NAME=\"Ubuntu 22.04.3 LTS\"
-NAME=\"Ubuntu\"
-VERSION_ID=\"22.04\"
-VERSION=\"22.04.3 LTS (Jammy Jellyfish)\"
-VERSION_CODENAME=jammy
-ID=ubuntu
-ID_LIKE=debian
-HOME_URL=\"https://www.ubuntu.com/\"
-SUPPORT_URL=\"https://help.ubuntu.com/\"
-BUG_REPORT_URL=\"https://bugs.launchpad.net/ubuntu/\"
-PRIVACY_POLICY_URL=\"https://www.ubuntu.com/legal/terms-and-policies/privacy-policy\"
-UBUNTU_CODENAME=jammy
-";
-
-const DIRS: &[&str] = &[
-    "/",
-    "/bin",
-    "/boot",
-    "/dev",
-    "/dev/shm",
-    "/etc",
-    "/home",
-    "/lib",
-    "/media",
-    "/mnt",
-    "/opt",
-    "/proc",
-    "/root",
-    "/run",
-    "/sbin",
-    "/srv",
-    "/sys",
-    "/tmp",
-    "/usr",
-    "/usr/bin",
-    "/usr/local",
-    "/var",
-    "/var/log",
-    "/var/tmp",
-    "/var/www",
-];
-
-const ROOT_LS: &str =
-    "bin   dev  home  lib32  libx32      media  opt   root  sbin  srv  tmp  var\nboot  etc  lib   lib64  lost+found  mnt    proc  run   snap  sys  usr\n";
-
-/// Splits a line into simple commands at `;`, `&&`, `||` and newlines (quotes respected).
-pub fn split_commands(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (None, ';' | '\n') => out.push(std::mem::take(&mut cur)),
-            (None, '&' | '|') if chars.peek() == Some(&c) => {
-                chars.next();
-                out.push(std::mem::take(&mut cur));
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
-
-/// Words of a simple command, quotes removed.
-pub fn words(cmd: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    for c in cmd.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// URL-looking arguments of a fetch command (`tftp host -c get file` gives `tftp://host/file`).
-pub fn fetch_urls(argv: &[String]) -> Vec<String> {
-    let Some(cmd) = argv.first() else {
-        return Vec::new();
-    };
-    let mut urls: Vec<String> = argv[1..]
-        .iter()
-        .filter(|a| a.contains("://"))
-        .cloned()
-        .collect();
-    if urls.is_empty() {
-        let plain: Vec<&String> = argv[1..]
-            .iter()
-            .enumerate()
-            .filter(|(i, a)| !a.starts_with('-') && !matches!(argv[*i].as_str(), "-r" | "-l"))
-            .map(|(_, a)| a)
-            .collect();
-        match cmd.as_str() {
-            "tftp" => {
-                let r_file = argv
-                    .iter()
-                    .position(|a| a == "-r")
-                    .and_then(|i| argv.get(i + 1));
-                let (host, file) = match r_file {
-                    Some(f) => (plain.last().copied(), Some(f)),
-                    None => (
-                        plain.first().copied(),
-                        plain
-                            .last()
-                            .copied()
-                            .filter(|f| Some(*f) != plain.first().copied()),
-                    ),
-                };
-                if let Some(host) = host {
-                    urls.push(format!(
-                        "tftp://{host}/{}",
-                        file.map(|f| f.as_str()).unwrap_or_default()
-                    ));
-                }
-            }
-            _ => urls.extend(
-                plain
-                    .iter()
-                    .filter(|a| a.contains('.') || a.contains('/'))
-                    .map(|a| format!("http://{a}")),
-            ),
-        }
-    }
-    urls
-}
-
-fn host_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    host.split(':').next().unwrap_or_default().to_owned()
 }
 
 /// The host name the shell and login prompts show: `service_config.hostname`, else the decky's.
@@ -650,82 +453,6 @@ root        1811  0.0  0.4  17180 10840 ?        Ss   {t}   0:00 sshd: {u} [priv
         }
         (text, status, exit)
     }
-}
-
-/// A key the line editor recognised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Key {
-    /// Bytes to echo (when the terminal expects the server to echo).
-    Echo(Vec<u8>),
-    Line(String),
-    /// Ctrl-C.
-    Interrupt,
-    /// Ctrl-D on an empty line.
-    Eof,
-}
-
-/// Turns terminal input (one byte at a time or in bursts) into lines.
-#[derive(Debug, Default)]
-pub struct LineEditor {
-    buf: Vec<u8>,
-    last_cr: bool,
-    escape: bool,
-}
-
-impl LineEditor {
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Key>) {
-        for &b in data {
-            let after_cr = std::mem::replace(&mut self.last_cr, false);
-            if self.escape {
-                if b.is_ascii_alphabetic() || b == b'~' {
-                    self.escape = false;
-                }
-                continue;
-            }
-            match b {
-                b'\r' => {
-                    self.last_cr = true;
-                    out.push(Key::Echo(b"\r\n".to_vec()));
-                    out.push(Key::Line(
-                        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned(),
-                    ));
-                }
-                b'\n' if after_cr => {}
-                b'\n' => {
-                    out.push(Key::Echo(b"\r\n".to_vec()));
-                    out.push(Key::Line(
-                        String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned(),
-                    ));
-                }
-                0 => {}
-                0x7f | 0x08 => {
-                    if self.buf.pop().is_some() {
-                        out.push(Key::Echo(b"\x08 \x08".to_vec()));
-                    }
-                }
-                0x03 => {
-                    self.buf.clear();
-                    out.push(Key::Echo(b"^C\r\n".to_vec()));
-                    out.push(Key::Interrupt);
-                }
-                0x04 if self.buf.is_empty() => out.push(Key::Eof),
-                0x15 => self.buf.clear(),
-                0x1b => self.escape = true,
-                b if b < 0x20 && b != b'\t' => {}
-                b => {
-                    if self.buf.len() < MAX_INPUT_LINE {
-                        self.buf.push(b);
-                        out.push(Key::Echo(vec![b]));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `\n` → `\r\n` for a terminal.
-pub fn crlf(text: &str) -> String {
-    text.replace('\n', "\r\n")
 }
 
 #[cfg(test)]
