@@ -90,7 +90,7 @@ mod tests {
                 })
                 .collect(),
             max_conns: 1,
-            timeout: args::DEFAULT_TIMEOUT,
+            timeout: None,
         }
     }
 

@@ -31,6 +31,8 @@ fn ssh_banner_and_client_version() {
     let banner = read_until(&mut s, "\r\n");
     assert_eq!(banner, "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.6\r\n");
     s.write_all(b"SSH-2.0-it_client_1.0\r\n").expect("write");
+    // The server now waits for the KEXINIT; hang up instead of sending it.
+    s.shutdown(Shutdown::Write).expect("shutdown");
     read_to_end(&mut s);
     let ev = d.event();
     assert_connection_event(&ev, "ssh", d.port);
