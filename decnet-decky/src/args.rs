@@ -21,13 +21,14 @@ usage: decnet-decky [base]
        decnet-decky --version | --help
 
   base    PID 1 of a decky's base container: sleep, reap zombies, exit 0 on SIGTERM/SIGINT
-  serve   run the honeypot responder <slug> on the given ports (at least one --port)
+  serve   run the honeypot responder <slug> on the given ports (at least one --port);
+          --timeout: idle seconds per read/write (default 10, ssh and telnet 120)
 
 env (serve): DECNET_SERVICE_CONFIG (JSON object), HOSTNAME, DECNET_DECKY";
 
 /// Default cap on concurrent TCP connections.
 pub const DEFAULT_MAX_CONNS: usize = 256;
-/// Default per-read/per-write socket timeout.
+/// Default per-read/per-write socket timeout (interactive services: see `Limits::for_service`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to run.
@@ -46,7 +47,8 @@ pub struct ServeArgs {
     pub bind: Ipv4Addr,
     pub ports: Vec<PortSpec>,
     pub max_conns: usize,
-    pub timeout: Duration,
+    /// `--timeout`; `None`: the service's default.
+    pub timeout: Option<Duration>,
 }
 
 /// `<port>/<proto>`.
@@ -148,7 +150,7 @@ fn parse_serve(mut it: impl Iterator<Item = String>) -> Result<ServeArgs, ArgErr
     let mut bind = Ipv4Addr::UNSPECIFIED;
     let mut ports: Vec<PortSpec> = Vec::new();
     let mut max_conns = DEFAULT_MAX_CONNS;
-    let mut timeout = DEFAULT_TIMEOUT;
+    let mut timeout = None;
 
     while let Some(arg) = it.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -193,7 +195,7 @@ fn parse_serve(mut it: impl Iterator<Item = String>) -> Result<ServeArgs, ArgErr
             "--timeout" => {
                 let v = value("--timeout")?;
                 timeout = match v.parse::<u64>() {
-                    Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
+                    Ok(n) if (1..=3600).contains(&n) => Some(Duration::from_secs(n)),
                     _ => {
                         return Err(ArgError::Invalid {
                             flag: "--timeout",
@@ -298,7 +300,7 @@ mod tests {
             ]
         );
         assert_eq!(s.max_conns, 8);
-        assert_eq!(s.timeout, Duration::from_secs(3));
+        assert_eq!(s.timeout, Some(Duration::from_secs(3)));
     }
 
     #[test]
@@ -306,7 +308,7 @@ mod tests {
         let s = serve(&["serve", "http", "--port", "80/tcp"]);
         assert_eq!(s.bind, Ipv4Addr::UNSPECIFIED);
         assert_eq!(s.max_conns, DEFAULT_MAX_CONNS);
-        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.timeout, None);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| hostname.clone());
     let mut ctx = ServiceCtx::new(&args.slug, &decky, &hostname, config);
+    if ctx.service == Service::Ssh {
+        // Loaded (or generated) now, so its fingerprint is on stderr at start-up.
+        let _ = protocols::ssh::host_key();
+    }
     let ports: Vec<u16> = args.ports.iter().map(|p| p.port).collect();
     if ctx.service.needs_tls(&ports) {
         let cn = ctx
@@ -86,7 +90,7 @@ mod tests {
                 })
                 .collect(),
             max_conns: 1,
-            timeout: args::DEFAULT_TIMEOUT,
+            timeout: None,
         }
     }
 

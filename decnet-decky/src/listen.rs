@@ -70,6 +70,27 @@ impl Default for Limits {
     }
 }
 
+/// Interactive logins (ssh, telnet): a person reads and types, so idle reads may last as long as
+/// OpenSSH's LoginGraceTime, a session up to half an hour, and a shell session sends more input.
+pub const INTERACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+pub const INTERACTIVE_SESSION: Duration = Duration::from_secs(30 * 60);
+pub const INTERACTIVE_MAX_BYTES_IN: u64 = 1024 * 1024;
+
+impl Limits {
+    /// The defaults for `service`: [`Limits::default`], longer for interactive logins.
+    pub fn for_service(service: protocols::Service) -> Limits {
+        match service {
+            protocols::Service::Ssh | protocols::Service::Telnet => Limits {
+                io_timeout: INTERACTIVE_TIMEOUT,
+                session: INTERACTIVE_SESSION,
+                max_bytes_in: INTERACTIVE_MAX_BYTES_IN,
+                ..Limits::default()
+            },
+            _ => Limits::default(),
+        }
+    }
+}
+
 /// A bound, not yet serving socket.
 #[derive(Debug)]
 pub enum Bound {
@@ -621,5 +642,18 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with(&format!("cannot bind 127.0.0.1:{port}/tcp: ")));
+    }
+
+    #[test]
+    fn interactive_logins_get_longer_bounds() {
+        let ssh = Limits::for_service(protocols::Service::Ssh);
+        assert_eq!(ssh.io_timeout, INTERACTIVE_TIMEOUT);
+        assert_eq!(ssh.session, INTERACTIVE_SESSION);
+        assert_eq!(ssh.max_conns, DEFAULT_MAX_CONNS);
+        assert_eq!(Limits::for_service(protocols::Service::Telnet), ssh);
+        assert_eq!(
+            Limits::for_service(protocols::Service::Redis),
+            Limits::default()
+        );
     }
 }

@@ -87,10 +87,11 @@ fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let defaults = Limits::for_service(ctx.service);
     let limits = Limits {
-        io_timeout: args.timeout,
+        io_timeout: args.timeout.unwrap_or(defaults.io_timeout),
         max_conns: args.max_conns,
-        ..Limits::default()
+        ..defaults
     };
     let server = match Server::start(
         sockets,

@@ -467,7 +467,14 @@ impl DockerDeployer {
             let base_id = base_id.clone();
             async move {
                 let cname = container_name(name, ContainerRole::Service(svc));
-                let body = shaper.service_body(shape, svc, &base_id);
+                let mut body = shaper.service_body(shape, svc, &base_id);
+                crate::hostkey::mount_ssh_host_key(
+                    &self.cfg.state_path,
+                    name.as_str(),
+                    svc,
+                    &mut body,
+                )
+                .map_err(|e| format!("service {svc}: ssh host key: {e}"))?;
                 let custom = shaper.custom.iter().any(|c| &c.name == svc);
                 let id = self
                     .create_and_start(&cname, body)

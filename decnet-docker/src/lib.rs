@@ -3,6 +3,7 @@
 //! compose, nothing ever pulled.
 
 pub mod deployer;
+pub mod hostkey;
 pub mod image;
 pub mod labels;
 pub mod logs;

@@ -309,22 +309,37 @@ pub(crate) const SSH: &[ConfigField] = &[
     field(
         "password",
         FieldKind::Secret,
-        "root password the bait accepts (default admin)",
+        "root password the bait accepts (none by default: see accept)",
     ),
     field(
         "user",
         FieldKind::String,
-        "unprivileged bait user (default ubuntu)",
+        "unprivileged bait user whose user_password is accepted (default ubuntu)",
     ),
     field(
         "user_password",
         FieldKind::Secret,
-        "password of the bait user (default admin)",
+        "password of the bait user (none by default: see accept)",
     ),
     field(
         "hostname",
         FieldKind::String,
         "host name shown in the shell prompt (cosmetic)",
+    ),
+    field(
+        "accept",
+        FieldKind::String,
+        "login policy: never (default without credentials), any, after:N (each source's N+1th attempt), list (default with credentials)",
+    ),
+    field(
+        "users",
+        FieldKind::Secret,
+        "credentials accepted, the original's form: user:pass,user2:pass2 (* matches anything)",
+    ),
+    field(
+        "credentials",
+        FieldKind::Json,
+        "credentials accepted, a JSON list of \"user:pass\" texts (* matches anything)",
     ),
 ];
 
@@ -337,22 +352,37 @@ pub(crate) const TELNET: &[ConfigField] = &[
     field(
         "password",
         FieldKind::Secret,
-        "root password the bait accepts (default admin)",
+        "root password the bait accepts (none by default: see accept)",
     ),
     field(
         "user",
         FieldKind::String,
-        "unprivileged bait user (default ubuntu)",
+        "unprivileged bait user whose user_password is accepted (default ubuntu)",
     ),
     field(
         "user_password",
         FieldKind::Secret,
-        "password of the bait user (default admin)",
+        "password of the bait user (none by default: see accept)",
     ),
     field(
         "hostname",
         FieldKind::String,
         "host name shown in the shell prompt (cosmetic)",
+    ),
+    field(
+        "accept",
+        FieldKind::String,
+        "login policy: never (default without credentials), any, after:N (each source's N+1th attempt), list (default with credentials)",
+    ),
+    field(
+        "users",
+        FieldKind::Secret,
+        "credentials accepted, the original's form: user:pass,user2:pass2 (* matches anything)",
+    ),
+    field(
+        "credentials",
+        FieldKind::Json,
+        "credentials accepted, a JSON list of \"user:pass\" texts (* matches anything)",
     ),
 ];
 
@@ -911,11 +941,29 @@ mod tests {
             ),
             (
                 "ssh",
-                &["banner", "password", "user", "user_password", "hostname"],
+                &[
+                    "banner",
+                    "password",
+                    "user",
+                    "user_password",
+                    "hostname",
+                    "accept",
+                    "users",
+                    "credentials",
+                ],
             ),
             (
                 "telnet",
-                &["banner", "password", "user", "user_password", "hostname"],
+                &[
+                    "banner",
+                    "password",
+                    "user",
+                    "user_password",
+                    "hostname",
+                    "accept",
+                    "users",
+                    "credentials",
+                ],
             ),
             ("ftp", &["banner"]),
             ("docker_api", &["server_header"]),

@@ -1,137 +1,309 @@
-//! Telnet: `login:` / `Password:` prompts; every attempt is incorrect.
+//! Telnet: option negotiation like Ubuntu's telnetd (DO TTYPE, TSPEED,
+//! XDISPLOC, NEW-ENVIRON; WILL SGA; DO NAWS; WILL ECHO), then `login:` /
+//! `Password:` under the accept policy ([`super::login`]) and, once let in, the
+//! fake shell ([`super::shell`]). Every attempt is an `auth` event.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
 
-use super::{Conn, Peer, ServiceCtx, MAX_LINE, MAX_LOGGED};
-use crate::log::{Fields, Reporter};
-use crate::util::{clip, push_bounded};
+use super::login::Policy;
+use super::shell::{crlf, Key, LineEditor, Shell};
+use super::{Conn, Peer, ServiceCtx, MAX_LOGGED};
+use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
+use crate::util::{clip, push_bounded, set_once};
 
 /// Attempts before the connection is closed, like login(1).
 pub const MAX_ATTEMPTS: usize = 3;
+pub const DEFAULT_BANNER: &str = "Ubuntu 22.04.3 LTS";
 
 const IAC: u8 = 255;
 const SB: u8 = 250;
 const SE: u8 = 240;
+const WILL: u8 = 251;
+const DO: u8 = 253;
+const ECHO: u8 = 1;
+const SGA: u8 = 3;
+const TTYPE: u8 = 24;
+const NAWS: u8 = 31;
+const TSPEED: u8 = 32;
+const XDISPLOC: u8 = 35;
+const NEW_ENVIRON: u8 = 39;
 
-/// Removes telnet option negotiation (IAC sequences) and NULs.
-pub fn strip_iac(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        match data[i] {
-            IAC => match data.get(i + 1) {
-                Some(&IAC) => {
+/// What Ubuntu's telnetd sends first.
+pub const NEGOTIATION: &[u8] = &[
+    IAC,
+    DO,
+    TTYPE,
+    IAC,
+    DO,
+    TSPEED,
+    IAC,
+    DO,
+    XDISPLOC,
+    IAC,
+    DO,
+    NEW_ENVIRON,
+    IAC,
+    WILL,
+    SGA,
+    IAC,
+    DO,
+    NAWS,
+    IAC,
+    WILL,
+    ECHO,
+];
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum IacState {
+    #[default]
+    Data,
+    Iac,
+    Option,
+    Sub,
+    SubIac,
+}
+
+/// Removes telnet commands (IAC sequences) from a stream, across reads.
+#[derive(Debug, Default)]
+pub struct IacFilter(IacState);
+
+impl IacFilter {
+    pub fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        for &b in data {
+            self.0 = match (self.0, b) {
+                (IacState::Data, IAC) => IacState::Iac,
+                (IacState::Data, b) => {
+                    out.push(b);
+                    IacState::Data
+                }
+                (IacState::Iac, IAC) => {
                     out.push(IAC);
-                    i += 2;
+                    IacState::Data
                 }
-                Some(251..=254) => i += 3,
-                Some(&SB) => {
-                    // Skip to IAC SE.
-                    i += 2;
-                    while i < data.len() && !(data[i] == IAC && data.get(i + 1) == Some(&SE)) {
-                        i += 1;
-                    }
-                    i += 2;
-                }
-                _ => i += 2,
-            },
-            0 => i += 1,
-            b => {
-                out.push(b);
-                i += 1;
+                (IacState::Iac, 251..=254) => IacState::Option,
+                (IacState::Iac, SB) => IacState::Sub,
+                (IacState::Iac | IacState::Option, _) => IacState::Data,
+                (IacState::Sub, IAC) => IacState::SubIac,
+                (IacState::Sub, _) => IacState::Sub,
+                (IacState::SubIac, SE) => IacState::Data,
+                (IacState::SubIac, _) => IacState::Sub,
             }
         }
     }
+}
+
+/// Removes telnet option negotiation (IAC sequences) from one buffer.
+pub fn strip_iac(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    IacFilter::default().feed(data, &mut out);
+    out.retain(|&b| b != 0);
     out
 }
 
-/// Next non-empty line typed by the client (`\r\n`, `\r\0` or `\n` ends it).
-fn read_input<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<Vec<u8>>> {
-    for _ in 0..16 {
-        conn.skip_buffered(b"\n\0");
-        let Some(raw) = conn.read_until(b"\r\n", MAX_LINE)? else {
-            return Ok(None);
-        };
-        let line = strip_iac(&raw);
-        let line = line.trim_ascii();
-        if !line.is_empty() {
-            return Ok(Some(line.to_vec()));
+/// The client's terminal: IAC filtering, line editing and echo.
+struct Term<S> {
+    conn: Conn<S>,
+    iac: IacFilter,
+    editor: LineEditor,
+    keys: VecDeque<Key>,
+}
+
+impl<S: Read + Write> Term<S> {
+    /// The next line (echoed when `echo`); `None` at end of stream or Ctrl-D.
+    fn line(&mut self, echo: bool) -> io::Result<Option<String>> {
+        loop {
+            while let Some(k) = self.keys.pop_front() {
+                match k {
+                    Key::Echo(b) => {
+                        if echo {
+                            self.conn.send(&b)?;
+                        }
+                    }
+                    Key::Line(l) => return Ok(Some(l)),
+                    Key::Interrupt => return Ok(Some(String::new())),
+                    Key::Eof => return Ok(None),
+                }
+            }
+            let data = self.conn.read_some()?;
+            if data.is_empty() {
+                return Ok(None);
+            }
+            let mut clean = Vec::new();
+            self.iac.feed(&data, &mut clean);
+            let mut keys = Vec::new();
+            self.editor.feed(&clean, &mut keys);
+            self.keys.extend(keys);
         }
     }
-    Ok(None)
 }
 
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
-    _peer: &Peer,
-    _report: &Reporter,
+    peer: &Peer,
+    report: &Reporter,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    if let Some(banner) = ctx.config.line("banner") {
+    conn.send(NEGOTIATION)?;
+    let banner = ctx
+        .config
+        .line("banner")
+        .unwrap_or_else(|| DEFAULT_BANNER.to_owned());
+    if !banner.is_empty() {
         conn.send(format!("{banner}\r\n").as_bytes())?;
     }
-    let prompt = format!("{} login: ", ctx.hostname);
+    let policy = Policy::from_config(&ctx.config);
+    let mut term = Term {
+        conn,
+        iac: IacFilter::default(),
+        editor: LineEditor::default(),
+        keys: VecDeque::new(),
+    };
+    let prompt = format!("{} login: ", super::shell::hostname(ctx));
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
-            conn.send(b"\r\n")?;
+            term.conn.send(b"\r\n")?;
         }
-        conn.send(prompt.as_bytes())?;
-        let Some(user) = read_input(&mut conn)? else {
-            return Ok(());
+        let user = loop {
+            term.conn.send(prompt.as_bytes())?;
+            match term.line(true)? {
+                None => return Ok(()),
+                Some(u) if u.trim().is_empty() => {}
+                Some(u) => break clip(u.trim().as_bytes(), 128),
+            }
         };
-        conn.send(b"Password: ")?;
-        let pass = read_input(&mut conn)?;
-        let cred = json!({"username": clip(&user, 128), "password": clip(pass.as_deref().unwrap_or_default(), 128)});
+        term.conn.send(b"Password: ")?;
+        let pass = term.line(false)?;
+        let pass_text = clip(pass.as_deref().unwrap_or_default().as_bytes(), 256);
+        let accepted =
+            pass.is_some() && policy.attempt(&ctx.slug, peer.addr.ip(), &user, &pass_text);
+        let cred = json!({"username": user, "password": pass_text});
         push_bounded(fields, "credentials", cred, MAX_LOGGED);
-        fields
-            .entry("username")
-            .or_insert_with(|| Value::from(clip(&user, 128)));
+        set_once(fields, "username", Value::from(user.clone()));
+        report.emit(
+            AttackKind::Auth,
+            AttackDetails {
+                username: Some(user.clone()),
+                password: Some(pass_text),
+                method: Some("password".into()),
+                accepted: Some(accepted),
+                ..Default::default()
+            },
+        );
         if pass.is_none() {
             return Ok(());
         }
-        conn.send(b"\r\nLogin incorrect\r\n")?;
+        if accepted {
+            fields.insert("logged_in_as".into(), Value::from(user.clone()));
+            return shell(&mut term, ctx, peer, report, &user);
+        }
+        term.conn.send(b"\r\nLogin incorrect\r\n")?;
     }
     Ok(())
 }
 
+fn shell<S: Read + Write>(
+    term: &mut Term<S>,
+    ctx: &ServiceCtx,
+    peer: &Peer,
+    report: &Reporter,
+    user: &str,
+) -> io::Result<()> {
+    let mut sh = Shell::new(user, ctx, peer, report);
+    term.conn
+        .send(format!("\r\n{}{}", crlf(&sh.motd()), sh.prompt()).as_bytes())?;
+    loop {
+        let Some(line) = term.line(true)? else {
+            term.conn.send(b"logout\r\n")?;
+            return Ok(());
+        };
+        let out = sh.run(&line);
+        if out.exit {
+            term.conn
+                .send(crlf(&format!("{}logout\n", out.text)).as_bytes())?;
+            return Ok(());
+        }
+        term.conn
+            .send(format!("{}{}", crlf(&out.text), sh.prompt()).as_bytes())?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testing::run;
+    use super::super::testing::{run, run_events};
     use super::*;
+    use proptest::prelude::*;
+
+    fn after_negotiation(out: &str) -> &str {
+        let neg = String::from_utf8_lossy(NEGOTIATION).into_owned();
+        out.strip_prefix(neg.as_str()).unwrap_or(out)
+    }
 
     #[test]
     fn login_prompt_and_incorrect() {
         let input = b"\xff\xfd\x03\xff\xfb\x18\xff\xfa\x18\x00xterm\xff\xf0root\r\n123456\r\0admin\nadmin\r\n";
-        let (out, f) = run("telnet", json!({}), input);
+        let (out, f, ev) = run_events("telnet", json!({}), input);
         assert_eq!(
-            out,
-            "web-01 login: Password: \r\nLogin incorrect\r\n\r\nweb-01 login: Password: \r\nLogin incorrect\r\n\r\nweb-01 login: "
+            after_negotiation(&out),
+            "Ubuntu 22.04.3 LTS\r\nweb-01 login: root\r\nPassword: \r\nLogin incorrect\r\n\r\nweb-01 login: admin\r\nPassword: \r\nLogin incorrect\r\n\r\nweb-01 login: "
         );
         assert_eq!(
             f["credentials"],
             json!([{"username": "root", "password": "123456"}, {"username": "admin", "password": "admin"}])
         );
         assert_eq!(f["username"], "root");
+        let auth: Vec<_> = ev.iter().filter(|e| e.kind == AttackKind::Auth).collect();
+        assert_eq!(auth.len(), 2);
+        assert_eq!(auth[0].details.accepted, Some(false));
     }
 
     #[test]
     fn banner_and_three_attempts() {
-        let (out, f) = run(
-            "telnet",
-            json!({"banner": "Ubuntu 22.04.3 LTS"}),
-            b"a\nb\nc\nd\ne\nf\ng\nh\n",
-        );
-        assert!(out.starts_with("Ubuntu 22.04.3 LTS\r\nweb-01 login: "));
+        let (out, f) = run("telnet", json!({}), b"a\nb\nc\nd\ne\nf\ng\nh\n");
+        assert!(after_negotiation(&out).starts_with("Ubuntu 22.04.3 LTS\r\nweb-01 login: "));
         assert_eq!(out.matches("Login incorrect").count(), 3);
         assert_eq!(f["credentials"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn accepted_login_reaches_the_shell() {
+        let (out, _, ev) = run_events(
+            "telnet",
+            json!({"users": "admin:admin"}),
+            b"admin\r\nadmin\r\nid\r\nbusybox\r\nexit\r\n",
+        );
+        assert!(out.contains("Welcome to Ubuntu 22.04.3 LTS"));
+        assert!(out.contains("admin@web-01:~$ "));
+        assert!(out.contains("uid=1000(admin)"));
+        assert!(out.contains("-bash: busybox: command not found\r\n"));
+        assert!(out.ends_with("logout\r\n"));
+        let cmds: Vec<_> = ev
+            .iter()
+            .filter(|e| e.kind == AttackKind::Command)
+            .filter_map(|e| e.details.command.clone())
+            .collect();
+        assert_eq!(cmds, ["id", "busybox", "exit"]);
     }
 
     #[test]
     fn iac_stripping() {
         assert_eq!(strip_iac(b"a\xff\xffb\xff\xf1c"), b"a\xffbc");
         assert_eq!(strip_iac(b"\xff\xfa\x1f\x00\x50\xff\xf0x"), b"x");
+        let mut f = IacFilter::default();
+        let mut out = Vec::new();
+        f.feed(b"a\xff", &mut out);
+        f.feed(b"\xfd\x01b", &mut out);
+        assert_eq!(out, b"ab");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = strip_iac(&data);
+            let _ = run("telnet", json!({"accept": "any"}), &data);
+        }
     }
 }

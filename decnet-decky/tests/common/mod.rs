@@ -73,11 +73,26 @@ impl Decky {
     }
 
     pub fn serve_with(slug: &str, config: Option<&str>, extra: &[&str]) -> Decky {
+        Self::spawn(slug, config, extra, &[])
+    }
+
+    /// Like [`Decky::serve`], with extra environment variables.
+    pub fn serve_with_env(slug: &str, config: Option<&str>, env: &[(&str, &str)]) -> Decky {
+        Self::spawn(slug, config, &[], env)
+    }
+
+    fn spawn(slug: &str, config: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Decky {
         let port = free_tcp_port();
         let spec = format!("{port}/tcp");
         let mut args = vec!["serve", slug, "--bind", "127.0.0.1", "--port", &spec];
         args.extend_from_slice(extra);
-        let mut child = command(&args, config).spawn().expect("spawn decnet-decky");
+        let mut cmd = command(&args, config);
+        // A host key file of the tester's machine is never picked up by accident.
+        cmd.env("DECNET_SSH_HOST_KEY", "/nonexistent/ssh12-host-key");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn decnet-decky");
         let stdout = lines(child.stdout.take().expect("stdout"));
         let stderr = lines(child.stderr.take().expect("stderr"));
         let d = Decky {
@@ -86,10 +101,17 @@ impl Decky {
             stderr,
             port,
         };
-        let line = d
+        // An ssh service first says which host key it serves.
+        let mut line = d
             .stderr
             .recv_timeout(WAIT)
             .expect("start-up line on stderr");
+        while line.contains("ssh host key") {
+            line = d
+                .stderr
+                .recv_timeout(WAIT)
+                .expect("start-up line on stderr");
+        }
         assert!(line.contains("serving"), "unexpected start-up line: {line}");
         d
     }
