@@ -182,7 +182,9 @@ fn telnet_login_prompt() {
 fn http_get(d: &Decky, path: &str) -> String {
     let mut s = d.connect();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: it-test/1.0\r\n\r\n")
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: it-test/1.0\r\nConnection: close\r\n\r\n"
+        )
             .as_bytes(),
     )
     .expect("write");
@@ -307,7 +309,7 @@ fn https_get(port: u16, sni: &str) -> (String, Vec<u8>) {
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     sock.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut tls = StreamOwned::new(conn, sock);
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: tls-it\r\n\r\n")
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: tls-it\r\nConnection: close\r\n\r\n")
         .expect("tls write");
     let resp = String::from_utf8_lossy(&read_to_end(&mut tls)).into_owned();
     let cert = verifier

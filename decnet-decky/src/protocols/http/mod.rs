@@ -1,10 +1,11 @@
 //! HTTP personas: a web server (http/https), the Docker Engine API,
-//! the Kubernetes API server and Elasticsearch. One request per connection,
-//! answered with `Connection: close`.
+//! the Kubernetes API server and Elasticsearch. Keep-alive HTTP/1.1 with a bounded parser
+//! ([`parse`]); every request is reported as a `request` step.
 //!
-//! HTTP-family services sniff the first byte: a TLS ClientHello (0x16) gets
-//! a TLS handshake with the self-signed certificate first, so the same
-//! responder covers 80/443, 2375/2376 and 8080/6443.
+//! Each product's real ports keep their real scheme ([`scheme`]): docker 2375, k8s 8080 and
+//! Elasticsearch 9200 are plain HTTP (a ClientHello there is a malformed request), docker 2376,
+//! kube-apiserver 6443 and 443 are TLS. On any other port a ClientHello (0x16) gets a TLS
+//! handshake first.
 
 use std::io::{self, Read, Write};
 use std::time::SystemTime;
@@ -13,20 +14,18 @@ use serde_json::Value;
 
 use super::{tls, Conn, Peer, ServiceCtx};
 
+pub mod parse;
 mod products;
 use crate::config::one_line;
-use crate::log::{http_date, AttackKind, Fields, Reporter};
-use crate::util::{clip, preview};
+use crate::log::{http_date, AttackDetails, AttackKind, Fields, Reporter};
+use crate::util::{bump, clip, preview};
+pub use parse::Request;
+use parse::{ParseError, ReadError, MAX_REQUESTS};
 
 pub const DEFAULT_SERVER: &str = "Apache/2.4.52 (Ubuntu)";
 pub const DOCKER_VERSION: &str = "20.10.24";
 pub const ES_VERSION: &str = "7.17.9";
 pub const K8S_VERSION: &str = "v1.28.4";
-
-const MAX_HEAD_LINE: usize = 8192;
-const MAX_HEADERS: usize = 100;
-/// Request bodies up to this size are read and previewed in the log.
-const MAX_BODY: usize = 16 * 1024;
 
 /// Which product the HTTP responder pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,37 +34,6 @@ pub enum Flavor {
     DockerApi,
     K8s,
     Elasticsearch,
-}
-
-/// A parsed request head.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    pub target: String,
-    pub version: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The path without query string.
-    pub fn path(&self) -> &str {
-        let t = self.target.split(['?', '#']).next().unwrap_or("/");
-        // Absolute-form targets (proxy probes): keep only the path.
-        match t
-            .strip_prefix("http://")
-            .or_else(|| t.strip_prefix("https://"))
-        {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => t,
-        }
-    }
 }
 
 /// A response to write.
@@ -100,16 +68,18 @@ impl Response {
         self
     }
 
-    /// Serialises the response; `head_only` omits the body (HEAD).
-    pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+    /// Serialises the response; `head_only` omits the body (HEAD); `keep_alive` leaves the
+    /// connection open (no `Connection: close`).
+    pub fn to_bytes(&self, head_only: bool, keep_alive: bool) -> Vec<u8> {
         let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (n, v) in &self.headers {
             out.push_str(&format!("{n}: {v}\r\n"));
         }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        ));
+        out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        if !keep_alive {
+            out.push_str("Connection: close\r\n");
+        }
+        out.push_str("\r\n");
         let mut bytes = out.into_bytes();
         if !head_only {
             bytes.extend_from_slice(&self.body);
@@ -132,8 +102,11 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
         418 => "I'm a teapot",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
@@ -143,8 +116,31 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Entry point for `http`, `docker_api`, `k8s`, `elasticsearch`: TLS if
-/// the client starts with a ClientHello, else plain HTTP.
+/// How a port of a product is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP only: a ClientHello is a malformed request (docker 2375, k8s 8080, ES 9200).
+    Plain,
+    /// TLS only (docker 2376, kube-apiserver 6443, https 443).
+    Tls,
+    /// Any other port (a test's, an operator's): TLS if the client starts with a ClientHello.
+    Sniff,
+}
+
+/// The scheme the real product uses on `port`.
+pub fn scheme(flavor: Flavor, port: u16) -> Scheme {
+    match (flavor, port) {
+        (Flavor::DockerApi, 2375)
+        | (Flavor::K8s, 8080)
+        | (Flavor::Elasticsearch, 9200)
+        | (Flavor::Web, 80) => Scheme::Plain,
+        (Flavor::DockerApi, 2376) | (Flavor::K8s, 6443) | (Flavor::Web, 443) => Scheme::Tls,
+        _ => Scheme::Sniff,
+    }
+}
+
+/// Entry point for `http`, `docker_api`, `k8s`, `elasticsearch`: the port's scheme
+/// ([`scheme`]), then keep-alive HTTP/1.1.
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -153,83 +149,52 @@ pub fn handle<S: Read + Write>(
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    match (conn.peek()?, &ctx.tls) {
-        (None, _) => Ok(()),
-        (Some(0x16), Some(config)) => {
+    let first = conn.peek()?;
+    let scheme = scheme(flavor, peer.dst_port);
+    match (first, &ctx.tls, scheme) {
+        (None, _, _) => Ok(()),
+        (Some(0x16), Some(config), Scheme::Tls | Scheme::Sniff) => {
             let mut tls = tls::accept(config, conn.into_prefixed(), fields)?;
             let res = serve_plain(Conn::new(&mut tls), ctx, peer, report, flavor, fields);
             tls::close(&mut tls);
             res
         }
-        _ => {
-            if go_tls_port(flavor, peer.dst_port) {
-                // What Go's TLS server says to plain HTTP on its TLS port.
-                let _ = read_head(&mut conn, fields);
-                return conn.send(
-                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
-                );
-            }
-            serve_plain(conn, ctx, peer, report, flavor, fields)
+        (Some(_), _, Scheme::Tls) => {
+            // Plain HTTP on a TLS-only port: what the real server answers.
+            let mut first_line = Vec::new();
+            let _ = parse::read_request(&mut conn, &mut first_line);
+            fields.insert("plain_on_tls".into(), Value::from(true));
+            conn.send(plain_on_tls_answer(flavor))
         }
+        _ => serve_plain(conn, ctx, peer, report, flavor, fields),
     }
 }
 
-/// Ports where the real (Go) product only speaks TLS.
-fn go_tls_port(flavor: Flavor, port: u16) -> bool {
-    matches!(
-        (flavor, port),
-        (Flavor::K8s, 6443) | (Flavor::DockerApi, 2376)
-    )
+/// The answer to plain HTTP on a TLS-only port: Go's `net/http` for Docker and Kubernetes,
+/// Apache's `mod_ssl` for the web server.
+fn plain_on_tls_answer(flavor: Flavor) -> &'static [u8] {
+    match flavor {
+        Flavor::Web => b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=iso-8859-1\r\nConnection: close\r\n\r\n\
+            <!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>400 Bad Request</title>\n</head><body>\n\
+            <h1>Bad Request</h1>\n<p>Your browser sent a request that this server could not understand.<br />\n\
+            Reason: You're speaking plain HTTP to an SSL-enabled server port.<br />\n</p>\n</body></html>\n",
+        _ => b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+    }
 }
 
-/// Reads the request head; `Ok(None)` at end of stream, `Err` with
-/// `InvalidData` when it is not HTTP.
-fn read_head<S: Read + Write>(
-    conn: &mut Conn<S>,
-    fields: &mut Fields,
-) -> io::Result<Option<Request>> {
-    let Some(first) = conn.read_line(MAX_HEAD_LINE)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&first);
-    let mut parts = text.split_ascii_whitespace();
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        fields.insert("bad_request".into(), Value::from(preview(&first, 256)));
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not an HTTP request",
-        ));
-    };
-    if !version.starts_with("HTTP/") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        fields.insert("bad_request".into(), Value::from(preview(&first, 256)));
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not an HTTP request",
-        ));
-    }
-    let mut req = Request {
-        method: clip(method.as_bytes(), 16),
-        target: clip(target.as_bytes(), 2048),
-        version: clip(version.as_bytes(), 16),
-        headers: Vec::new(),
-    };
+/// Headers kept per request in its event (names lower-cased, values clipped).
+const MAX_LOGGED_HEADERS: usize = 32;
+/// Body bytes shown in a request event.
+const BODY_SAMPLE: usize = 1024;
+
+/// Notes a request in the session summary and reports it as a `request` step.
+fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fields) {
     fields.insert("method".into(), Value::from(req.method.clone()));
-    fields.insert("path".into(), Value::from(req.target.clone()));
+    fields.insert(
+        "path".into(),
+        Value::from(clip(req.target.as_bytes(), 2048)),
+    );
     fields.insert("version".into(), Value::from(req.version.clone()));
-    for _ in 0..MAX_HEADERS {
-        let Some(line) = conn.read_line(MAX_HEAD_LINE)? else {
-            break;
-        };
-        if line.is_empty() {
-            break;
-        }
-        let line = String::from_utf8_lossy(&line);
-        if let Some((n, v)) = line.split_once(':') {
-            req.headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
     for (key, header) in [
         ("user_agent", "user-agent"),
         ("host", "host"),
@@ -240,10 +205,42 @@ fn read_head<S: Read + Write>(
             fields.insert(key.into(), Value::from(clip(v.as_bytes(), 512)));
         }
     }
-    Ok(Some(req))
+    if req.body_len > 0 {
+        fields.insert("body".into(), Value::from(preview(&req.body, BODY_SAMPLE)));
+    }
+    fields.insert("status".into(), Value::from(status));
+    bump(fields, "requests");
+
+    let mut headers = Fields::new();
+    for (n, v) in req.headers.iter().take(MAX_LOGGED_HEADERS) {
+        headers
+            .entry(n.to_ascii_lowercase())
+            .or_insert_with(|| Value::from(clip(v.as_bytes(), 512)));
+    }
+    let mut extra = Fields::new();
+    if let Some(q) = req.query() {
+        extra.insert("query".into(), Value::from(clip(q.as_bytes(), 2048)));
+    }
+    extra.insert("version".into(), Value::from(req.version.clone()));
+    extra.insert("headers".into(), Value::Object(headers));
+    if req.body_len > 0 {
+        extra.insert("body".into(), Value::from(preview(&req.body, BODY_SAMPLE)));
+    }
+    extra.insert("status".into(), Value::from(status));
+    report.emit(
+        AttackKind::Request,
+        AttackDetails {
+            http_method: Some(req.method.clone()),
+            path: Some(clip(req.path().as_bytes(), 2048)),
+            user_agent: req.header("user-agent").map(|v| clip(v.as_bytes(), 512)),
+            bytes_in: Some(req.body_len as u64),
+            extra,
+            ..AttackDetails::default()
+        },
+    );
 }
 
-/// Serves one request on an already-decrypted stream.
+/// Serves keep-alive requests on an already-decrypted stream, at most [`MAX_REQUESTS`].
 pub fn serve_plain<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -252,41 +249,45 @@ pub fn serve_plain<S: Read + Write>(
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    let req = match read_head(&mut conn, fields) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            let resp = bad_request(ctx, flavor, peer.dst_port);
-            fields.insert("status".into(), Value::from(resp.status));
-            return conn.send(&resp.to_bytes(false));
+    let mut first_line = Vec::new();
+    for n in 1..=MAX_REQUESTS {
+        let req = match parse::read_request(&mut conn, &mut first_line) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(ReadError::Parse(e)) => {
+                let status = match e {
+                    ParseError::TooLarge("body") => 413,
+                    ParseError::TooLarge("uri") => 414,
+                    ParseError::TooLarge(_) => 431,
+                    ParseError::Malformed(_) => 400,
+                };
+                fields.insert("bad_request".into(), Value::from(preview(&first_line, 256)));
+                fields.insert("parse_error".into(), Value::from(format!("{e:?}")));
+                let resp = bad_request(ctx, flavor, peer.dst_port, status);
+                fields.insert("status".into(), Value::from(resp.status));
+                return conn.send(&resp.to_bytes(false, false));
+            }
+            Err(ReadError::Io(e)) => return Err(e),
+        };
+        let resp = route(&req, ctx, peer, flavor);
+        record_request(&req, resp.status, report, fields);
+        let keep = req.keep_alive() && n < MAX_REQUESTS;
+        conn.send(&resp.to_bytes(req.method == "HEAD", keep))?;
+        if !keep {
+            break;
         }
-        Err(e) => return Err(e),
-    };
-    if let Some(len) = req
-        .header("content-length")
-        .and_then(|l| l.trim().parse::<usize>().ok())
-        .filter(|&l| l > 0)
-    {
-        let body = conn.read_exact_vec(len.min(MAX_BODY))?;
-        fields.insert("body".into(), Value::from(preview(&body, 1024)));
     }
-    let resp = route(&req, ctx, peer, flavor);
-    fields.insert("status".into(), Value::from(resp.status));
-    let mut step = Fields::new();
-    for key in ["method", "path", "user_agent", "body", "status"] {
-        if let Some(v) = fields.get(key) {
-            let key = if key == "method" { "http_method" } else { key };
-            step.insert(key.into(), v.clone());
-        }
-    }
-    report.emit_fields(AttackKind::Request, step);
-    conn.send(&resp.to_bytes(req.method == "HEAD"))
+    Ok(())
 }
 
-fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16) -> Response {
+fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16, status: u16) -> Response {
     match flavor {
-        Flavor::Web => web_response(ctx, 400, port),
-        _ => Response::new(400, "text/plain; charset=utf-8", "400 Bad Request"),
+        Flavor::Web => web_response(ctx, status, port),
+        _ => Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{status} {}", reason(status)),
+        ),
     }
 }
 
@@ -409,7 +410,7 @@ mod tests {
         let (out, f) = run(
             "http",
             json!({}),
-            b"GET /admin?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\n\r\n",
+            b"GET /admin?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\nConnection: close\r\n\r\n",
         );
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(out.contains("\r\nServer: Apache/2.4.52 (Ubuntu)\r\n"));
@@ -444,7 +445,7 @@ mod tests {
         let (out, f) = run(
             "http",
             cfg,
-            b"HEAD / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            b"HEAD / HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
         );
         assert!(out.ends_with("Content-Length: 13\r\nConnection: close\r\n\r\n"));
         assert_eq!(f["body"], "abc");
@@ -476,6 +477,79 @@ mod tests {
         assert!(m
             .out()
             .ends_with("Client sent an HTTP request to an HTTPS server.\n"));
+    }
+
+    #[test]
+    fn keep_alive_requests_are_each_recorded() {
+        use super::super::testing::run_events;
+        let (out, f, ev) = run_events(
+            "http",
+            json!({}),
+            b"GET /a?x=1 HTTP/1.1\r\nUser-Agent: ua\r\nCookie: s=1\r\n\r\n\
+              POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
+              GET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+        assert_eq!(out.matches("Connection: close").count(), 1, "{out}");
+        assert_eq!(f["requests"], 3);
+        assert_eq!(ev.len(), 3);
+        let d = &ev[0].details;
+        assert_eq!(ev[0].kind, AttackKind::Request);
+        assert_eq!(d.http_method.as_deref(), Some("GET"));
+        assert_eq!(d.path.as_deref(), Some("/a"));
+        assert_eq!(d.user_agent.as_deref(), Some("ua"));
+        assert_eq!(d.extra["query"], "x=1");
+        assert_eq!(d.extra["headers"]["cookie"], "s=1");
+        assert_eq!(d.extra["status"], 200);
+        assert_eq!(ev[1].details.bytes_in, Some(2));
+        assert_eq!(ev[1].details.extra["body"], "hi");
+        assert_eq!(ev[2].details.path.as_deref(), Some("/c"));
+    }
+
+    #[test]
+    fn oversized_and_malformed_requests() {
+        use super::super::testing::run_events;
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(40_000));
+        let (out, f, ev) = run_events("docker_api", json!({}), big.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        assert!(ev.is_empty());
+        assert_eq!(f["status"], 431);
+        let (out, _, _) = run_events(
+            "elasticsearch",
+            json!({}),
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    }
+
+    #[test]
+    fn schemes_per_port() {
+        use super::super::testing::{ctx, peer, reporter, Mock};
+        assert_eq!(scheme(Flavor::DockerApi, 2375), Scheme::Plain);
+        assert_eq!(scheme(Flavor::DockerApi, 2376), Scheme::Tls);
+        assert_eq!(scheme(Flavor::K8s, 8080), Scheme::Plain);
+        assert_eq!(scheme(Flavor::K8s, 6443), Scheme::Tls);
+        assert_eq!(scheme(Flavor::Elasticsearch, 9200), Scheme::Plain);
+        assert_eq!(scheme(Flavor::Elasticsearch, 19200), Scheme::Sniff);
+        // A ClientHello on docker's plain port gets Go's plain 400, even with a certificate.
+        let mut c = ctx("docker_api", json!({}));
+        c.tls = Some(tls::server_config("web-01", &[]).expect("tls"));
+        let mut m = Mock::new(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03");
+        let mut f = Fields::new();
+        super::super::handle(
+            &c,
+            &peer(2375),
+            &reporter("docker_api", 2375).0,
+            &mut m,
+            &mut f,
+        )
+        .expect("ok");
+        assert!(
+            m.out().starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{}",
+            m.out()
+        );
+        assert!(m.out().ends_with("400 Bad Request"), "{}", m.out());
     }
 
     #[test]
