@@ -12,13 +12,16 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{tls, Conn, Peer, ServiceCtx};
+use super::{tls, Conn, Peer, ServiceCtx, MAX_LOGGED};
 
+pub mod creds;
 pub mod parse;
+pub mod personas;
 mod products;
+pub mod web;
 use crate::config::one_line;
 use crate::log::{http_date, AttackDetails, AttackKind, Fields, Reporter};
-use crate::util::{bump, clip, preview};
+use crate::util::{bump, clip, preview, push_bounded};
 pub use parse::Request;
 use parse::{ParseError, ReadError, MAX_REQUESTS};
 
@@ -240,6 +243,37 @@ fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fi
     );
 }
 
+/// Reports each credential as an `auth` step and keeps the first few in the summary.
+fn record_credentials(
+    req: &Request,
+    found: &[creds::Credential],
+    report: &Reporter,
+    fields: &mut Fields,
+) {
+    for c in found {
+        let mut extra = Fields::new();
+        extra.insert("path".into(), Value::from(clip(req.path().as_bytes(), 512)));
+        report.emit(
+            AttackKind::Auth,
+            AttackDetails {
+                username: c.username.clone(),
+                password: Some(c.password.clone()),
+                method: Some(c.method.to_owned()),
+                accepted: Some(false),
+                extra,
+                ..AttackDetails::default()
+            },
+        );
+        let mut entry = Fields::new();
+        if let Some(u) = &c.username {
+            entry.insert("username".into(), Value::from(u.clone()));
+        }
+        entry.insert("password".into(), Value::from(c.password.clone()));
+        entry.insert("method".into(), Value::from(c.method));
+        push_bounded(fields, "credentials", Value::Object(entry), MAX_LOGGED);
+    }
+}
+
 /// Serves keep-alive requests on an already-decrypted stream, at most [`MAX_REQUESTS`].
 pub fn serve_plain<S: Read + Write>(
     mut conn: Conn<S>,
@@ -269,8 +303,10 @@ pub fn serve_plain<S: Read + Write>(
             }
             Err(ReadError::Io(e)) => return Err(e),
         };
-        let resp = route(&req, ctx, peer, flavor);
+        let found = creds::credentials(&req);
+        let resp = route(&req, ctx, peer, flavor, &found);
         record_request(&req, resp.status, report, fields);
+        record_credentials(&req, &found, report, fields);
         let keep = req.keep_alive() && n < MAX_REQUESTS;
         conn.send(&resp.to_bytes(req.method == "HEAD", keep))?;
         if !keep {
@@ -292,16 +328,15 @@ fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16, status: u16) -> Resp
 }
 
 /// The response for a request (pure: no I/O).
-pub fn route(req: &Request, ctx: &ServiceCtx, peer: &Peer, flavor: Flavor) -> Response {
+pub fn route(
+    req: &Request,
+    ctx: &ServiceCtx,
+    peer: &Peer,
+    flavor: Flavor,
+    creds: &[creds::Credential],
+) -> Response {
     match flavor {
-        Flavor::Web => {
-            let status = ctx
-                .config
-                .u16("response_code")
-                .filter(|s| (200..=599).contains(s))
-                .unwrap_or(200);
-            web_response(ctx, status, peer.dst_port)
-        }
+        Flavor::Web => web::respond(req, ctx, peer, creds),
         Flavor::DockerApi => products::docker(req, ctx),
         Flavor::K8s => products::k8s(req),
         Flavor::Elasticsearch => products::elasticsearch(req, ctx),
@@ -339,7 +374,7 @@ fn web_response(ctx: &ServiceCtx, status: u16, port: u16) -> Response {
 }
 
 /// `extra_headers`: a JSON object, or a string holding one.
-fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
+pub(crate) fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
     let parsed;
     let map = match ctx.config.get("extra_headers") {
         Some(Value::Object(m)) => m,
@@ -410,7 +445,7 @@ mod tests {
         let (out, f) = run(
             "http",
             json!({}),
-            b"GET /admin?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\nConnection: close\r\n\r\n",
+            b"GET /?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\nConnection: close\r\n\r\n",
         );
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(out.contains("\r\nServer: Apache/2.4.52 (Ubuntu)\r\n"));
@@ -422,7 +457,7 @@ mod tests {
             .unwrap_or(0);
         assert!(out.contains(&format!("Content-Length: {body_len}\r\n")));
         assert_eq!(f["method"], "GET");
-        assert_eq!(f["path"], "/admin?x=1");
+        assert_eq!(f["path"], "/?x=1");
         assert_eq!(f["user_agent"], "curl/8.0");
         assert_eq!(f["host"], "10.0.0.5");
         assert_eq!(f["status"], 200);
@@ -489,7 +524,7 @@ mod tests {
               POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
               GET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
         );
-        assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 3, "{out}");
+        assert_eq!(out.matches("HTTP/1.1 404 Not Found").count(), 3, "{out}");
         assert_eq!(out.matches("Connection: close").count(), 1, "{out}");
         assert_eq!(f["requests"], 3);
         assert_eq!(ev.len(), 3);
@@ -500,7 +535,7 @@ mod tests {
         assert_eq!(d.user_agent.as_deref(), Some("ua"));
         assert_eq!(d.extra["query"], "x=1");
         assert_eq!(d.extra["headers"]["cookie"], "s=1");
-        assert_eq!(d.extra["status"], 200);
+        assert_eq!(d.extra["status"], 404);
         assert_eq!(ev[1].details.bytes_in, Some(2));
         assert_eq!(ev[1].details.extra["body"], "hi");
         assert_eq!(ev[2].details.path.as_deref(), Some("/c"));
@@ -550,6 +585,194 @@ mod tests {
             m.out()
         );
         assert!(m.out().ends_with("400 Bad Request"), "{}", m.out());
+    }
+
+    fn auths(
+        ev: &[crate::log::AttackEvent],
+    ) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+        ev.iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .map(|e| {
+                (
+                    e.details.username.clone(),
+                    e.details.password.clone(),
+                    e.details.method.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn cred(u: &str, p: &str, m: &str) -> (Option<String>, Option<String>, Option<String>) {
+        (Some(u.into()), Some(p.into()), Some(m.into()))
+    }
+
+    #[test]
+    fn wordpress_login_xmlrpc_and_404() {
+        use super::super::testing::run_events;
+        let cfg = json!({"fake_app": "wordpress"});
+        let body = "log=admin&pwd=Summer2024%21&wp-submit=Log+In&testcookie=1";
+        let input = format!(
+            "POST /wp-login.php HTTP/1.1\r\nHost: blog.corp:8080\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}GET /nope HTTP/1.1\r\nHost: blog.corp\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (out, f, ev) = run_events("http", cfg.clone(), input.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("Server: Apache/2.4.41 (Ubuntu)\r\n"));
+        assert!(out.contains("X-Powered-By: PHP/7.4.3\r\n"));
+        assert!(out.contains("Set-Cookie: wordpress_test_cookie=WP%20Cookie%20check"));
+        assert!(out.contains(
+            "The password you entered for the username <strong>admin</strong> is incorrect."
+        ));
+        assert!(out.contains("action=\"http://blog.corp/wp-login.php\""));
+        assert!(out.contains("HTTP/1.1 404 Not Found\r\n"));
+        assert!(out.contains("<title>Page not found &#8211; web-01</title>"));
+        assert_eq!(auths(&ev), [cred("admin", "Summer2024!", "form")]);
+        assert_eq!(f["credentials"][0]["username"], "admin");
+        let xml = "<?xml version=\"1.0\"?><methodCall><methodName>wp.getUsersBlogs</methodName><params>\
+                   <param><value><string>editor</string></value></param><param><value><string>123456</string></value></param>\
+                   </params></methodCall>";
+        let input = format!(
+            "POST /xmlrpc.php HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+            xml.len()
+        );
+        let (out, _, ev) = run_events("http", cfg, input.as_bytes());
+        assert!(out.contains("Incorrect username or password."));
+        assert_eq!(auths(&ev), [cred("editor", "123456", "xmlrpc")]);
+    }
+
+    #[test]
+    fn basic_auth_personas() {
+        use super::super::testing::run_events;
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"GET /manager/html HTTP/1.1\r\nAuthorization: Basic dG9tY2F0OnRvbWNhdA==\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{out}");
+        assert!(out.contains("WWW-Authenticate: Basic realm=\"Tomcat Manager Application\"\r\n"));
+        assert!(!out.contains("Server:"));
+        assert_eq!(auths(&ev), [cred("tomcat", "tomcat", "basic")]);
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "router"}),
+            b"GET / HTTP/1.0\r\nAuthorization: Basic YWRtaW46cGFzc3dvcmQ=\r\n\r\n",
+        );
+        assert!(
+            out.contains("Server: mini_httpd/1.19 19dec2003\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("Basic realm=\"NETGEAR R7000\""));
+        assert_eq!(auths(&ev), [cred("admin", "password", "basic")]);
+    }
+
+    #[test]
+    fn owa_phpmyadmin_jenkins_nas() {
+        use super::super::testing::run_events;
+        let body = "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&forcedownlevel=0&username=CORP%5Cjdoe&password=Winter1&passwordText=&isUtf8=1";
+        let input = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail.corp\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "owa"}), input.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 302 Found\r\n"), "{out}");
+        assert!(out
+            .contains("Location: https://mail.corp/owa/auth/logon.aspx?replaceCurrent=1&reason=2"));
+        assert!(out.contains("X-OWA-Version: 15.1.2507.6\r\n"));
+        assert!(out.contains("X-FEServer: WEB-01\r\n"));
+        assert_eq!(auths(&ev), [cred("CORP\\jdoe", "Winter1", "form")]);
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "owa"}),
+            b"GET /owa/auth/logon.aspx HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("<title>Outlook</title>"));
+
+        let body = "pma_username=root&pma_password=toor&server=1&token=abc";
+        let input = format!(
+            "POST /index.php?route=/ HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "phpmyadmin"}), input.as_bytes());
+        assert!(
+            out.contains("Access denied for user 'root'@'localhost' (using password: YES)"),
+            "{out}"
+        );
+        assert!(out.contains("Set-Cookie: phpMyAdmin="));
+        assert_eq!(auths(&ev), [cred("root", "toor", "form")]);
+
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "jenkins"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+        assert!(
+            out.contains("X-Jenkins: 2.387.3\r\n") && out.contains("Server: Jetty(10.0.13)\r\n")
+        );
+        let body = "j_username=admin&j_password=admin&from=%2F&Submit=Sign+in";
+        let input = format!(
+            "POST /j_spring_security_check HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "jenkins"}), input.as_bytes());
+        assert!(out.contains("Location: http://web-01/loginError"), "{out}");
+        assert_eq!(auths(&ev), [cred("admin", "admin", "form")]);
+
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "nas"}),
+            b"GET /webapi/auth.cgi?api=SYNO.API.Auth&version=3&method=login&account=admin&passwd=synology HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.ends_with("{\"error\":{\"code\":400},\"success\":false}"),
+            "{out}"
+        );
+        assert_eq!(auths(&ev), [cred("admin", "synology", "form")]);
+    }
+
+    #[test]
+    fn product_404s_and_hostile_host() {
+        use super::super::testing::run_events;
+        let (out, _, _) = run_events(
+            "http",
+            json!({}),
+            b"GET /x HTTP/1.0\r\nHost: a.b:81\r\n\r\n",
+        );
+        assert!(
+            out.contains("<address>Apache/2.4.52 (Ubuntu) Server at a.b Port 1</address>"),
+            "{out}"
+        );
+        let (out, _, _) = run_events(
+            "http",
+            json!({"server_header": "nginx/1.24.0"}),
+            b"GET /x HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("<hr><center>nginx/1.24.0</center>"), "{out}");
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "iis"}),
+            b"GET /X.aspx HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("404 - File or directory not found."), "{out}");
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"GET /<script> HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.contains("The requested resource [/&lt;script&gt;] is not available"),
+            "{out}"
+        );
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "wordpress"}),
+            b"GET /wp-admin/ HTTP/1.0\r\nHost: x\"><b>\r\n\r\n",
+        );
+        assert!(
+            out.contains("Location: http://web-01/wp-login.php"),
+            "{out}"
+        );
     }
 
     #[test]
