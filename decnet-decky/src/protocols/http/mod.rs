@@ -304,9 +304,16 @@ pub fn serve_plain<S: Read + Write>(
             Err(ReadError::Io(e)) => return Err(e),
         };
         let found = creds::credentials(&req);
-        let resp = route(&req, ctx, peer, flavor, &found);
+        let tls = fields.get("tls").is_some_and(|v| v == true);
+        let resp = route(&req, ctx, peer, flavor, &found, tls);
         record_request(&req, resp.status, report, fields);
         record_credentials(&req, &found, report, fields);
+        if let Some((kind, details)) = products::observe(&req, flavor) {
+            if let Some(a) = details.extra.get("action") {
+                push_bounded(fields, "actions", a.clone(), MAX_LOGGED);
+            }
+            report.emit(kind, details);
+        }
         let keep = req.keep_alive() && n < MAX_REQUESTS;
         conn.send(&resp.to_bytes(req.method == "HEAD", keep))?;
         if !keep {
@@ -334,11 +341,12 @@ pub fn route(
     peer: &Peer,
     flavor: Flavor,
     creds: &[creds::Credential],
+    tls: bool,
 ) -> Response {
     match flavor {
         Flavor::Web => web::respond(req, ctx, peer, creds),
         Flavor::DockerApi => products::docker(req, ctx),
-        Flavor::K8s => products::k8s(req),
+        Flavor::K8s => products::k8s(req, ctx, !tls),
         Flavor::Elasticsearch => products::elasticsearch(req, ctx),
     }
 }
