@@ -353,8 +353,21 @@ fn http_family_sniffs_tls() {
     let d = Decky::serve("elasticsearch", None);
     let (resp, _) = https_get(d.port, "es.local");
     assert!(resp.contains("You Know, for Search"), "{resp}");
-    let ev = d.event();
+    let steps = d.session_events();
+    let client = steps
+        .iter()
+        .find(|e| e["kind"] == "client")
+        .unwrap_or_else(|| panic!("a client step: {steps:?}"));
+    let fp = client["details"]["fingerprint"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(fp.starts_with("ja3:") && fp.len() == 36, "{client}");
+    let ja4 = client["details"]["ja4"].as_str().unwrap_or_default();
+    assert!(ja4.starts_with("t13d") && ja4.len() == 36, "{client}");
+    assert_eq!(client["details"]["sni"], "es.local");
+    let ev = steps.last().expect("disconnect");
     assert_eq!(ev["details"]["tls"], true);
+    assert_eq!(ev["details"]["ja4"], ja4);
     let body = http_get(&d, "/");
     assert!(body.contains("You Know, for Search"));
     stop(d);

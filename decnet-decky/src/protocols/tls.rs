@@ -10,8 +10,11 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::Value;
 
-use crate::log::{civil_from_days, Fields};
+use super::Prefixed;
+use crate::log::{civil_from_days, AttackDetails, AttackKind, Fields, Reporter};
 use crate::util::Rng;
+
+pub mod hello;
 
 /// The certificate could not be made or the config not built.
 #[derive(Debug)]
@@ -107,6 +110,76 @@ fn note_client_hello(conn: &ServerConnection, fields: &mut Fields) {
     }
 }
 
+/// Reads the first TLS record (at most [`hello::MAX_RECORD`] bytes) without losing it: the
+/// bytes read come back first from the returned stream.
+pub fn read_first_record<S: Read>(mut stream: S) -> io::Result<(Vec<u8>, Prefixed<S>)> {
+    let mut rec = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let want = match hello::record_len(&rec) {
+            Some(len) => 5 + len,
+            None if rec.len() >= 5 => break,
+            None => 5,
+        };
+        let want = want.min(hello::MAX_RECORD);
+        if rec.len() >= want {
+            break;
+        }
+        let room = (want - rec.len()).min(buf.len());
+        let n = match stream.read(&mut buf[..room]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        rec.extend_from_slice(&buf[..n]);
+    }
+    let stream = Prefixed {
+        prefix: rec.clone(),
+        pos: 0,
+        inner: stream,
+    };
+    Ok((rec, stream))
+}
+
+/// Fingerprints the ClientHello (JA3, JA4, SNI, ALPN offered) as a `client` step and into
+/// `fields`, then completes the handshake like [`accept`]. A client that only probes is
+/// still recorded.
+pub fn accept_reported<S: Read + Write>(
+    config: &Arc<ServerConfig>,
+    stream: S,
+    fields: &mut Fields,
+    report: &Reporter,
+) -> io::Result<StreamOwned<ServerConnection, Prefixed<S>>> {
+    let (record, stream) = read_first_record(stream)?;
+    if let Some(h) = hello::parse(&record) {
+        let (ja3, ja4) = (h.ja3(), h.ja4());
+        fields.insert("ja3".into(), Value::from(ja3.clone()));
+        fields.insert("ja4".into(), Value::from(ja4.clone()));
+        let mut extra = Fields::new();
+        extra.insert("ja3".into(), Value::from(ja3.clone()));
+        extra.insert("ja3_string".into(), Value::from(h.ja3_string()));
+        extra.insert("ja4".into(), Value::from(ja4));
+        if let Some(sni) = &h.sni {
+            extra.insert("sni".into(), Value::from(sni.clone()));
+        }
+        if !h.alpn.is_empty() {
+            extra.insert("alpn_offered".into(), Value::from(h.alpn.clone()));
+        }
+        report.emit(
+            AttackKind::Client,
+            AttackDetails {
+                fingerprint: Some(format!("ja3:{ja3}")),
+                extra,
+                ..AttackDetails::default()
+            },
+        );
+    }
+    accept(config, stream, fields)
+}
+
 /// Sends close_notify and flushes; errors are irrelevant at this point.
 pub fn close<S: Read + Write>(tls: &mut StreamOwned<ServerConnection, S>) {
     tls.conn.send_close_notify();
@@ -133,5 +206,20 @@ mod tests {
         server_config("web-01", &[b"http/1.1"]).expect("config");
         // Fallback for names rcgen refuses.
         server_config("bad name\u{e9}", &[]).expect("fallback config");
+    }
+
+    #[test]
+    fn first_record_is_read_and_given_back() {
+        use crate::protocols::testing::Mock;
+        let mut input = vec![0x16, 3, 1, 0, 3, 1, 0, 0];
+        input.extend_from_slice(b"after");
+        let (rec, mut rest) = read_first_record(Mock::new(&input)).expect("read");
+        assert_eq!(rec, &input[..8]);
+        let mut all = Vec::new();
+        rest.read_to_end(&mut all).expect("rest");
+        assert_eq!(all, input);
+        // Not TLS: five bytes are read and given back.
+        let (rec, _) = read_first_record(Mock::new(b"GET / HTTP/1.1")).expect("read");
+        assert_eq!(rec, b"GET /");
     }
 }

@@ -157,7 +157,7 @@ pub fn handle<S: Read + Write>(
     match (first, &ctx.tls, scheme) {
         (None, _, _) => Ok(()),
         (Some(0x16), Some(config), Scheme::Tls | Scheme::Sniff) => {
-            let mut tls = tls::accept(config, conn.into_prefixed(), fields)?;
+            let mut tls = tls::accept_reported(config, conn.into_prefixed(), fields, report)?;
             let res = serve_plain(Conn::new(&mut tls), ctx, peer, report, flavor, fields);
             tls::close(&mut tls);
             res
