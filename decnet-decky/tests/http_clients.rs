@@ -237,6 +237,36 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     drop(d);
 }
 
+fn nmap(port: u16, scripts: bool) -> String {
+    let port = port.to_string();
+    let mut args = vec!["-sV", "-Pn", "-n", "-p", &port];
+    if scripts {
+        args.extend_from_slice(&["--script", "http-title,http-server-header"]);
+    }
+    args.push("127.0.0.1");
+    let (code, out) = run("nmap", &args, &[], Duration::from_secs(150));
+    eprintln!("nmap {args:?} → {code:?}\n{out}");
+    assert_eq!(code, Some(0), "{out}");
+    out
+}
+
+#[test]
+fn nmap_names_docker_and_elasticsearch() {
+    let d = Decky::serve("docker_api", None);
+    let out = nmap(d.port, false);
+    assert!(out.contains("Docker 20.10.24 (API 1.41)"), "{out}");
+    drop(d);
+    let d = Decky::serve("elasticsearch", Some(r#"{"cluster_name":"prod-logs"}"#));
+    let out = nmap(d.port, false);
+    assert!(
+        out.contains(
+            "Elasticsearch REST API 7.10.2 (name: decoy-host; cluster: prod-logs; Lucene 8.7.0)"
+        ),
+        "{out}"
+    );
+    drop(d);
+}
+
 #[test]
 fn nmap_names_the_web_product() {
     let d = Decky::serve("http", Some(r#"{"fake_app":"wordpress"}"#));

@@ -446,7 +446,7 @@ fn elasticsearch_and_docker_json() {
     assert!(head.starts_with("HTTP/1.1 200 OK"));
     let v: Value = serde_json::from_str(body).expect("json body");
     assert_eq!(v["name"], HOST);
-    assert_eq!(v["version"]["number"], "7.17.9");
+    assert_eq!(v["version"]["number"], "7.10.2");
     assert_eq!(v["tagline"], "You Know, for Search");
     assert!(v["cluster_name"].is_string());
     assert_connection_event(&d.event(), "elasticsearch", d.port);

@@ -419,7 +419,7 @@ pub(crate) const ELASTICSEARCH: &[ConfigField] = &[
     field(
         "version",
         FieldKind::String,
-        "Elasticsearch version number reported (default 7.17.9)",
+        "Elasticsearch version number reported (default 7.10.2)",
     ),
     field(
         "cluster_name",

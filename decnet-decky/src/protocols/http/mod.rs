@@ -27,7 +27,7 @@ use parse::{ParseError, ReadError, MAX_REQUESTS};
 
 pub const DEFAULT_SERVER: &str = "Apache/2.4.52 (Ubuntu)";
 pub const DOCKER_VERSION: &str = "20.10.24";
-pub const ES_VERSION: &str = "7.17.9";
+pub const ES_VERSION: &str = "7.10.2";
 pub const K8S_VERSION: &str = "v1.28.4";
 
 /// Which product the HTTP responder pretends to be.
@@ -243,6 +243,65 @@ fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fi
     );
 }
 
+/// Serialises `resp` the way the product's server does: Go's `net/http` for Docker and
+/// Kubernetes (status line in the request's version, headers sorted, then `Date` and
+/// `Content-Length`), Netty for Elasticsearch (lower-case `content-type`/`content-length`, no
+/// `Date`), Apache-like HTTP/1.1 for the web personas.
+fn wire(resp: &Response, req: &Request, flavor: Flavor, keep: bool) -> Vec<u8> {
+    let head_only = req.method == "HEAD";
+    if flavor == Flavor::Web {
+        return resp.to_bytes(head_only, keep);
+    }
+    let version = if req.version == "HTTP/1.0" {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
+    let mut out = format!("{version} {} {}\r\n", resp.status, reason(resp.status));
+    let mut date = None;
+    let mut headers: Vec<&(String, String)> = Vec::new();
+    for h in &resp.headers {
+        if h.0 == "Date" {
+            date = Some(&h.1);
+        } else {
+            headers.push(h);
+        }
+    }
+    let go = matches!(flavor, Flavor::DockerApi | Flavor::K8s);
+    if go {
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    for (n, v) in headers {
+        let n = match (go, n.as_str()) {
+            (false, "Content-Type") => "content-type",
+            _ => n.as_str(),
+        };
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !keep && version == "HTTP/1.1" {
+        out.push_str("Connection: close\r\n");
+    }
+    if go {
+        if let Some(d) = date {
+            out.push_str(&format!("Date: {d}\r\n"));
+        }
+    }
+    if resp.status != 204 {
+        let name = if go {
+            "Content-Length"
+        } else {
+            "content-length"
+        };
+        out.push_str(&format!("{name}: {}\r\n", resp.body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&resp.body);
+    }
+    bytes
+}
+
 /// Reports each credential as an `auth` step and keeps the first few in the summary.
 fn record_credentials(
     req: &Request,
@@ -297,8 +356,19 @@ pub fn serve_plain<S: Read + Write>(
                 };
                 fields.insert("bad_request".into(), Value::from(preview(&first_line, 256)));
                 fields.insert("parse_error".into(), Value::from(format!("{e:?}")));
+                fields.insert("status".into(), Value::from(status));
+                if matches!(flavor, Flavor::DockerApi | Flavor::K8s) {
+                    // Go's net/http, byte for byte.
+                    let r = reason(status);
+                    return conn.send(
+                        format!(
+                            "HTTP/1.1 {status} {r}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                             Connection: close\r\n\r\n{status} {r}"
+                        )
+                        .as_bytes(),
+                    );
+                }
                 let resp = bad_request(ctx, flavor, peer.dst_port, status);
-                fields.insert("status".into(), Value::from(resp.status));
                 return conn.send(&resp.to_bytes(false, false));
             }
             Err(ReadError::Io(e)) => return Err(e),
@@ -315,7 +385,7 @@ pub fn serve_plain<S: Read + Write>(
             report.emit(kind, details);
         }
         let keep = req.keep_alive() && n < MAX_REQUESTS;
-        conn.send(&resp.to_bytes(req.method == "HEAD", keep))?;
+        conn.send(&wire(&resp, &req, flavor, keep))?;
         if !keep {
             break;
         }

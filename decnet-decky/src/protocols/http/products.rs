@@ -41,8 +41,13 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
     let path = docker_path(req);
     let post = req.method == "POST";
     let resp = match path {
+        _ if req.method == "OPTIONS" => Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
         "/_ping" => Response::new(200, "text/plain; charset=utf-8", "OK"),
-        "/" | "/version" => Response::json(
+        "/version" => Response::json(
             200,
             &json!({
                 "Platform": {"Name": "Docker Engine - Community"},
@@ -123,7 +128,11 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
                 false,
             )
         }
-        _ => Response::json(404, &json!({"message": "page not found"}), false),
+        // The router's own 404: none of the API middleware's headers.
+        _ => {
+            return Response::json(404, &json!({"message": "page not found"}), false)
+                .header("Date", http_date(SystemTime::now()))
+        }
     };
     resp.header("Api-Version", "1.41")
         .header("Docker-Experimental", "false")
@@ -281,27 +290,37 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
         .line("cluster_name")
         .unwrap_or_else(|| "elasticsearch".to_owned());
     let resp = match req.path() {
-        "/" => Response::json(
-            200,
-            &json!({
-                "name": ctx.hostname,
-                "cluster_name": cluster,
-                "cluster_uuid": stable_id(&format!("{}/{cluster}", ctx.hostname), 22),
-                "version": {
-                    "number": version,
-                    "build_flavor": "default",
-                    "build_type": "deb",
-                    "build_hash": "ef48222227ee6b9e70e502f0f0daa52435ee634d",
-                    "build_date": "2023-01-31T05:34:43.305517834Z",
-                    "build_snapshot": false,
-                    "lucene_version": "8.11.1",
-                    "minimum_wire_compatibility_version": "6.8.0",
-                    "minimum_index_compatibility_version": "6.0.0-beta1"
-                },
-                "tagline": "You Know, for Search"
-            }),
-            true,
-        ),
+        "/" => {
+            let q = |v: &str| serde_json::to_string(v).unwrap_or_default();
+            let (flavor, hash, date, lucene) = if version.starts_with("7.17") {
+                (
+                    "default",
+                    "ef48222227ee6b9e70e502f0f0daa52435ee634d",
+                    "2023-01-31T05:34:43.305517834Z",
+                    "8.11.1",
+                )
+            } else {
+                (
+                    "oss",
+                    "747e1cc71def077253878a59143c1f785afa92b9",
+                    "2021-01-13T00:42:12.435326Z",
+                    "8.7.0",
+                )
+            };
+            // Jackson's pretty printer, in Elasticsearch's key order.
+            let body = format!(
+                "{{\n  \"name\" : {},\n  \"cluster_name\" : {},\n  \"cluster_uuid\" : \"{}\",\n  \"version\" : {{\n    \"number\" : {},\n\
+                 \x20   \"build_flavor\" : \"{flavor}\",\n    \"build_type\" : \"deb\",\n    \"build_hash\" : \"{hash}\",\n\
+                 \x20   \"build_date\" : \"{date}\",\n    \"build_snapshot\" : false,\n    \"lucene_version\" : \"{lucene}\",\n\
+                 \x20   \"minimum_wire_compatibility_version\" : \"6.8.0\",\n    \"minimum_index_compatibility_version\" : \"6.0.0-beta1\"\n\
+                 \x20 }},\n  \"tagline\" : \"You Know, for Search\"\n}}\n",
+                q(&ctx.hostname),
+                q(&cluster),
+                stable_id(&format!("{}/{cluster}", ctx.hostname), 22),
+                q(&version),
+            );
+            Response::new(200, "application/json; charset=UTF-8", body)
+        }
         "/_cluster/health" => Response::json(
             200,
             &json!({
@@ -387,7 +406,15 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
             }
         }
     };
-    let mut resp = resp.header("X-elastic-product", "Elasticsearch");
+    // Elasticsearch sends this header from 7.14 on.
+    let mut resp = if es_at_least(&version, 7, 14) {
+        let mut r = resp;
+        r.headers
+            .insert(0, ("X-elastic-product".into(), "Elasticsearch".into()));
+        r
+    } else {
+        resp
+    };
     for (n, v) in &mut resp.headers {
         if n == "Content-Type" && v == "application/json" {
             *v = "application/json; charset=UTF-8".into();
@@ -641,6 +668,12 @@ const ES_INDICES: &[(&str, u64, &str)] = &[
     ("logs-2026", 5_019_442, "1.2gb"),
 ];
 
+fn es_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
 /// An id that is stable for a decky (same answer on every connection).
 fn stable_id(seed: &str, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -680,8 +713,17 @@ mod tests {
         assert!(head.contains("Api-Version: 1.41"));
         assert_eq!(body["Version"], "20.10.24");
         assert_eq!(body["ApiVersion"], "1.41");
-        let (out, _) = run("docker_api", json!({}), b"GET / HTTP/1.1\r\n\r\n");
-        assert_eq!(split(&out).1["Version"], "20.10.24");
+        let (out, _) = run("docker_api", json!({}), b"GET / HTTP/1.0\r\n\r\n");
+        assert!(
+            out.starts_with("HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\nDate: "),
+            "{out}"
+        );
+        assert_eq!(split(&out).1["message"], "page not found");
+        // Go's wire format, as nmap's Docker signature expects it.
+        let (out, _) = run("docker_api", json!({}), b"OPTIONS / HTTP/1.0\r\n\r\n");
+        let sig = "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24 (linux)\r\nDate: ";
+        assert!(out.starts_with(sig), "{out}");
+        assert!(out.ends_with(" GMT\r\nContent-Length: 0\r\n\r\n"), "{out}");
         let (out, _) = run(
             "docker_api",
             json!({}),
@@ -707,12 +749,26 @@ mod tests {
             b"GET / HTTP/1.1\r\n\r\n",
         );
         let (head, body) = split(&out);
-        assert!(head.contains("X-elastic-product: Elasticsearch"));
-        assert!(head.contains("Content-Type: application/json; charset=UTF-8"));
+        assert!(!head.contains("X-elastic-product"));
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: "), "{head}");
         assert!(!head.contains("Server:"));
         assert_eq!(body["name"], "web-01");
         assert_eq!(body["cluster_name"], "prod-logs");
-        assert_eq!(body["version"]["number"], "7.17.9");
+        assert_eq!(body["version"]["number"], "7.10.2");
+        assert_eq!(body["version"]["lucene_version"], "8.7.0");
+        assert!(
+            out.contains("\n  \"name\" : \"web-01\",\n  \"cluster_name\" : \"prod-logs\",\n"),
+            "{out}"
+        );
+        let (out, _) = run(
+            "elasticsearch",
+            json!({"version": "7.17.9"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.starts_with("HTTP/1.0 200 OK\r\nX-elastic-product: Elasticsearch\r\ncontent-type"),
+            "{out}"
+        );
         assert_eq!(body["tagline"], "You Know, for Search");
         assert_eq!(body["cluster_uuid"].as_str().map(str::len), Some(22));
         let (out, _) = run(
