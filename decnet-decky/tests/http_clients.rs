@@ -216,6 +216,15 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     assert_eq!(v["kind"], "Status", "{body}");
     assert_eq!(v["code"], 403, "{body}");
     let client = next_of(&d, "client");
+    let tls = curl(&[
+        "-v",
+        "-k",
+        "-o",
+        "/dev/null",
+        &format!("https://127.0.0.1:{}/version", d.port),
+    ]);
+    assert!(tls.contains("subject: CN=kube-apiserver"), "{tls}");
+    assert!(tls.contains("issuer: CN=kubernetes"), "{tls}");
     assert!(
         client["details"]["ja4"]
             .as_str()
