@@ -8,7 +8,6 @@
 //! handshake first.
 
 use std::io::{self, Read, Write};
-use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -20,7 +19,7 @@ pub mod personas;
 mod products;
 pub mod web;
 use crate::config::one_line;
-use crate::log::{http_date, AttackDetails, AttackKind, Fields, Reporter};
+use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
 use crate::util::{bump, clip, preview, push_bounded};
 pub use parse::Request;
 use parse::{ParseError, ReadError, MAX_REQUESTS};
@@ -395,7 +394,7 @@ pub fn serve_plain<S: Read + Write>(
 
 fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16, status: u16) -> Response {
     match flavor {
-        Flavor::Web => web_response(ctx, status, port),
+        Flavor::Web => web::error_response(ctx, status, port),
         _ => Response::new(
             status,
             "text/plain; charset=utf-8",
@@ -419,36 +418,6 @@ pub fn route(
         Flavor::K8s => products::k8s(req, ctx, !tls),
         Flavor::Elasticsearch => products::elasticsearch(req, ctx),
     }
-}
-
-fn web_response(ctx: &ServiceCtx, status: u16, port: u16) -> Response {
-    let server = ctx
-        .config
-        .line("server_header")
-        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-    let body = match ctx.config.string("custom_body") {
-        Some(b) => b,
-        None if status == 200 => welcome_page(&server),
-        None => error_page(status, &server, &ctx.hostname, port),
-    };
-    let mut resp = Response {
-        status,
-        headers: vec![
-            ("Date".into(), http_date(SystemTime::now())),
-            ("Server".into(), server),
-        ],
-        body: body.into_bytes(),
-    };
-    let extra = extra_headers(ctx);
-    if !extra
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-    {
-        resp.headers
-            .push(("Content-Type".into(), "text/html; charset=UTF-8".into()));
-    }
-    resp.headers.extend(extra);
-    resp
 }
 
 /// `extra_headers`: a JSON object, or a string holding one.
@@ -483,33 +452,6 @@ pub(crate) fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
             (n.clone(), one_line(&v))
         })
         .collect()
-}
-
-fn welcome_page(server: &str) -> String {
-    if server.to_ascii_lowercase().contains("nginx") {
-        return "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n\
-                <h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is successfully \
-                installed and working. Further configuration is required.</p>\n</body>\n</html>\n"
-            .into();
-    }
-    "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\" \
-     \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
-     <html xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n\
-     <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
-     <title>Apache2 Ubuntu Default Page: It works</title>\n</head>\n<body>\n\
-     <div class=\"main_page\"><h1>It works!</h1>\n<p>This is the default welcome page used to test \
-     the correct operation of the Apache2 server after installation on Ubuntu systems.</p></div>\n\
-     </body>\n</html>\n"
-        .into()
-}
-
-fn error_page(status: u16, server: &str, host: &str, port: u16) -> String {
-    let r = reason(status);
-    format!(
-        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{status} {r}</title>\n\
-         </head><body>\n<h1>{r}</h1>\n<p>The server could not complete your request.</p>\n<hr>\n\
-         <address>{server} Server at {host} Port {port}</address>\n</body></html>\n"
-    )
 }
 
 #[cfg(test)]
@@ -849,6 +791,31 @@ mod tests {
         );
         assert!(
             out.contains("Location: http://web-01/wp-login.php"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn unreadable_requests_get_the_personas_own_400() {
+        let (out, _) = run(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"\x16\x03\x01junk\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+        assert!(
+            out.contains("HTTP Status 400 – Bad Request") && !out.contains("Server:"),
+            "{out}"
+        );
+        let (out, _) = run("http", json!({"fake_app": "router"}), b"junk\r\n\r\n");
+        assert!(
+            out.contains("Server: mini_httpd/1.19 19dec2003\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("<TITLE>400 Bad Request</TITLE>"), "{out}");
+        let (out, _) = run("http", json!({}), b"junk\r\n\r\n");
+        assert!(
+            out.contains("Your browser sent a request that this server could not understand."),
             "{out}"
         );
     }

@@ -166,3 +166,48 @@ pub fn respond(req: &Request, ctx: &ServiceCtx, peer: &Peer, creds: &[Credential
         body: body.into_bytes(),
     }
 }
+
+/// The persona's page for an unreadable request (400, 413, 414, 431): its 404 page with the
+/// status and wording changed, under its own `Server`.
+pub fn error_response(ctx: &ServiceCtx, status: u16, port: u16) -> Response {
+    let persona = persona(ctx);
+    let reason = super::reason(status);
+    let server = ctx
+        .config
+        .line("server_header")
+        .or_else(|| persona.server.map(str::to_owned));
+    let server_text = server.clone().unwrap_or_default();
+    let port = port.to_string();
+    let vars: [(&str, &str); 6] = [
+        ("{host}", &ctx.hostname),
+        ("{hostname}", &ctx.hostname),
+        ("{port}", &port),
+        ("{server}", &server_text),
+        ("{path}", "/"),
+        ("{error}", ""),
+    ];
+    let body = render(persona.not_found.body, &vars)
+        .replace(
+            "The requested URL was not found on this server.",
+            "Your browser sent a request that this server could not understand.<br />",
+        )
+        .replace(
+            "404 - File or directory not found.",
+            &format!("{status} - {reason}."),
+        )
+        .replace("Not Found", reason)
+        .replace("404", &status.to_string());
+    let mut headers = vec![("Date".to_owned(), http_date(SystemTime::now()))];
+    if let Some(s) = server {
+        headers.push(("Server".into(), s));
+    }
+    headers.push((
+        "Content-Type".into(),
+        persona.not_found.content_type.to_owned(),
+    ));
+    Response {
+        status,
+        headers,
+        body: body.into_bytes(),
+    }
+}
