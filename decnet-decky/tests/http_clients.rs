@@ -309,3 +309,138 @@ fn nmap_names_the_web_product() {
     );
     drop(d);
 }
+
+/// A network namespace of this test (loopback up), removed on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("http13-{tag}-{}", std::process::id());
+        let (code, out) = run("ip", &["netns", "add", &name], &[], Duration::from_secs(10));
+        assert_eq!(code, Some(0), "ip netns add (the tests run as root): {out}");
+        let ns = Netns(name);
+        let (code, out) = run(
+            "ip",
+            &["-n", &ns.0, "link", "set", "lo", "up"],
+            &[],
+            Duration::from_secs(10),
+        );
+        assert_eq!(code, Some(0), "{out}");
+        ns
+    }
+
+    /// `decnet-decky serve <slug>` on the product's real ports inside the namespace, ready.
+    fn serve(&self, slug: &str, ports: &[u16], config: Option<&str>) -> std::process::Child {
+        let specs: Vec<String> = ports.iter().map(|p| format!("{p}/tcp")).collect();
+        let mut args = vec![
+            "netns",
+            "exec",
+            &self.0,
+            BIN,
+            "serve",
+            slug,
+            "--bind",
+            "127.0.0.1",
+        ];
+        for s in &specs {
+            args.extend_from_slice(&["--port", s]);
+        }
+        let mut cmd = Command::new("ip");
+        cmd.args(&args)
+            .env("HOSTNAME", HOST)
+            .env("DECNET_DECKY", DECKY)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match config {
+            Some(c) => cmd.env("DECNET_SERVICE_CONFIG", c),
+            None => cmd.env_remove("DECNET_SERVICE_CONFIG"),
+        };
+        let mut child = cmd.spawn().expect("spawn decky in netns");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx.recv_timeout(WAIT).expect("start-up line");
+        assert!(line.contains("serving"), "{line}");
+        child
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run(
+            "ip",
+            &["netns", "del", &self.0],
+            &[],
+            Duration::from_secs(10),
+        );
+    }
+}
+
+#[test]
+fn nmap_from_a_namespace_names_the_real_ports() {
+    let ns = Netns::new("nmap");
+    let mut docker = ns.serve("docker_api", &[2375, 2376], None);
+    let mut es = ns.serve("elasticsearch", &[9200], None);
+    let mut web = ns.serve("http", &[80], Some(r#"{"fake_app":"wordpress"}"#));
+    let (code, out) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            "nmap",
+            "-sV",
+            "-Pn",
+            "-n",
+            "-p",
+            "80,2375,2376,9200",
+            "127.0.0.1",
+        ],
+        &[],
+        Duration::from_secs(200),
+    );
+    eprintln!("nmap in {} → {code:?}\n{out}", ns.0);
+    for c in [&mut docker, &mut es, &mut web] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert_eq!(code, Some(0), "{out}");
+    let line = |port: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{port}/tcp")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    // Plain HTTP on 2375 (a ClientHello there is a plain 400), TLS on 2376.
+    let l = line("2375");
+    assert!(
+        l.contains(" docker ") && l.contains("Docker 20.10.24 (API 1.41)"),
+        "{l}"
+    );
+    assert!(!l.contains("ssl/"), "{l}");
+    let l = line("2376");
+    assert!(
+        l.contains("ssl/docker") && l.contains("Docker 20.10.24"),
+        "{l}"
+    );
+    let l = line("80");
+    assert!(
+        l.contains(" http ") && l.contains("Apache httpd 2.4.41"),
+        "{l}"
+    );
+    let l = line("9200");
+    assert!(
+        l.contains(" http ") && l.contains("Elasticsearch REST API 7.10.2"),
+        "{l}"
+    );
+    assert!(!l.contains("ssl/"), "{l}");
+}

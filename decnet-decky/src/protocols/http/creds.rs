@@ -11,7 +11,7 @@ use crate::util::{b64_decode, clip};
 pub struct Credential {
     pub username: Option<String>,
     pub password: String,
-    /// `basic`, `bearer`, `form`, `json` or `xmlrpc`.
+    /// `basic`, `bearer`, `form`, `json`, `xmlrpc` or `registry` (Docker's `X-Registry-Auth`).
     pub method: &'static str,
 }
 
@@ -126,6 +126,32 @@ fn authorization(value: &str) -> Option<Credential> {
     None
 }
 
+/// Docker's `X-Registry-Auth`: base64url JSON with `username` and `password` (or an
+/// `identitytoken`).
+fn registry_auth(value: &str) -> Option<Credential> {
+    let std: String = value
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let padded = format!("{std}{}", "=".repeat((4 - std.len() % 4) % 4));
+    let raw = b64_decode(&padded)?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    let password = v["password"]
+        .as_str()
+        .or_else(|| v["identitytoken"].as_str())
+        .filter(|p| !p.is_empty())?;
+    Some(Credential {
+        username: v["username"].as_str().map(|u| clip(u.as_bytes(), MAX_CRED)),
+        password: clip(password.as_bytes(), 4096),
+        method: "registry",
+    })
+}
+
 /// The text of the first `n` `<string>` (or untyped `<value>`) parameters of an XML-RPC call.
 fn xmlrpc_strings(body: &str, n: usize) -> Vec<String> {
     let mut out = Vec::new();
@@ -159,6 +185,9 @@ fn xml_unescape(s: &str) -> String {
 pub fn credentials(req: &Request) -> Vec<Credential> {
     let mut out = Vec::new();
     if let Some(c) = req.header("authorization").and_then(authorization) {
+        out.push(c);
+    }
+    if let Some(c) = req.header("x-registry-auth").and_then(registry_auth) {
         out.push(c);
     }
     if let Some(q) = req.query() {
@@ -282,6 +311,14 @@ mod tests {
              <param><value><string>pa&amp;ss</string></value></param></params></methodCall>",
         );
         assert_eq!(one(&r), (s("admin"), "pa&ss".into(), "xmlrpc"));
+        // {"username":"bob","password":"hunter2","serveraddress":"r.io"}, base64url, unpadded
+        let r = req(
+            "/images/create?fromImage=r.io/x",
+            &[("X-Registry-Auth", "eyJ1c2VybmFtZSI6ImJvYiIsInBhc3N3b3JkIjoiaHVudGVyMiIsInNlcnZlcmFkZHJlc3MiOiJyLmlvIn0")],
+            "",
+        );
+        assert_eq!(one(&r), (s("bob"), "hunter2".into(), "registry"));
+        assert!(credentials(&req("/", &[("X-Registry-Auth", "e30=")], "")).is_empty());
         assert!(credentials(&req("/", &[], "q=search")).is_empty());
         assert!(credentials(&req("/", &[("Authorization", "Basic !!!")], "")).is_empty());
     }
