@@ -246,10 +246,21 @@ fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fi
 /// Kubernetes (status line in the request's version, headers sorted, then `Date` and
 /// `Content-Length`), Netty for Elasticsearch (lower-case `content-type`/`content-length`, no
 /// `Date`), Apache-like HTTP/1.1 for the web personas.
-fn wire(resp: &Response, req: &Request, flavor: Flavor, keep: bool) -> Vec<u8> {
+fn wire(resp: &Response, req: &Request, ctx: &ServiceCtx, flavor: Flavor, keep: bool) -> Vec<u8> {
     let head_only = req.method == "HEAD";
     if flavor == Flavor::Web {
-        return resp.to_bytes(head_only, keep);
+        let mut bytes = resp.to_bytes(head_only, keep);
+        if !web::persona(ctx).reason_phrase {
+            // Tomcat 8.5+ sends no reason phrase: `HTTP/1.1 404 `.
+            let phrase = format!(" {}\r\n", reason(resp.status));
+            if let Some(i) = bytes
+                .windows(phrase.len())
+                .position(|w| w == phrase.as_bytes())
+            {
+                bytes.splice(i + 1..i + phrase.len() - 2, std::iter::empty());
+            }
+        }
+        return bytes;
     }
     let version = if req.version == "HTTP/1.0" {
         "HTTP/1.0"
@@ -368,7 +379,7 @@ pub fn serve_plain<S: Read + Write>(
                     );
                 }
                 let resp = bad_request(ctx, flavor, peer.dst_port, status);
-                return conn.send(&resp.to_bytes(false, false));
+                return conn.send(&wire(&resp, &Request::default(), ctx, flavor, false));
             }
             Err(ReadError::Io(e)) => return Err(e),
         };
@@ -384,7 +395,7 @@ pub fn serve_plain<S: Read + Write>(
             report.emit(kind, details);
         }
         let keep = req.keep_alive() && n < MAX_REQUESTS;
-        conn.send(&wire(&resp, &req, flavor, keep))?;
+        conn.send(&wire(&resp, &req, ctx, flavor, keep))?;
         if !keep {
             break;
         }
@@ -669,7 +680,7 @@ mod tests {
             json!({"fake_app": "tomcat"}),
             b"GET /manager/html HTTP/1.1\r\nAuthorization: Basic dG9tY2F0OnRvbWNhdA==\r\nConnection: close\r\n\r\n",
         );
-        assert!(out.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{out}");
+        assert!(out.starts_with("HTTP/1.1 401 \r\n"), "{out}");
         assert!(out.contains("WWW-Authenticate: Basic realm=\"Tomcat Manager Application\"\r\n"));
         assert!(!out.contains("Server:"));
         assert_eq!(auths(&ev), [cred("tomcat", "tomcat", "basic")]);
@@ -802,7 +813,7 @@ mod tests {
             json!({"fake_app": "tomcat"}),
             b"\x16\x03\x01junk\r\n\r\n",
         );
-        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+        assert!(out.starts_with("HTTP/1.1 400 \r\n"), "{out}");
         assert!(
             out.contains("HTTP Status 400 – Bad Request") && !out.contains("Server:"),
             "{out}"

@@ -44,6 +44,8 @@ pub struct Persona {
     pub headers: &'static [(&'static str, &'static str)],
     /// Whether paths are case-insensitive (IIS).
     pub ignore_case: bool,
+    /// Whether the status line carries a reason phrase (Tomcat 8.5+ sends none).
+    pub reason_phrase: bool,
     pub routes: &'static [Route],
     pub not_found: Page,
 }
@@ -286,6 +288,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("Apache/2.4.52 (Ubuntu)"),
         headers: &[],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Get,
@@ -313,6 +316,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("nginx/1.18.0 (Ubuntu)"),
         headers: &[],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Get,
@@ -337,6 +341,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("Microsoft-IIS/10.0"),
         headers: &[("X-Powered-By", "ASP.NET")],
         ignore_case: true,
+        reason_phrase: true,
         routes: &[
             route(
                 Get,
@@ -365,6 +370,7 @@ static PERSONAS: &[Persona] = &[
             ("X-FEServer", "{HOSTNAME}"),
         ],
         ignore_case: true,
+        reason_phrase: true,
         routes: &[
             route(
                 Any,
@@ -443,6 +449,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("Apache/2.4.41 (Ubuntu)"),
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Get,
@@ -524,6 +531,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("Apache/2.4.41 (Ubuntu)"),
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Any,
@@ -583,6 +591,7 @@ static PERSONAS: &[Persona] = &[
             ("X-Jenkins-Session", "6d2a1c4e"),
         ],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Post,
@@ -627,6 +636,7 @@ static PERSONAS: &[Persona] = &[
         server: None,
         headers: &[],
         ignore_case: false,
+        reason_phrase: false,
         routes: &[
             route(Get, "/", page(200, "text/html;charset=UTF-8", TOMCAT_INDEX)),
             route(
@@ -666,6 +676,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("mini_httpd/1.19 19dec2003"),
         headers: &[],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(Get, "/favicon.ico", page(404, "text/html; charset=iso-8859-1", MINI_HTTPD_404)),
             route(
@@ -689,6 +700,7 @@ static PERSONAS: &[Persona] = &[
         server: Some("nginx"),
         headers: &[],
         ignore_case: false,
+        reason_phrase: true,
         routes: &[
             route(
                 Any,
