@@ -73,11 +73,9 @@ impl Request {
     pub fn keep_alive(&self) -> bool {
         let conn = self.header("connection").unwrap_or_default();
         let has = |tok: &str| conn.split(',').any(|t| t.trim().eq_ignore_ascii_case(tok));
-        if self.version == "HTTP/1.1" {
-            !has("close")
-        } else {
-            has("keep-alive")
-        }
+        // HTTP/1.0 keep-alive is not offered: the response would need `Connection: keep-alive`
+        // and the 1.0 clients that still exist are scanners.
+        self.version == "HTTP/1.1" && !has("close")
     }
 }
 
@@ -404,7 +402,7 @@ mod tests {
         let (reqs, n) = read_all(
             b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc\
               \r\nPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x\r\nhel\r\n2\r\nlo\r\n0\r\nT: 1\r\n\r\n\
-              GET /c?q=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+              GET /c?q=1 HTTP/1.1\r\nConnection: keep-alive\r\n\r\n\
               GET /d HTTP/1.1\r\nConnection: close\r\n\r\n",
         );
         assert_eq!(n, 4, "{reqs:?}");
@@ -414,9 +412,14 @@ mod tests {
         assert_eq!(r[1].body, b"hello");
         assert_eq!(r[1].body_len, 5);
         assert_eq!(r[2].query(), Some("q=1"));
-        assert!(r[0].keep_alive() && r[2].keep_alive() && !r[3].keep_alive());
-        let (reqs, _) = read_all(b"GET / HTTP/1.0\r\n\r\n");
-        assert!(!reqs[0].as_ref().expect("ok").keep_alive());
+        assert!(r[0].keep_alive() && !r[3].keep_alive());
+        for one_o in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ] {
+            let (reqs, _) = read_all(one_o);
+            assert!(!reqs[0].as_ref().expect("ok").keep_alive());
+        }
     }
 
     #[test]
