@@ -47,31 +47,41 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             body: Vec::new(),
         },
         "/_ping" => Response::new(200, "text/plain; charset=utf-8", "OK"),
-        "/version" => Response::json(
-            200,
-            &json!({
-                "Platform": {"Name": "Docker Engine - Community"},
-                "Components": [{
-                    "Name": "Engine",
-                    "Version": version,
-                    "Details": {
-                        "ApiVersion": "1.41", "Arch": "amd64", "BuildTime": "2023-04-04T10:50:35.000000000+00:00",
-                        "Experimental": "false", "GitCommit": "5d6db84", "GoVersion": "go1.19.7",
-                        "KernelVersion": "5.15.0-91-generic", "MinAPIVersion": "1.12", "Os": "linux"
-                    }
-                }],
-                "Version": version,
-                "ApiVersion": "1.41",
-                "MinAPIVersion": "1.12",
-                "GitCommit": "5d6db84",
-                "GoVersion": "go1.19.7",
-                "Os": "linux",
-                "Arch": "amd64",
-                "KernelVersion": "5.15.0-91-generic",
-                "BuildTime": "2023-04-04T10:50:35.000000000+00:00"
-            }),
-            false,
-        ),
+        "/version" => {
+            // Go's encoding/json: struct fields in declaration order, maps sorted.
+            let component = ordered(
+                &[
+                    ("Name", json!("Engine")),
+                    ("Version", json!(version)),
+                    (
+                        "Details",
+                        json!({
+                            "ApiVersion": "1.41", "Arch": "amd64", "BuildTime": "2023-04-04T10:50:35.000000000+00:00",
+                            "Experimental": "false", "GitCommit": "5d6db84", "GoVersion": "go1.19.7",
+                            "KernelVersion": "5.15.0-91-generic", "MinAPIVersion": "1.12", "Os": "linux"
+                        }),
+                    ),
+                ],
+                false,
+            );
+            let body = ordered(
+                &[
+                    ("Platform", json!({"Name": "Docker Engine - Community"})),
+                    ("Components", raw(&format!("[{component}]"))),
+                    ("Version", json!(version)),
+                    ("ApiVersion", json!("1.41")),
+                    ("MinAPIVersion", json!("1.12")),
+                    ("GitCommit", json!("5d6db84")),
+                    ("GoVersion", json!("go1.19.7")),
+                    ("Os", json!("linux")),
+                    ("Arch", json!("amd64")),
+                    ("KernelVersion", json!("5.15.0-91-generic")),
+                    ("BuildTime", json!("2023-04-04T10:50:35.000000000+00:00")),
+                ],
+                false,
+            );
+            Response::new(200, "application/json", format!("{body}\n"))
+        }
         "/info" => Response::json(
             200,
             &json!({
@@ -142,20 +152,54 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
 }
 
 fn k8s_status(code: u16, reason: &str, message: &str) -> Response {
-    Response::json(
-        code,
-        &json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "details": {},
-            "code": code
-        }),
+    let body = ordered(
+        &[
+            ("kind", json!("Status")),
+            ("apiVersion", json!("v1")),
+            ("metadata", json!({})),
+            ("status", json!("Failure")),
+            ("message", json!(message)),
+            ("reason", json!(reason)),
+            ("details", json!({})),
+            ("code", json!(code)),
+        ],
         true,
-    )
+    );
+    Response::new(code, "application/json", body)
+}
+
+/// A value already serialised (for [`ordered`]).
+fn raw(text: &str) -> Value {
+    Value::String(format!("\u{0}{text}"))
+}
+
+/// A JSON object with its keys in the given order (Go and Kubernetes write struct fields in
+/// declaration order; serde_json's map would sort them). `pretty`: two-space indentation and a
+/// final newline, like kube-apiserver.
+fn ordered(pairs: &[(&str, Value)], pretty: bool) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let text = match v {
+            Value::String(s) if s.starts_with('\u{0}') => s[1..].to_owned(),
+            v if pretty => serde_json::to_string_pretty(v).unwrap_or_default(),
+            v => v.to_string(),
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        if pretty {
+            out.push_str("\n  ");
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push_str(": ");
+            out.push_str(&text.replace('\n', "\n  "));
+        } else {
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push(':');
+            out.push_str(&text);
+        }
+    }
+    out.push_str(if pretty { "\n}\n" } else { "}" });
+    out
 }
 
 /// kube-apiserver. `insecure`: the legacy plain port (8080), which serves everything without
@@ -205,16 +249,26 @@ fn k8s_insecure(req: &Request, path: &str, version: &str, minor: &str) -> Respon
         )
     };
     match segs.as_slice() {
-        ["version"] => Response::json(
-            200,
-            &json!({
-                "major": "1", "minor": minor, "gitVersion": version,
-                "gitCommit": "bae2c62678db2b5053817bc97181fcc2e8388103", "gitTreeState": "clean",
-                "buildDate": "2023-11-15T16:48:54Z", "goVersion": "go1.20.11",
-                "compiler": "gc", "platform": "linux/amd64"
-            }),
-            true,
-        ),
+        ["version"] => {
+            let body = ordered(
+                &[
+                    ("major", json!("1")),
+                    ("minor", json!(minor)),
+                    ("gitVersion", json!(version)),
+                    (
+                        "gitCommit",
+                        json!("bae2c62678db2b5053817bc97181fcc2e8388103"),
+                    ),
+                    ("gitTreeState", json!("clean")),
+                    ("buildDate", json!("2023-11-15T16:48:54Z")),
+                    ("goVersion", json!("go1.20.11")),
+                    ("compiler", json!("gc")),
+                    ("platform", json!("linux/amd64")),
+                ],
+                true,
+            );
+            Response::new(200, "application/json", body)
+        }
         ["healthz"] | ["livez"] | ["readyz"] => {
             Response::new(200, "text/plain; charset=utf-8", "ok")
         }
@@ -713,6 +767,7 @@ mod tests {
         assert!(head.contains("Api-Version: 1.41"));
         assert_eq!(body["Version"], "20.10.24");
         assert_eq!(body["ApiVersion"], "1.41");
+        assert!(out.contains("\r\n\r\n{\"Platform\":{\"Name\":\"Docker Engine - Community\"},\"Components\":[{\"Name\":\"Engine\",\"Version\":\"20.10.24\",\"Details\":{\"ApiVersion\""), "{out}");
         let (out, _) = run("docker_api", json!({}), b"GET / HTTP/1.0\r\n\r\n");
         assert!(
             out.starts_with("HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\nDate: "),
@@ -799,6 +854,7 @@ mod tests {
         let resp = k8s(&get("/api/v1/secrets", false), &c, false);
         let out = String::from_utf8_lossy(&resp.to_bytes(false, false)).into_owned();
         let (head, body) = split(&out);
+        assert!(out.ends_with("{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/secrets\\\"\",\n  \"reason\": \"Forbidden\",\n  \"details\": {},\n  \"code\": 403\n}\n"), "{out}");
         assert!(head.starts_with("HTTP/1.1 403 Forbidden"));
         assert!(head.contains("Audit-Id: "));
         assert_eq!(body["kind"], "Status");
@@ -818,6 +874,12 @@ mod tests {
         );
         assert_eq!(split(&out).1["gitVersion"], "v1.27.3");
         assert_eq!(split(&out).1["minor"], "27");
+        assert!(
+            out.contains(
+                "{\n  \"major\": \"1\",\n  \"minor\": \"27\",\n  \"gitVersion\": \"v1.27.3\","
+            ),
+            "{out}"
+        );
         let (out, _) = run("k8s", json!({}), b"GET /api HTTP/1.0\r\n\r\n");
         assert_eq!(split(&out).1["kind"], "APIVersions");
         let (out, _) = run("k8s", json!({}), b"GET /apis HTTP/1.0\r\n\r\n");
