@@ -59,15 +59,13 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
     }
     let ports: Vec<u16> = args.ports.iter().map(|p| p.port).collect();
     if ctx.service.needs_tls(&ports) {
-        let cn = ctx
-            .config
-            .line("tls_cn")
-            .unwrap_or_else(|| hostname.clone());
+        let cn = ctx.config.line("tls_cn");
         let alpn: &[&[u8]] = match ctx.service {
             Service::Http(_) | Service::Https => &[b"http/1.1"],
             _ => &[],
         };
-        ctx.tls = Some(tls::server_config(&cn, alpn).map_err(SetupError::Tls)?);
+        let persona = tls::CertPersona::for_service(&args.slug, &hostname, cn.as_deref());
+        ctx.tls = Some(tls::server_config_for(&persona, alpn).map_err(SetupError::Tls)?);
     }
     Ok(ctx)
 }

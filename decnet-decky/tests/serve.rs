@@ -189,7 +189,9 @@ fn telnet_login_prompt() {
 fn http_get(d: &Decky, path: &str) -> String {
     let mut s = d.connect();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: it-test/1.0\r\n\r\n")
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: it-test/1.0\r\nConnection: close\r\n\r\n"
+        )
             .as_bytes(),
     )
     .expect("write");
@@ -314,7 +316,7 @@ fn https_get(port: u16, sni: &str) -> (String, Vec<u8>) {
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     sock.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut tls = StreamOwned::new(conn, sock);
-    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: tls-it\r\n\r\n")
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: tls-it\r\nConnection: close\r\n\r\n")
         .expect("tls write");
     let resp = String::from_utf8_lossy(&read_to_end(&mut tls)).into_owned();
     let cert = verifier
@@ -358,8 +360,21 @@ fn http_family_sniffs_tls() {
     let d = Decky::serve("elasticsearch", None);
     let (resp, _) = https_get(d.port, "es.local");
     assert!(resp.contains("You Know, for Search"), "{resp}");
-    let ev = d.event();
+    let steps = d.session_events();
+    let client = steps
+        .iter()
+        .find(|e| e["kind"] == "client")
+        .unwrap_or_else(|| panic!("a client step: {steps:?}"));
+    let fp = client["details"]["fingerprint"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(fp.starts_with("ja3:") && fp.len() == 36, "{client}");
+    let ja4 = client["details"]["ja4"].as_str().unwrap_or_default();
+    assert!(ja4.starts_with("t13d") && ja4.len() == 36, "{client}");
+    assert_eq!(client["details"]["sni"], "es.local");
+    let ev = steps.last().expect("disconnect");
     assert_eq!(ev["details"]["tls"], true);
+    assert_eq!(ev["details"]["ja4"], ja4);
     let body = http_get(&d, "/");
     assert!(body.contains("You Know, for Search"));
     stop(d);
@@ -438,7 +453,7 @@ fn elasticsearch_and_docker_json() {
     assert!(head.starts_with("HTTP/1.1 200 OK"));
     let v: Value = serde_json::from_str(body).expect("json body");
     assert_eq!(v["name"], HOST);
-    assert_eq!(v["version"]["number"], "7.17.9");
+    assert_eq!(v["version"]["number"], "7.10.2");
     assert_eq!(v["tagline"], "You Know, for Search");
     assert!(v["cluster_name"].is_string());
     assert_connection_event(&d.event(), "elasticsearch", d.port);

@@ -643,7 +643,11 @@ async fn attacks_shows_each_touch_once_and_keeps_it_across_a_mutate() {
     let profiles: serde_json::Value = serde_json::from_str(&ok(&decnet(&who))).unwrap();
     let me = &profiles["attackers"][0];
     assert_eq!(me["src_ip"], lan.attacker_ip.to_string(), "{profiles}");
-    assert_eq!(me["usernames"], serde_json::json!(["admin", "root"]), "{profiles}");
+    assert_eq!(
+        me["usernames"],
+        serde_json::json!(["admin", "root"]),
+        "{profiles}"
+    );
     let mut bad = vec!["attacks", "--kind", "teleport"];
     bad.extend_from_slice(&common);
     let out = decnet(&bad);

