@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use decnet_core::adapters::state_file;
-use decnet_core::traits::{Clock, Deployer, HeartbeatTransport, HostNetwork};
+use decnet_core::traits::{
+    Clock, Deployer, EventTransport, HeartbeatTransport, HostNetwork, ServiceLogs,
+};
 use decnet_tls::pki::{Bundle, MASTER_CN};
 use decnet_tls::verify::{reloadable_server_config, ClientAuth, PeerPolicy, ReloadableCert};
 use decnet_web::ServeLimits;
@@ -18,6 +20,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::events::{EventPipeline, HttpsEventTransport};
 use crate::heartbeat::HeartbeatLoop;
 use crate::outbox::{Outbox, OutboxSink};
 use crate::paths::Identity;
@@ -64,6 +67,26 @@ pub struct AgentDeps {
     pub clock: Arc<dyn Clock>,
     /// Overrides the HTTPS heartbeat transport (tests).
     pub transport: Option<Arc<dyn HeartbeatTransport>>,
+    /// Attacker-event collection and shipping (enrolled agents).
+    pub events: Option<EventsDeps>,
+}
+
+/// What the attacker-event loop runs with.
+pub struct EventsDeps {
+    pub pipeline: Arc<EventPipeline>,
+    pub logs: Arc<dyn ServiceLogs>,
+    /// Overrides the HTTPS transport (tests).
+    pub transport: Option<Arc<dyn EventTransport>>,
+    pub interval: Duration,
+}
+
+impl std::fmt::Debug for EventsDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventsDeps")
+            .field("pipeline", &self.pipeline)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for AgentDeps {
@@ -117,6 +140,8 @@ pub struct RunningAgent {
     pub identity: Option<Identity>,
     pub server: JoinHandle<()>,
     pub heartbeat: Option<JoinHandle<()>>,
+    /// The attacker-event loop, when enrolled and configured.
+    pub events: Option<JoinHandle<()>>,
     pub queue: Arc<WorkQueue>,
     pub outbox: Arc<Outbox>,
 }
@@ -189,6 +214,7 @@ pub async fn start(
         }
     });
 
+    let mut events_task = None;
     let heartbeat = match &identity {
         None => {
             tracing::info!("not enrolled: serving without heartbeats");
@@ -199,6 +225,25 @@ pub async fn start(
             let mut renewer = Renewer::new(&cfg.agent_dir, id, cfg.renew_before).on_renewed(
                 Arc::new(move |b: &Bundle| served.replace(b).map_err(|e| e.to_string())),
             );
+            if let Some(ev) = deps.events {
+                let transport: Arc<dyn EventTransport> = match ev.transport {
+                    Some(t) => t,
+                    None => {
+                        let https = Arc::new(
+                            HttpsEventTransport::new(&bundle, id).map_err(StartError::Config)?,
+                        );
+                        let reload = https.clone();
+                        renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
+                        https
+                    }
+                };
+                events_task = Some(tokio::spawn(ev.pipeline.run(
+                    ev.logs,
+                    transport,
+                    ev.interval,
+                    shutdown.clone(),
+                )));
+            }
             let transport: Arc<dyn HeartbeatTransport> = match deps.transport {
                 Some(t) => t,
                 None => {
@@ -222,6 +267,7 @@ pub async fn start(
         identity,
         server,
         heartbeat,
+        events: events_task,
         queue,
         outbox,
     })

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use decnet_agent::app::{self, AgentConfig, AgentDeps, DEFAULT_PORT, DEFAULT_STATE_DIR};
+use decnet_agent::app::{
+    self, AgentConfig, AgentDeps, EventsDeps, DEFAULT_PORT, DEFAULT_STATE_DIR,
+};
+use decnet_agent::events::EventPipeline;
 use decnet_agent::paths::agent_dir;
 use decnet_agent::reaper::{
     parse_reaper_paths, run_reap_command, ReapArgs, SystemdRunLauncher, REAP_DELAY,
@@ -49,6 +52,13 @@ enum Command {
         /// Seconds between heartbeats.
         #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
         heartbeat_interval: u64,
+        /// Most bytes the attacker-event spool keeps on disk while the master is away; past
+        /// it the oldest events are dropped, counted and reported.
+        #[arg(long, env = "DECNET_EVENTS_SPOOL_BYTES", default_value_t = decnet_core::adapters::spool::DEFAULT_SPOOL_BYTES)]
+        events_spool_bytes: u64,
+        /// Milliseconds between attacker-event collection passes.
+        #[arg(long, env = "DECNET_EVENTS_INTERVAL_MS", default_value_t = 2000)]
+        events_interval_ms: u64,
         /// Renew the worker certificate when fewer than this many seconds of validity are
         /// left (default: a third of its lifetime).
         #[arg(long, env = "DECNET_RENEW_BEFORE")]
@@ -240,6 +250,8 @@ fn main() -> ExitCode {
                 interface,
                 body_limit,
                 heartbeat_interval,
+                events_spool_bytes,
+                events_interval_ms,
                 renew_before,
                 network_name,
                 decky_bin,
@@ -274,10 +286,27 @@ fn main() -> ExitCode {
                 dcfg.host_link = !no_host_link;
                 dcfg.host_link_name = host_link_name;
                 let hostnet = Arc::new(NetlinkHostNetwork::new());
+                // Enrolled: attacker events are collected into a spool and shipped.
+                let pipeline = match &identity {
+                    Some(id) => match EventPipeline::open(&state_dir, id.host_uuid, events_spool_bytes) {
+                        Ok(p) => Some(Arc::new(p)),
+                        Err(e) => return fail(1, e),
+                    },
+                    None => None,
+                };
                 let deployer = match DockerDeployer::connect(dcfg, hostnet.clone()).await {
-                    Ok(d) => Arc::new(d),
+                    Ok(d) => match &pipeline {
+                        Some(p) => Arc::new(d.with_output_collector(p.clone())),
+                        None => Arc::new(d),
+                    },
                     Err(e) => return fail(1, e),
                 };
+                let events = pipeline.map(|pipeline| EventsDeps {
+                    pipeline,
+                    logs: deployer.clone(),
+                    transport: None,
+                    interval: Duration::from_millis(events_interval_ms.max(100)),
+                });
                 let launcher = match SystemdRunLauncher::new(state_dir.clone()) {
                     Ok(l) => Arc::new(l),
                     Err(e) => return fail(1, e),
@@ -304,6 +333,7 @@ fn main() -> ExitCode {
                     launcher,
                     clock: Arc::new(SystemClock),
                     transport: None,
+                    events,
                 };
                 let agent = match app::start(&cfg, deps, listener, shutdown.clone()).await {
                     Ok(a) => a,

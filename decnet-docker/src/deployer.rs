@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StartContainerOptions,
+    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use decnet_core::adapters::state_file;
@@ -22,7 +22,9 @@ use decnet_core::model::{
     DeckyName, DeckyRuntime, DecnetConfig, NetworkDriver, RuntimeMap, WorkerState, ABSENT,
 };
 use decnet_core::plan::{container_name, plan_converge, ContainerRole, DeckySteps, Observed, Role};
-use decnet_core::traits::{DeckyOutcome, DeployReport, Deployer, DeployerError, HostNetwork};
+use decnet_core::traits::{
+    DeckyOutcome, DeployReport, Deployer, DeployerError, HostNetwork, OutputCollector,
+};
 use futures_util::StreamExt;
 use ipnet::Ipv4Net;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
@@ -33,6 +35,8 @@ use crate::retry::retry;
 use crate::shapes::{DeckyShape, Shaper};
 use crate::{image, DockerError};
 
+/// Seconds a stopping container has to write its last events before it is killed.
+pub const OUTPUT_DRAIN_GRACE_SECS: i32 = 3;
 /// What the decky binary prints (stderr) once every port of a service is bound.
 pub const READY_MARKER: &str = "decnet-decky: serving ";
 /// How long a service from an operator's own image must stay up to count as started.
@@ -89,6 +93,8 @@ pub struct DockerDeployer {
     hostnet: Arc<dyn HostNetwork>,
     image: OnceCell<String>,
     lock: Mutex<()>,
+    /// Reads what service containers wrote before they are removed (attacker events).
+    collector: Option<Arc<dyn OutputCollector>>,
 }
 
 impl std::fmt::Debug for DockerDeployer {
@@ -127,7 +133,36 @@ impl DockerDeployer {
             hostnet,
             image: OnceCell::new(),
             lock: Mutex::new(()),
+            collector: None,
         }
+    }
+
+    /// Before any container is removed (a redeploy, a mutate, a teardown) the containers are
+    /// stopped — a decky service drains its sessions and writes their last events on SIGTERM
+    /// — and `collector` reads their remaining output, so no attacker event goes with them.
+    pub fn with_output_collector(mut self, collector: Arc<dyn OutputCollector>) -> Self {
+        self.collector = Some(collector);
+        self
+    }
+
+    /// Stops `ids` (bounded grace) and lets the collector read them, when there is one.
+    async fn drain_output(&self, ids: &[String]) {
+        let Some(collector) = &self.collector else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let stops = ids.iter().map(|id| {
+            let opts = StopContainerOptions {
+                t: Some(OUTPUT_DRAIN_GRACE_SECS),
+                ..Default::default()
+            };
+            // A container that is already stopped or gone is fine as it is.
+            async move { self.docker.stop_container(id, Some(opts)).await }
+        });
+        futures_util::future::join_all(stops).await;
+        collector.collect(self).await;
     }
 
     pub fn docker(&self) -> &Docker {
@@ -153,6 +188,16 @@ impl DockerDeployer {
     /// The state file as it is (`None` when nothing is deployed).
     pub fn load_state(&self) -> Result<Option<WorkerState>, DockerError> {
         Ok(state_file::load(&self.cfg.state_path)?)
+    }
+
+    /// Every container of this host's deckies (adopted labels included), for the log reader.
+    pub(crate) async fn list_observed_for_logs(&self) -> Result<Vec<Observed>, DockerError> {
+        Ok(self
+            .list_observed(None)
+            .await?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect())
     }
 
     async fn list_observed(
@@ -317,6 +362,12 @@ impl DockerDeployer {
         // Removals first, all of them, then creations: a new decky may be given the address
         // of one being retired or recreated elsewhere (replacing a fleet reuses the freed
         // IPs), and Docker refuses an address still held ("Address already in use").
+        let retiring: Vec<String> = plan
+            .deckies
+            .values()
+            .flat_map(|s| s.remove.iter().cloned())
+            .collect();
+        self.drain_output(&retiring).await;
         let sem = Arc::new(Semaphore::new(self.cfg.parallelism.max(1)));
         let mut outcomes = BTreeMap::new();
         let removals = plan.deckies.iter().map(|(name, steps)| {
@@ -557,6 +608,8 @@ impl DockerDeployer {
             if found.is_empty() && !in_state {
                 return Err(DockerError::UnknownDecky(name.to_string()));
             }
+            let ids: Vec<String> = found.iter().map(|(o, _)| o.id.clone()).collect();
+            self.drain_output(&ids).await;
             let outcome = self.remove_all(&found).await;
             if let Some(mut st) = state {
                 st.config.deckies.retain(|d| &d.name != name);
@@ -592,6 +645,8 @@ impl DockerDeployer {
             )));
         }
         let found = self.list_observed(None).await?;
+        let ids: Vec<String> = found.iter().map(|(o, _)| o.id.clone()).collect();
+        self.drain_output(&ids).await;
         let mut by_decky: BTreeMap<DeckyName, Vec<(Observed, String)>> = BTreeMap::new();
         for o in found {
             by_decky.entry(o.0.decky.clone()).or_default().push(o);

@@ -6,6 +6,7 @@ pub mod deployer;
 pub mod hostkey;
 pub mod image;
 pub mod labels;
+pub mod logs;
 pub mod network;
 pub mod retry;
 pub mod shapes;

@@ -386,3 +386,93 @@ async fn replacing_a_fleet_reuses_the_addresses_it_frees() {
     assert!(probe(&lab.lan, ssh, 22, None).starts_with("SSH-2.0-"));
     lab.finish().await;
 }
+
+/// An attacker's touch becomes attacker events read back from the service container's output:
+/// one session's connect, disconnect (with the credentials the FTP persona captured), stamped
+/// with this host and the container's own decky and service; a second pass from the cursors
+/// collects nothing again; a new connection is collected once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_events_are_collected_from_service_output_exactly_once() {
+    use decnet_core::model::attack::AttackKind;
+    use decnet_core::orchestrate::collect::{collect_all, Cursors};
+
+    let lab = Lab::new("logs", 31).await;
+    let config = lab.fleet(
+        serde_json::json!([{"name": "lg-ftp", "services": ["ftp"]}]),
+        vec![],
+    );
+    let report = lab.deployer.deploy(&config).await.expect("deploy");
+    assert!(report.all_succeeded(), "{report:?}");
+    let ip = config.decky("lg-ftp").unwrap().ip;
+    let host = lab.deployer.config().host.clone();
+
+    let touch = |user: &str| {
+        let greeting = probe(
+            &lab.lan,
+            ip,
+            21,
+            Some(format!("USER {user}\r\nPASS hunter2\r\nQUIT\r\n").as_bytes()),
+        );
+        assert!(greeting.starts_with("220"), "{greeting}");
+    };
+    // Waits (bounded) until `n` disconnects have been collected in all.
+    async fn until_disconnects(
+        lab: &Lab,
+        host: &str,
+        cursors: &mut Cursors,
+        seen: &mut Vec<decnet_core::model::attack::AttackEvent>,
+        n: usize,
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (events, next) = collect_all(&lab.deployer, host, cursors).await.unwrap();
+            *cursors = next;
+            seen.extend(events);
+            let done = seen
+                .iter()
+                .filter(|e| e.kind == AttackKind::Disconnect)
+                .count();
+            if done >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {done} of {n} sessions collected: {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    touch("root");
+    let mut cursors = Cursors::new();
+    let mut seen = Vec::new();
+    until_disconnects(&lab, &host, &mut cursors, &mut seen, 1).await;
+    let kinds: Vec<AttackKind> = seen.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [AttackKind::Connect, AttackKind::Disconnect],
+        "{seen:?}"
+    );
+    let done = &seen[1];
+    assert_eq!(done.host, host);
+    assert_eq!(done.decky, "lg-ftp");
+    assert_eq!(done.service, "ftp");
+    assert_eq!(done.src_ip, std::net::IpAddr::V4(lab.lan.attacker_ip));
+    assert_eq!(done.dst_port, 21);
+    assert_eq!(done.session, seen[0].session);
+    assert_eq!(done.details.username.as_deref(), Some("root"));
+
+    // Nothing new: the cursor's second is re-read, and nothing is collected twice.
+    let (again, next) = collect_all(&lab.deployer, &host, &cursors).await.unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    cursors = next;
+
+    touch("admin");
+    until_disconnects(&lab, &host, &mut cursors, &mut seen, 2).await;
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen[3].details.username.as_deref(), Some("admin"));
+    let ids: BTreeSet<_> = seen.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 4, "each event once");
+    assert!(seen.iter().all(|e| e.kind != AttackKind::Drop));
+    lab.finish().await;
+}

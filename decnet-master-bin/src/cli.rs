@@ -79,6 +79,12 @@ pub enum Command {
     Lifecycle(LifecycleArgs),
     /// Print the master's bus events (lifecycle, state, mutation); --follow keeps streaming.
     Events(EventsArgs),
+    /// Print what the deckies saw of attackers (connections, credentials, commands, requests);
+    /// --follow keeps printing new ones.
+    Attacks(AttacksArgs),
+    /// One line per attacker (source address): first and last seen, events, credentials tried,
+    /// deckies, services and usernames.
+    Attackers(AttackersArgs),
 }
 
 #[derive(Debug, Args)]
@@ -509,6 +515,46 @@ pub struct EventsArgs {
     /// One JSON object per line: {"id","topic","body"}.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttacksArgs {
+    /// Keep printing new events (until Ctrl-C).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// One event per line as JSON (the schema of docs/attack-events.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-12-03T06:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only this decky's events.
+    #[arg(long)]
+    pub decky: Option<String>,
+    /// Only events from this source address.
+    #[arg(long, value_name = "IP")]
+    pub src: Option<String>,
+    /// Only this service's events (ssh, http …).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only events of this kind (connect, auth, command, request, disconnect …).
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[command(flatten)]
+    pub docker: DockerArgs,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AttackersArgs {
+    /// Print JSON ({"attackers":[...]}).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub docker: DockerArgs,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -32,5 +32,7 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Mutate(a) => commands::remote::mutate(&data_dir, &a, out).await,
         cli::Command::Lifecycle(a) => commands::remote::lifecycle(&data_dir, &a, out).await,
         cli::Command::Events(a) => commands::events::run(&data_dir, &a, out).await,
+        cli::Command::Attacks(a) => commands::attacks::run(&data_dir, &a, out).await,
+        cli::Command::Attackers(a) => commands::attacks::attackers(&data_dir, &a, out).await,
     }
 }

@@ -302,6 +302,7 @@ async fn start_agent_with(
         launcher: Arc::new(NoLaunch),
         clock: Arc::new(SystemClock),
         transport,
+        events: None,
     };
     let shutdown = CancellationToken::new();
     let agent = app::start(&cfg, deps, listener, shutdown.clone())

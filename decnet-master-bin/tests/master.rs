@@ -1192,3 +1192,163 @@ async fn after_the_overlap_the_old_certificate_is_refused() {
         .unwrap());
     m.stop().await;
 }
+
+/// `POST /swarm/events` and the operator's view of what was stored: a worker's batch is stored
+/// once however often it is delivered, appears in `GET /api/v1/attacks` (filters, cursor
+/// pages) and `/api/v1/attackers`, and goes out on the bus as `attack.<decky>.<service>`; a
+/// batch for another host's decky, a malformed or oversized one, and one without a worker
+/// certificate are refused whole, naming the field, with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_events_from_a_worker_are_stored_once_and_shown() {
+    use decnet_core::model::attack::{new_event_id, AttackDetails, AttackEvent, AttackKind};
+    let m = start_master(None, MasterSettings::default()).await;
+    let ca = master_ca(&m);
+    let (host, bundle) = enroll_host(&m, &ca, "h-events").await;
+    let (other, _) = enroll_host(&m, &ca, "h-other").await;
+    for (h, name) in [(host, "ev-1"), (other, "ev-other")] {
+        let decky = json!({"name": name, "ip": "10.0.0.9", "services": ["ssh"],
+            "distro": "debian", "base_image": "debian", "hostname": "h9"});
+        m.repo
+            .upsert_shard(&Shard {
+                host_uuid: h,
+                decky_name: DeckyName::new(name).unwrap(),
+                decky: serde_json::from_value(decky).unwrap(),
+                state: ShardState::Running,
+                last_error: None,
+                last_seen: None,
+                updated_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let event = |decky: &str, kind: AttackKind, user: Option<&str>| AttackEvent {
+        v: 1,
+        id: new_event_id(),
+        ts: Utc::now(),
+        host: String::new(),
+        decky: decky.into(),
+        service: "ssh".into(),
+        protocol: decnet_core::model::attack::Transport::Tcp,
+        src_ip: "10.0.0.66".parse().unwrap(),
+        src_port: 50000,
+        dst_ip: None,
+        dst_port: 22,
+        session: new_event_id(),
+        stream: new_event_id(),
+        seq: 1,
+        kind,
+        details: AttackDetails {
+            username: user.map(str::to_string),
+            password: user.map(|_| "hunter2".to_string()),
+            ..AttackDetails::default()
+        },
+    };
+    let c = worker_client(&bundle);
+    let url = format!("{}/swarm/events", m.running.swarm_url);
+    let batch: Vec<AttackEvent> = vec![
+        event("ev-1", AttackKind::Connect, None),
+        event("ev-1", AttackKind::Auth, Some("root")),
+        event("ev-1", AttackKind::Auth, Some("admin")),
+    ];
+    let mut bus = m.running.bus.subscribe();
+    let post = |body: Value| c.post(&url).json(&body).send();
+    let r = post(json!({"host_uuid": host, "events": batch}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a, json!({"stored": 3, "duplicates": 0}));
+    // Delivered again (the answer was lost): stored once.
+    let r = post(json!({"host_uuid": host, "events": batch}))
+        .await
+        .unwrap();
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a, json!({"stored": 0, "duplicates": 3}));
+    let published = bus.recv().await.unwrap();
+    assert_eq!(published.1.topic, "attack.ev-1.ssh");
+    assert!(published.1.body["ts"].is_string());
+
+    // Refused whole, naming the field; nothing stored.
+    let cases = [
+        (
+            json!({"host_uuid": host, "events": [event("ev-1", AttackKind::Connect, None), event("ev-other", AttackKind::Connect, None)]}),
+            422,
+            "events[1].decky",
+        ),
+        (json!({"host_uuid": host, "events": "nope"}), 422, "events"),
+        (
+            json!({"host_uuid": host, "events": (0..1001).map(|_| event("ev-1", AttackKind::Connect, None)).collect::<Vec<_>>()}),
+            422,
+            "at most 1000",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let r = post(body).await.unwrap();
+        assert_eq!(r.status(), status, "{needle}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let stranger = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let r = stranger
+        .post(&url)
+        .json(&json!({"host_uuid": host, "events": [event("ev-1", AttackKind::Connect, None)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no worker certificate");
+
+    // The operator's view.
+    let get = |path: String| {
+        let m = &m;
+        async move {
+            let r = reqwest::Client::new()
+                .get(m.api(&path))
+                .bearer_auth(&m.viewer)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, page) = get("/api/v1/attacks".into()).await;
+    assert_eq!(s, 200);
+    let events = page["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "{page}");
+    assert!(events.iter().all(|e| e["host"] == json!(host.to_string())));
+    assert!(page.get("next").is_none());
+    let (_, auth) = get("/api/v1/attacks?kind=auth&limit=1".into()).await;
+    assert_eq!(auth["events"][0]["details"]["username"], "root");
+    let next = auth["next"].as_str().unwrap().to_string();
+    let (_, rest) = get(format!("/api/v1/attacks?kind=auth&limit=1&after={next}")).await;
+    assert_eq!(rest["events"][0]["details"]["username"], "admin");
+    let (s, bad) = get("/api/v1/attacks?src=nowhere".into()).await;
+    assert_eq!(s, 400);
+    assert!(bad.to_string().contains("src"), "{bad}");
+    let (s, profiles) = get("/api/v1/attackers".into()).await;
+    assert_eq!(s, 200);
+    let p = &profiles["attackers"][0];
+    assert_eq!(p["src_ip"], "10.0.0.66");
+    assert_eq!(p["attempts"], 2);
+    assert_eq!(p["usernames"], json!(["admin", "root"]));
+    assert_eq!(p["last_username"], "admin");
+    let metrics = reqwest::Client::new()
+        .get(m.api("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("decnet_attack_events_stored_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("decnet_attack_events_duplicate_total 3"),
+        "{metrics}"
+    );
+    m.stop().await;
+}

@@ -312,6 +312,84 @@ async fn deploy_mutate_delete_through_a_real_agent() {
     assert!(after.keys().all(|k| !k.starts_with("e2e-b")), "{after:?}");
     assert_eq!(after.get("e2e-a.ssh"), before.get("e2e-a.ssh"));
 
+    // What the attacker did reached the master: the worker collected each service's output
+    // (the http container's before the mutate removed it, the ftp one's before the teardown)
+    // and shipped it; every event is there once, stamped with the worker's host.
+    let attacker = lan.attacker_ip.to_string();
+    let mut seen: Vec<Value> = Vec::new();
+    for _ in 0..300 {
+        let (code, page) = call(
+            reqwest::Method::GET,
+            format!("/api/v1/attacks?src={attacker}&limit=1000"),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200, "{page}");
+        seen = page["events"].as_array().unwrap().clone();
+        let has = |decky: &str, service: &str, kind: &str| {
+            seen.iter()
+                .any(|e| e["decky"] == decky && e["service"] == service && e["kind"] == kind)
+        };
+        if has("e2e-a", "ssh", "disconnect")
+            && has("e2e-b", "http", "request")
+            && has("e2e-b", "http", "disconnect")
+            && has("e2e-b", "ftp", "disconnect")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let request = seen
+        .iter()
+        .find(|e| e["kind"] == "request")
+        .unwrap_or_else(|| panic!("no request event: {seen:?}"));
+    assert_eq!(request["details"]["http_method"], "GET", "{request}");
+    assert_eq!(request["host"], host_uuid.as_str());
+    let ids: std::collections::BTreeSet<&str> =
+        seen.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), seen.len(), "each event once: {seen:?}");
+    let (_, profiles) = call(reqwest::Method::GET, "/api/v1/attackers".into(), None).await;
+    let me = profiles["attackers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["src_ip"] == attacker.as_str())
+        .unwrap_or_else(|| panic!("{profiles}"));
+    assert_eq!(me["deckies"], json!(["e2e-a", "e2e-b"]), "{me}");
+    // The CLI through the master shows the same events, and the attacker.
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin("decnet"))
+            .args(args)
+            .args(["--master", &m.api_url, "--token", &admin])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let lines = cli(&["attacks", "--json", "--src", &attacker]);
+    let cli_ids: std::collections::BTreeSet<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(cli_ids.len() >= ids.len(), "{lines}");
+    assert!(ids.iter().all(|i| cli_ids.contains(*i)), "{lines}");
+    let table = cli(&["attacks", "--decky", "e2e-b", "--kind", "request"]);
+    assert!(
+        table.contains("e2e-b/http") && table.contains("http=GET"),
+        "{table}"
+    );
+    let who = cli(&["attackers"]);
+    assert!(who.contains(&attacker), "{who}");
+
     // Clean up through the API too, then the network and the lab.
     let (_, v) = call(
         reqwest::Method::DELETE,

@@ -517,3 +517,145 @@ fn demo_interrupted_mid_deploy_cleans_up() {
     );
     assert_swarm_demo_left_nothing(&tag);
 }
+
+/// `decnet attacks` on a unihost fleet: touches from the attacker namespace are shown with
+/// what the persona captured; a second run shows each event once more (not twice); a mutate
+/// removes the service's container, and what it saw stays; filters and bad filter values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_shows_each_touch_once_and_keeps_it_across_a_mutate() {
+    let tag = format!("atk{}", std::process::id() % 10000);
+    let _ = lab::destroy_by_tag(&tag).await;
+    let subnet = Ipv4Net::new(Ipv4Addr::new(10, 215, 31, 0), 24).unwrap();
+    let lan = LabLan::create(&tag, subnet)
+        .await
+        .expect("lab LAN (needs root)");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let network = format!("decnet_{tag}");
+    let label = format!("test-{tag}");
+    let common = [
+        "--data-dir",
+        &data_dir,
+        "--network-name",
+        &network,
+        "--host-label",
+        &label,
+        "--no-host-link",
+    ];
+    let name = format!("atk-{tag}");
+    let ini = dir.path().join("fleet.ini");
+    std::fs::write(&ini, format!("[{name}]\nservices=ftp\n")).unwrap();
+    let gateway = lan.gateway.to_string();
+    let host_ip = lan.subnet.hosts().last().unwrap().to_string();
+    let mut deploy = vec![
+        "deploy",
+        "--interface",
+        &lan.parent,
+        "--subnet",
+        "10.215.31.0/24",
+        "--gateway",
+        &gateway,
+        "--host-ip",
+        &host_ip,
+        "--config",
+        ini.to_str().unwrap(),
+    ];
+    deploy.extend_from_slice(&common);
+    ok(&decnet(&deploy));
+    let mut status = vec!["status", "--json"];
+    status.extend_from_slice(&common);
+    let v: serde_json::Value = serde_json::from_str(&ok(&decnet(&status))).unwrap();
+    let ip: Ipv4Addr = v["deckies"][0]["ip"].as_str().unwrap().parse().unwrap();
+
+    let touch = |user: &str| {
+        let r = lab::probe_tcp(
+            &lan.netns,
+            ip,
+            21,
+            Some(format!("USER {user}\r\nPASS pw-{user}\r\nQUIT\r\n").into_bytes()),
+            Duration::from_secs(3),
+        )
+        .unwrap();
+        assert!(r.open);
+    };
+    // The events of `decnet attacks --json [extra]`, once `want` disconnects are there
+    // (the decky writes its disconnect just after the attacker's side closes).
+    let attacks = |extra: &[&str], want: usize| -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut args = vec!["attacks", "--json"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(&common);
+            let events: Vec<serde_json::Value> = ok(&decnet(&args))
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let done = events.iter().filter(|e| e["kind"] == "disconnect").count();
+            if done >= want || std::time::Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    touch("root");
+    let events = attacks(&[], 1);
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["connect", "disconnect"], "{events:?}");
+    let done = &events[1];
+    assert_eq!(done["decky"], name.as_str());
+    assert_eq!(done["service"], "ftp");
+    assert_eq!(done["host"], "local");
+    assert_eq!(done["src_ip"], lan.attacker_ip.to_string());
+    assert_eq!(done["details"]["username"], "root");
+    assert_eq!(done["session"], events[0]["session"]);
+
+    // Shown again, once.
+    assert_eq!(attacks(&[], 1), events);
+
+    // A mutate that drops ftp removes its container: what it saw is collected first and stays.
+    touch("admin");
+    let mut mutate = vec!["mutate", name.as_str(), "--services", "http"];
+    mutate.extend_from_slice(&common);
+    ok(&decnet(&mutate));
+    let after = attacks(&[], 2);
+    let users: Vec<&str> = after
+        .iter()
+        .filter(|e| e["kind"] == "disconnect")
+        .filter_map(|e| e["details"]["username"].as_str())
+        .collect();
+    assert_eq!(users, ["root", "admin"], "{after:?}");
+    let ids: std::collections::BTreeSet<&str> =
+        after.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), after.len(), "each event once");
+
+    // Filters; the table escapes and names each touch.
+    let only = attacks(&["--kind", "disconnect", "--decky", &name], 2);
+    assert_eq!(only.len(), 2, "{only:?}");
+    assert!(attacks(&["--service", "ssh"], 0).is_empty());
+    let mut table = vec!["attacks"];
+    table.extend_from_slice(&common);
+    let text = ok(&decnet(&table));
+    assert!(text.contains(&format!("{name}/ftp")), "{text}");
+    assert!(text.contains("user=admin"), "{text}");
+    let mut who = vec!["attackers", "--json"];
+    who.extend_from_slice(&common);
+    let profiles: serde_json::Value = serde_json::from_str(&ok(&decnet(&who))).unwrap();
+    let me = &profiles["attackers"][0];
+    assert_eq!(me["src_ip"], lan.attacker_ip.to_string(), "{profiles}");
+    assert_eq!(
+        me["usernames"],
+        serde_json::json!(["admin", "root"]),
+        "{profiles}"
+    );
+    let mut bad = vec!["attacks", "--kind", "teleport"];
+    bad.extend_from_slice(&common);
+    let out = decnet(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kind"));
+
+    let mut down = vec!["teardown", "--all"];
+    down.extend_from_slice(&common);
+    ok(&decnet(&down));
+    lan.destroy().await.unwrap();
+}

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attacks;
 mod common;
 mod migrations;
 mod postgres;

@@ -26,6 +26,11 @@ pub(crate) const SQLITE: Set = &[
         "cert_renewal",
         include_str!("../migrations/sqlite/0002_cert_renewal.sql"),
     ),
+    (
+        3,
+        "attack_events",
+        include_str!("../migrations/sqlite/0003_attack_events.sql"),
+    ),
 ];
 
 pub(crate) const POSTGRES: Set = &[
@@ -38,6 +43,11 @@ pub(crate) const POSTGRES: Set = &[
         2,
         "cert_renewal",
         include_str!("../migrations/postgres/0002_cert_renewal.sql"),
+    ),
+    (
+        3,
+        "attack_events",
+        include_str!("../migrations/postgres/0003_attack_events.sql"),
     ),
 ];
 

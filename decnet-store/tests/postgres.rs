@@ -156,7 +156,10 @@ async fn concurrent_opens_migrate_once() {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(applied, 2, "0001_init and 0002_cert_renewal, once each");
+        assert_eq!(
+            applied, 3,
+            "0001_init, 0002_cert_renewal and 0003_attack_events, once each"
+        );
         repos[1].revoke_fingerprint("ab", at(0)).await.unwrap();
         assert!(repos[2].is_revoked("ab").await.unwrap());
         for r in repos {

@@ -92,7 +92,10 @@ async fn reopening_keeps_data_and_migrates_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(applied, 2, "0001_init and 0002_cert_renewal, once each");
+    assert_eq!(
+        applied, 3,
+        "0001_init, 0002_cert_renewal and 0003_attack_events, once each"
+    );
 }
 
 #[tokio::test]

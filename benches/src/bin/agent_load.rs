@@ -447,6 +447,7 @@ fn main() -> ExitCode {
         launcher: Arc::new(RefusingLauncher),
         clock: Arc::new(SystemClock),
         transport: None,
+        events: None,
     };
     let shutdown = CancellationToken::new();
     let agent = agent_rt.block_on(async {

@@ -258,6 +258,7 @@ pub async fn start_agent_with_launcher(
         launcher,
         clock: Arc::new(SystemClock),
         transport,
+        events: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = CancellationToken::new();

@@ -1,2 +1,3 @@
-//! Adapters that do I/O with nothing but std: the state file.
+//! Adapters that do I/O with nothing but std: the state file and the attacker-event spool.
+pub mod spool;
 pub mod state_file;

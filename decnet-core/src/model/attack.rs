@@ -66,7 +66,7 @@ impl Transport {
 
 impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -130,7 +130,7 @@ impl AttackKind {
 
 impl fmt::Display for AttackKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -324,6 +324,139 @@ impl AttackEvent {
             return None;
         }
         serde_json::from_str(line).ok()
+    }
+}
+
+/// Which stored events to list (`GET /api/v1/attacks`, `decnet attacks`). Events come in id
+/// order — birth order — and `after` is the cursor: the last id of the previous page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttackQuery {
+    /// At or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub until: Option<DateTime<Utc>>,
+    pub decky: Option<String>,
+    pub src_ip: Option<IpAddr>,
+    pub service: Option<String>,
+    pub kind: Option<AttackKind>,
+    /// Only events whose id is greater (the previous page's last id).
+    pub after: Option<Uuid>,
+    /// At most this many (a store may cap it further at [`MAX_ATTACK_PAGE`]).
+    pub limit: u32,
+}
+
+/// The largest page a store returns.
+pub const MAX_ATTACK_PAGE: u32 = 1000;
+
+impl AttackQuery {
+    /// Whether `e` passes the filters (not the cursor or the limit).
+    pub fn matches(&self, e: &AttackEvent) -> bool {
+        self.since.is_none_or(|t| e.ts >= t)
+            && self.until.is_none_or(|t| e.ts < t)
+            && self.decky.as_deref().is_none_or(|d| e.decky == d)
+            && self.src_ip.is_none_or(|ip| e.src_ip == ip)
+            && self.service.as_deref().is_none_or(|s| e.service == s)
+            && self.kind.is_none_or(|k| e.kind == k)
+    }
+
+    /// The page size to use: `limit`, at least 1, at most [`MAX_ATTACK_PAGE`].
+    pub fn page(&self) -> u32 {
+        self.limit.clamp(1, MAX_ATTACK_PAGE)
+    }
+}
+
+/// What the store knows of one source address (`GET /api/v1/attackers`). `drop` events are not
+/// an attacker's and count nowhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackerProfile {
+    pub src_ip: IpAddr,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Events from this address.
+    pub events: u64,
+    /// `auth` events from it (credentials tried).
+    pub attempts: u64,
+    /// Deckies it touched, sorted.
+    pub deckies: Vec<String>,
+    /// Services it touched, sorted.
+    pub services: Vec<String>,
+    /// Distinct usernames it tried, sorted (at most [`MAX_PROFILE_USERNAMES`]).
+    pub usernames: Vec<String>,
+    /// The credentials of its latest `auth` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_password: Option<String>,
+}
+
+/// Most usernames a profile lists.
+pub const MAX_PROFILE_USERNAMES: usize = 100;
+
+impl AttackerProfile {
+    /// Profiles from events (any order), most recently seen first — the reference the stores'
+    /// aggregate queries are tested against.
+    pub fn from_events<'a>(
+        events: impl IntoIterator<Item = &'a AttackEvent>,
+    ) -> Vec<AttackerProfile> {
+        use std::collections::{BTreeMap, BTreeSet};
+        #[derive(Default)]
+        struct Acc {
+            first: Option<DateTime<Utc>>,
+            last: Option<DateTime<Utc>>,
+            events: u64,
+            attempts: u64,
+            deckies: BTreeSet<String>,
+            services: BTreeSet<String>,
+            usernames: BTreeSet<String>,
+            last_auth: Option<(Uuid, Option<String>, Option<String>)>,
+        }
+        let mut by_ip: BTreeMap<IpAddr, Acc> = BTreeMap::new();
+        for e in events {
+            if e.kind == AttackKind::Drop {
+                continue;
+            }
+            let a = by_ip.entry(e.src_ip).or_default();
+            a.first = Some(a.first.map_or(e.ts, |t| t.min(e.ts)));
+            a.last = Some(a.last.map_or(e.ts, |t| t.max(e.ts)));
+            a.events += 1;
+            a.deckies.insert(e.decky.clone());
+            a.services.insert(e.service.clone());
+            if let Some(u) = &e.details.username {
+                a.usernames.insert(u.clone());
+            }
+            if e.kind == AttackKind::Auth {
+                a.attempts += 1;
+                if a.last_auth.as_ref().is_none_or(|(id, _, _)| e.id > *id) {
+                    a.last_auth =
+                        Some((e.id, e.details.username.clone(), e.details.password.clone()));
+                }
+            }
+        }
+        let mut out: Vec<AttackerProfile> = by_ip
+            .into_iter()
+            .filter_map(|(ip, a)| {
+                let (last_username, last_password) =
+                    a.last_auth.map(|(_, u, p)| (u, p)).unwrap_or_default();
+                Some(AttackerProfile {
+                    src_ip: ip,
+                    first_seen: a.first?,
+                    last_seen: a.last?,
+                    events: a.events,
+                    attempts: a.attempts,
+                    deckies: a.deckies.into_iter().collect(),
+                    services: a.services.into_iter().collect(),
+                    usernames: a
+                        .usernames
+                        .into_iter()
+                        .take(MAX_PROFILE_USERNAMES)
+                        .collect(),
+                    last_username,
+                    last_password,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.src_ip.cmp(&b.src_ip)));
+        out
     }
 }
 

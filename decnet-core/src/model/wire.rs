@@ -216,7 +216,41 @@ pub struct RenewAnswer {
     pub not_after: DateTime<Utc>,
 }
 
+/// `POST /swarm/events` (PRODUCT §10): a batch of attacker events from a worker's spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// The caller's host id (checked against its certificate).
+    pub host_uuid: HostUuid,
+    /// At most [`crate::orchestrate::ingest::MAX_BATCH`] events.
+    pub events: Vec<crate::model::attack::AttackEvent>,
+}
+
+/// The answer to `POST /swarm/events`: every event of the batch is stored now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatchAnswer {
+    /// Events stored by this request.
+    pub stored: u64,
+    /// Events already stored (a batch delivered again).
+    pub duplicates: u64,
+}
+
 // --- operator API (§7) --------------------------------------------------------------------
+
+/// `GET /api/v1/attacks`: one page of attacker events, in id (birth) order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackPage {
+    pub events: Vec<crate::model::attack::AttackEvent>,
+    /// The `after` of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<Uuid>,
+}
+
+/// `GET /api/v1/attackers`: one profile per source address, most recently seen first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttackersAnswer {
+    pub attackers: Vec<crate::model::attack::AttackerProfile>,
+}
 
 /// `POST /api/v1/deckies/deploy`: an INI (`ini_content`) or a structured fleet.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

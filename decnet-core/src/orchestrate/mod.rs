@@ -2,6 +2,9 @@
 //! the agent binaries run, reusable by any embedder. It reaches the world only through those
 //! traits, so every component here is tested with mocks and in-memory fakes.
 
+pub mod collect;
 pub mod dispatch;
+pub mod ingest;
+pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::trunc_us;
+use crate::model::attack::{AttackEvent, AttackQuery, AttackerProfile};
 use crate::model::lifecycle::truncate_error;
 use crate::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostStatus, HostUuid,
@@ -31,6 +32,7 @@ struct State {
     desired_fleet: Option<DecnetConfig>,
     shards: BTreeMap<(HostUuid, DeckyName), Shard>,
     lifecycle: HashMap<Uuid, LifecycleRow>,
+    attacks: BTreeMap<Uuid, AttackEvent>,
 }
 
 impl MemRepository {
@@ -417,5 +419,56 @@ impl Repository for MemRepository {
             }
         }
         Ok(())
+    }
+
+    async fn insert_attack_events(&self, events: &[AttackEvent]) -> Result<u64, RepoError> {
+        let mut st = self.state();
+        let mut new = 0;
+        for e in events {
+            if let std::collections::btree_map::Entry::Vacant(v) = st.attacks.entry(e.id) {
+                v.insert(e.clone());
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
+    async fn attack_events(&self, query: &AttackQuery) -> Result<Vec<AttackEvent>, RepoError> {
+        let st = self.state();
+        let start = match query.after {
+            Some(after) => std::ops::Bound::Excluded(after),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(st
+            .attacks
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, e)| e)
+            .filter(|e| query.matches(e))
+            .take(query.page() as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn attacker_profiles(&self) -> Result<Vec<AttackerProfile>, RepoError> {
+        Ok(AttackerProfile::from_events(self.state().attacks.values()))
+    }
+
+    async fn prune_attack_events(
+        &self,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u64>,
+    ) -> Result<u64, RepoError> {
+        let mut st = self.state();
+        let n = st.attacks.len();
+        if let Some(t) = before {
+            st.attacks.retain(|_, e| e.ts >= t);
+        }
+        if let Some(keep) = keep {
+            let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+            while st.attacks.len() > keep {
+                st.attacks.pop_first();
+            }
+        }
+        Ok((n - st.attacks.len()) as u64)
     }
 }

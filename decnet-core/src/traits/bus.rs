@@ -14,6 +14,14 @@ pub struct BusEvent {
 }
 
 impl BusEvent {
+    /// `attack.<decky>.<service>`: the attacker event itself (it carries its `ts`).
+    pub fn attack(event: &crate::model::attack::AttackEvent) -> Self {
+        Self {
+            topic: event.topic(),
+            body: serde_json::to_value(event).unwrap_or(Value::Null),
+        }
+    }
+
     /// `decky.<name>.lifecycle` `{"lifecycle_id","operation","status","error"?}`.
     pub fn lifecycle(
         decky: &DeckyName,

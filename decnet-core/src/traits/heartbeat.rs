@@ -26,3 +26,22 @@ pub enum TransportError {
 pub trait HeartbeatTransport: Send + Sync {
     async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError>;
 }
+
+/// What the master said to a batch of attacker events (`POST /swarm/events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventAck {
+    /// 200: every event of the batch is stored (some perhaps already were).
+    Stored(crate::model::wire::EventBatchAnswer),
+    /// Any other status, with the master's detail.
+    Rejected { status: u16, detail: String },
+}
+
+/// Sends one batch of attacker events to the master.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait::async_trait]
+pub trait EventTransport: Send + Sync {
+    async fn send(
+        &self,
+        batch: &crate::model::wire::EventBatch,
+    ) -> Result<EventAck, TransportError>;
+}

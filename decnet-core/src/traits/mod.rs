@@ -7,15 +7,17 @@ pub mod deployer;
 pub mod heartbeat;
 pub mod hostnet;
 pub mod lifecycle;
+pub mod logs;
 pub mod repository;
 
 pub use agent::{AgentClient, AgentConnector, AgentError, BoxError};
 pub use bus::{Bus, BusEvent, StateTransition};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
-pub use heartbeat::{HeartbeatAck, HeartbeatTransport, TransportError};
+pub use heartbeat::{EventAck, EventTransport, HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
 pub use lifecycle::{LifecycleSink, SinkError};
+pub use logs::{OutputCollector, ServiceLogs};
 pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
 
 #[cfg(any(test, feature = "test-util"))]
@@ -24,8 +26,9 @@ pub use {
     bus::MockBus,
     clock::MockClock,
     deployer::MockDeployer,
-    heartbeat::MockHeartbeatTransport,
+    heartbeat::{MockEventTransport, MockHeartbeatTransport},
     hostnet::MockHostNetwork,
     lifecycle::MockLifecycleSink,
+    logs::MockServiceLogs,
     repository::MockRepository,
 };

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::attack::{AttackEvent, AttackQuery, AttackerProfile};
 use crate::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
     LifecycleStatus, Operation, Shard, ShardState, TransitionError,
@@ -177,4 +178,24 @@ pub trait Repository: Send + Sync {
         ids: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError>;
+
+    // --- attacker events (PRODUCT §10) ------------------------------------------------------
+    /// Stores the events not stored yet — idempotent by event id, so a batch delivered twice
+    /// is stored once; returns how many were new.
+    async fn insert_attack_events(&self, events: &[AttackEvent]) -> Result<u64, RepoError>;
+
+    /// The events matching `query`, in id order, after `query.after`, at most `query.page()`.
+    async fn attack_events(&self, query: &AttackQuery) -> Result<Vec<AttackEvent>, RepoError>;
+
+    /// One profile per source address, most recently seen first (as
+    /// [`AttackerProfile::from_events`] computes them).
+    async fn attacker_profiles(&self) -> Result<Vec<AttackerProfile>, RepoError>;
+
+    /// Retention: deletes the events older than `before`, then all but the newest `keep`
+    /// (by id); returns how many were deleted.
+    async fn prune_attack_events(
+        &self,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u64>,
+    ) -> Result<u64, RepoError>;
 }

@@ -218,9 +218,7 @@ async fn free_subnet(seed: u32) -> Result<Ipv4Net, CliError> {
 
 pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     if !decnet_net::has_net_admin() {
-        return Err(CliError::usage(
-            "demo: needs root (CAP_NET_ADMIN) to create the lab network namespace and veth pair",
-        ));
+        return Err(rerun_as_root());
     }
     let docker = image::connect()
         .await
@@ -231,6 +229,41 @@ pub async fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
         run_unihost(args, docker, binary, out).await
     } else {
         super::demo_swarm::run(args, docker, binary, out).await
+    }
+}
+
+/// Set on the re-run under sudo, so a sudo that still leaves us without the capability fails
+/// instead of looping.
+const SUDO_RERUN: &str = "DECNET_DEMO_SUDO_RERUN";
+
+/// Without CAP_NET_ADMIN: re-runs this very command under `sudo` when there is one (the same
+/// arguments; on success this never returns), else says how to run it.
+fn rerun_as_root() -> CliError {
+    const NEED: &str =
+        "demo: needs root (CAP_NET_ADMIN) to create the lab network namespace and veth pair";
+    let sudo = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("sudo"))
+            .find(|p| p.is_file())
+    });
+    let exe = std::env::current_exe().ok();
+    match (sudo, exe, std::env::var_os(SUDO_RERUN)) {
+        (Some(sudo), Some(exe), None) => {
+            use std::os::unix::process::CommandExt;
+            eprintln!("{NEED}; running it again under sudo");
+            // `env` sets the marker: sudoers' env_reset may refuse `VAR=value` arguments.
+            let err = std::process::Command::new(sudo)
+                .args(["--", "env"])
+                .arg(format!("{SUDO_RERUN}=1"))
+                .arg(exe)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            CliError::usage(format!("{NEED}; sudo could not be run: {err}"))
+        }
+        (_, _, Some(_)) => CliError::usage(format!("{NEED}; even under sudo it is missing")),
+        _ => CliError::usage(format!(
+            "{NEED}: run it again as root (there is no sudo here), e.g. `su -c './target/release/decnet demo'`"
+        )),
     }
 }
 

@@ -98,8 +98,12 @@ pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeploy
     cfg.network = args.network_name.clone();
     cfg.host_link = !args.no_host_link;
     cfg.host_link_name = args.host_link_name.clone();
+    let collector = Arc::new(super::attacks::SpoolCollector {
+        data_dir: data_dir.to_path_buf(),
+    });
     DockerDeployer::connect(cfg, Arc::new(NetlinkHostNetwork::new()))
         .await
+        .map(|d| d.with_output_collector(collector))
         .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))
 }
 

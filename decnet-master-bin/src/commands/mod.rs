@@ -1,3 +1,4 @@
+pub mod attacks;
 pub mod demo;
 pub mod demo_swarm;
 pub mod deploy;

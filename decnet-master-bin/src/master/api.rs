@@ -41,6 +41,7 @@ pub fn router(m: Arc<Master>, limit: usize, events: super::events::EventsHub) ->
         )
         .merge(super::fleet::routes())
         .merge(super::events::routes())
+        .merge(super::attacks::routes())
         .with_state(m)
         .layer(axum::Extension(events));
     decnet_web::body_limit(r, limit)

@@ -63,6 +63,7 @@ async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Res
     match (row.operation, shard) {
         (Operation::Teardown, Some(_)) if ok => {
             m.repo.delete_shard(host, &row.decky_name).await?;
+            m.note_retired(host, row.decky_name.as_str(), m.clock.now());
             m.publish(BusEvent::state(
                 host,
                 &row.decky_name,

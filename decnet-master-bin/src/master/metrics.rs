@@ -18,6 +18,11 @@ pub struct Metrics {
     /// Work sent to agents: answered 2xx, or not (then the agent was probed).
     pub dispatches_accepted: AtomicU64,
     pub dispatches_failed: AtomicU64,
+    /// Attacker events stored from workers' batches, and the ones delivered again.
+    pub attack_events_stored: AtomicU64,
+    pub attack_events_duplicate: AtomicU64,
+    /// Event batches refused (identity or a broken rule).
+    pub attack_batches_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -71,6 +76,21 @@ impl Metrics {
                 "enroll_refused_total",
                 "Enrollment attempts refused.",
                 &self.enroll_refused,
+            ),
+            (
+                "attack_events_stored_total",
+                "Attacker events stored from workers.",
+                &self.attack_events_stored,
+            ),
+            (
+                "attack_events_duplicate_total",
+                "Attacker events delivered again (already stored).",
+                &self.attack_events_duplicate,
+            ),
+            (
+                "attack_batches_refused_total",
+                "Attacker-event batches refused.",
+                &self.attack_batches_refused,
             ),
         ];
         for (name, help, c) in counters {

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod attacks;
 pub mod auth;
 pub mod events;
 pub mod fleet;

@@ -113,6 +113,9 @@ pub struct Master {
     /// (`state_error`); absent once a heartbeat no longer says so. In memory only: the next
     /// heartbeat after a restart tells again.
     pub state_errors: Mutex<HashMap<HostUuid, String>>,
+    /// Deckies torn down on a host, and when: the host may still deliver the events they saw
+    /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
+    pub retired: Mutex<HashMap<(HostUuid, String), chrono::DateTime<chrono::Utc>>>,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
@@ -144,7 +147,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// How long after a teardown a host may still deliver a retired decky's events.
+pub const RETIRED_EVENTS_GRACE: chrono::Duration = chrono::Duration::hours(24);
+
 impl Master {
+    /// Notes that `decky` left `host` now (its events may still arrive).
+    pub fn note_retired(&self, host: HostUuid, decky: &str, now: chrono::DateTime<chrono::Utc>) {
+        let mut r = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        r.retain(|_, at| now - *at < RETIRED_EVENTS_GRACE);
+        r.insert((host, decky.to_string()), now);
+    }
+
+    /// The deckies `host` retired within the grace.
+    pub fn retired_on(&self, host: HostUuid, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((h, _), at)| *h == host && now - **at < RETIRED_EVENTS_GRACE)
+            .map(|((_, d), _)| d.clone())
+            .collect()
+    }
+
     pub fn new(
         repo: Arc<dyn Repository>,
         pki: MasterPki,
@@ -172,6 +196,7 @@ impl Master {
             observed: Mutex::new(HashMap::new()),
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
             local,
             hostnet,
             wake: tokio::sync::Notify::new(),

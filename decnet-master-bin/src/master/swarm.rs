@@ -33,6 +33,7 @@ pub fn router(m: Arc<Master>, limit: usize) -> Router {
         .route("/swarm/enroll", post(enroll))
         .route("/swarm/heartbeat", post(heartbeat))
         .route("/swarm/renew", post(renew))
+        .route("/swarm/events", post(super::attacks::ingest))
         .with_state(m);
     decnet_web::body_limit(r, limit)
 }
@@ -214,7 +215,7 @@ async fn identify(
 
 /// Which of a host's accepted certificates the caller presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Presented {
+pub(crate) enum Presented {
     /// The pinned one.
     Current,
     /// The one a renewal replaced, during the overlap.
@@ -223,7 +224,7 @@ enum Presented {
 
 /// Reads the claimed `host_uuid` only (serde skips the rest without building it), then
 /// identifies the caller. A body that is not JSON is 403 without a certificate, else 400.
-async fn identify_body(
+pub(crate) async fn identify_body(
     m: &Master,
     peer: &PeerCertificate,
     body: &[u8],

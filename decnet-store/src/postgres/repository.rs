@@ -1,6 +1,7 @@
 //! The [`Repository`] implementation on PostgreSQL.
 
 use chrono::{DateTime, Utc};
+use decnet_core::model::attack::{AttackEvent, AttackQuery, AttackerProfile};
 use decnet_core::model::lifecycle::truncate_error;
 use decnet_core::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
@@ -14,6 +15,7 @@ use super::codec::{
     shard_from,
 };
 use super::PgRepository;
+use crate::attacks::{self, AttackParam};
 use crate::common::{self, backend, get, json, Observe};
 
 impl PgRepository {
@@ -487,5 +489,115 @@ impl Repository for PgRepository {
         .await
         .map_err(|e| backend("touch lifecycle rows", e))?;
         Ok(())
+    }
+
+    async fn insert_attack_events(&self, events: &[AttackEvent]) -> Result<u64, RepoError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let what = "store attacker events";
+        let sql = attacks::insert_attack_sql();
+        let mut tx = self.pool.begin().await.map_err(|e| backend(what, e))?;
+        let mut new = 0;
+        for e in events {
+            let r = sqlx::query(&sql)
+                .bind(e.id)
+                .bind(e.ts)
+                .bind(&e.host)
+                .bind(&e.decky)
+                .bind(&e.service)
+                .bind(e.kind.as_str())
+                .bind(e.src_ip.to_string())
+                .bind(&e.details.username)
+                .bind(&e.details.password)
+                .bind(e.to_json_line())
+                .execute(&mut *tx)
+                .await
+                .map_err(|err| backend(what, err))?;
+            new += r.rows_affected();
+        }
+        tx.commit().await.map_err(|e| backend(what, e))?;
+        Ok(new)
+    }
+
+    async fn attack_events(&self, query: &AttackQuery) -> Result<Vec<AttackEvent>, RepoError> {
+        let (sql, params) = attacks::attack_select(query);
+        let mut q = sqlx::query(&sql);
+        for p in params {
+            q = match p {
+                AttackParam::Ts(t) => q.bind(t),
+                AttackParam::Text(s) => q.bind(s),
+                AttackParam::Id(id) => q.bind(id),
+                AttackParam::Limit(n) => q.bind(n),
+            };
+        }
+        let found = q
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend("read attacker events", e))?;
+        found
+            .iter()
+            .map(|row| attacks::attack_from_body(&get::<_, String>(row, "body")?))
+            .collect()
+    }
+
+    async fn attacker_profiles(&self) -> Result<Vec<AttackerProfile>, RepoError> {
+        let what = "read attacker profiles";
+        let totals = sqlx::query(attacks::PROFILE_TOTALS)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend(what, e))?
+            .iter()
+            .map(|r| {
+                Ok(attacks::ProfileTotals {
+                    src_ip: get(r, "src_ip")?,
+                    first_seen: get(r, "first_seen")?,
+                    last_seen: get(r, "last_seen")?,
+                    events: get(r, "events")?,
+                    attempts: get(r, "attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>, RepoError>>()?;
+        let touched = sqlx::query_as::<_, (String, String, String)>(attacks::PROFILE_TOUCHED)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend(what, e))?;
+        let usernames = sqlx::query_as::<_, (String, String)>(attacks::PROFILE_USERNAMES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| backend(what, e))?;
+        let last = sqlx::query_as::<_, (String, Option<String>, Option<String>)>(
+            attacks::PROFILE_LAST_AUTH,
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend(what, e))?;
+        attacks::assemble_profiles(totals, touched, usernames, last)
+    }
+
+    async fn prune_attack_events(
+        &self,
+        before: Option<DateTime<Utc>>,
+        keep: Option<u64>,
+    ) -> Result<u64, RepoError> {
+        let what = "prune attacker events";
+        let mut deleted = 0;
+        if let Some(t) = before {
+            deleted += sqlx::query(attacks::PRUNE_BEFORE)
+                .bind(t)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| backend(what, e))?
+                .rows_affected();
+        }
+        if let Some(keep) = keep {
+            deleted += sqlx::query(attacks::PRUNE_KEEP)
+                .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+                .execute(&self.pool)
+                .await
+                .map_err(|e| backend(what, e))?
+                .rows_affected();
+        }
+        Ok(deleted)
     }
 }

@@ -2,6 +2,7 @@
 //! on a fresh store. The contract is the trait's documentation; where it is silent, the
 //! choices made here (ordering, boundaries) are written next to the check that pins them.
 
+mod attacks;
 mod hosts;
 mod lifecycle;
 mod shards;
@@ -69,6 +70,11 @@ const CHECKS: &[(&str, Check)] = checks![
     lifecycle::find_open_returns_oldest_match,
     lifecycle::open_rows_oldest_first,
     lifecycle::touch_moves_open_rows_only,
+    attacks::insert_is_idempotent_by_id,
+    attacks::filters,
+    attacks::cursor_pagination,
+    attacks::attacker_profiles,
+    attacks::prune_by_age_and_count,
 ];
 
 /// Runs every check of the suite, each against a fresh store from `make`; panics naming the
