@@ -20,7 +20,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{EventPipeline, HttpsEventTransport};
 use crate::heartbeat::HeartbeatLoop;
 use crate::outbox::{Outbox, OutboxSink};
 use crate::paths::Identity;
@@ -29,7 +28,8 @@ use crate::reaper::{Launcher, ReaperPlan};
 use crate::renew::{recover_pending, Renewer};
 use crate::server::{router, AgentApi, Reaper};
 use crate::snapshot::LiveStatus;
-use crate::transport::HttpsTransport;
+use crate::transport::{HttpsEventTransport, HttpsTransport};
+use decnet_core::orchestrate::pipeline::EventPipeline;
 
 /// Default agent API port.
 pub const DEFAULT_PORT: u16 = 8765;
@@ -237,11 +237,15 @@ pub async fn start(
                         https
                     }
                 };
+                let stop = shutdown.clone();
                 events_task = Some(tokio::spawn(ev.pipeline.run(
                     ev.logs,
                     transport,
                     ev.interval,
-                    shutdown.clone(),
+                    async move { stop.cancelled().await },
+                    |n, why| {
+                        tracing::warn!(events = n, %why, "the master refused attacker events for good; counted as dropped");
+                    },
                 )));
             }
             let transport: Arc<dyn HeartbeatTransport> = match deps.transport {

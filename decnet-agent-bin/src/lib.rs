@@ -15,7 +15,6 @@
 
 pub mod app;
 pub mod enroll;
-pub mod events;
 pub mod heartbeat;
 pub mod outbox;
 pub mod paths;

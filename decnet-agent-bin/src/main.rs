@@ -11,13 +11,13 @@ use clap::{Args, Parser, Subcommand};
 use decnet_agent::app::{
     self, AgentConfig, AgentDeps, EventsDeps, DEFAULT_PORT, DEFAULT_STATE_DIR,
 };
-use decnet_agent::events::EventPipeline;
 use decnet_agent::paths::agent_dir;
 use decnet_agent::reaper::{
     parse_reaper_paths, run_reap_command, ReapArgs, SystemdRunLauncher, REAP_DELAY,
 };
 use decnet_agent::server::DEFAULT_BODY_LIMIT;
 use decnet_core::adapters::state_file;
+use decnet_core::orchestrate::pipeline::EventPipeline;
 use decnet_core::traits::SystemClock;
 use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
 use decnet_net::NetlinkHostNetwork;
@@ -288,7 +288,12 @@ fn main() -> ExitCode {
                 let hostnet = Arc::new(NetlinkHostNetwork::new());
                 // Enrolled: attacker events are collected into a spool and shipped.
                 let pipeline = match &identity {
-                    Some(id) => match EventPipeline::open(&state_dir, id.host_uuid, events_spool_bytes) {
+                    Some(id) => match EventPipeline::open(
+                        &state_dir.join("events"),
+                        &id.host_uuid.to_string(),
+                        id.host_uuid,
+                        events_spool_bytes,
+                    ) {
                         Ok(p) => Some(Arc::new(p)),
                         Err(e) => return fail(1, e),
                     },

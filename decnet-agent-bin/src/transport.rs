@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use decnet_core::model::wire::{EventBatch, EventBatchAnswer};
 use decnet_core::model::HeartbeatBody;
-use decnet_core::traits::{HeartbeatAck, HeartbeatTransport, TransportError};
+use decnet_core::traits::{
+    EventAck, EventTransport, HeartbeatAck, HeartbeatTransport, TransportError,
+};
 use decnet_tls::pki::{Bundle, MASTER_CN};
 use decnet_tls::verify::{client_config, PeerPolicy};
 
@@ -84,5 +87,57 @@ impl HeartbeatTransport for HttpsTransport {
         } else {
             HeartbeatAck::Rejected { status }
         })
+    }
+}
+
+/// `EventTransport` over the worker's pinned mTLS client: `<master_url>/swarm/events`.
+#[derive(Debug)]
+pub struct HttpsEventTransport {
+    client: std::sync::RwLock<reqwest::Client>,
+    master_fingerprint: String,
+    url: String,
+}
+
+impl HttpsEventTransport {
+    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
+        Ok(Self {
+            client: std::sync::RwLock::new(master_client(bundle, &identity.master_fingerprint)?),
+            master_fingerprint: identity.master_fingerprint.clone(),
+            url: format!("{}/swarm/events", identity.master_url.trim_end_matches('/')),
+        })
+    }
+
+    /// Presents `bundle` (a renewed certificate) from the next batch on.
+    pub fn reload(&self, bundle: &Bundle) -> Result<(), String> {
+        let client = master_client(bundle, &self.master_fingerprint)?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventTransport for HttpsEventTransport {
+    async fn send(&self, batch: &EventBatch) -> Result<EventAck, TransportError> {
+        let client = self
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let resp = client
+            .post(&self.url)
+            .json(batch)
+            .send()
+            .await
+            .map_err(|e| TransportError::Unreachable(format!("{e:#}")))?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            let answer: EventBatchAnswer = resp
+                .json()
+                .await
+                .map_err(|e| TransportError::Unreachable(format!("answer: {e:#}")))?;
+            return Ok(EventAck::Stored(answer));
+        }
+        let detail = resp.text().await.unwrap_or_default();
+        Ok(EventAck::Rejected { status, detail })
     }
 }

@@ -94,6 +94,7 @@ async fn start_master_in(
         clock: Arc::new(SystemClock),
         local,
         hostnet: Arc::new(facts()),
+        local_events: None,
     };
     let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
         .await

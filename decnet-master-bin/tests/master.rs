@@ -70,6 +70,7 @@ async fn start_master(db: Option<String>, settings: MasterSettings) -> TestMaste
         clock: Arc::new(SystemClock),
         local: None,
         hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+        local_events: None,
     };
     let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
         .await

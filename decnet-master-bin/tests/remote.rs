@@ -61,6 +61,7 @@ async fn start_master(fake: Fake) -> TestMaster {
         clock: Arc::new(SystemClock),
         local: Some(fake.clone() as Arc<dyn Deployer>),
         hostnet: Arc::new(facts()),
+        local_events: None,
     };
     let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
         .await

@@ -80,6 +80,7 @@ async fn deploy_mutate_delete_through_a_real_agent() {
         clock: Arc::new(SystemClock),
         local: None,
         hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+        local_events: None,
     };
     let m = run::start(
         &cfg,
@@ -402,6 +403,165 @@ async fn deploy_mutate_delete_through_a_real_agent() {
     assert!(containers().await.is_empty());
     drop(_agent);
     let _ = decnet_docker::network::remove(&docker, &network).await;
+    shutdown.cancel();
+    m.join().await;
+    lan.destroy().await.unwrap();
+}
+
+/// A master's own (unihost) deckies: what the attacker does to them goes through the master's
+/// spool into its store, stamped `local`, and shows in `GET /api/v1/attacks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_masters_own_deckies_feed_its_attack_store() {
+    use decnet_core::model::HostUuid;
+    use decnet_core::orchestrate::pipeline::EventPipeline;
+    use decnet_core::traits::Deployer;
+    use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
+
+    decnet_tls::install_default_provider();
+    let tag = format!("mle{}", std::process::id() % 10000);
+    let _ = lab::destroy_by_tag(&tag).await;
+    let lan = LabLan::create(
+        &tag,
+        Ipv4Net::new(Ipv4Addr::new(10, 217, 31, 0), 24).unwrap(),
+    )
+    .await
+    .expect("lab LAN (root)");
+    lan.add_host_address(Ipv4Addr::new(10, 217, 31, 254))
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(tmp.path());
+    write_pki(&layout);
+    let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
+    let admin = api_token(&repo, Role::Admin).await;
+    let pipeline = Arc::new(
+        EventPipeline::open(
+            &tmp.path().join("master-spool"),
+            "local",
+            HostUuid(uuid::Uuid::nil()),
+            1 << 20,
+        )
+        .unwrap(),
+    );
+    let mut dcfg = DockerDeployerConfig::new(
+        format!("test-{tag}"),
+        tmp.path().join("decnet-state.json"),
+        image::find_decky_binary(None).unwrap(),
+    );
+    dcfg.network = format!("decnet_{tag}");
+    dcfg.host_link = false;
+    let deployer = Arc::new(
+        DockerDeployer::with_docker(
+            image::connect().await.unwrap(),
+            dcfg,
+            Arc::new(decnet_net::NetlinkHostNetwork::new()),
+        )
+        .with_output_collector(pipeline.clone()),
+    );
+    let cfg = MasterConfig {
+        data_dir: layout,
+        db_url: None,
+        api_bind: "127.0.0.1:0".parse().unwrap(),
+        swarm_bind: "127.0.0.1:0".parse().unwrap(),
+        settings: MasterSettings {
+            heartbeat_interval: Duration::from_secs(1),
+            advertise: String::new(),
+            ..MasterSettings::default()
+        },
+    };
+    let shutdown = CancellationToken::new();
+    let deps = MasterDeps {
+        repo,
+        clock: Arc::new(SystemClock),
+        local: Some(deployer.clone()),
+        hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+        local_events: Some(run::LocalEvents {
+            pipeline,
+            logs: deployer.clone(),
+        }),
+    };
+    let m = run::start(
+        &cfg,
+        deps,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let c = reqwest::Client::new();
+    let get = |path: String| {
+        let r = c.get(format!("{}{path}", m.api_url)).bearer_auth(&admin);
+        async move { r.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let r = c
+        .post(format!("{}/api/v1/deckies/deploy", m.api_url))
+        .bearer_auth(&admin)
+        .json(&json!({
+            "general": {"subnet": lan.subnet.to_string(), "gateway": lan.gateway.to_string(), "interface": lan.parent},
+            "deckies": [{"name": "mle-a", "services": ["ftp"]}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["mode"], "unihost", "{v}");
+    let id = v["lifecycle_ids"][0].as_str().unwrap().to_string();
+    let mut ip = None;
+    for _ in 0..600 {
+        let rows = get(format!("/api/v1/deckies/lifecycle?ids={id}")).await;
+        if rows["rows"][0]["status"] == "succeeded" {
+            let list = get("/api/v1/deckies".into()).await;
+            ip = list[0]["ip"]
+                .as_str()
+                .map(|s| s.parse::<Ipv4Addr>().unwrap());
+            break;
+        }
+        assert_ne!(rows["rows"][0]["status"], "failed", "{rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ip = ip.expect("the decky is up");
+    let r = lab::probe_tcp(
+        &lan.netns,
+        ip,
+        21,
+        Some(b"USER mallory\r\nPASS s3cret\r\nQUIT\r\n".to_vec()),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert!(r.open);
+    let mut found = None;
+    for _ in 0..300 {
+        let page = get("/api/v1/attacks?kind=disconnect&decky=mle-a".into()).await;
+        if let Some(e) = page["events"].as_array().and_then(|a| a.first()).cloned() {
+            found = Some(e);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = found.expect("the touch reached the master's store");
+    assert_eq!(e["host"], "local");
+    assert_eq!(e["details"]["username"], "mallory");
+    assert_eq!(e["src_ip"], lan.attacker_ip.to_string());
+
+    let r = c
+        .delete(format!("{}/api/v1/deckies/mle-a", m.api_url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    let id = v["lifecycle_ids"][0].as_str().unwrap().to_string();
+    for _ in 0..600 {
+        let rows = get(format!("/api/v1/deckies/lifecycle?ids={id}")).await;
+        if rows["rows"][0]["status"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = deployer.teardown(None).await;
     shutdown.cancel();
     m.join().await;
     lan.destroy().await.unwrap();

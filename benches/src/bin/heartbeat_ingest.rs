@@ -863,6 +863,7 @@ fn run_on_master(
             clock: Arc::new(SystemClock),
             local: None,
             hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+            local_events: None,
         };
         let running = run::start(&cfg, deps, api, swarm, shutdown.clone())
             .await

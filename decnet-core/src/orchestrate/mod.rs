@@ -5,6 +5,8 @@
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
+#[cfg(feature = "runtime")]
+pub mod pipeline;
 pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};

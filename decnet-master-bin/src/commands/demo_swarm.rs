@@ -347,7 +347,7 @@ async fn start_master(layout: &DataDir) -> Result<(RunningMaster, CancellationTo
         api,
         swarm,
         settings,
-        None,
+        (None, None),
         shutdown.clone(),
     )
     .await?;

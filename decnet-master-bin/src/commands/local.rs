@@ -84,8 +84,22 @@ pub fn host_identity(data_dir: &Path) -> Result<String, CliError> {
     Ok(id)
 }
 
-/// Connects the Docker deployer for this host.
+/// Connects the Docker deployer for this host; the output of removed service containers goes
+/// into the data dir's attacker-event spool.
 pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeployer, CliError> {
+    let collector = Arc::new(super::attacks::SpoolCollector {
+        data_dir: data_dir.to_path_buf(),
+    });
+    deployer_with(data_dir, args, collector).await
+}
+
+/// Connects the Docker deployer for this host with `collector` reading what removed service
+/// containers leave.
+pub async fn deployer_with(
+    data_dir: &Path,
+    args: &DockerArgs,
+    collector: Arc<dyn decnet_core::traits::OutputCollector>,
+) -> Result<DockerDeployer, CliError> {
     let binary = image::find_decky_binary(args.decky_bin.as_deref())
         .map_err(|e| CliError::usage(e.to_string()))?;
     let label = match &args.host_label {
@@ -98,9 +112,6 @@ pub async fn deployer(data_dir: &Path, args: &DockerArgs) -> Result<DockerDeploy
     cfg.network = args.network_name.clone();
     cfg.host_link = !args.no_host_link;
     cfg.host_link_name = args.host_link_name.clone();
-    let collector = Arc::new(super::attacks::SpoolCollector {
-        data_dir: data_dir.to_path_buf(),
-    });
     DockerDeployer::connect(cfg, Arc::new(NetlinkHostNetwork::new()))
         .await
         .map(|d| d.with_output_collector(collector))

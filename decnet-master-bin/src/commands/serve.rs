@@ -1,5 +1,6 @@
 //! `decnet serve`: runs the master until SIGTERM/SIGINT, then drains.
 
+use decnet_core::orchestrate::pipeline::EventPipeline;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -60,19 +61,45 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         ..MasterSettings::default()
     };
     // Unihost deckies run here through Docker; without Docker the master only drives agents.
-    let local: Option<Arc<dyn Deployer>> = if args.no_local {
-        None
+    // Their attacker events go through a spool of the master's own into its store.
+    let (local, local_events): (Option<Arc<dyn Deployer>>, _) = if args.no_local {
+        (None, None)
     } else {
-        match crate::commands::local::deployer(data_dir, &args.docker).await {
-            Ok(d) => Some(Arc::new(d)),
+        let pipeline = EventPipeline::open(
+            &data_dir.join("attacks").join("master-spool"),
+            crate::commands::attacks::LOCAL_HOST,
+            decnet_core::model::HostUuid(uuid::Uuid::nil()),
+            decnet_core::adapters::spool::DEFAULT_SPOOL_BYTES,
+        )
+        .map_err(|e| CliError::Failed(e.into()))?;
+        let pipeline = Arc::new(pipeline);
+        match crate::commands::local::deployer_with(data_dir, &args.docker, pipeline.clone()).await
+        {
+            Ok(d) => {
+                let d = Arc::new(d);
+                let events = run::LocalEvents {
+                    pipeline,
+                    logs: d.clone(),
+                };
+                (Some(d as Arc<dyn Deployer>), Some(events))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "no local deployer: this master only drives workers");
-                None
+                (None, None)
             }
         }
     };
     let shutdown = CancellationToken::new();
-    let running = start_master(&layout, &db, api, swarm, settings, local, shutdown.clone()).await?;
+    let running = start_master(
+        &layout,
+        &db,
+        api,
+        swarm,
+        settings,
+        (local, local_events),
+        shutdown.clone(),
+    )
+    .await?;
     writeln!(
         out,
         "decnet master: operator API {} · swarm endpoint {} (advertised as {})",
@@ -96,7 +123,7 @@ pub(crate) async fn start_master(
     api: tokio::net::TcpListener,
     swarm: tokio::net::TcpListener,
     settings: MasterSettings,
-    local: Option<Arc<dyn Deployer>>,
+    (local, local_events): (Option<Arc<dyn Deployer>>, Option<run::LocalEvents>),
     shutdown: CancellationToken,
 ) -> Result<RunningMaster, CliError> {
     let repo = decnet_store::open(db)
@@ -114,6 +141,7 @@ pub(crate) async fn start_master(
         clock: Arc::new(SystemClock),
         local,
         hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
+        local_events,
     };
     let running = run::start(&cfg, deps, api, swarm, shutdown)
         .await

@@ -81,6 +81,44 @@ pub(crate) async fn ingest(
     Ok(Json(EventBatchAnswer { stored, duplicates }))
 }
 
+/// Where the master's own (unihost) deckies' events go: straight into its store, stamped
+/// `local`, and onto the bus.
+pub struct StoreTransport {
+    pub master: Arc<Master>,
+}
+
+impl std::fmt::Debug for StoreTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTransport").finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl decnet_core::traits::EventTransport for StoreTransport {
+    async fn send(
+        &self,
+        batch: &EventBatch,
+    ) -> Result<decnet_core::traits::EventAck, decnet_core::traits::TransportError> {
+        let mut events = batch.events.clone();
+        for e in &mut events {
+            e.host = crate::commands::attacks::LOCAL_HOST.to_string();
+        }
+        let stored = self
+            .master
+            .repo
+            .insert_attack_events(&events)
+            .await
+            .map_err(|e| decnet_core::traits::TransportError::Unreachable(e.to_string()))?;
+        for e in &events {
+            self.master.publish(BusEvent::attack(e));
+        }
+        Ok(decnet_core::traits::EventAck::Stored(EventBatchAnswer {
+            stored,
+            duplicates: events.len() as u64 - stored,
+        }))
+    }
+}
+
 /// Parses the query string of `GET /api/v1/attacks`; unknown parameters and bad values are
 /// 400 naming the parameter.
 pub fn parse_query(params: &HashMap<String, String>) -> Result<AttackQuery, ApiError> {

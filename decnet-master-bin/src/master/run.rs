@@ -65,6 +65,22 @@ pub struct MasterDeps {
     /// Runs unihost deckies on this machine; `None` when this master only drives agents.
     pub local: Option<Arc<dyn Deployer>>,
     pub hostnet: Arc<dyn HostNetwork>,
+    /// Attacker events of the local deckies, collected into the store.
+    pub local_events: Option<LocalEvents>,
+}
+
+/// The master's own attacker-event pipeline (its unihost deckies).
+pub struct LocalEvents {
+    pub pipeline: Arc<decnet_core::orchestrate::pipeline::EventPipeline>,
+    pub logs: Arc<dyn decnet_core::traits::ServiceLogs>,
+}
+
+impl std::fmt::Debug for LocalEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEvents")
+            .field("pipeline", &self.pipeline)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for MasterDeps {
@@ -86,6 +102,7 @@ pub async fn start(
         clock,
         local,
         hostnet,
+        local_events,
     } = deps;
     let pki = MasterPki::load(&cfg.data_dir).map_err(MasterError::Config)?;
     let api_addr = api
@@ -170,6 +187,18 @@ pub async fn start(
         master.clone(),
         shutdown.clone(),
     )));
+    if let Some(ev) = local_events {
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(ev.pipeline.run(
+            ev.logs,
+            Arc::new(super::attacks::StoreTransport {
+                master: master.clone(),
+            }),
+            decnet_core::orchestrate::pipeline::DEFAULT_EVENTS_INTERVAL,
+            async move { stop.cancelled().await },
+            |n, why| tracing::warn!(events = n, %why, "local attacker events refused; counted as dropped"),
+        )));
+    }
     tracing::info!(%api_url, %swarm_url, "master serving");
     Ok(RunningMaster {
         master,
