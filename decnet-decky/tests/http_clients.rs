@@ -198,6 +198,19 @@ fn docker_cli_run_is_recorded_as_a_container_create() {
     );
     assert_eq!(det["binds"], serde_json::json!(["/:/host"]), "{ev}");
     assert_eq!(det["privileged"], true, "{ev}");
+    // `docker ps` lists the bait containers; `docker exec` into one is recorded.
+    let (_, out) = run("docker", &["ps"], &envs, Duration::from_secs(20));
+    assert!(out.contains("nginx:1.25") && out.contains(" web"), "{out}");
+    let (code, out) = run(
+        "docker",
+        &["exec", "web", "cat", "/etc/shadow"],
+        &envs,
+        Duration::from_secs(20),
+    );
+    eprintln!("docker exec → {code:?}: {out}");
+    let ev = next_action(&d, "exec_create");
+    assert_eq!(ev["details"]["command"], "cat /etc/shadow", "{ev}");
+    assert_eq!(ev["details"]["container"], "web", "{ev}");
     let _ = std::fs::remove_dir_all(&cfg);
 }
 

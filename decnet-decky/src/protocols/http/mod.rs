@@ -246,10 +246,30 @@ fn record_request(req: &Request, status: u16, report: &Reporter, fields: &mut Fi
 /// Kubernetes (status line in the request's version, headers sorted, then `Date` and
 /// `Content-Length`), Netty for Elasticsearch (lower-case `content-type`/`content-length`, no
 /// `Date`), Apache-like HTTP/1.1 for the web personas.
-fn wire(resp: &Response, req: &Request, ctx: &ServiceCtx, flavor: Flavor, keep: bool) -> Vec<u8> {
+fn wire(
+    resp: &Response,
+    req: &Request,
+    ctx: &ServiceCtx,
+    flavor: Flavor,
+    keep: bool,
+    left: usize,
+) -> Vec<u8> {
     let head_only = req.method == "HEAD";
     if flavor == Flavor::Web {
-        let mut bytes = resp.to_bytes(head_only, keep);
+        let apache = resp
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Server" && v.starts_with("Apache"));
+        let mut bytes = if keep && apache {
+            // Apache announces its keep-alive terms on every kept connection.
+            let mut r = resp.clone();
+            r.headers
+                .push(("Keep-Alive".into(), format!("timeout=5, max={left}")));
+            r.headers.push(("Connection".into(), "Keep-Alive".into()));
+            r.to_bytes(head_only, keep)
+        } else {
+            resp.to_bytes(head_only, keep)
+        };
         if !web::persona(ctx).reason_phrase {
             // Tomcat 8.5+ sends no reason phrase: `HTTP/1.1 404 `.
             let phrase = format!(" {}\r\n", reason(resp.status));
@@ -379,7 +399,7 @@ pub fn serve_plain<S: Read + Write>(
                     );
                 }
                 let resp = bad_request(ctx, flavor, peer.dst_port, status);
-                return conn.send(&wire(&resp, &Request::default(), ctx, flavor, false));
+                return conn.send(&wire(&resp, &Request::default(), ctx, flavor, false, 0));
             }
             Err(ReadError::Io(e)) => return Err(e),
         };
@@ -395,7 +415,7 @@ pub fn serve_plain<S: Read + Write>(
             report.emit(kind, details);
         }
         let keep = req.keep_alive() && n < MAX_REQUESTS;
-        conn.send(&wire(&resp, &req, ctx, flavor, keep))?;
+        conn.send(&wire(&resp, &req, ctx, flavor, keep, MAX_REQUESTS + 1 - n))?;
         if !keep {
             break;
         }
@@ -557,6 +577,8 @@ mod tests {
         );
         assert_eq!(out.matches("HTTP/1.1 404 Not Found").count(), 3, "{out}");
         assert_eq!(out.matches("Connection: close").count(), 1, "{out}");
+        assert!(out.contains("Keep-Alive: timeout=5, max=99\r\nConnection: Keep-Alive\r\n"));
+        assert!(out.contains("Keep-Alive: timeout=5, max=100\r\nConnection: Keep-Alive\r\n"));
         assert_eq!(f["requests"], 3);
         assert_eq!(ev.len(), 3);
         let d = &ev[0].details;

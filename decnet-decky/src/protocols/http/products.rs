@@ -86,7 +86,7 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             200,
             &json!({
                 "ID": stable_id(&ctx.hostname, 36),
-                "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+                "Containers": 2, "ContainersRunning": 2, "ContainersPaused": 0, "ContainersStopped": 0,
                 "Images": 3, "Driver": "overlay2", "DockerRootDir": "/var/lib/docker",
                 "KernelVersion": "5.15.0-91-generic", "OperatingSystem": "Ubuntu 22.04.3 LTS",
                 "OSType": "linux", "Architecture": "x86_64", "NCPU": 4, "MemTotal": 8_331_886_592u64,
@@ -94,7 +94,46 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             }),
             false,
         ),
-        "/containers/json" | "/images/json" | "/networks" => Response::json(200, &json!([]), false),
+        "/containers/json" => {
+            let created = unix_now().saturating_sub(23 * 86_400);
+            let items: Vec<String> = DOCKER_CONTAINERS
+                .iter()
+                .map(|(name, image, cmd, port)| {
+                    let id = hex_id(&format!("{}/{name}", ctx.hostname));
+                    ordered(
+                        &[
+                            ("Id", json!(id)),
+                            ("Names", json!([format!("/{name}")])),
+                            ("Image", json!(image)),
+                            ("ImageID", json!(format!("sha256:{}", hex_id(&format!("img/{name}"))))),
+                            ("Command", json!(cmd)),
+                            ("Created", json!(created)),
+                            ("Ports", json!([{"IP": "0.0.0.0", "PrivatePort": port, "PublicPort": port, "Type": "tcp"}])),
+                            ("Labels", json!({})),
+                            ("State", json!("running")),
+                            ("Status", json!("Up 3 weeks")),
+                            ("HostConfig", json!({"NetworkMode": "default"})),
+                            ("Mounts", json!([])),
+                        ],
+                        false,
+                    )
+                })
+                .collect();
+            Response::new(200, "application/json", format!("[{}]\n", items.join(",")))
+        }
+        "/images/json" => {
+            let items: Vec<Value> = DOCKER_CONTAINERS
+                .iter()
+                .map(|(name, image, _, _)| {
+                    let id = hex_id(&format!("img/{name}"));
+                    json!({"Containers": -1, "Created": unix_now().saturating_sub(40 * 86_400), "Id": format!("sha256:{id}"),
+                           "Labels": null, "ParentId": "", "RepoDigests": [], "RepoTags": [image],
+                           "SharedSize": -1, "Size": 187_000_000u64, "VirtualSize": 187_000_000u64})
+                })
+                .collect();
+            Response::json(200, &json!(items), false)
+        }
+        "/networks" => Response::json(200, &json!([]), false),
         "/volumes" => Response::json(200, &json!({"Volumes": [], "Warnings": null}), false),
         "/containers/create" if post => Response::json(
             201,
@@ -127,6 +166,29 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
         }
         p if post && p.starts_with("/exec/") && p.ends_with("/start") => {
             Response::new(200, "application/vnd.docker.raw-stream", Vec::new())
+        }
+        p if p.starts_with("/containers/")
+            && p.ends_with("/json")
+            && docker_container(ctx, container_key(p)).is_some() =>
+        {
+            let (name, image, cmd, _) =
+                docker_container(ctx, container_key(p)).unwrap_or(DOCKER_CONTAINERS[0]);
+            let id = hex_id(&format!("{}/{name}", ctx.hostname));
+            Response::json(
+                200,
+                &json!({
+                    "Id": id,
+                    "Name": format!("/{name}"),
+                    "Path": cmd.split(' ').next().unwrap_or_default(),
+                    "State": {"Status": "running", "Running": true, "Paused": false, "Restarting": false,
+                              "Pid": 2817, "ExitCode": 0},
+                    "Image": format!("sha256:{}", hex_id(&format!("img/{name}"))),
+                    "Config": {"Hostname": &id[..12], "Image": image, "Tty": false, "OpenStdin": false,
+                               "Cmd": cmd.split(' ').collect::<Vec<_>>()},
+                    "HostConfig": {"NetworkMode": "default", "Privileged": false}
+                }),
+                false,
+            )
         }
         p if p.starts_with("/containers/") && p.ends_with("/json") => {
             let id = p
@@ -714,6 +776,46 @@ pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, Atta
     }
 }
 
+/// 64 hex digits, stable for `seed` (container and image ids).
+fn hex_id(seed: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    crate::util::hex(&Sha256::digest(seed.as_bytes()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `abc` of `/containers/abc/json`.
+fn container_key(path: &str) -> &str {
+    path.trim_start_matches("/containers/")
+        .trim_end_matches("/json")
+}
+
+/// The bait container named or id-prefixed by `key`.
+fn docker_container(
+    ctx: &ServiceCtx,
+    key: &str,
+) -> Option<(&'static str, &'static str, &'static str, u16)> {
+    DOCKER_CONTAINERS.iter().copied().find(|(name, ..)| {
+        *name == key
+            || (key.len() >= 4 && hex_id(&format!("{}/{name}", ctx.hostname)).starts_with(key))
+    })
+}
+
+/// The containers the Docker persona runs: (name, image, command, port).
+const DOCKER_CONTAINERS: &[(&str, &str, &str, u16)] = &[
+    (
+        "web",
+        "nginx:1.25",
+        "/docker-entrypoint.sh nginx -g 'daemon off;'",
+        80,
+    ),
+    ("db", "postgres:15", "docker-entrypoint.sh postgres", 5432),
+];
+
 /// The indices the Elasticsearch persona holds: (name, docs, size).
 const ES_INDICES: &[(&str, u64, &str)] = &[
     ("customers", 152_340, "48.2mb"),
@@ -792,6 +894,22 @@ mod tests {
         );
         assert!(out.starts_with("HTTP/1.1 201 Created"));
         assert_eq!(f["body"], "{\"Image\":\"xmrig\"}");
+        let (out, _) = run(
+            "docker_api",
+            json!({}),
+            b"GET /v1.41/containers/json HTTP/1.0\r\n\r\n",
+        );
+        let list = split(&out).1;
+        assert_eq!(list[0]["Names"][0], "/web", "{out}");
+        assert_eq!(list[1]["Image"], "postgres:15");
+        assert_eq!(list[0]["Id"].as_str().map(str::len), Some(64));
+        assert!(out.contains("[{\"Id\":"), "{out}");
+        let (out, _) = run(
+            "docker_api",
+            json!({}),
+            b"GET /images/json HTTP/1.0\r\n\r\n",
+        );
+        assert_eq!(split(&out).1[0]["RepoTags"][0], "nginx:1.25");
         let (out, _) = run("docker_api", json!({}), b"GET /nope HTTP/1.1\r\n\r\n");
         assert_eq!(split(&out).1["message"], "page not found");
     }
