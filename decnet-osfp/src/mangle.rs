@@ -23,6 +23,16 @@ pub enum Verdict {
 /// How many ICMP echo requests are remembered for [`DfRule::SameAsRequest`].
 const ECHO_MEMORY: usize = 64;
 
+/// A SYN the decky received: what the peer offered, for the SYN-ACK that answers it.
+#[derive(Clone, Copy, Debug)]
+struct SynSeen {
+    peer: [u8; 4],
+    sport: u16,
+    dport: u16,
+    mss: Option<u16>,
+    wscale: bool,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct EchoSeen {
     peer: [u8; 4],
@@ -46,6 +56,8 @@ pub struct Mangler {
     rng: u64,
     echoes: Vec<EchoSeen>,
     next_echo: usize,
+    syns: Vec<SynSeen>,
+    next_syn: usize,
 }
 
 impl Mangler {
@@ -79,6 +91,8 @@ impl Mangler {
             rng: seed | 1,
             echoes: Vec::with_capacity(ECHO_MEMORY),
             next_echo: 0,
+            syns: Vec::with_capacity(ECHO_MEMORY),
+            next_syn: 0,
         }
     }
 
@@ -131,10 +145,22 @@ impl Mangler {
             }
             PROTO_TCP => {
                 let tcp = Tcp::parse(ip.payload())?;
+                let flags = tcp.flags();
+                if flags & (SYN | ACK | RST | FIN) == SYN {
+                    if let Some(o) = parse_syn_options(tcp.options()) {
+                        let seen = SynSeen {
+                            peer: ip.src(),
+                            sport: tcp.sport(),
+                            dport: tcp.dport(),
+                            mss: o.mss,
+                            wscale: o.wscale.is_some(),
+                        };
+                        remember(&mut self.syns, &mut self.next_syn, seen);
+                    }
+                }
                 if self.open_ports.binary_search(&tcp.dport()).is_err() {
                     return None;
                 }
-                let flags = tcp.flags();
                 let rule = if flags & (SYN | FIN | RST | ACK | PSH | URG) == 0 {
                     self.profile.t2
                 } else if flags & (SYN | FIN) == SYN | FIN && flags & (RST | ACK) == 0 {
@@ -166,7 +192,12 @@ impl Mangler {
             return None;
         }
         let opts = parse_syn_options(tcp.options())?;
-        let new_opts = self.relay_options(opts);
+        let syn = self
+            .syns
+            .iter()
+            .find(|s| s.peer == ip.dst() && s.sport == tcp.dport() && s.dport == tcp.sport())
+            .copied();
+        let new_opts = self.relay_options(tcp.options(), opts, syn);
         let ihl = ip.ihl;
         let mut out = Vec::with_capacity(ihl + 20 + new_opts.len());
         out.extend_from_slice(&ip.bytes[..ihl]);
@@ -188,19 +219,24 @@ impl Mangler {
     }
 
     /// The kernel's SYN-ACK options in the profile's order and values.
-    fn relay_options(&self, k: SynOptions) -> Vec<u8> {
+    fn relay_options(&self, kernel_opts: &[u8], k: SynOptions, syn: Option<SynSeen>) -> Vec<u8> {
         let p = &self.profile;
         let Some(full) = &self.full else {
-            return encode_kernel_order(k, p);
+            return encode_kernel_order(kernel_opts, p);
         };
-        let mss = k.mss.map(|m| p.mss.map_or(m, |want| want.min(m)));
+        let peer_mss = syn.and_then(|s| s.mss).filter(|_| p.mss_echo_peer);
+        let mss = k.mss.map(|m| {
+            let m = p.mss.map_or(m, |want| want.min(m));
+            peer_mss.map_or(m, |peer| peer.min(m))
+        });
         let wscale = match (k.wscale, p.wscale) {
             (Some(kw), Some(want)) => Some(want.min(kw)),
             (Some(kw), None) => Some(kw),
             // No kernel window scale: only W0 is safe to add.
             (None, _) => None,
         };
-        let add_w0 = k.wscale.is_none() && p.wscale == Some(0);
+        // Only when the peer offered scaling (or its SYN was not seen).
+        let add_w0 = k.wscale.is_none() && p.wscale == Some(0) && syn.is_none_or(|s| s.wscale);
         let sack = k.sack_ok && p.sack;
         let has_w = wscale.is_some() || add_w0;
         let layout = match (sack, has_w, k.timestamps.is_some()) {
@@ -229,9 +265,19 @@ impl Mangler {
             .into_iter()
             .all(|o| l.contains(&o) == want_present(o))
         };
-        let chosen: Vec<TcpOpt> = match layout {
-            Some(l) if fits(l) => l.clone(),
-            _ => {
+        let others = [
+            Some(full),
+            self.no_sack.as_ref(),
+            self.no_wscale.as_ref(),
+            self.no_timestamps.as_ref(),
+        ];
+        let fitting = std::iter::once(layout)
+            .chain(others)
+            .flatten()
+            .find(|l| fits(l));
+        let chosen: Vec<TcpOpt> = match fitting {
+            Some(l) => l.clone(),
+            None => {
                 let mut l: Vec<TcpOpt> = full
                     .iter()
                     .copied()
@@ -327,6 +373,13 @@ impl Mangler {
                 if !self.profile.port_unreachable {
                     return Err(());
                 }
+                if let Some(quote) = self.profile.unreachable_quote {
+                    let keep = ihl + 8 + usize::from(quote);
+                    if out.len() > keep {
+                        out.truncate(keep);
+                        put16(&mut out, 2, keep as u16);
+                    }
+                }
                 let df = self.profile.unreachable_df;
                 self.finish_ip(&mut out, df, mode, None);
             }
@@ -407,34 +460,50 @@ impl Mangler {
     }
 
     fn remember_echo(&mut self, e: EchoSeen) {
-        if self.echoes.len() < ECHO_MEMORY {
-            self.echoes.push(e);
-        } else {
-            self.echoes[self.next_echo] = e;
-            self.next_echo = (self.next_echo + 1) % ECHO_MEMORY;
-        }
+        remember(&mut self.echoes, &mut self.next_echo, e);
     }
 }
 
-/// The kernel's options again with the profile's values (no layout in the profile).
-fn encode_kernel_order(k: SynOptions, p: &StackProfile) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40);
-    if let Some(m) = k.mss {
-        out.extend_from_slice(&[2, 4]);
-        out.extend_from_slice(&p.mss.map_or(m, |w| w.min(m)).to_be_bytes());
+/// A bounded memory: the oldest entry goes when full.
+fn remember<T>(ring: &mut Vec<T>, next: &mut usize, item: T) {
+    if ring.len() < ECHO_MEMORY {
+        ring.push(item);
+    } else {
+        ring[*next] = item;
+        *next = (*next + 1) % ECHO_MEMORY;
     }
-    if k.sack_ok && p.sack {
-        out.extend_from_slice(&[4, 2]);
+}
+
+/// The kernel's own option bytes, in its order, with the profile's MSS and window scale
+/// (never raised) and SACK blanked with NOPs if the profile has none (no layout in the profile).
+fn encode_kernel_order(opts: &[u8], p: &StackProfile) -> Vec<u8> {
+    let mut out = opts.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        match out[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(out.get(i + 1).copied().unwrap_or(0)).max(2);
+                match kind {
+                    2 if len == 4 && i + 4 <= out.len() => {
+                        let m = u16::from_be_bytes([out[i + 2], out[i + 3]]);
+                        let m = p.mss.map_or(m, |w| w.min(m));
+                        out[i + 2..i + 4].copy_from_slice(&m.to_be_bytes());
+                    }
+                    3 if len == 3 && i + 3 <= out.len() => {
+                        out[i + 2] = p.wscale.map_or(out[i + 2], |w| w.min(out[i + 2]));
+                    }
+                    4 if len == 2 && !p.sack && i + 2 <= out.len() => {
+                        out[i] = 1;
+                        out[i + 1] = 1;
+                    }
+                    _ => {}
+                }
+                i += len;
+            }
+        }
     }
-    if let Some((val, ecr)) = k.timestamps {
-        out.extend_from_slice(&[8, 10]);
-        out.extend_from_slice(&val.to_be_bytes());
-        out.extend_from_slice(&ecr.to_be_bytes());
-    }
-    if let Some(kw) = k.wscale {
-        out.extend_from_slice(&[1, 3, 3, p.wscale.map_or(kw, |w| w.min(kw))]);
-    }
-    pad(&mut out);
     out
 }
 

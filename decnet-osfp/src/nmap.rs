@@ -259,7 +259,8 @@ pub fn options_string(opts: &[u8]) -> String {
         match opts[i] {
             0 => {
                 s.push('L');
-                break;
+                i += 1;
+                continue;
             }
             1 => {
                 s.push('N');

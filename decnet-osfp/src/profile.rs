@@ -221,6 +221,9 @@ pub struct StackProfile {
     pub syn_ack_window: Option<u16>,
     /// SYN-ACK MSS (`M` value); never raised above the kernel's own.
     pub mss: Option<u16>,
+    /// The SYN-ACK's MSS is the smaller of [`mss`](Self::mss) and the peer's (FreeBSD,
+    /// Cisco: nmap's `O2`=`M578` for a SYN that offered 1400), when the mangler saw the SYN.
+    pub mss_echo_peer: bool,
     /// SYN-ACK window scale (`W` option value); never raised above the kernel's own, and a
     /// kernel SYN-ACK without one only ever gets `W0`.
     pub wscale: Option<u8>,
@@ -241,6 +244,10 @@ pub struct StackProfile {
     pub t3: Option<ProbeReply>,
     /// Whether ICMP port unreachables leave at all (`U1`'s `R=N` when false).
     pub port_unreachable: bool,
+    /// How many bytes of the offending datagram, its IP header included, a port unreachable
+    /// quotes at most (`U1`'s `IPL`: BSD quotes 28, the header and 8 bytes); `None` keeps the
+    /// kernel's (all of it, up to 576 bytes in all).
+    pub unreachable_quote: Option<u16>,
     /// DF of ICMP port unreachables (`U1`'s `DF`).
     pub unreachable_df: DfRule,
     /// ICMP echo replies.
@@ -256,6 +263,7 @@ impl StackProfile {
             tcp_df: DfRule::Kernel,
             syn_ack_window: None,
             mss: None,
+            mss_echo_peer: false,
             wscale: None,
             sack: true,
             layouts: None,
@@ -272,6 +280,7 @@ impl StackProfile {
             t2: None,
             t3: None,
             port_unreachable: true,
+            unreachable_quote: None,
             unreachable_df: DfRule::Kernel,
             echo: EchoRules {
                 code_zero: false,

@@ -20,6 +20,7 @@
 
 pub mod archetypes;
 pub mod distros;
+pub mod fingerprints;
 pub mod os_profiles;
 pub mod oui;
 pub mod service_config;
