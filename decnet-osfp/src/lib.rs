@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod mangle;
+pub mod nfq;
 pub mod nmap;
 pub mod packet;
 mod profile;
