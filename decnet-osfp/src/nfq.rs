@@ -24,6 +24,10 @@ const NFQA_CFG_F_FAIL_OPEN: u32 = 1;
 const NFQA_PACKET_HDR: u16 = 1;
 const NFQA_VERDICT_HDR: u16 = 2;
 const NFQA_PAYLOAD: u16 = 10;
+/// `NF_INET_LOCAL_IN`: a packet for this host.
+pub const HOOK_LOCAL_IN: u8 = 1;
+/// `NF_INET_LOCAL_OUT`: a packet this host sends.
+pub const HOOK_LOCAL_OUT: u8 = 3;
 /// `NF_DROP`.
 pub const NF_DROP: u32 = 0;
 /// `NF_ACCEPT`.
@@ -115,6 +119,8 @@ pub enum Message<'a> {
         queue: u16,
         /// Packet id.
         id: u32,
+        /// The netfilter hook: [`HOOK_LOCAL_IN`] (incoming) or [`HOOK_LOCAL_OUT`] (outgoing).
+        hook: u8,
         /// The packet.
         payload: &'a [u8],
     },
@@ -157,7 +163,7 @@ fn parse_one(kind: u16, msg: &[u8]) -> Message<'_> {
         return Message::Other;
     }
     let queue = u16::from_be_bytes([msg[18], msg[19]]);
-    let (mut id, mut payload) = (None, None);
+    let (mut id, mut hook, mut payload) = (None, 0, None);
     let mut at = 20;
     while at + 4 <= msg.len() {
         let len = usize::from(u16::from_ne_bytes([msg[at], msg[at + 1]]));
@@ -167,8 +173,9 @@ fn parse_one(kind: u16, msg: &[u8]) -> Message<'_> {
         }
         let body = &msg[at + 4..at + len];
         match kind {
-            NFQA_PACKET_HDR if body.len() >= 4 => {
-                id = Some(u32::from_be_bytes([body[0], body[1], body[2], body[3]]))
+            NFQA_PACKET_HDR if body.len() >= 7 => {
+                id = Some(u32::from_be_bytes([body[0], body[1], body[2], body[3]]));
+                hook = body[6];
             }
             NFQA_PAYLOAD => payload = Some(body),
             _ => {}
@@ -176,7 +183,12 @@ fn parse_one(kind: u16, msg: &[u8]) -> Message<'_> {
         at += (len + 3) & !3;
     }
     match (id, payload) {
-        (Some(id), Some(payload)) => Message::Packet { queue, id, payload },
+        (Some(id), Some(payload)) => Message::Packet {
+            queue,
+            id,
+            hook,
+            payload,
+        },
         _ => Message::Other,
     }
 }
@@ -221,6 +233,7 @@ mod tests {
             vec![Message::Packet {
                 queue: 5,
                 id: 7,
+                hook: 3,
                 payload: b"ip!"
             }]
         );
