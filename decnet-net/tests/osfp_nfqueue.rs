@@ -3,9 +3,8 @@
 //! registry) over this test's own nfnetlink_queue socket. A client in the namespace connects,
 //! a raw socket sees the SYN-ACK as it arrived, and 4 MiB cross the connection intact.
 //!
-//! Needs root and the host's `iptables-nft` to install the rule in the namespace (the decky
-//! will install it over netlink itself; that part is not built yet). Fails, never skips, when
-//! either is missing.
+//! The rules are installed over netlink (`decnet_osfp::nft`), no iptables binary. Needs root;
+//! fails, never skips, without.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,12 +36,33 @@ fn run(cmd: &[&str]) {
     let out = Command::new(cmd[0])
         .args(&cmd[1..])
         .output()
-        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (this test needs iproute2 and iptables)"));
+        .unwrap_or_else(|e| panic!("run {cmd:?}: {e} (this test needs iproute2)"));
     assert!(
         out.status.success(),
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Installs the mangler's NFQUEUE rules in the current thread's namespace over netlink
+/// (decnet_osfp::nft: an nf_tables batch, no iptables binary) and checks every ack.
+fn install_rules(queue: u16) {
+    let s = Socket::new(Domain::from(16), Type::RAW, Some(Protocol::from(12))).expect("nft socket");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    s.send(&decnet_osfp::nft::install_batch("decnet_osfp", queue))
+        .expect("send batch");
+    let mut buf = vec![0u8; 0x4000];
+    let mut acks = 0;
+    while acks < decnet_osfp::nft::batch_messages_acked() {
+        let n = (&s).read(&mut buf).expect("nft ack");
+        for msg in nfq::parse(&buf[..n]) {
+            if let Message::Ack { seq, errno } = msg {
+                assert_eq!(errno, 0, "nf_tables refused message {seq}");
+                acks += 1;
+            }
+        }
+    }
 }
 
 #[test]
@@ -51,32 +71,8 @@ fn windows_syn_ack_through_a_real_nfqueue_and_data_intact() {
     lab::add_netns(NETNS).expect("add netns (run as root)");
     let _cleanup = Cleanup;
     run(&["ip", "-n", NETNS, "link", "set", "lo", "up"]);
-    let port = PORT.to_string();
-    let queue = QUEUE.to_string();
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        NETNS,
-        "iptables-nft",
-        "-w",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        &port,
-        "--tcp-flags",
-        "SYN,ACK",
-        "SYN,ACK",
-        "-j",
-        "NFQUEUE",
-        "--queue-num",
-        &queue,
-        "--queue-bypass",
-    ]);
-
     let report = lab::in_netns(NETNS, || {
+        install_rules(QUEUE);
         // The queue socket: AF_NETLINK (16), NETLINK_NETFILTER (12).
         let q =
             Socket::new(Domain::from(16), Type::RAW, Some(Protocol::from(12))).expect("nfq socket");

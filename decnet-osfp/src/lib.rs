@@ -15,6 +15,7 @@
 
 mod mangle;
 pub mod nfq;
+pub mod nft;
 pub mod nmap;
 pub mod packet;
 mod profile;
