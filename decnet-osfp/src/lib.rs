@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod encode;
 mod mangle;
 pub mod nfq;
 pub mod nft;

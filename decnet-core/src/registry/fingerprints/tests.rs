@@ -325,6 +325,19 @@ fn every_profile_is_valid_and_names_its_reference() {
 }
 
 #[test]
+fn every_profile_survives_the_line_the_decky_gets() {
+    for family in OsFamily::ALL {
+        let p = family.stack_profile();
+        let line = decnet_osfp::encode::encode(&p);
+        assert_eq!(
+            decnet_osfp::encode::decode(&line),
+            Ok(p),
+            "{family}: {line}"
+        );
+    }
+}
+
+#[test]
 fn linux_profile_is_the_identity() {
     let kernel = Kernel::of(OsFamily::Linux);
     let mut m = Mangler::new(OsFamily::Linux.stack_profile(), &[TARGET.open], 1);
