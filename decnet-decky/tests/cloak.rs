@@ -1,0 +1,158 @@
+//! `decnet-decky cloak` against the real kernel (issue 16): in a network namespace of this
+//! test, the binary installs its NFQUEUE rules over netlink and mangles the namespace's
+//! SYN-ACKs per the Windows profile handed over in DECNET_OS_PROFILE; SIGTERM removes the
+//! rules; after SIGKILL (rules left behind) traffic still flows thanks to the queue bypass.
+//! Needs root and iproute2; fails, never skips, without.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use decnet_core::registry::OsFamily;
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{
+    recv, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType,
+};
+use nix::sys::time::{TimeVal, TimeValLike};
+use nix::unistd::Pid;
+
+const NETNS: &str = "os16cloak";
+const PORT: u16 = 8446;
+
+struct Cleanup(Option<Child>);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", NETNS])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip")
+        .args(args)
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(st.success(), "ip {args:?}");
+}
+
+fn start_cloak() -> Child {
+    let line = decnet_osfp::encode::encode(&OsFamily::Windows.stack_profile());
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NETNS,
+            env!("CARGO_BIN_EXE_decnet-decky"),
+            "cloak",
+        ])
+        .args(["--port", &PORT.to_string()])
+        .env("DECNET_OS_PROFILE", line)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn cloak")
+}
+
+/// In the namespace: connects once, sends 1 MiB through, and returns the TTL and window of the
+/// SYN-ACK the client's kernel received.
+fn connect_and_look() -> (u8, u16, bool) {
+    let ns = File::open(format!("/run/netns/{NETNS}")).expect("netns");
+    std::thread::spawn(move || {
+        setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
+        let raw = socket(
+            AddressFamily::Inet,
+            SockType::Raw,
+            SockFlag::empty(),
+            SockProtocol::Tcp,
+        )
+        .expect("raw socket");
+        setsockopt(&raw, sockopt::ReceiveTimeout, &TimeVal::milliseconds(200)).expect("timeout");
+        let listener = TcpListener::bind(("127.0.0.1", PORT)).expect("listen");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).expect("read");
+            got
+        });
+        let sent: Vec<u8> = (0..1u32 << 20)
+            .map(|i| (i.wrapping_mul(40_503) >> 7) as u8)
+            .collect();
+        let mut c = TcpStream::connect(("127.0.0.1", PORT)).expect("connect");
+        c.write_all(&sent).expect("write");
+        drop(c);
+        let intact = server.join().expect("server") == sent;
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            let Ok(n) = recv(raw.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
+                continue;
+            };
+            let p = &buf[..n];
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            if n >= ihl + 20 {
+                let sport = u16::from_be_bytes([p[ihl], p[ihl + 1]]);
+                if sport == PORT && p[ihl + 13] & 0x12 == 0x12 {
+                    return (p[8], u16::from_be_bytes([p[ihl + 14], p[ihl + 15]]), intact);
+                }
+            }
+        }
+        panic!("no SYN-ACK seen");
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// Connects until the SYN-ACK comes back mangled (the cloak is up) or 5 s pass.
+fn wait_mangled() -> (u8, u16, bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = connect_and_look();
+        if seen.0 == 128 || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cloak_mangles_removes_its_rules_on_term_and_fails_open_on_kill() {
+    let _ = Command::new("ip")
+        .args(["netns", "del", NETNS])
+        .stderr(Stdio::null())
+        .status();
+    ip(&["netns", "add", NETNS]);
+    let mut guard = Cleanup(None);
+    ip(&["-n", NETNS, "link", "set", "lo", "up"]);
+
+    guard.0 = Some(start_cloak());
+    let (ttl, window, intact) = wait_mangled();
+    println!("under the cloak: ttl {ttl}, window {window:#x}, 1 MiB intact {intact}");
+    assert_eq!((ttl, window, intact), (128, 0x2000, true));
+
+    // SIGTERM: a clean stop removes the rules; the kernel's own SYN-ACK is back.
+    let mut child = guard.0.take().expect("child");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("term");
+    // `ip netns exec` passes the signal on by exec'ing the binary (same pid).
+    let st = child.wait().expect("wait");
+    assert!(st.success(), "cloak exit after SIGTERM: {st:?}");
+    let (ttl, _, intact) = connect_and_look();
+    assert_eq!((ttl, intact), (64, true), "rules gone after a clean stop");
+
+    // SIGKILL leaves the rules behind: with bypass, traffic still flows (unmangled).
+    guard.0 = Some(start_cloak());
+    assert_eq!(wait_mangled().0, 128);
+    let mut child = guard.0.take().expect("child");
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let (ttl, _, intact) = connect_and_look();
+    assert_eq!((ttl, intact), (64, true), "a dead cloak never blackholes");
+}
