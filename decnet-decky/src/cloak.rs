@@ -169,3 +169,130 @@ pub fn run(
     }
     remove_rules()
 }
+
+/// The base container's handle on its cloak child: started when `DECNET_OS_PROFILE` is set,
+/// restarted when it exits (at most [`MAX_RESTARTS`] times in [`RESTART_WINDOW`]; after that
+/// the decky runs unmangled — the rules' bypass keeps traffic flowing — and says so on
+/// stderr as `cloak degraded`).
+#[derive(Debug)]
+pub struct Supervisor {
+    ports: Vec<u16>,
+    child: Option<std::process::Child>,
+    starts: Vec<std::time::Instant>,
+    degraded: bool,
+}
+
+/// Restarts allowed per [`RESTART_WINDOW`].
+pub const MAX_RESTARTS: usize = 5;
+/// See [`MAX_RESTARTS`].
+pub const RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl Supervisor {
+    /// `None` unless `DECNET_OS_PROFILE` is set; ports from `DECNET_OPEN_PORTS` (comma list,
+    /// TCP ports; anything unparsable is skipped).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Option<Supervisor> {
+        get("DECNET_OS_PROFILE").filter(|v| !v.is_empty())?;
+        let ports = get("DECNET_OPEN_PORTS")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
+        Some(Supervisor {
+            ports,
+            child: None,
+            starts: Vec::new(),
+            degraded: false,
+        })
+    }
+
+    /// The open ports the cloak answers T2/T3 on.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// Whether the cloak gave up restarting.
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Starts the cloak (`/proc/self/exe cloak --port …`, same environment).
+    pub fn start(&mut self) {
+        let now = std::time::Instant::now();
+        self.starts
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        if self.starts.len() > MAX_RESTARTS {
+            if !self.degraded {
+                eprintln!("decnet-decky: cloak degraded: restarted too often, running unmangled");
+            }
+            self.degraded = true;
+            return;
+        }
+        self.starts.push(now);
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        cmd.arg("cloak");
+        for p in &self.ports {
+            cmd.arg("--port").arg(p.to_string());
+        }
+        match cmd.spawn() {
+            Ok(c) => self.child = Some(c),
+            Err(e) => eprintln!("decnet-decky: cloak degraded: cannot start: {e}"),
+        }
+    }
+
+    /// On SIGCHLD: restarts the cloak if it exited.
+    pub fn check(&mut self) {
+        let exited = match &mut self.child {
+            Some(c) => !matches!(c.try_wait(), Ok(None)),
+            None => false,
+        };
+        if exited && !self.degraded {
+            self.child = None;
+            eprintln!("decnet-decky: cloak exited, restarting");
+            self.start();
+        }
+    }
+
+    /// SIGTERM to the cloak (it removes its rules), waiting up to a second.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while std::time::Instant::now() < deadline {
+            if !matches!(c.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supervisor_only_with_a_profile() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert!(Supervisor::from_env(env(&[])).is_none());
+        assert!(Supervisor::from_env(env(&[("DECNET_OS_PROFILE", "")])).is_none());
+        let s = Supervisor::from_env(env(&[
+            ("DECNET_OS_PROFILE", "x"),
+            ("DECNET_OPEN_PORTS", "445, 3389,x,139"),
+        ]))
+        .expect("supervisor");
+        assert_eq!(s.ports(), &[445, 3389, 139]);
+        assert!(!s.degraded());
+    }
+}

@@ -60,9 +60,20 @@ fn run_base() -> ExitCode {
     let Some(mut signals) = signals() else {
         return ExitCode::FAILURE;
     };
+    // A non-Linux persona's base also runs the OS-fingerprint cloak, as a child it restarts.
+    let mut cloak = decnet_decky::cloak::Supervisor::from_env(|k| std::env::var(k).ok());
+    if let Some(c) = &mut cloak {
+        c.start();
+    }
     base::run(signals.forever(), || {
+        if let Some(c) = &mut cloak {
+            c.check();
+        }
         base::reap_zombies();
     });
+    if let Some(c) = &mut cloak {
+        c.stop();
+    }
     ExitCode::SUCCESS
 }
 

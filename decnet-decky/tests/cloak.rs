@@ -65,7 +65,12 @@ fn start_cloak() -> Child {
 /// In the namespace: connects once, sends 1 MiB through, and returns the TTL and window of the
 /// SYN-ACK the client's kernel received.
 fn connect_and_look() -> (u8, u16, bool) {
-    let ns = File::open(format!("/run/netns/{NETNS}")).expect("netns");
+    connect_in(NETNS)
+}
+
+/// [`connect_and_look`] in namespace `netns`.
+fn connect_in(netns: &str) -> (u8, u16, bool) {
+    let ns = File::open(format!("/run/netns/{netns}")).expect("netns");
     std::thread::spawn(move || {
         setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
         let raw = socket(
@@ -155,4 +160,70 @@ fn cloak_mangles_removes_its_rules_on_term_and_fails_open_on_kill() {
     let _ = child.wait();
     let (ttl, _, intact) = connect_and_look();
     assert_eq!((ttl, intact), (64, true), "a dead cloak never blackholes");
+}
+
+/// The children of `pid` (from /proc).
+fn children(pid: u32) -> Vec<i32> {
+    let path = format!("/proc/{pid}/task/{pid}/children");
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn base_runs_the_cloak_restarts_it_and_stops_it() {
+    const NS: &str = "os16base";
+    let _ = Command::new("ip")
+        .args(["netns", "del", NS])
+        .stderr(Stdio::null())
+        .status();
+    ip(&["netns", "add", NS]);
+    struct Del;
+    impl Drop for Del {
+        fn drop(&mut self) {
+            let _ = Command::new("ip")
+                .args(["netns", "del", "os16base"])
+                .status();
+        }
+    }
+    let _del = Del;
+    ip(&["-n", NS, "link", "set", "lo", "up"]);
+    let line = decnet_osfp::encode::encode(&OsFamily::Windows.stack_profile());
+    let mut base = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS,
+            env!("CARGO_BIN_EXE_decnet-decky"),
+            "base",
+        ])
+        .env("DECNET_OS_PROFILE", line)
+        .env("DECNET_OPEN_PORTS", "445")
+        .spawn()
+        .expect("spawn base");
+    let look = || connect_in(NS);
+    let wait = |want: u8| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = look();
+            if seen.0 == want || Instant::now() > deadline {
+                return seen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(wait(128).0, 128, "base started the cloak");
+    let kids = children(base.id());
+    assert_eq!(kids.len(), 1, "one cloak child: {kids:?}");
+    kill(Pid::from_raw(kids[0]), Signal::SIGKILL).expect("kill cloak");
+    std::thread::sleep(Duration::from_millis(300));
+    let again = children(base.id());
+    assert_eq!(again.len(), 1, "restarted: {again:?}");
+    assert_ne!(again, kids);
+    assert_eq!(wait(128).0, 128, "the restarted cloak mangles");
+    kill(Pid::from_raw(base.id() as i32), Signal::SIGTERM).expect("term base");
+    assert!(base.wait().expect("wait").success());
+    assert_eq!(look().0, 64, "rules removed with the base");
 }
