@@ -18,13 +18,20 @@ pub const USAGE: &str = "\
 usage: decnet-decky [base]
        decnet-decky serve <slug> [--bind <ipv4>] [--port <port>/<tcp|udp>]...
                           [--max-conns <n>] [--timeout <secs>]
+       decnet-decky cloak [--queue <n>] [--port <tcp port>]...
        decnet-decky --version | --help
 
   base    PID 1 of a decky's base container: sleep, reap zombies, exit 0 on SIGTERM/SIGINT
   serve   run the honeypot responder <slug> on the given ports (at least one --port);
           --timeout: idle seconds per read/write (default 10, ssh and telnet 120)
+  cloak   the OS-fingerprint mangler of the decky's network namespace (NFQUEUE <n>, default
+          16; --port: the decky's open TCP ports, where T2/T3 are answered)
 
-env (serve): DECNET_SERVICE_CONFIG (JSON object), HOSTNAME, DECNET_DECKY";
+env (serve): DECNET_SERVICE_CONFIG (JSON object), HOSTNAME, DECNET_DECKY
+env (cloak): DECNET_OS_PROFILE (the registry's profile line)";
+
+/// Default NFQUEUE number of `cloak`.
+pub const DEFAULT_QUEUE: u16 = 16;
 
 /// Default cap on concurrent TCP connections.
 pub const DEFAULT_MAX_CONNS: usize = 256;
@@ -36,6 +43,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum Command {
     Base,
     Serve(ServeArgs),
+    Cloak(CloakArgs),
     Version,
     Help,
 }
@@ -49,6 +57,13 @@ pub struct ServeArgs {
     pub max_conns: usize,
     /// `--timeout`; `None`: the service's default.
     pub timeout: Option<Duration>,
+}
+
+/// `cloak` arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloakArgs {
+    pub queue: u16,
+    pub ports: Vec<u16>,
 }
 
 /// `<port>/<proto>`.
@@ -112,7 +127,7 @@ impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ArgError::UnknownCommand(c) => {
-                write!(f, "unknown command {c:?} (expected base or serve)")
+                write!(f, "unknown command {c:?} (expected base, serve or cloak)")
             }
             ArgError::UnknownFlag(x) => write!(f, "unknown argument {x:?}"),
             ArgError::MissingValue(flag) => write!(f, "{flag} needs a value"),
@@ -141,6 +156,7 @@ where
         Some("--version" | "-V" | "version") => Ok(Command::Version),
         Some("--help" | "-h" | "help") => Ok(Command::Help),
         Some("serve") => parse_serve(it).map(Command::Serve),
+        Some("cloak") => parse_cloak(it).map(Command::Cloak),
         Some(other) => Err(ArgError::UnknownCommand(other.to_owned())),
     }
 }
@@ -239,6 +255,36 @@ fn valid_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+fn parse_cloak(mut it: impl Iterator<Item = String>) -> Result<CloakArgs, ArgError> {
+    let mut out = CloakArgs {
+        queue: DEFAULT_QUEUE,
+        ports: Vec::new(),
+    };
+    while let Some(flag) = it.next() {
+        let name: &'static str = match flag.as_str() {
+            "--queue" => "--queue",
+            "--port" => "--port",
+            _ => return Err(ArgError::UnknownFlag(flag)),
+        };
+        let value = it.next().ok_or(ArgError::MissingValue(name))?;
+        let n = value
+            .parse::<u16>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| ArgError::Invalid {
+                flag: name,
+                value: value.clone(),
+                rule: "must be 1-65535".into(),
+            })?;
+        if name == "--queue" {
+            out.queue = n;
+        } else {
+            out.ports.push(n);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +308,23 @@ mod tests {
         assert_eq!(p(&["--version"]), Ok(Command::Version));
         assert_eq!(p(&["-h"]), Ok(Command::Help));
         assert_eq!(p(&["nope"]), Err(ArgError::UnknownCommand("nope".into())));
+        assert_eq!(
+            p(&["cloak", "--port", "445", "--queue", "3", "--port", "3389"]),
+            Ok(Command::Cloak(CloakArgs {
+                queue: 3,
+                ports: vec![445, 3389]
+            }))
+        );
+        assert_eq!(
+            p(&["cloak"]),
+            Ok(Command::Cloak(CloakArgs {
+                queue: DEFAULT_QUEUE,
+                ports: vec![]
+            }))
+        );
+        assert!(p(&["cloak", "--queue", "0"]).is_err());
+        assert!(p(&["cloak", "--port"]).is_err());
+        assert!(p(&["cloak", "--frob"]).is_err());
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub fn reap_zombies() -> usize {
     }
 }
 
+/// [`reap_zombies`] for [`run`]'s callback.
+pub fn reap_zombies_quietly() {
+    reap_zombies();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod base;
+pub mod cloak;
 pub mod config;
 pub mod listen;
 pub mod log;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_decky::args::{self, Command, ServeArgs};
+use decnet_decky::args::{self, CloakArgs, Command, ServeArgs};
 use decnet_decky::config::Env;
 use decnet_decky::listen::{self, Limits, Server, Shutdown};
 use decnet_decky::log::StdoutSink;
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         }
         Command::Base => run_base(),
         Command::Serve(a) => run_serve(a),
+        Command::Cloak(a) => run_cloak(a),
     }
 }
 
@@ -59,9 +60,20 @@ fn run_base() -> ExitCode {
     let Some(mut signals) = signals() else {
         return ExitCode::FAILURE;
     };
+    // A non-Linux persona's base also runs the OS-fingerprint cloak, as a child it restarts.
+    let mut cloak = decnet_decky::cloak::Supervisor::from_env(|k| std::env::var(k).ok());
+    if let Some(c) = &mut cloak {
+        c.start();
+    }
     base::run(signals.forever(), || {
+        if let Some(c) = &mut cloak {
+            c.check();
+        }
         base::reap_zombies();
     });
+    if let Some(c) = &mut cloak {
+        c.stop();
+    }
     ExitCode::SUCCESS
 }
 
@@ -121,4 +133,38 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     });
     server.drain(DRAIN_GRACE);
     ExitCode::SUCCESS
+}
+
+fn run_cloak(args: CloakArgs) -> ExitCode {
+    let Some(mut signals) = signals() else {
+        return ExitCode::FAILURE;
+    };
+    let line = std::env::var("DECNET_OS_PROFILE").unwrap_or_default();
+    let profile = match decnet_osfp::encode::decode(&line) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("decnet-decky: cloak: DECNET_OS_PROFILE: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            base::run(signals.forever(), base::reap_zombies_quietly);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    eprintln!(
+        "decnet-decky: cloak as {:?} on queue {}",
+        profile.reference, args.queue
+    );
+    let seed = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
+    match decnet_decky::cloak::run(profile, &args.ports, args.queue, seed, &stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("decnet-decky: cloak: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

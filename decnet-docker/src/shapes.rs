@@ -63,6 +63,10 @@ struct BaseHashInput<'a> {
     image: &'a str,
     network: &'a str,
     driver: NetworkDriver,
+    /// The OS-fingerprint cloak's environment, if the family runs one (issue 16). Left out
+    /// when empty, so Linux bases keep the hash they had before.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cloak: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +107,7 @@ impl Shaper<'_> {
                     image: self.image,
                     network: self.network,
                     driver: self.driver,
+                    cloak: self.cloak_env(d),
                 });
                 let services = d
                     .services
@@ -166,8 +171,35 @@ impl Shaper<'_> {
         }
     }
 
+    /// The environment of the OS-fingerprint cloak the base runs (issue 16): the registry's
+    /// stack profile as one line and the decky's open TCP ports; empty for Linux, whose
+    /// profile changes nothing (no cloak, no extra capability).
+    pub fn cloak_env(&self, d: &DeckyConfig) -> Vec<String> {
+        if d.nmap_os == registry::OsFamily::Linux {
+            return Vec::new();
+        }
+        let mut ports: Vec<u16> = d
+            .services
+            .iter()
+            .flat_map(|s| ports_of(s, self.custom))
+            .filter(|p| p.protocol == registry::Protocol::Tcp)
+            .map(|p| p.port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        vec![
+            format!(
+                "DECNET_OS_PROFILE={}",
+                decnet_osfp::encode::encode(&d.nmap_os.stack_profile())
+            ),
+            format!("DECNET_OPEN_PORTS={}", ports.join(",")),
+        ]
+    }
+
     /// The base container: owns the IP, MAC and network namespace; OS-profile sysctls; no
-    /// capabilities.
+    /// capabilities but, for a non-Linux persona, NET_ADMIN and NET_RAW for the cloak it runs
+    /// (docs/os-fingerprints.md).
     pub fn base_body(&self, s: &DeckyShape) -> ContainerCreateBody {
         let d = &s.decky;
         let mac = s.mac.as_ref().map(format_mac);
@@ -186,9 +218,12 @@ impl Shaper<'_> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        let cloak = self.cloak_env(d);
+        let caps = (!cloak.is_empty()).then(|| vec!["NET_ADMIN".into(), "NET_RAW".into()]);
         ContainerCreateBody {
             image: Some(self.image.to_string()),
             cmd: Some(vec!["base".into()]),
+            env: (!cloak.is_empty()).then_some(cloak),
             hostname: Some(d.hostname.clone()),
             // …older ones only here (TRAPS.md): set both.
             mac_address: mac,
@@ -206,6 +241,7 @@ impl Shaper<'_> {
                     maximum_retry_count: None,
                 }),
                 cap_drop: Some(vec!["ALL".into()]),
+                cap_add: caps,
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 readonly_rootfs: Some(true),
                 memory: Some(BASE_MEMORY),
@@ -291,6 +327,39 @@ mod tests {
             image: "decnet-decky:abc",
             custom: &[],
         }
+    }
+
+    #[test]
+    fn only_a_non_linux_base_runs_the_cloak_with_its_capabilities() {
+        let shapes = shaper().shapes(&config());
+        let linux = shaper().base_body(&shapes[0]);
+        assert_eq!(linux.env, None);
+        assert_eq!(linux.host_config.as_ref().unwrap().cap_add, None);
+        let win = shaper().base_body(&shapes[1]);
+        let caps = win.host_config.as_ref().unwrap().cap_add.clone();
+        assert_eq!(
+            caps,
+            Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()])
+        );
+        let env = win.env.expect("cloak env");
+        let profile = env[0].strip_prefix("DECNET_OS_PROFILE=").expect("profile");
+        assert_eq!(
+            decnet_osfp::encode::decode(profile),
+            Ok(OsFamily::Windows.stack_profile())
+        );
+        assert_eq!(env[1], "DECNET_OPEN_PORTS=3389");
+        // The services keep their hardening.
+        let svc = shaper().service_body(&shapes[1], "rdp", "cid");
+        let hc = svc.host_config.as_ref().unwrap();
+        assert!(!hc
+            .cap_add
+            .iter()
+            .flatten()
+            .any(|c| c == "NET_RAW" || c == "NET_ADMIN"));
+        // A profile change recreates the base (it is in the hash).
+        let mut other = config();
+        other.deckies[1].nmap_os = OsFamily::WindowsServer;
+        assert_ne!(shaper().shapes(&other)[1].base_hash, shapes[1].base_hash);
     }
 
     #[test]

@@ -198,7 +198,9 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
     }
     assert_eq!(config.decky("e2e-ws").unwrap().nmap_os, OsFamily::Windows);
 
-    // Services run without extra capabilities.
+    // Services run without extra capabilities; a non-Linux persona's base gets NET_ADMIN and
+    // NET_RAW for its OS-fingerprint cloak (issue 16, the PRODUCT §11 amendment), Linux bases
+    // none.
     let docker = lab.deployer.docker();
     for (name, id) in lab.containers().await {
         let info = docker
@@ -211,11 +213,18 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
             Some(&["ALL".to_string()][..]),
             "{name}"
         );
+        let cloaked_base = config
+            .decky(&name)
+            .is_some_and(|d| d.nmap_os != OsFamily::Linux);
         let added = hc.cap_add.unwrap_or_default();
-        assert!(
-            added.is_empty() || added == ["NET_BIND_SERVICE"],
-            "{name}: {added:?}"
-        );
+        if cloaked_base {
+            assert_eq!(added, ["NET_ADMIN", "NET_RAW"], "{name}");
+        } else {
+            assert!(
+                added.is_empty() || added == ["NET_BIND_SERVICE"],
+                "{name}: {added:?}"
+            );
+        }
         assert_eq!(hc.readonly_rootfs, Some(true), "{name}");
         assert!(hc
             .security_opt
@@ -226,11 +235,12 @@ async fn deckies_look_like_real_hosts_to_an_attacker() {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let cap_eff = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
         let bits = u64::from_str_radix(cap_eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
-        assert_eq!(
-            bits & !(1 << 10),
-            0,
-            "{name} has only NET_BIND_SERVICE at most: {cap_eff}"
-        );
+        let allowed: u64 = if cloaked_base {
+            (1 << 12) | (1 << 13)
+        } else {
+            1 << 10
+        };
+        assert_eq!(bits & !allowed, 0, "{name}: {cap_eff}");
     }
 
     // Redeploying the same desired set changes nothing.

@@ -20,8 +20,10 @@
 
 pub mod archetypes;
 pub mod distros;
+pub mod fingerprints;
 pub mod os_profiles;
 pub mod oui;
+pub mod persona;
 pub mod service_config;
 pub mod services;
 
