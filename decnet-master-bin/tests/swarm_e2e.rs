@@ -40,26 +40,31 @@ fn bin(name: &str) -> PathBuf {
         .join(name)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_mutate_delete_through_a_real_agent() {
-    decnet_tls::install_default_provider();
-    let tag = format!("e2e{}", std::process::id() % 10000);
+/// A lab LAN `10.217.<third>.0/24` tagged `<prefix><pid>`, with this host on `.254`.
+async fn lab_with_host(prefix: &str, third: u8) -> (String, LabLan) {
+    let tag = format!("{prefix}{}", std::process::id() % 10000);
     let _ = lab::destroy_by_tag(&tag).await;
     let lan = LabLan::create(
         &tag,
-        Ipv4Net::new(Ipv4Addr::new(10, 217, 3, 0), 24).unwrap(),
+        Ipv4Net::new(Ipv4Addr::new(10, 217, third, 0), 24).unwrap(),
     )
     .await
     .expect("lab LAN (root)");
-    // The worker sits on the LAN: relocalize reads the lab subnet from its interface.
-    lan.add_host_address(Ipv4Addr::new(10, 217, 3, 254))
+    // The host sits on the LAN: relocalize reads the lab subnet from its interface.
+    lan.add_host_address(Ipv4Addr::new(10, 217, third, 254))
         .await
         .unwrap();
-    let network = format!("decnet_{tag}");
+    (tag, lan)
+}
 
-    // The master.
-    let tmp = tempfile::tempdir().unwrap();
-    let layout = DataDir::new(tmp.path());
+/// An in-process master on loopback ports over `layout` (its PKI written), heartbeats every
+/// second, with `local` deckies and their event pipeline when given; and an admin token.
+async fn start_master(
+    layout: DataDir,
+    local: Option<Arc<dyn decnet_core::traits::Deployer>>,
+    local_events: Option<run::LocalEvents>,
+    shutdown: CancellationToken,
+) -> (run::RunningMaster, String) {
     write_pki(&layout);
     let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
     let admin = api_token(&repo, Role::Admin).await;
@@ -74,23 +79,33 @@ async fn deploy_mutate_delete_through_a_real_agent() {
             ..MasterSettings::default()
         },
     };
-    let shutdown = CancellationToken::new();
     let deps = MasterDeps {
         repo,
         clock: Arc::new(SystemClock),
-        local: None,
+        local,
         hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
-        local_events: None,
+        local_events,
     };
     let m = run::start(
         &cfg,
         deps,
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
         tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        shutdown.clone(),
+        shutdown,
     )
     .await
     .unwrap();
+    (m, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_mutate_delete_through_a_real_agent() {
+    decnet_tls::install_default_provider();
+    let (tag, lan) = lab_with_host("e2e", 3).await;
+    let network = format!("decnet_{tag}");
+    let tmp = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let (m, admin) = start_master(DataDir::new(tmp.path()), None, None, shutdown.clone()).await;
     let c = reqwest::Client::new();
     let api = |p: &str| format!("{}{p}", m.api_url);
     let call = |method: reqwest::Method, path: String, body: Option<Value>| {
@@ -418,22 +433,8 @@ async fn a_masters_own_deckies_feed_its_attack_store() {
     use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
 
     decnet_tls::install_default_provider();
-    let tag = format!("mle{}", std::process::id() % 10000);
-    let _ = lab::destroy_by_tag(&tag).await;
-    let lan = LabLan::create(
-        &tag,
-        Ipv4Net::new(Ipv4Addr::new(10, 217, 31, 0), 24).unwrap(),
-    )
-    .await
-    .expect("lab LAN (root)");
-    lan.add_host_address(Ipv4Addr::new(10, 217, 31, 254))
-        .await
-        .unwrap();
+    let (tag, lan) = lab_with_host("mle", 31).await;
     let tmp = tempfile::tempdir().unwrap();
-    let layout = DataDir::new(tmp.path());
-    write_pki(&layout);
-    let repo = decnet_store::open(&layout.default_db_url()).await.unwrap();
-    let admin = api_token(&repo, Role::Admin).await;
     let pipeline = Arc::new(
         EventPipeline::open(
             &tmp.path().join("master-spool"),
@@ -458,37 +459,20 @@ async fn a_masters_own_deckies_feed_its_attack_store() {
         )
         .with_output_collector(pipeline.clone()),
     );
-    let cfg = MasterConfig {
-        data_dir: layout,
-        db_url: None,
-        api_bind: "127.0.0.1:0".parse().unwrap(),
-        swarm_bind: "127.0.0.1:0".parse().unwrap(),
-        settings: MasterSettings {
-            heartbeat_interval: Duration::from_secs(1),
-            advertise: String::new(),
-            ..MasterSettings::default()
-        },
-    };
     let shutdown = CancellationToken::new();
-    let deps = MasterDeps {
-        repo,
-        clock: Arc::new(SystemClock),
-        local: Some(deployer.clone()),
-        hostnet: Arc::new(decnet_net::NetlinkHostNetwork::new()),
-        local_events: Some(run::LocalEvents {
-            pipeline,
-            logs: deployer.clone(),
-        }),
+    let events = run::LocalEvents {
+        pipeline,
+        logs: deployer.clone(),
     };
-    let m = run::start(
-        &cfg,
-        deps,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    let master_dir = tmp.path().join("master");
+    std::fs::create_dir_all(&master_dir).unwrap();
+    let (m, admin) = start_master(
+        DataDir::new(master_dir),
+        Some(deployer.clone()),
+        Some(events),
         shutdown.clone(),
     )
-    .await
-    .unwrap();
+    .await;
     let c = reqwest::Client::new();
     let get = |path: String| {
         let r = c.get(format!("{}{path}", m.api_url)).bearer_auth(&admin);
