@@ -350,6 +350,7 @@ async fn deploy_status_teardown_through_the_cli() {
 fn demo_unihost_shows_three_recognisable_deckies_and_cleans_up() {
     let out = ok(&decnet(&["demo", "--unihost"]));
     assert!(out.contains("SSH-2.0-OpenSSH_"), "{out}");
+    assert_demo_shows_detection(&out);
     assert!(out.contains("-NOAUTH"), "{out}");
     assert!(out.contains("MySQL handshake v10"), "{out}");
     // The Windows decky answers with TTL 128, the Linux ones with 64.
@@ -365,6 +366,24 @@ fn demo_unihost_shows_three_recognisable_deckies_and_cleans_up() {
     let tag = demo_tag(&out);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
+}
+
+/// The demo ends by showing what DECNET recorded of its attacker: the HTTP and the SSH login
+/// (setup installs ssh and sshpass), with the credentials tried, refused.
+fn assert_demo_shows_detection(out: &str) {
+    let report = out
+        .split("What DECNET recorded of the attacker")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no detection report: {out}"));
+    assert!(
+        report.contains("http  credentials admin / Summer2024! (basic), refused"),
+        "{report}"
+    );
+    assert!(
+        report.contains("ssh   credentials root / toor (password), refused"),
+        "{report}"
+    );
+    assert!(report.contains("web — "), "{report}");
 }
 
 /// The lab tag a demo printed (`… attacker namespace decnet-lab-<tag>)`).
@@ -416,6 +435,7 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
     }
     assert!(stdout.contains("SSH-2.0-OpenSSH_"), "{stdout}");
     assert!(stdout.contains("MySQL handshake v10"), "{stdout}");
+    assert_demo_shows_detection(&stdout);
     let seen = stdout
         .split("What the attacker")
         .nth(1)

@@ -386,6 +386,23 @@ async fn run_lab(
             failed.join("; ")
         )));
     }
-    probe_and_print(lan, Target::of(&config), out).await?;
+    let targets = Target::of(&config);
+    probe_and_print(lan, targets.clone(), out).await?;
+    let tried = super::demo_detect::attack_logins(lan, &targets, out).await?;
+    let events = super::demo_detect::wait_recorded(&tried, || async {
+        let cursors = decnet_core::orchestrate::collect::Cursors::new();
+        decnet_core::orchestrate::collect::collect_all(deployer, "local", &cursors)
+            .await
+            .map(|(events, _)| events)
+            .map_err(|e| CliError::Failed(e.into()))
+    })
+    .await?;
+    writeln!(
+        out,
+        "\nWhat DECNET recorded of the attacker (the deckies' attacker events):"
+    )
+    .context("write")?;
+    out.write_all(super::demo_detect::render(&events, lan.attacker_ip).as_bytes())
+        .context("write")?;
     Ok(config)
 }

@@ -9,7 +9,9 @@
 //!    lab's parent link as its interface.
 //! 4. The deploy goes through the operator API (202 with lifecycle ids) and is followed until
 //!    every row is terminal; the master's view of the fleet is printed.
-//! 5. The attacker probes the deckies (ports, greetings, TTL, MAC vendor).
+//! 5. The attacker probes the deckies (ports, greetings, TTL, MAC vendor), then tries an HTTP
+//!    and an SSH login; the demo prints what the master recorded of it per decky (the worker
+//!    collected the deckies' attacker events and shipped them to `POST /swarm/events`).
 //! 6. Unless `--keep`: every decky is deleted through the master (rows followed to terminal),
 //!    then the agent is stopped, whatever it left (network, containers) is removed by label,
 //!    the master stops and the lab and the data dirs are removed. With `--keep` all of it stays
@@ -301,9 +303,28 @@ async fn drive(
             services: r.services.clone(),
         })
         .collect::<Vec<_>>();
-    started.client = Some(client);
     started.first_ip = targets.first().map(|t| t.ip);
-    probe_and_print(lan, targets, out).await
+    probe_and_print(lan, targets.clone(), out).await?;
+    let tried = super::demo_detect::attack_logins(lan, &targets, out).await?;
+    let attacker = lan.attacker_ip;
+    let events = super::demo_detect::wait_recorded(&tried, || async {
+        let body = client
+            .get(&format!("/api/v1/attacks?src={attacker}&limit=1000"))
+            .await?;
+        let page: decnet_core::model::wire::AttackPage = serde_json::from_value(body)
+            .map_err(|e| failed(format!("GET /api/v1/attacks: {e}")))?;
+        Ok(page.events)
+    })
+    .await?;
+    writeln!(
+        out,
+        "\nWhat DECNET recorded of the attacker (the worker shipped it; the master's GET /api/v1/attacks):"
+    )
+    .context("write")?;
+    out.write_all(super::demo_detect::render(&events, attacker).as_bytes())
+        .context("write")?;
+    started.client = Some(client);
+    Ok(())
 }
 
 fn tty() -> bool {

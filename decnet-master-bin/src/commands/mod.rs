@@ -1,5 +1,6 @@
 pub mod attacks;
 pub mod demo;
+pub mod demo_detect;
 pub mod demo_swarm;
 pub mod deploy;
 pub mod events;
