@@ -420,6 +420,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", env = "DECNET_ENROLL_TOKEN_TTL", default_value_t = 15 * 60,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub enroll_token_ttl: u64,
+    /// Days attacker events are kept (0: however old).
+    #[arg(long, value_name = "DAYS", env = "DECNET_ATTACK_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub attack_retention_days: u64,
+    /// Most attacker events kept, the newest (0: no bound).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "DECNET_ATTACK_RETENTION_MAX",
+        default_value_t = 10_000_000
+    )]
+    pub attack_retention_max: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]

@@ -1353,3 +1353,55 @@ async fn attacker_events_from_a_worker_are_stored_once_and_shown() {
     );
     m.stop().await;
 }
+
+/// Retention (`--attack-retention-days`, `--attack-retention-max`): events older than the age
+/// go, then all but the newest `max`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_event_retention_by_age_and_count() {
+    use decnet_core::model::attack::{new_event_id, AttackDetails, AttackEvent, AttackKind};
+    use decnet_master_bin::master::attacks::apply_retention;
+    let m = start_master(
+        None,
+        MasterSettings {
+            attack_retention: Some(std::time::Duration::from_secs(24 * 3600)),
+            attack_retention_max: Some(2),
+            ..MasterSettings::default()
+        },
+    )
+    .await;
+    let event = |age_hours: i64| AttackEvent {
+        v: 1,
+        id: new_event_id(),
+        ts: Utc::now() - chrono::Duration::hours(age_hours),
+        host: "local".into(),
+        decky: "d".into(),
+        service: "ssh".into(),
+        protocol: decnet_core::model::attack::Transport::Tcp,
+        src_ip: "10.0.0.66".parse().unwrap(),
+        src_port: 1,
+        dst_ip: None,
+        dst_port: 22,
+        session: new_event_id(),
+        stream: new_event_id(),
+        seq: 1,
+        kind: AttackKind::Connect,
+        details: AttackDetails::default(),
+    };
+    let all = vec![event(48), event(1), event(1), event(0)];
+    m.repo.insert_attack_events(&all).await.unwrap();
+    let deleted = apply_retention(&m.running.master).await.unwrap();
+    assert_eq!(deleted, 2, "one too old, then one over the count");
+    let left = m
+        .repo
+        .attack_events(&decnet_core::model::attack::AttackQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![all[2].id, all[3].id]
+    );
+    m.stop().await;
+}

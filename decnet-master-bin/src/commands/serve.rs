@@ -58,6 +58,9 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         mutate_timeout: Duration::from_secs(args.mutate_timeout),
         teardown_timeout: Duration::from_secs(args.teardown_timeout),
         enroll_token_ttl: Duration::from_secs(args.enroll_token_ttl),
+        attack_retention: (args.attack_retention_days > 0)
+            .then(|| Duration::from_secs(args.attack_retention_days * 24 * 3600)),
+        attack_retention_max: (args.attack_retention_max > 0).then_some(args.attack_retention_max),
         ..MasterSettings::default()
     };
     // Unihost deckies run here through Docker; without Docker the master only drives agents.

@@ -119,6 +119,39 @@ impl decnet_core::traits::EventTransport for StoreTransport {
     }
 }
 
+/// How often retention runs (and once at start-up).
+pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Applies the attacker-event retention of the settings now, returning how many were deleted.
+pub async fn apply_retention(m: &Master) -> Result<u64, RepoError> {
+    let before = m
+        .settings
+        .attack_retention
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .and_then(|d| m.clock.now().checked_sub_signed(d));
+    if before.is_none() && m.settings.attack_retention_max.is_none() {
+        return Ok(0);
+    }
+    m.repo
+        .prune_attack_events(before, m.settings.attack_retention_max)
+        .await
+}
+
+/// Retention at start-up, then every [`RETENTION_EVERY`], until `shutdown`.
+pub async fn retention_loop(m: Arc<Master>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        match apply_retention(&m).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "attacker-event retention"),
+            Err(e) => tracing::warn!(error = %e, "attacker-event retention failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
+
 /// Parses the query string of `GET /api/v1/attacks`; unknown parameters and bad values are
 /// 400 naming the parameter.
 pub fn parse_query(params: &HashMap<String, String>) -> Result<AttackQuery, ApiError> {

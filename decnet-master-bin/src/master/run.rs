@@ -199,6 +199,10 @@ pub async fn start(
             |n, why| tracing::warn!(events = n, %why, "local attacker events refused; counted as dropped"),
         )));
     }
+    tasks.push(tokio::spawn(super::attacks::retention_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
     tracing::info!(%api_url, %swarm_url, "master serving");
     Ok(RunningMaster {
         master,

@@ -52,6 +52,10 @@ pub struct MasterSettings {
     /// After a renewal, how long the certificate it replaces is still accepted, unless the
     /// worker uses the new one first (then the old one is revoked at once).
     pub renewal_overlap: Duration,
+    /// Attacker events older than this are deleted (`None`: kept however old).
+    pub attack_retention: Option<Duration>,
+    /// At most this many attacker events are kept, the newest (`None`: no bound).
+    pub attack_retention_max: Option<u64>,
 }
 
 impl Default for MasterSettings {
@@ -72,6 +76,8 @@ impl Default for MasterSettings {
             worker_cert_lifetime: decnet_tls::pki::WORKER_CERT_VALIDITY,
             renewal_overlap: DEFAULT_RENEWAL_OVERLAP,
             serve_limits: decnet_web::ServeLimits::default(),
+            attack_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            attack_retention_max: Some(10_000_000),
         }
     }
 }
@@ -397,8 +403,20 @@ impl Master {
         Ok(hosts)
     }
 
-    pub fn publish(&self, event: BusEvent) {
+    /// Publishes `event` with its `ts` (PRODUCT §9: every body carries one; an attacker event
+    /// keeps its own, the time it happened).
+    pub fn publish(&self, mut event: BusEvent) {
+        stamp(&mut event, self.clock.now());
         self.bus.publish(event);
+    }
+}
+
+/// Adds `ts` (RFC 3339, UTC) to an object body that has none.
+pub fn stamp(event: &mut BusEvent, now: chrono::DateTime<chrono::Utc>) {
+    if let serde_json::Value::Object(body) = &mut event.body {
+        body.entry("ts").or_insert_with(|| {
+            serde_json::Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        });
     }
 }
 
@@ -500,5 +518,19 @@ mod bus_tests {
         let (id, e) = rx.try_recv().unwrap();
         assert_eq!((id, e.topic.as_str()), (6, "decky.d-6.mutation"));
         assert!(bus.replay_and_subscribe(Some(99)).0.is_empty());
+    }
+
+    #[test]
+    fn every_body_gets_a_ts_and_an_attack_keeps_its_own() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T07:00:00.5Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut e = ev(1);
+        stamp(&mut e, now);
+        assert_eq!(e.body["ts"], "2026-12-03T07:00:00.500000Z");
+        let mut own = ev(2);
+        own.body["ts"] = serde_json::Value::from("2026-01-01T00:00:00Z");
+        stamp(&mut own, now);
+        assert_eq!(own.body["ts"], "2026-01-01T00:00:00Z");
     }
 }
