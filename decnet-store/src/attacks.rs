@@ -85,10 +85,12 @@ pub(crate) const PROFILE_TOUCHED: &str =
     "SELECT DISTINCT src_ip, decky, service FROM attack_events WHERE kind <> 'drop'";
 pub(crate) const PROFILE_USERNAMES: &str = "SELECT DISTINCT src_ip, username FROM attack_events \
      WHERE kind <> 'drop' AND username IS NOT NULL";
-pub(crate) const PROFILE_LAST_AUTH: &str =
-    "SELECT a.src_ip, a.username, a.password FROM attack_events a \
-     WHERE a.kind = 'auth' AND a.id = (SELECT b.id FROM attack_events b \
-     WHERE b.src_ip = a.src_ip AND b.kind = 'auth' ORDER BY b.id DESC LIMIT 1)";
+/// The latest `auth` of each source address, by id (a window, so one pass: a correlated
+/// "latest id" subquery let SQLite's planner walk the kind index once per row, O(n²)).
+pub(crate) const PROFILE_LAST_AUTH: &str = "SELECT src_ip, username, password FROM \
+     (SELECT src_ip, username, password, \
+      ROW_NUMBER() OVER (PARTITION BY src_ip ORDER BY id DESC) AS rn \
+      FROM attack_events WHERE kind = 'auth') latest WHERE rn = 1";
 pub(crate) const PRUNE_BEFORE: &str = "DELETE FROM attack_events WHERE ts < $1";
 pub(crate) const PRUNE_KEEP: &str = "DELETE FROM attack_events WHERE id NOT IN \
      (SELECT id FROM attack_events ORDER BY id DESC LIMIT $1)";
