@@ -423,7 +423,11 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
     let mut mutation = None;
     while let Ok((_, e)) = events.try_recv() {
         if e.topic == "decky.d-02.mutation" {
-            mutation = Some(e.body);
+            let mut body = e.body;
+            // Every bus body carries its time (PRODUCT §9).
+            let ts = body.as_object_mut().and_then(|o| o.remove("ts"));
+            assert!(ts.is_some_and(|t| t.is_string()), "a ts");
+            mutation = Some(body);
         }
     }
     assert_eq!(
