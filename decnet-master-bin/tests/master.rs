@@ -1355,7 +1355,8 @@ async fn attacker_events_from_a_worker_are_stored_once_and_shown() {
 }
 
 /// Retention (`--attack-retention-days`, `--attack-retention-max`): events older than the age
-/// go, then all but the newest `max`.
+/// go, then all but the newest `max`. The master's own retention loop is off here (it would
+/// race the test); the test applies one retention itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attacker_event_retention_by_age_and_count() {
     use decnet_core::model::attack::{new_event_id, AttackDetails, AttackEvent, AttackKind};
@@ -1363,8 +1364,8 @@ async fn attacker_event_retention_by_age_and_count() {
     let m = start_master(
         None,
         MasterSettings {
-            attack_retention: Some(std::time::Duration::from_secs(24 * 3600)),
-            attack_retention_max: Some(2),
+            attack_retention: None,
+            attack_retention_max: None,
             ..MasterSettings::default()
         },
     )
@@ -1389,7 +1390,13 @@ async fn attacker_event_retention_by_age_and_count() {
     };
     let all = vec![event(48), event(1), event(1), event(0)];
     m.repo.insert_attack_events(&all).await.unwrap();
-    let deleted = apply_retention(&m.running.master).await.unwrap();
+    let deleted = apply_retention(
+        &m.running.master,
+        Some(std::time::Duration::from_secs(24 * 3600)),
+        Some(2),
+    )
+    .await
+    .unwrap();
     assert_eq!(deleted, 2, "one too old, then one over the count");
     let left = m
         .repo

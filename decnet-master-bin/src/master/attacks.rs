@@ -122,25 +122,27 @@ impl decnet_core::traits::EventTransport for StoreTransport {
 /// How often retention runs (and once at start-up).
 pub const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Applies the attacker-event retention of the settings now, returning how many were deleted.
-pub async fn apply_retention(m: &Master) -> Result<u64, RepoError> {
-    let before = m
-        .settings
-        .attack_retention
+/// Applies a retention now — events older than `age`, then all but the newest `max` — and
+/// returns how many were deleted.
+pub async fn apply_retention(
+    m: &Master,
+    age: Option<std::time::Duration>,
+    max: Option<u64>,
+) -> Result<u64, RepoError> {
+    let before = age
         .and_then(|d| chrono::Duration::from_std(d).ok())
         .and_then(|d| m.clock.now().checked_sub_signed(d));
-    if before.is_none() && m.settings.attack_retention_max.is_none() {
+    if before.is_none() && max.is_none() {
         return Ok(0);
     }
-    m.repo
-        .prune_attack_events(before, m.settings.attack_retention_max)
-        .await
+    m.repo.prune_attack_events(before, max).await
 }
 
 /// Retention at start-up, then every [`RETENTION_EVERY`], until `shutdown`.
 pub async fn retention_loop(m: Arc<Master>, shutdown: tokio_util::sync::CancellationToken) {
     loop {
-        match apply_retention(&m).await {
+        let (age, max) = (m.settings.attack_retention, m.settings.attack_retention_max);
+        match apply_retention(&m, age, max).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "attacker-event retention"),
             Err(e) => tracing::warn!(error = %e, "attacker-event retention failed"),
