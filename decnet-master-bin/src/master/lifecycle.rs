@@ -62,8 +62,10 @@ async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Res
     let ok = row.status == LifecycleStatus::Succeeded;
     match (row.operation, shard) {
         (Operation::Teardown, Some(_)) if ok => {
-            m.repo.delete_shard(host, &row.decky_name).await?;
+            // Retired first: an event batch racing the delete finds the decky in one or the
+            // other, never in neither.
             m.note_retired(host, row.decky_name.as_str(), m.clock.now());
+            m.repo.delete_shard(host, &row.decky_name).await?;
             m.publish(BusEvent::state(
                 host,
                 &row.decky_name,
