@@ -32,55 +32,65 @@ pub fn master_client(bundle: &Bundle, master_fingerprint: &str) -> Result<reqwes
         .map_err(|e| e.to_string())
 }
 
-/// POSTs heartbeats to `<master_url>/swarm/heartbeat` on one persistent connection.
+/// The pinned mTLS client towards one master URL path, swappable when the worker's certificate
+/// is renewed.
 #[derive(Debug)]
-pub struct HttpsTransport {
+struct PinnedClient {
     client: std::sync::RwLock<reqwest::Client>,
     master_fingerprint: String,
     url: String,
 }
 
-impl HttpsTransport {
-    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
+impl PinnedClient {
+    fn new(bundle: &Bundle, identity: &Identity, path: &str) -> Result<Self, String> {
         Ok(Self {
             client: std::sync::RwLock::new(master_client(bundle, &identity.master_fingerprint)?),
             master_fingerprint: identity.master_fingerprint.clone(),
-            url: format!(
-                "{}/swarm/heartbeat",
-                identity.master_url.trim_end_matches('/')
-            ),
+            url: format!("{}{path}", identity.master_url.trim_end_matches('/')),
         })
+    }
+
+    fn reload(&self, bundle: &Bundle) -> Result<(), String> {
+        let client = master_client(bundle, &self.master_fingerprint)?;
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        Ok(())
+    }
+
+    fn post(&self) -> reqwest::RequestBuilder {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .post(&self.url)
+    }
+}
+
+/// POSTs heartbeats to `<master_url>/swarm/heartbeat` on one persistent connection.
+#[derive(Debug)]
+pub struct HttpsTransport(PinnedClient);
+
+impl HttpsTransport {
+    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
+        PinnedClient::new(bundle, identity, "/swarm/heartbeat").map(Self)
     }
 
     /// Presents `bundle` (a renewed certificate) from the next heartbeat on.
     pub fn reload(&self, bundle: &Bundle) -> Result<(), String> {
-        let client = master_client(bundle, &self.master_fingerprint)?;
-        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
-        Ok(())
+        self.0.reload(bundle)
     }
 }
 
 #[async_trait::async_trait]
 impl HeartbeatTransport for HttpsTransport {
     async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError> {
-        let client = self
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let resp = client
-            .post(&self.url)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| {
-                let text = format!("{e:#}");
-                if text.contains("certificate") || text.contains("Certificate") {
-                    TransportError::Identity(text)
-                } else {
-                    TransportError::Unreachable(text)
-                }
-            })?;
+        let resp = self.0.post().json(body).send().await.map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("certificate") || text.contains("Certificate") {
+                TransportError::Identity(text)
+            } else {
+                TransportError::Unreachable(text)
+            }
+        })?;
         let status = resp.status().as_u16();
         Ok(if status == 204 {
             HeartbeatAck::Accepted
@@ -92,39 +102,25 @@ impl HeartbeatTransport for HttpsTransport {
 
 /// `EventTransport` over the worker's pinned mTLS client: `<master_url>/swarm/events`.
 #[derive(Debug)]
-pub struct HttpsEventTransport {
-    client: std::sync::RwLock<reqwest::Client>,
-    master_fingerprint: String,
-    url: String,
-}
+pub struct HttpsEventTransport(PinnedClient);
 
 impl HttpsEventTransport {
     pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
-        Ok(Self {
-            client: std::sync::RwLock::new(master_client(bundle, &identity.master_fingerprint)?),
-            master_fingerprint: identity.master_fingerprint.clone(),
-            url: format!("{}/swarm/events", identity.master_url.trim_end_matches('/')),
-        })
+        PinnedClient::new(bundle, identity, "/swarm/events").map(Self)
     }
 
     /// Presents `bundle` (a renewed certificate) from the next batch on.
     pub fn reload(&self, bundle: &Bundle) -> Result<(), String> {
-        let client = master_client(bundle, &self.master_fingerprint)?;
-        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
-        Ok(())
+        self.0.reload(bundle)
     }
 }
 
 #[async_trait::async_trait]
 impl EventTransport for HttpsEventTransport {
     async fn send(&self, batch: &EventBatch) -> Result<EventAck, TransportError> {
-        let client = self
-            .client
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let resp = client
-            .post(&self.url)
+        let resp = self
+            .0
+            .post()
             .json(batch)
             .send()
             .await
