@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use decnet_agent::app::{
     self, AgentConfig, AgentDeps, EventsDeps, DEFAULT_PORT, DEFAULT_STATE_DIR,
 };
@@ -21,7 +21,7 @@ use decnet_core::orchestrate::pipeline::EventPipeline;
 use decnet_core::traits::SystemClock;
 use decnet_docker::{image, DockerDeployer, DockerDeployerConfig};
 use decnet_net::NetlinkHostNetwork;
-use decnet_web::limits::{self, ServeLimits};
+use decnet_web::cli::LimitArgs;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -104,54 +104,6 @@ enum Command {
         #[arg(long, default_value_t = REAP_DELAY.as_millis() as u64)]
         delay_ms: u64,
     },
-}
-
-/// Timeouts and connection caps of the agent API: slow or idle clients cannot hold
-/// connections open.
-#[derive(Debug, Args)]
-struct LimitArgs {
-    /// Seconds a client has to finish the TLS handshake.
-    #[arg(long, value_name = "SECS", env = "DECNET_HANDSHAKE_TIMEOUT",
-          default_value_t = limits::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    handshake_timeout: u64,
-    /// Seconds a client has to send a request's headers (from the handshake, or from the
-    /// request's first byte on a kept-alive connection).
-    #[arg(long, value_name = "SECS", env = "DECNET_HEADER_TIMEOUT",
-          default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    header_timeout: u64,
-    /// Seconds a kept-alive connection may sit idle between requests.
-    #[arg(long, value_name = "SECS", env = "DECNET_IDLE_TIMEOUT",
-          default_value_t = limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    idle_timeout: u64,
-    /// Most open connections; more are closed at once.
-    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS",
-          default_value_t = limits::DEFAULT_MAX_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    max_connections: u64,
-    /// Most open connections from one source IP address.
-    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS_PER_SOURCE",
-          default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_SOURCE as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    max_connections_per_source: u64,
-}
-
-impl LimitArgs {
-    /// The checked limits; the error names the flag, the value and the rule.
-    fn limits(&self) -> Result<ServeLimits, String> {
-        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        let l = ServeLimits {
-            handshake_timeout: Duration::from_secs(self.handshake_timeout),
-            header_timeout: Duration::from_secs(self.header_timeout),
-            idle_timeout: Duration::from_secs(self.idle_timeout),
-            max_connections: count(self.max_connections),
-            max_connections_per_source: count(self.max_connections_per_source),
-        };
-        l.validate().map_err(|e| e.flag_message())?;
-        Ok(l)
-    }
 }
 
 fn init_logging() {

@@ -6,11 +6,10 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use decnet_core::model::{Mode, NetworkDriver};
-use decnet_web::limits::{self, ServeLimits};
+
 
 #[derive(Debug, Parser)]
 #[command(
@@ -420,6 +419,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", env = "DECNET_ENROLL_TOKEN_TTL", default_value_t = 15 * 60,
           value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
     pub enroll_token_ttl: u64,
+    /// Seconds the worker certificates the master issues are valid, at enrollment and at each
+    /// renewal (agents renew a third of it before expiry).
+    #[arg(long, value_name = "SECS", env = "DECNET_WORKER_CERT_LIFETIME",
+          default_value_t = decnet_tls::pki::WORKER_CERT_VALIDITY.as_secs(),
+          value_parser = clap::value_parser!(u64).range(60..=decnet_tls::pki::CA_VALIDITY.as_secs()))]
+    pub worker_cert_lifetime: u64,
+    /// Seconds a renewed worker's previous certificate is still accepted, unless the worker
+    /// uses the new one first (it must be shorter than --worker-cert-lifetime).
+    #[arg(long, value_name = "SECS", env = "DECNET_RENEWAL_OVERLAP",
+          default_value_t = crate::master::state::DEFAULT_RENEWAL_OVERLAP.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=30 * 86_400))]
+    pub renewal_overlap: u64,
     /// Days attacker events are kept (0: however old).
     #[arg(long, value_name = "DAYS", env = "DECNET_ATTACK_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u64).range(0..=36_500))]
@@ -438,54 +449,7 @@ pub struct ServeArgs {
     pub docker: DockerArgs,
 }
 
-/// Timeouts and connection caps of each listener (the operator API and the swarm endpoint
-/// count separately): slow or idle clients cannot hold connections open.
-#[derive(Debug, Clone, Args)]
-pub struct LimitArgs {
-    /// Seconds a client has to finish the TLS handshake.
-    #[arg(long, value_name = "SECS", env = "DECNET_HANDSHAKE_TIMEOUT",
-          default_value_t = limits::DEFAULT_HANDSHAKE_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    pub handshake_timeout: u64,
-    /// Seconds a client has to send a request's headers (from connect, or from the
-    /// request's first byte on a kept-alive connection).
-    #[arg(long, value_name = "SECS", env = "DECNET_HEADER_TIMEOUT",
-          default_value_t = limits::DEFAULT_HEADER_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    pub header_timeout: u64,
-    /// Seconds a kept-alive connection may sit idle between requests (a streaming response,
-    /// such as /api/v1/events, is not idle).
-    #[arg(long, value_name = "SECS", env = "DECNET_IDLE_TIMEOUT",
-          default_value_t = limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=limits::MAX_TIMEOUT.as_secs()))]
-    pub idle_timeout: u64,
-    /// Most open connections per listener; more are closed at once.
-    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS",
-          default_value_t = limits::DEFAULT_MAX_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_connections: u64,
-    /// Most open connections per listener from one source IP address.
-    #[arg(long, value_name = "N", env = "DECNET_MAX_CONNECTIONS_PER_SOURCE",
-          default_value_t = limits::DEFAULT_MAX_CONNECTIONS_PER_SOURCE as u64,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_connections_per_source: u64,
-}
-
-impl LimitArgs {
-    /// The checked limits; the error names the flag, the value and the rule.
-    pub fn limits(&self) -> Result<ServeLimits, String> {
-        let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        let l = ServeLimits {
-            handshake_timeout: Duration::from_secs(self.handshake_timeout),
-            header_timeout: Duration::from_secs(self.header_timeout),
-            idle_timeout: Duration::from_secs(self.idle_timeout),
-            max_connections: count(self.max_connections),
-            max_connections_per_source: count(self.max_connections_per_source),
-        };
-        l.validate().map_err(|e| e.flag_message())?;
-        Ok(l)
-    }
-}
+pub use decnet_web::cli::LimitArgs;
 
 /// Following the master's lifecycle rows after a change (`--wait`).
 #[derive(Debug, Clone, Args)]

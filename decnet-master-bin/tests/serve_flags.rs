@@ -27,6 +27,9 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Output {
         "DECNET_MUTATE_TIMEOUT",
         "DECNET_TEARDOWN_TIMEOUT",
         "DECNET_ENROLL_TOKEN_TTL",
+        "DECNET_BODY_TIMEOUT",
+        "DECNET_WORKER_CERT_LIFETIME",
+        "DECNET_RENEWAL_OVERLAP",
     ] {
         c.env_remove(v);
     }
@@ -82,7 +85,33 @@ fn sweep_timeouts_and_the_enroll_token_lifetime_are_settable_and_checked() {
 }
 
 #[test]
+fn certificate_lifetimes_are_settable_and_checked() {
+    usage_error(
+        &["--worker-cert-lifetime", "59"],
+        &[],
+        &["--worker-cert-lifetime", "'59'"],
+    );
+    usage_error(
+        &[],
+        &[("DECNET_RENEWAL_OVERLAP", "-1")],
+        &["--renewal-overlap", "'-1'"],
+    );
+    usage_error(
+        &["--worker-cert-lifetime", "3600", "--renewal-overlap", "3600"],
+        &[],
+        &["--renewal-overlap 3600: must be shorter than --worker-cert-lifetime (3600 seconds)"],
+    );
+    let out = serve(
+        &["--worker-cert-lifetime", "3600"],
+        &[("DECNET_RENEWAL_OVERLAP", "600")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--db") || err.contains("mysql"), "{err}");
+}
+
+#[test]
 fn bad_limits_are_usage_errors_naming_the_flag() {
+    usage_error(&["--body-timeout", "0"], &[], &["--body-timeout", "'0'"]);
     usage_error(
         &["--header-timeout", "0"],
         &[],
@@ -133,6 +162,8 @@ fn good_limits_pass_the_checks() {
             "--header-timeout",
             "1",
             "--idle-timeout",
+            "1",
+            "--body-timeout",
             "1",
             "--max-connections",
             "2",

@@ -354,16 +354,20 @@ fn demo_unihost_shows_three_recognisable_deckies_and_cleans_up() {
     assert!(out.contains("-NOAUTH"), "{out}");
     assert!(out.contains("MySQL handshake v10"), "{out}");
     // The Windows decky answers with TTL 128, the Linux ones with 64.
+    let tag = demo_tag(&out);
+    let [web, ws, _] = demo_names(&tag);
     let seen = out.split("What the attacker").nth(1).expect("probe table");
-    let ws = seen.lines().find(|l| l.starts_with("ws ")).expect("ws row");
+    let ws = seen
+        .lines()
+        .find(|l| l.starts_with(&format!("{ws} ")))
+        .expect("ws row");
     assert!(ws.split_whitespace().nth(2) == Some("128"), "{ws}");
     let web = seen
         .lines()
-        .find(|l| l.starts_with("web "))
+        .find(|l| l.starts_with(&format!("{web} ")))
         .expect("web row");
     assert!(web.split_whitespace().nth(2) == Some("64"), "{web}");
     assert!(out.contains("Removed 3 deckies"), "{out}");
-    let tag = demo_tag(&out);
     let left = Command::new("ip").args(["netns", "list"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&left.stdout).contains(&format!("decnet-lab-{tag}")));
 }
@@ -383,7 +387,15 @@ fn assert_demo_shows_detection(out: &str) {
         report.contains("ssh   credentials root / toor (password), refused"),
         "{report}"
     );
-    assert!(report.contains("web — "), "{report}");
+    let [web, _, _] = demo_names(&demo_tag(out));
+    assert!(report.contains(&format!("{web} — ")), "{report}");
+}
+
+/// The names of a demo's three deckies: its roles web, ws and db carry the run's lab tag, so
+/// demos running at once on one daemon never share a container name.
+fn demo_names(tag: &str) -> [String; 3] {
+    let suffix = tag.strip_prefix("demo").expect("a demo tag");
+    ["web", "ws", "db"].map(|role| format!("{role}-{suffix}"))
 }
 
 /// The lab tag a demo printed (`… attacker namespace decnet-lab-<tag>)`).
@@ -411,7 +423,8 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
         "{stdout}"
     );
     assert!(stdout.contains("(mode swarm;"), "{stdout}");
-    for name in ["web", "ws", "db"] {
+    let names = demo_names(&demo_tag(&stdout));
+    for name in &names {
         assert!(
             stdout.contains(&format!("{name} deploy succeeded")),
             "{stdout}"
@@ -426,7 +439,7 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
         .split("The fleet, as the master sees it:")
         .nth(1)
         .expect("fleet table");
-    for name in ["web", "ws", "db"] {
+    for name in &names {
         let row = fleet
             .lines()
             .find(|l| l.starts_with(&format!("{name} ")))
@@ -440,7 +453,10 @@ fn demo_runs_a_master_and_an_enrolled_agent_and_cleans_up() {
         .split("What the attacker")
         .nth(1)
         .expect("probe table");
-    let ws = seen.lines().find(|l| l.starts_with("ws ")).expect("ws row");
+    let ws = seen
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", names[1])))
+        .expect("ws row");
     assert!(ws.split_whitespace().nth(2) == Some("128"), "{ws}");
     assert!(
         stdout.contains("Removed 3 deckies (through the master)"),
@@ -465,10 +481,11 @@ fn assert_swarm_demo_left_nothing(tag: &str) {
         .output()
         .unwrap();
     let containers = String::from_utf8_lossy(&containers.stdout);
+    let names = demo_names(tag);
     assert!(
         !containers
             .lines()
-            .any(|n| ["web", "ws", "db"].contains(&n.split('.').next().unwrap_or(n))),
+            .any(|n| names.iter().any(|d| d == n.split('.').next().unwrap_or(n))),
         "{containers}"
     );
     let work = std::env::temp_dir().join(format!("decnet-{tag}"));

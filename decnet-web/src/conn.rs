@@ -1,4 +1,4 @@
-//! Per-connection deadlines: the header-read and keep-alive idle timeouts.
+//! Per-connection deadlines: the header-read, request-body and keep-alive idle timeouts.
 //!
 //! hyper's own `header_read_timeout` starts when hyper begins waiting for a request head, which
 //! after a response is also the keep-alive idle time: it cannot give idle connections a
@@ -12,7 +12,9 @@
 //! - idle after a response: end of that response + idle timeout;
 //! - the next request's first byte arrived: that byte + header timeout (or the idle deadline,
 //!   if sooner);
-//! - a request in progress (a long SSE stream included): no deadline.
+//! - a request in progress whose body has not fully arrived: its headers + body timeout (the
+//!   body wrapper, [`TimedBody`], notes the body's end);
+//! - a request in progress with its body in (a long SSE stream included): no deadline.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +36,8 @@ struct State {
     served: bool,
     /// When the first byte arrived while no request was in progress (a next request's head).
     head_started: Option<Instant>,
+    /// When the headers of a request whose body is still arriving were complete.
+    body_started: Option<Instant>,
 }
 
 /// What a connection is doing, as far as its deadlines care.
@@ -52,6 +56,7 @@ impl Activity {
                 idle_since: Instant::now(),
                 served: false,
                 head_started: None,
+                body_started: None,
             }),
             changed: Notify::new(),
         })
@@ -71,22 +76,32 @@ impl Activity {
     }
 
     /// A request's headers are complete: it is in progress until the guard is dropped (with
-    /// the response body, once sent).
-    pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
+    /// the response body, once sent). With `body_pending` its body owes the body timeout
+    /// until [`Activity::body_done`].
+    pub(crate) fn start_request(self: &Arc<Self>, body_pending: bool) -> InFlight {
         {
             let mut s = self.lock();
             s.in_flight += 1;
             s.head_started = None;
+            s.body_started = body_pending.then(Instant::now);
         }
         self.changed.notify_one();
         InFlight(self.clone())
     }
 
-    /// The current deadline; `None` while a request is in progress.
-    fn deadline(&self, header: Duration, idle: Duration) -> Option<Instant> {
+    /// The request's body has arrived in full.
+    pub(crate) fn body_done(&self) {
+        let was = self.lock().body_started.take();
+        if was.is_some() {
+            self.changed.notify_one();
+        }
+    }
+
+    /// The current deadline; `None` while a request is in progress with its body in.
+    fn deadline(&self, header: Duration, body: Duration, idle: Duration) -> Option<Instant> {
         let s = self.lock();
         if s.in_flight > 0 {
-            return None;
+            return s.body_started.and_then(|t| t.checked_add(body));
         }
         let idle_deadline = s
             .idle_since
@@ -99,9 +114,9 @@ impl Activity {
     }
 
     /// Resolves once the connection has passed its deadline (see the module docs).
-    pub(crate) async fn expired(&self, header: Duration, idle: Duration) {
+    pub(crate) async fn expired(&self, header: Duration, body: Duration, idle: Duration) {
         loop {
-            match self.deadline(header, idle) {
+            match self.deadline(header, body, idle) {
                 None => self.changed.notified().await,
                 Some(d) if d <= Instant::now() => return,
                 Some(d) => {
@@ -128,6 +143,7 @@ impl Drop for InFlight {
                 s.idle_since = Instant::now();
                 s.served = true;
                 s.head_started = None;
+                s.body_started = None;
             }
         }
         self.0.changed.notify_one();
@@ -159,6 +175,57 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Guarded<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body that tells its connection's [`Activity`] when it has arrived in full, which
+/// ends the body timeout.
+pub(crate) struct TimedBody<B> {
+    inner: B,
+    activity: Option<Arc<Activity>>,
+}
+
+impl<B: Body> TimedBody<B> {
+    /// `inner`, whose end is reported to `activity` (at once when it has none).
+    pub(crate) fn new(inner: B, activity: Arc<Activity>) -> Self {
+        let mut b = Self {
+            inner,
+            activity: Some(activity),
+        };
+        if b.inner.is_end_stream() {
+            b.done();
+        }
+        b
+    }
+
+    fn done(&mut self) {
+        if let Some(a) = self.activity.take() {
+            a.body_done();
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for TimedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(r, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.done();
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {
@@ -232,6 +299,7 @@ mod tests {
     use super::*;
 
     const H: Duration = Duration::from_secs(10);
+    const B: Duration = Duration::from_secs(30);
     const I: Duration = Duration::from_secs(60);
 
     // In-memory only: paused time is safe here.
@@ -240,47 +308,82 @@ mod tests {
         let a = Activity::new();
         let t0 = Instant::now();
         // A new connection owes its headers.
-        assert_eq!(a.deadline(H, I), Some(t0 + H));
+        assert_eq!(a.deadline(H, B, I), Some(t0 + H));
         tokio::time::advance(Duration::from_secs(3)).await;
         a.on_read();
         assert_eq!(
-            a.deadline(H, I),
+            a.deadline(H, B, I),
             Some(t0 + H),
             "the first request counts from accept"
         );
-        let req = a.start_request();
-        assert_eq!(a.deadline(H, I), None, "in progress: no deadline");
+        let req = a.start_request(false);
+        assert_eq!(a.deadline(H, B, I), None, "in progress: no deadline");
         tokio::time::advance(Duration::from_secs(1000)).await;
         a.on_read(); // a body being read
-        assert_eq!(a.deadline(H, I), None);
+        assert_eq!(a.deadline(H, B, I), None);
         drop(req);
         let t1 = Instant::now();
-        assert_eq!(a.deadline(H, I), Some(t1 + I), "idle after a response");
+        assert_eq!(a.deadline(H, B, I), Some(t1 + I), "idle after a response");
         tokio::time::advance(Duration::from_secs(55)).await;
         a.on_read();
         assert_eq!(
-            a.deadline(H, I),
+            a.deadline(H, B, I),
             Some(t1 + I),
             "the idle deadline is sooner"
         );
-        drop(a.start_request());
+        drop(a.start_request(false));
         let t2 = Instant::now();
         tokio::time::advance(Duration::from_secs(5)).await;
         a.on_read();
         assert_eq!(
-            a.deadline(H, I),
+            a.deadline(H, B, I),
             Some(t2 + Duration::from_secs(5) + H),
             "the next request's headers count from their first byte"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn expired_waits_while_in_flight() {
+    async fn a_pending_body_owes_the_body_timeout_until_it_is_in() {
         let a = Activity::new();
-        let req = a.start_request();
+        let req = a.start_request(true);
+        let t0 = Instant::now();
+        assert_eq!(a.deadline(H, B, I), Some(t0 + B), "the body is owed");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        a.on_read(); // body bytes do not move the deadline
+        assert_eq!(a.deadline(H, B, I), Some(t0 + B));
+        a.body_done();
+        assert_eq!(a.deadline(H, B, I), None, "body in: no deadline while in progress");
+        drop(req);
+        let t1 = Instant::now();
+        assert_eq!(a.deadline(H, B, I), Some(t1 + I), "idle after the response");
+        // A response sent before the body came in: the idle rules take over.
+        let req = a.start_request(true);
+        drop(req);
+        assert_eq!(a.deadline(H, B, I), Some(Instant::now() + I));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_fires_when_the_body_does_not_come() {
+        let a = Activity::new();
+        let _req = a.start_request(true);
         let waiter = {
             let a = a.clone();
-            tokio::spawn(async move { a.expired(H, I).await })
+            tokio::spawn(async move { a.expired(H, B, I).await })
+        };
+        tokio::time::advance(B + Duration::from_millis(1)).await;
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("expired after the body timeout")
+            .expect("no panic");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_waits_while_in_flight() {
+        let a = Activity::new();
+        let req = a.start_request(false);
+        let waiter = {
+            let a = a.clone();
+            tokio::spawn(async move { a.expired(H, B, I).await })
         };
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(!waiter.is_finished());
@@ -300,7 +403,7 @@ mod tests {
             .expect("runtime");
         rt.block_on(async {
             let a = Activity::new();
-            let _ = a.deadline(Duration::MAX, Duration::MAX);
+            let _ = a.deadline(Duration::MAX, Duration::MAX, Duration::MAX);
         });
     }
 }

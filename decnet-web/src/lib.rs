@@ -8,8 +8,11 @@
 //!   and answer 422 (400 for malformed JSON), never 500.
 //! - [`ApiError`]: `{"detail": "..."}` with a status code.
 //! - [`body_limit`]: 413 decided from `Content-Length` before the body is read.
+//! - `cli::LimitArgs` (feature `cli`): the [`ServeLimits`] as command-line flags.
 
 mod caps;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod conn;
 pub mod error;
 pub mod json;

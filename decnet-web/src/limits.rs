@@ -8,6 +8,8 @@ use std::time::Duration;
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default header-read timeout.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default request-body timeout.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default keep-alive idle timeout.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default cap on open connections per listener.
@@ -23,6 +25,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// - `header_timeout`: a new connection must complete its first request's headers within it
 ///   (counted from accept, or from the end of the handshake); a later request's headers must be
 ///   complete within it of their first byte.
+/// - `body_timeout`: a request's body must have arrived in full within it of the request's
+///   headers (a client that sends its headers and then trickles, or withholds, the body is
+///   closed); requests without a body are not affected.
 /// - `idle_timeout`: a keep-alive connection with no request in progress is closed after this
 ///   long without a new request. A request is in progress from its headers until its response
 ///   body has been sent, so a long streaming response (server-sent events) is never cut.
@@ -33,6 +38,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 pub struct ServeLimits {
     pub handshake_timeout: Duration,
     pub header_timeout: Duration,
+    pub body_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_connections_per_source: usize,
@@ -43,6 +49,7 @@ impl Default for ServeLimits {
         Self {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_source: DEFAULT_MAX_CONNECTIONS_PER_SOURCE,
@@ -80,6 +87,7 @@ impl ServeLimits {
         for (field, d) in [
             ("handshake_timeout", self.handshake_timeout),
             ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
             ("idle_timeout", self.idle_timeout),
         ] {
             if d.is_zero() || d > MAX_TIMEOUT {
@@ -162,6 +170,10 @@ mod tests {
         check(
             |l| l.idle_timeout = Duration::from_secs(86_401),
             Some(("--idle-timeout", "at most 86400 seconds")),
+        );
+        check(
+            |l| l.body_timeout = Duration::ZERO,
+            Some(("--body-timeout", "body_timeout 0s: must be more than 0")),
         );
         check(
             |l| l.handshake_timeout = Duration::ZERO,

@@ -1,5 +1,5 @@
 //! The accept loop: plain TCP or rustls, HTTP/1.1 with keep-alive, the peer certificate handed
-//! to every request, connection caps and header/idle timeouts ([`ServeLimits`]), graceful
+//! to every request, connection caps and header/body/idle timeouts ([`ServeLimits`]), graceful
 //! drain on shutdown.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::caps::{Caps, RefusalLog};
-use crate::conn::{Activity, Guarded, Tracked};
+use crate::conn::{Activity, Guarded, TimedBody, Tracked};
 use crate::limits::ServeLimits;
 
 /// How long in-flight requests may run after shutdown.
@@ -47,8 +47,9 @@ pub fn body_limit(router: Router, limit: usize) -> Router {
 ///
 /// `limits` (see [`ServeLimits`]) bound what a client can hold: connections over the total or
 /// per-source cap are closed at accept, before any TLS work; a handshake, a request's headers
-/// and a keep-alive connection's idle time each have a timeout. A request in progress (until
-/// its response body has been sent) has none, so long server-sent-event streams are not cut.
+/// a request's body and a keep-alive connection's idle time each have a timeout. A request in
+/// progress with its body in (until its response body has been sent) has none, so long
+/// server-sent-event streams are not cut.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -153,8 +154,8 @@ async fn serve_connection<IO>(
                 tracing::debug!(%peer, error = %e, "connection ended");
             }
         }
-        () = activity.expired(limits.header_timeout, limits.idle_timeout) => {
-            tracing::debug!(%peer, "closed a connection idle or without complete request headers");
+        () = activity.expired(limits.header_timeout, limits.body_timeout, limits.idle_timeout) => {
+            tracing::debug!(%peer, "closed a connection idle or without a complete request");
         }
     }
 }
@@ -174,8 +175,10 @@ fn with_peer(
 > + Clone {
     let peer = PeerCertificate(cert);
     hyper::service::service_fn(
-        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-            let in_flight = activity.start_request();
+        move |req: axum::extract::Request<hyper::body::Incoming>| {
+            use hyper::body::Body as _;
+            let in_flight = activity.start_request(!req.body().is_end_stream());
+            let mut req = req.map(|b| axum::body::Body::new(TimedBody::new(b, activity.clone())));
             req.extensions_mut().insert(peer.clone());
             req.extensions_mut().insert(RemoteAddr(remote));
             let app = app.clone();

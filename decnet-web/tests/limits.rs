@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::routing::get;
+
 use axum::Router;
 use decnet_tls::pki::{Bundle, Ca, LeafSpec, San};
 use decnet_tls::verify::{
@@ -32,16 +33,22 @@ fn short() -> ServeLimits {
     ServeLimits {
         handshake_timeout: Duration::from_secs(1),
         header_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
         ..ServeLimits::default()
     }
 }
 
-/// `/hello` answers at once; `/slow` streams four chunks 1.5 s apart (longer than the idle
+/// `/hello` answers at once; `/echo` (POST) answers the length of the body it read; `/slow`
+/// streams four chunks 1.5 s apart (longer than the idle
 /// timeout, both between chunks and in total).
 fn app() -> Router {
     Router::new()
         .route("/hello", get(|| async { "hello" }))
+        .route(
+            "/echo",
+            axum::routing::post(|body: String| async move { format!("read {}", body.len()) }),
+        )
         .route(
             "/slow",
             get(|| async {
@@ -426,5 +433,80 @@ async fn header_timeout_applies_with_a_long_idle_timeout() {
     let mut s = served(server.addr).await;
     s.write_all(b"GET /hello HTTP/1.1\r\n").await.unwrap();
     until_closed(&mut s).await;
+    server.stop().await;
+}
+
+/// A request whose headers promise a body that then trickles in (a byte every 200 ms, each
+/// well within every other timeout) is closed by the body timeout, unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_body_is_closed() {
+    let server = Server::start(None, short()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{")
+        .await
+        .unwrap();
+    let trickle = async {
+        // Never ends on its own: one body byte every 200 ms until a write fails.
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if s.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(HANG, trickle)
+        .await
+        .expect("the server kept a client trickling its body");
+    server.stop().await;
+}
+
+/// Over TLS (the swarm endpoint's shape), headers and then a withheld body: closed, with no
+/// response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withheld_body_over_tls_is_closed() {
+    let tls = tls();
+    let limits = ServeLimits {
+        idle_timeout: Duration::from_secs(600),
+        ..short()
+    };
+    let server = Server::start(Some(tls.server), limits).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut s = tls
+        .client
+        .connect(server_name("127.0.0.1"), tcp)
+        .await
+        .unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n12")
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let got = until_closed(&mut s).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    server.stop().await;
+}
+
+/// A body that arrives in full is served, and the connection goes on: a second request on it
+/// is answered too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_bodies_are_served_on_a_kept_alive_connection() {
+    let server = Server::start(None, short()).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nabcde")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        tokio::time::timeout(HANG, async {
+            while !got.ends_with(b"read 5") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await
+        .unwrap();
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+    }
     server.stop().await;
 }

@@ -74,10 +74,10 @@ fn summary(bytes: &[u8]) -> String {
 
 fn demo_fleet(lan: &LabLan) -> Result<DecnetConfig, CliError> {
     let spec = FleetSpec {
-        deckies: DEMO_DECKIES
-            .iter()
+        deckies: demo_deckies(&lan.tag)
+            .into_iter()
             .map(|(name, archetype)| DeckySpec {
-                name: name.to_string(),
+                name,
                 archetype: Some(archetype.to_string()),
                 ..Default::default()
             })
@@ -140,7 +140,7 @@ fn probe(lan: &LabLan, targets: &[Target], out: &mut dyn Write) -> anyhow::Resul
     writeln!(out, "\nWhat the attacker ({}) sees:", lan.attacker_ip)?;
     writeln!(
         out,
-        "{:<6} {:<14} {:<5} {:<18} {:<24} {:<14} GREETING",
+        "{:<10} {:<14} {:<5} {:<18} {:<24} {:<14} GREETING",
         "DECKY", "IP", "TTL", "MAC", "VENDOR", "PORT"
     )?;
     for d in targets {
@@ -174,7 +174,7 @@ fn probe(lan: &LabLan, targets: &[Target], out: &mut dyn Write) -> anyhow::Resul
             if i == 0 {
                 writeln!(
                     out,
-                    "{:<6} {:<14} {:<5} {:<18} {:<24} {line}",
+                    "{:<10} {:<14} {:<5} {:<18} {:<24} {line}",
                     d.name,
                     d.ip,
                     ttl.map_or("-".into(), |t| t.to_string()),
@@ -184,7 +184,7 @@ fn probe(lan: &LabLan, targets: &[Target], out: &mut dyn Write) -> anyhow::Resul
             } else {
                 writeln!(
                     out,
-                    "{:<6} {:<14} {:<5} {:<18} {:<24} {line}",
+                    "{:<10} {:<14} {:<5} {:<18} {:<24} {line}",
                     "", "", "", "", ""
                 )?;
             }
@@ -310,12 +310,23 @@ pub(crate) async fn probe_and_print(
     Ok(())
 }
 
-/// The three deckies of the demo: (name, archetype).
-pub(crate) const DEMO_DECKIES: [(&str, &str); 3] = [
+/// The three deckies of the demo: (role, archetype).
+const DEMO_DECKIES: [(&str, &str); 3] = [
     ("web", "linux-server"),
     ("ws", "windows-workstation"),
     ("db", "database-server"),
 ];
+
+/// The demo's deckies for the lab `tag`: (name, archetype). Container names are global to the
+/// Docker daemon, so each run's deckies carry its tag (`web-1a2b3` for lab `demo1a2b3`) and two
+/// demos on one daemon never touch each other's containers.
+pub(crate) fn demo_deckies(tag: &str) -> Vec<(String, &'static str)> {
+    let suffix = tag.strip_prefix("demo").unwrap_or(tag);
+    DEMO_DECKIES
+        .iter()
+        .map(|(role, archetype)| (format!("{role}-{suffix}"), *archetype))
+        .collect()
+}
 
 /// The first form: the Docker deployer in this process.
 async fn run_unihost(

@@ -71,7 +71,7 @@ pub(crate) async fn attack_logins(
                 .unwrap_or_else(|| "no answer".into());
             writeln!(
                 out,
-                "  {:<6} http  GET /admin/ as {} / {}  → {}",
+                "  {:<10} http  GET /admin/ as {} / {}  → {}",
                 t.name,
                 HTTP_LOGIN.0,
                 HTTP_LOGIN.1,
@@ -84,7 +84,7 @@ pub(crate) async fn attack_logins(
             if !ssh_client {
                 writeln!(
                     out,
-                    "  {:<6} ssh   skipped: no ssh and sshpass here (apt-get install openssh-client sshpass)",
+                    "  {:<10} ssh   skipped: no ssh and sshpass here (apt-get install openssh-client sshpass)",
                     t.name
                 )
                 .context("write")?;
@@ -93,7 +93,7 @@ pub(crate) async fn attack_logins(
             let answer = ssh_login(&lan.netns, t.ip).await;
             writeln!(
                 out,
-                "  {:<6} ssh   {}@{} password {}  → {}",
+                "  {:<10} ssh   {}@{} password {}  → {}",
                 t.name, SSH_LOGIN.0, t.ip, SSH_LOGIN.1, answer
             )
             .context("write")?;

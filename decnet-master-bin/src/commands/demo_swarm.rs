@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, InitArgs, DEFAULT_AGENT_ENV, DEFAULT_SYSTEMD_DIR};
 use crate::client::{answer, MasterClient, MasterUrl, TokenSource, UrlSource};
-use crate::commands::demo::{create_lab, probe_and_print, Target, DEMO_DECKIES};
+use crate::commands::demo::{create_lab, demo_deckies, probe_and_print, Target};
 use crate::commands::remote::{self, Accepted, DeckyRow};
 use crate::commands::{init, wait};
 use crate::error::CliError;
@@ -251,6 +251,7 @@ async fn drive(
     started.host_uuid = Some(host_uuid);
 
     // The deploy, through the operator API.
+    let deckies = demo_deckies(&lan.tag);
     let body = FleetDeployRequest {
         general: Some(GeneralSpec {
             subnet: Some(lan.subnet.into()),
@@ -259,10 +260,10 @@ async fn drive(
             ..GeneralSpec::default()
         }),
         deckies: Some(
-            DEMO_DECKIES
+            deckies
                 .iter()
                 .map(|(name, archetype)| DeckySpec {
-                    name: name.to_string(),
+                    name: name.clone(),
                     archetype: Some(archetype.to_string()),
                     ..DeckySpec::default()
                 })
@@ -274,12 +275,12 @@ async fn drive(
         client.post("/api/v1/deckies/deploy", &body).await?,
         "POST /api/v1/deckies/deploy",
     )?;
-    started.deckies = DEMO_DECKIES.iter().map(|(n, _)| n.to_string()).collect();
+    started.deckies = deckies.iter().map(|(n, _)| n.clone()).collect();
     writeln!(
         out,
         "Deploying {} deckies through the master (mode {}; the worker builds the decky image on \
          first use)…",
-        DEMO_DECKIES.len(),
+        deckies.len(),
         ans.mode
     )
     .context("write")?;

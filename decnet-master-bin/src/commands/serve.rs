@@ -37,6 +37,12 @@ pub fn default_advertise(swarm: SocketAddr) -> String {
 
 pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let serve_limits = args.limits.limits().map_err(CliError::usage)?;
+    if args.renewal_overlap >= args.worker_cert_lifetime {
+        return Err(CliError::usage(format!(
+            "--renewal-overlap {}: must be shorter than --worker-cert-lifetime ({} seconds)",
+            args.renewal_overlap, args.worker_cert_lifetime
+        )));
+    }
     let layout = DataDir::new(data_dir);
     let db = args.db.clone().unwrap_or_else(|| layout.default_db_url());
     let bind = |addr: SocketAddr| async move {
@@ -58,6 +64,8 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         mutate_timeout: Duration::from_secs(args.mutate_timeout),
         teardown_timeout: Duration::from_secs(args.teardown_timeout),
         enroll_token_ttl: Duration::from_secs(args.enroll_token_ttl),
+        worker_cert_lifetime: Duration::from_secs(args.worker_cert_lifetime),
+        renewal_overlap: Duration::from_secs(args.renewal_overlap),
         attack_retention: (args.attack_retention_days > 0)
             .then(|| Duration::from_secs(args.attack_retention_days * 24 * 3600)),
         attack_retention_max: (args.attack_retention_max > 0).then_some(args.attack_retention_max),
