@@ -555,6 +555,70 @@ async fn enroll_host(
     (v["host_uuid"].as_str().unwrap().parse().unwrap(), bundle)
 }
 
+/// A worker's own LAN address is never given to a decky (issue 9, item 5): a master plans a
+/// fleet for a live worker whose address is inside the requested subnet, and the address is
+/// skipped although the allocator would otherwise hand it out in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_own_address_is_reserved_when_the_master_plans() {
+    let m = start_master(None, MasterSettings::default()).await;
+    let ca = master_ca(&m);
+    // The worker sits at 10.66.0.3, inside 10.66.0.0/29 (hosts .1–.6, .1 the gateway).
+    let t = m.enroll_token("w-lan", "10.66.0.3:8765").await;
+    let (key, csr) = decnet_tls::pki::generate_key_and_csr("w-lan").unwrap();
+    let v: Value = raw_enroll(&m, t["token"].as_str().unwrap(), &csr)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let host: HostUuid = v["host_uuid"].as_str().unwrap().parse().unwrap();
+    let bundle = decnet_tls::pki::Bundle {
+        ca_pem: ca.cert_pem().to_string(),
+        cert_pem: v["cert_pem"].as_str().unwrap().into(),
+        key_pem: key,
+    };
+    let beat = worker_client(&bundle)
+        .post(format!("{}/swarm/heartbeat", m.running.swarm_url))
+        .json(&idle_beat(host))
+        .send()
+        .await
+        .unwrap();
+    assert!(beat.status().is_success(), "{:?}", beat.text().await);
+    let deploy = |amount: u32| {
+        json!({"dry_run": true,
+            "general": {"subnet": "10.66.0.0/29", "gateway": "10.66.0.1", "interface": "eth0"},
+            "deckies": [{"name": "d", "amount": amount, "services": ["ssh"]}]})
+    };
+    let r = reqwest::Client::new()
+        .post(m.api("/api/v1/deckies/deploy"))
+        .bearer_auth(&m.admin)
+        .json(&deploy(4))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let plan: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["mode"], "swarm", "{plan}");
+    let mut ips: Vec<String> = plan["fleet"]["deckies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["ip"].as_str().unwrap().to_string())
+        .collect();
+    ips.sort();
+    assert_eq!(ips, ["10.66.0.2", "10.66.0.4", "10.66.0.5", "10.66.0.6"]);
+    // One more decky than the subnet has room for once the worker is left out.
+    let r = reqwest::Client::new()
+        .post(m.api("/api/v1/deckies/deploy"))
+        .bearer_auth(&m.admin)
+        .json(&deploy(5))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    m.stop().await;
+}
+
 /// A worker's client: presents `b`, trusts the master by CA and CN.
 fn worker_client(b: &decnet_tls::pki::Bundle) -> reqwest::Client {
     let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
