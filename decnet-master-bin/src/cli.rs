@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use decnet_core::model::{Mode, NetworkDriver};
 
-
 #[derive(Debug, Parser)]
 #[command(
     name = "decnet",

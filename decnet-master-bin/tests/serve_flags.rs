@@ -97,7 +97,12 @@ fn certificate_lifetimes_are_settable_and_checked() {
         &["--renewal-overlap", "'-1'"],
     );
     usage_error(
-        &["--worker-cert-lifetime", "3600", "--renewal-overlap", "3600"],
+        &[
+            "--worker-cert-lifetime",
+            "3600",
+            "--renewal-overlap",
+            "3600",
+        ],
         &[],
         &["--renewal-overlap 3600: must be shorter than --worker-cert-lifetime (3600 seconds)"],
     );

@@ -352,7 +352,11 @@ mod tests {
         a.on_read(); // body bytes do not move the deadline
         assert_eq!(a.deadline(H, B, I), Some(t0 + B));
         a.body_done();
-        assert_eq!(a.deadline(H, B, I), None, "body in: no deadline while in progress");
+        assert_eq!(
+            a.deadline(H, B, I),
+            None,
+            "body in: no deadline while in progress"
+        );
         drop(req);
         let t1 = Instant::now();
         assert_eq!(a.deadline(H, B, I), Some(t1 + I), "idle after the response");

@@ -174,18 +174,16 @@ fn with_peer(
     Future = impl Send,
 > + Clone {
     let peer = PeerCertificate(cert);
-    hyper::service::service_fn(
-        move |req: axum::extract::Request<hyper::body::Incoming>| {
-            use hyper::body::Body as _;
-            let in_flight = activity.start_request(!req.body().is_end_stream());
-            let mut req = req.map(|b| axum::body::Body::new(TimedBody::new(b, activity.clone())));
-            req.extensions_mut().insert(peer.clone());
-            req.extensions_mut().insert(RemoteAddr(remote));
-            let app = app.clone();
-            async move {
-                let resp = app.oneshot(req).await?;
-                Ok(resp.map(|body| Guarded::new(body, in_flight)))
-            }
-        },
-    )
+    hyper::service::service_fn(move |req: axum::extract::Request<hyper::body::Incoming>| {
+        use hyper::body::Body as _;
+        let in_flight = activity.start_request(!req.body().is_end_stream());
+        let mut req = req.map(|b| axum::body::Body::new(TimedBody::new(b, activity.clone())));
+        req.extensions_mut().insert(peer.clone());
+        req.extensions_mut().insert(RemoteAddr(remote));
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await?;
+            Ok(resp.map(|body| Guarded::new(body, in_flight)))
+        }
+    })
 }

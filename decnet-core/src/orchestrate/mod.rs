@@ -5,8 +5,14 @@
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
+pub mod lifecycle;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
+#[cfg(feature = "runtime")]
+pub mod runner;
 pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
+pub use lifecycle::{Lifecycle, LifecycleHooks, NoHooks};
+#[cfg(feature = "runtime")]
+pub use runner::{Runner, RunnerSettings};

@@ -59,3 +59,27 @@ mod tests {
         assert_eq!(trunc_us(now), now);
     }
 }
+
+/// A [`crate::traits::Clock`] that moves only when told: tests of the sweep and of anything
+/// else that compares stored times with "now" advance it instead of waiting.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock standing at `start` (cut to microseconds, like the stores).
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(trunc_us(start)))
+    }
+
+    /// Moves the clock on by `by`.
+    pub fn advance(&self, by: std::time::Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *t += TimeDelta::from_std(by).unwrap_or(TimeDelta::MAX);
+    }
+}
+
+impl crate::traits::Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

@@ -14,6 +14,16 @@ pub struct BusEvent {
 }
 
 impl BusEvent {
+    /// Adds `ts` (RFC 3339, UTC, microseconds) to an object body that has none: every event
+    /// the orchestration publishes says when it happened.
+    pub fn stamp(&mut self, now: chrono::DateTime<chrono::Utc>) {
+        if let Value::Object(body) = &mut self.body {
+            body.entry("ts").or_insert_with(|| {
+                Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            });
+        }
+    }
+
     /// `attack.<decky>.<service>`: the attacker event itself (it carries its `ts`).
     pub fn attack(event: &crate::model::attack::AttackEvent) -> Self {
         Self {

@@ -271,14 +271,9 @@ async fn forget_deckies(m: &Master, host: &Host, now: DateTime<Utc>) -> Result<(
     let reason = format!("host {} was decommissioned", host.name);
     for row in m.repo.open_lifecycle_rows().await? {
         if row.host_uuid == Some(host.uuid) {
-            super::lifecycle::transition(
-                m,
-                row.id,
-                LifecycleStatus::Failed,
-                Some(reason.clone()),
-                now,
-            )
-            .await?;
+            m.lifecycle()
+                .transition(row.id, LifecycleStatus::Failed, Some(reason.clone()), now)
+                .await?;
         }
     }
     for shard in m.repo.shards(Some(host.uuid)).await? {

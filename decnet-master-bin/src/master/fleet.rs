@@ -224,7 +224,7 @@ async fn deploy(
         .map_err(store_error)?;
     let ids = record(&m, &changes, now).await.map_err(store_error)?;
     drop(_guard);
-    m.wake.notify_one();
+    m.runner.wake();
     let deploys = changes
         .iter()
         .filter(|(_, op)| *op == Operation::Deploy)
@@ -326,7 +326,7 @@ pub(crate) async fn mutate_decky(
         .map_err(store_error)?;
     drop(_guard);
     m.publish(BusEvent::mutation(name, &old, &services, trigger));
-    m.wake.notify_one();
+    m.runner.wake();
     Ok(ids)
 }
 
@@ -357,7 +357,7 @@ async fn remove(
         .await
         .map_err(store_error)?;
     drop(_guard);
-    m.wake.notify_one();
+    m.runner.wake();
     Ok((
         StatusCode::ACCEPTED,
         Json(LifecycleIdsAnswer { lifecycle_ids: ids }),

@@ -1,139 +1,68 @@
-//! Lifecycle transitions on the master: compare-and-set in the store, then a bus event.
+//! What the master keeps of the core lifecycle's work ([`decnet_core::orchestrate::Lifecycle`]):
+//! its observed-state cache, the retired deckies whose late events it still accepts, metrics
+//! and logs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use decnet_core::model::{
-    HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation, ShardState,
-};
-use decnet_core::traits::{BusEvent, RepoError, StateTransition};
-use uuid::Uuid;
+use decnet_core::model::{DeckyName, HostUuid, LifecycleDelta, ShardState};
+use decnet_core::orchestrate::LifecycleHooks;
 
 use super::metrics::Metrics;
-use super::state::Master;
+use super::state::RETIRED_EVENTS_GRACE;
 
-/// Moves row `id` to `to` and publishes `decky.<name>.lifecycle` when it changed. Terminal
-/// rows never change: that is an `Ok(None)`, not an error.
-pub async fn transition(
-    m: &Master,
-    id: Uuid,
-    to: LifecycleStatus,
-    error: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<Option<LifecycleRow>, RepoError> {
-    let before = m.repo.lifecycle_rows(&[id]).await?.into_iter().next();
-    let Some(before) = before else {
-        return Ok(None);
-    };
-    match m.repo.transition_lifecycle(id, to, error, now).await {
-        Ok(row) => {
-            if row.status != before.status {
-                m.publish(BusEvent::lifecycle(
-                    &row.decky_name,
-                    row.id,
-                    row.operation,
-                    row.status,
-                    row.error.as_deref(),
-                ));
-                if row.status.is_terminal() {
-                    settle_shard(m, &row, now).await?;
-                }
-                return Ok(Some(row));
-            }
-            Ok(None)
+/// Last observed state per (host, decky), to skip writes when nothing changed.
+pub type Observed = Arc<Mutex<HashMap<(HostUuid, String), ShardState>>>;
+/// Deckies torn down per host, and when.
+pub type Retired = Arc<Mutex<HashMap<(HostUuid, String), DateTime<Utc>>>>;
+
+/// The master's [`LifecycleHooks`].
+#[derive(Debug, Clone)]
+pub struct MasterHooks {
+    pub observed: Observed,
+    pub retired: Retired,
+    pub metrics: Arc<Metrics>,
+}
+
+impl LifecycleHooks for MasterHooks {
+    fn shard_settled(&self, host: HostUuid, decky: &DeckyName) {
+        self.observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(host, decky.to_string()));
+    }
+
+    fn shard_retiring(&self, host: HostUuid, decky: &DeckyName, at: DateTime<Utc>) {
+        note_retired(&self.retired, host, decky.as_str(), at);
+    }
+
+    fn delta_applied(&self) {
+        Metrics::inc(&self.metrics.deltas_applied);
+    }
+
+    fn delta_ignored(&self, host: HostUuid, delta: &LifecycleDelta, why: &'static str) {
+        if why == "no open row" {
+            tracing::debug!(decky = %delta.decky_name, delta = %delta.id, "delta matches no open row");
+        } else {
+            tracing::warn!(decky = %delta.decky_name, %host, "delta ignored: {why}");
         }
-        Err(RepoError::Transition(_)) => Ok(None),
-        Err(e) => Err(e),
+    }
+
+    fn dispatched(&self, host: HostUuid, error: Option<&str>) {
+        match error {
+            None => Metrics::inc(&self.metrics.dispatches_accepted),
+            Some(error) => {
+                Metrics::inc(&self.metrics.dispatches_failed);
+                tracing::warn!(%host, %error, "dispatch failed; probed the agent");
+            }
+        }
     }
 }
 
-/// A closed row settles its decky's shard: running or failed after a deploy or mutate, gone
-/// (or teardown_failed) after a teardown. Observed-state events go on the bus.
-async fn settle_shard(m: &Master, row: &LifecycleRow, now: DateTime<Utc>) -> Result<(), RepoError> {
-    let host = row.host_uuid.unwrap_or(HostUuid::LOCAL);
-    let shard = m
-        .repo
-        .shards(Some(host))
-        .await?
-        .into_iter()
-        .find(|s| s.decky_name == row.decky_name);
-    m.observed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&(host, row.decky_name.to_string()));
-    let ok = row.status == LifecycleStatus::Succeeded;
-    match (row.operation, shard) {
-        (Operation::Teardown, Some(_)) if ok => {
-            // Retired first: an event batch racing the delete finds the decky in one or the
-            // other, never in neither.
-            m.note_retired(host, row.decky_name.as_str(), m.clock.now());
-            m.repo.delete_shard(host, &row.decky_name).await?;
-            m.publish(BusEvent::state(
-                host,
-                &row.decky_name,
-                "torn_down",
-                StateTransition::Deleted,
-            ));
-        }
-        (op, Some(mut s)) => {
-            let previous = s.state;
-            s.state = match (op, ok) {
-                (Operation::Teardown, _) => ShardState::TeardownFailed,
-                (_, true) => ShardState::Running,
-                (_, false) => ShardState::Failed,
-            };
-            s.last_error = row.error.clone();
-            s.updated_at = now;
-            m.repo.upsert_shard(&s).await?;
-            if previous != s.state {
-                m.publish(BusEvent::state(
-                    host,
-                    &row.decky_name,
-                    s.state.as_str(),
-                    StateTransition::StateChanged {
-                        previous: previous.as_str(),
-                    },
-                ));
-            }
-        }
-        (_, None) => {}
-    }
-    Ok(())
-}
-
-/// Closes the row a worker's delta speaks of: by `lifecycle_id` when given (and only if that
-/// row belongs to the reporting host), else the oldest open row of that decky and operation on
-/// that host. Applying the same delta twice changes nothing.
-pub async fn apply_delta(
-    m: &Master,
-    host: HostUuid,
-    delta: &LifecycleDelta,
-) -> Result<bool, RepoError> {
-    let row = match delta.lifecycle_id {
-        Some(id) => m.repo.lifecycle_rows(&[id]).await?.into_iter().next(),
-        None => {
-            m.repo
-                .find_open_lifecycle(&delta.decky_name, delta.operation, Some(host))
-                .await?
-        }
-    };
-    let Some(row) = row else {
-        tracing::debug!(decky = %delta.decky_name, delta = %delta.id, "delta matches no open row");
-        return Ok(false);
-    };
-    if row.host_uuid != Some(host) {
-        tracing::warn!(decky = %delta.decky_name, %host, "delta for another host's row ignored");
-        return Ok(false);
-    }
-    let changed = transition(
-        m,
-        row.id,
-        delta.status.into(),
-        delta.error.clone(),
-        delta.completed_at,
-    )
-    .await?
-    .is_some();
-    if changed {
-        Metrics::inc(&m.metrics.deltas_applied);
-    }
-    Ok(changed)
+/// Notes `decky` on `host` as retired at `now`, forgetting entries past the grace.
+pub fn note_retired(retired: &Retired, host: HostUuid, decky: &str, now: DateTime<Utc>) {
+    let mut r = retired.lock().unwrap_or_else(|p| p.into_inner());
+    r.retain(|_, at| now - *at < RETIRED_EVENTS_GRACE);
+    r.insert((host, decky.to_string()), now);
 }

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use decnet_core::model::{Host, HostStatus, HostUuid, ShardState};
+use decnet_core::model::{Host, HostStatus, HostUuid};
+use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
 use decnet_core::traits::{
     AgentConnector, Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository,
 };
@@ -17,6 +18,17 @@ use super::ratelimit::RateLimiter;
 /// Default [`MasterSettings::renewal_overlap`]: a day, so a worker that renewed and then lost
 /// its connection still gets through with either certificate.
 pub const DEFAULT_RENEWAL_OVERLAP: Duration = Duration::from_secs(86_400);
+
+/// The runner's part of the master's settings.
+fn runner_settings(s: &MasterSettings) -> RunnerSettings {
+    let mut r = RunnerSettings::default();
+    r.deploy_timeout = s.deploy_timeout;
+    r.mutate_timeout = s.mutate_timeout;
+    r.teardown_timeout = s.teardown_timeout;
+    r.sweep_every = s.sweep_every;
+    r.dispatch_timeout = s.dispatch_timeout;
+    r
+}
 
 /// Tunables of the master.
 #[derive(Debug, Clone)]
@@ -101,7 +113,7 @@ pub struct Master {
     pub clock: Arc<dyn Clock>,
     pub bus: Arc<dyn Bus>,
     pub settings: MasterSettings,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub enroll_limiter: RateLimiter,
     /// Host identity cache: uuid → host (fingerprint, name, status). The store is
     /// authoritative; this process is its only writer of hosts.
@@ -110,7 +122,7 @@ pub struct Master {
     pub not_revoked: Mutex<HashSet<String>>,
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
     /// Last observed state per (host, decky), to skip writes when nothing changed.
-    pub observed: Mutex<HashMap<(HostUuid, String), ShardState>>,
+    pub observed: super::lifecycle::Observed,
     /// Per host, its latest heartbeat's time and the deckies it echoed: a decky's `last_seen`
     /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
     /// store's `last_seen` moves on state changes and is the fallback after a restart).
@@ -121,17 +133,16 @@ pub struct Master {
     pub state_errors: Mutex<HashMap<HostUuid, String>>,
     /// Deckies torn down on a host, and when: the host may still deliver the events they saw
     /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
-    pub retired: Mutex<HashMap<(HostUuid, String), chrono::DateTime<chrono::Utc>>>,
+    pub retired: super::lifecycle::Retired,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
     pub hostnet: Arc<dyn HostNetwork>,
-    /// Wakes the lifecycle runner.
-    pub wake: tokio::sync::Notify,
     /// Serialises changes of the desired fleet.
     pub fleet_lock: tokio::sync::Mutex<()>,
-    /// Hosts (None = local) with a dispatch in progress.
-    pub busy: Mutex<HashSet<Option<HostUuid>>>,
+    /// Carries out lifecycle rows (the core runner over this master's store, agents and
+    /// local deployer); every row transition goes through its [`Runner::lifecycle`].
+    pub runner: Arc<Runner>,
 }
 
 impl std::fmt::Debug for Master {
@@ -159,9 +170,12 @@ pub const RETIRED_EVENTS_GRACE: chrono::Duration = chrono::Duration::hours(24);
 impl Master {
     /// Notes that `decky` left `host` now (its events may still arrive).
     pub fn note_retired(&self, host: HostUuid, decky: &str, now: chrono::DateTime<chrono::Utc>) {
-        let mut r = self.retired.lock().unwrap_or_else(|p| p.into_inner());
-        r.retain(|_, at| now - *at < RETIRED_EVENTS_GRACE);
-        r.insert((host, decky.to_string()), now);
+        super::lifecycle::note_retired(&self.retired, host, decky, now);
+    }
+
+    /// Moves lifecycle rows (see [`Lifecycle`]).
+    pub fn lifecycle(&self) -> &Lifecycle {
+        self.runner.lifecycle()
     }
 
     /// The deckies `host` retired within the grace.
@@ -186,34 +200,55 @@ impl Master {
     ) -> Self {
         let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
         let pki = Arc::new(pki);
+        let metrics = Arc::new(Metrics::default());
+        let observed = super::lifecycle::Observed::default();
+        let retired = super::lifecycle::Retired::default();
+        let hooks = Arc::new(super::lifecycle::MasterHooks {
+            observed: observed.clone(),
+            retired: retired.clone(),
+            metrics: metrics.clone(),
+        });
+        let lifecycle = Lifecycle::new(repo.clone(), bus.clone(), clock.clone()).with_hooks(hooks);
+        let agents: Arc<dyn AgentConnector> = pki.clone();
+        let runner = Arc::new(Runner::new(
+            lifecycle,
+            agents.clone(),
+            local.clone(),
+            runner_settings(&settings),
+        ));
         Self {
             repo,
-            agents: pki.clone(),
+            agents,
             pki,
             clock,
             bus,
             settings,
-            metrics: Metrics::default(),
+            metrics,
             enroll_limiter: limiter,
             hosts: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
             not_revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
-            observed: Mutex::new(HashMap::new()),
+            observed,
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
-            retired: Mutex::new(HashMap::new()),
+            retired,
             local,
             hostnet,
-            wake: tokio::sync::Notify::new(),
             fleet_lock: tokio::sync::Mutex::new(()),
-            busy: Mutex::new(HashSet::new()),
+            runner,
         }
     }
 
     /// The same master reaching its agents through `agents` (a mock in tests, an embedder's
     /// own transport).
     pub fn with_agents(mut self, agents: Arc<dyn AgentConnector>) -> Self {
+        self.runner = Arc::new(Runner::new(
+            self.runner.lifecycle().clone(),
+            agents.clone(),
+            self.local.clone(),
+            runner_settings(&self.settings),
+        ));
         self.agents = agents;
         self
     }
@@ -406,17 +441,8 @@ impl Master {
     /// Publishes `event` with its `ts` (PRODUCT §9: every body carries one; an attacker event
     /// keeps its own, the time it happened).
     pub fn publish(&self, mut event: BusEvent) {
-        stamp(&mut event, self.clock.now());
+        event.stamp(self.clock.now());
         self.bus.publish(event);
-    }
-}
-
-/// Adds `ts` (RFC 3339, UTC) to an object body that has none.
-pub fn stamp(event: &mut BusEvent, now: chrono::DateTime<chrono::Utc>) {
-    if let serde_json::Value::Object(body) = &mut event.body {
-        body.entry("ts").or_insert_with(|| {
-            serde_json::Value::String(now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        });
     }
 }
 
@@ -526,11 +552,11 @@ mod bus_tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let mut e = ev(1);
-        stamp(&mut e, now);
+        e.stamp(now);
         assert_eq!(e.body["ts"], "2026-12-03T07:00:00.500000Z");
         let mut own = ev(2);
         own.body["ts"] = serde_json::Value::from("2026-01-01T00:00:00Z");
-        stamp(&mut own, now);
+        own.stamp(now);
         assert_eq!(own.body["ts"], "2026-01-01T00:00:00Z");
     }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::layout::token_hash;
-use super::lifecycle::apply_delta;
+
 use super::metrics::Metrics;
 use super::state::Master;
 
@@ -343,7 +343,10 @@ async fn heartbeat(
 }
 
 async fn apply(m: &Master, host: HostUuid, delta: &LifecycleDelta) -> Result<(), ApiError> {
-    apply_delta(m, host, delta).await.map_err(store_error)?;
+    m.lifecycle()
+        .apply_delta(host, delta)
+        .await
+        .map_err(store_error)?;
     Ok(())
 }
 

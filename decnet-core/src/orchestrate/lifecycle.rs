@@ -1,0 +1,220 @@
+//! Lifecycle transitions: compare-and-set in the [`Repository`], then a bus event, and a
+//! closed row settles its decky's shard. Every writer of lifecycle rows goes through
+//! [`Lifecycle`] — the runner, the sweep, restart recovery, the operator API and the workers'
+//! deltas — so the rules hold whoever moves a row.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::model::{
+    DeckyName, HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation, ShardState,
+};
+use crate::traits::{Bus, BusEvent, Clock, RepoError, Repository, StateTransition};
+
+/// What an embedder learns of the lifecycle's work, to keep caches and metrics. Every method
+/// has a no-op default ([`NoHooks`]).
+pub trait LifecycleHooks: Send + Sync {
+    /// A closed row settled the shard of `decky` on `host` (its state may have changed).
+    fn shard_settled(&self, _host: HostUuid, _decky: &DeckyName) {}
+    /// A teardown succeeded: the shard of `decky` on `host` is about to be deleted, at `at`.
+    fn shard_retiring(&self, _host: HostUuid, _decky: &DeckyName, _at: DateTime<Utc>) {}
+    /// A worker's delta closed a row.
+    fn delta_applied(&self) {}
+    /// A worker's delta changed nothing: it matches no open row (`"no open row"`), or the
+    /// row it names belongs to another host (`"another host's row"`).
+    fn delta_ignored(&self, _host: HostUuid, _delta: &LifecycleDelta, _why: &'static str) {}
+    /// Work was sent to a host's agent: accepted (`error` is `None`), or not (then the agent
+    /// was probed and the rows settled from what it runs).
+    fn dispatched(&self, _host: HostUuid, _error: Option<&str>) {}
+}
+
+/// [`LifecycleHooks`] that do nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl LifecycleHooks for NoHooks {}
+
+/// Moves lifecycle rows and settles shards.
+#[derive(Clone)]
+pub struct Lifecycle {
+    repo: Arc<dyn Repository>,
+    bus: Arc<dyn Bus>,
+    clock: Arc<dyn Clock>,
+    hooks: Arc<dyn LifecycleHooks>,
+}
+
+impl std::fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lifecycle").finish_non_exhaustive()
+    }
+}
+
+impl Lifecycle {
+    /// Rows in `repo`, events on `bus` (each stamped with `ts` from `clock`).
+    pub fn new(repo: Arc<dyn Repository>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            repo,
+            bus,
+            clock,
+            hooks: Arc::new(NoHooks),
+        }
+    }
+
+    /// The same, telling `hooks` what it does.
+    pub fn with_hooks(mut self, hooks: Arc<dyn LifecycleHooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The store the rows live in.
+    pub fn repo(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+
+    /// The clock transitions are stamped with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The embedder's hooks.
+    pub fn hooks(&self) -> &Arc<dyn LifecycleHooks> {
+        &self.hooks
+    }
+
+    /// Publishes `event` with its `ts`.
+    pub fn publish(&self, mut event: BusEvent) {
+        event.stamp(self.clock.now());
+        self.bus.publish(event);
+    }
+
+    /// Moves row `id` to `to` and publishes `decky.<name>.lifecycle` when it changed; a row
+    /// that reaches a terminal status settles its shard. Terminal rows never change: that is
+    /// an `Ok(None)`, not an error; so is an unknown id.
+    pub async fn transition(
+        &self,
+        id: Uuid,
+        to: LifecycleStatus,
+        error: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LifecycleRow>, RepoError> {
+        let before = self.repo.lifecycle_rows(&[id]).await?.into_iter().next();
+        let Some(before) = before else {
+            return Ok(None);
+        };
+        match self.repo.transition_lifecycle(id, to, error, now).await {
+            Ok(row) => {
+                if row.status == before.status {
+                    return Ok(None);
+                }
+                self.publish(BusEvent::lifecycle(
+                    &row.decky_name,
+                    row.id,
+                    row.operation,
+                    row.status,
+                    row.error.as_deref(),
+                ));
+                if row.status.is_terminal() {
+                    self.settle_shard(&row, now).await?;
+                }
+                Ok(Some(row))
+            }
+            Err(RepoError::Transition(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A closed row settles its decky's shard: running or failed after a deploy or mutate,
+    /// gone (or teardown_failed) after a teardown. Observed-state events go on the bus.
+    async fn settle_shard(&self, row: &LifecycleRow, now: DateTime<Utc>) -> Result<(), RepoError> {
+        let host = row.host_uuid.unwrap_or(HostUuid::LOCAL);
+        let shard = self
+            .repo
+            .shards(Some(host))
+            .await?
+            .into_iter()
+            .find(|s| s.decky_name == row.decky_name);
+        self.hooks.shard_settled(host, &row.decky_name);
+        let ok = row.status == LifecycleStatus::Succeeded;
+        match (row.operation, shard) {
+            (Operation::Teardown, Some(_)) if ok => {
+                // Retiring first: whoever races the delete finds the decky in one or the
+                // other, never in neither.
+                self.hooks
+                    .shard_retiring(host, &row.decky_name, self.clock.now());
+                self.repo.delete_shard(host, &row.decky_name).await?;
+                self.publish(BusEvent::state(
+                    host,
+                    &row.decky_name,
+                    "torn_down",
+                    StateTransition::Deleted,
+                ));
+            }
+            (op, Some(mut s)) => {
+                let previous = s.state;
+                s.state = match (op, ok) {
+                    (Operation::Teardown, _) => ShardState::TeardownFailed,
+                    (_, true) => ShardState::Running,
+                    (_, false) => ShardState::Failed,
+                };
+                s.last_error = row.error.clone();
+                s.updated_at = now;
+                self.repo.upsert_shard(&s).await?;
+                if previous != s.state {
+                    self.publish(BusEvent::state(
+                        host,
+                        &row.decky_name,
+                        s.state.as_str(),
+                        StateTransition::StateChanged {
+                            previous: previous.as_str(),
+                        },
+                    ));
+                }
+            }
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Closes the row a worker's delta speaks of: by `lifecycle_id` when given (and only if
+    /// that row belongs to the reporting host), else the oldest open row of that decky and
+    /// operation on that host. Applying the same delta twice changes nothing. `true` when a
+    /// row changed.
+    pub async fn apply_delta(
+        &self,
+        host: HostUuid,
+        delta: &LifecycleDelta,
+    ) -> Result<bool, RepoError> {
+        let row = match delta.lifecycle_id {
+            Some(id) => self.repo.lifecycle_rows(&[id]).await?.into_iter().next(),
+            None => {
+                self.repo
+                    .find_open_lifecycle(&delta.decky_name, delta.operation, Some(host))
+                    .await?
+            }
+        };
+        let Some(row) = row else {
+            self.hooks.delta_ignored(host, delta, "no open row");
+            return Ok(false);
+        };
+        if row.host_uuid != Some(host) {
+            // A worker speaks only for its own rows.
+            self.hooks.delta_ignored(host, delta, "another host's row");
+            return Ok(false);
+        }
+        let changed = self
+            .transition(
+                row.id,
+                delta.status.into(),
+                delta.error.clone(),
+                delta.completed_at,
+            )
+            .await?
+            .is_some();
+        if changed {
+            self.hooks.delta_applied();
+        }
+        Ok(changed)
+    }
+}
