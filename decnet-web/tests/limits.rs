@@ -217,25 +217,30 @@ async fn partial_headers_over_tls_are_closed() {
     server.stop().await;
 }
 
+/// Sends `start`, then `byte` every 200 ms (each well within every timeout) until a write
+/// fails because the server closed the connection; panics after [`HANG`].
+async fn trickle(addr: SocketAddr, start: &[u8], byte: &[u8]) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(start).await.unwrap();
+    let until_refused = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if s.write_all(byte).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(HANG, until_refused)
+        .await
+        .expect("the server kept a trickling client");
+}
+
 /// (b') A client that keeps trickling header bytes (each well within the timeout) is still
 /// disconnected: the header timeout runs from the request's first byte, not the last one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_headers_are_closed() {
     let server = Server::start(None, short()).await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"GET /hello HTTP/1.1\r\n").await.unwrap();
-    let trickle = async {
-        // Never ends on its own: one header byte every 200 ms until a write fails.
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if s.write_all(b"x").await.is_err() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(HANG, trickle)
-        .await
-        .expect("the server kept a trickling client");
+    trickle(server.addr, b"GET /hello HTTP/1.1\r\n", b"x").await;
     server.stop().await;
 }
 
@@ -441,22 +446,8 @@ async fn header_timeout_applies_with_a_long_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickled_body_is_closed() {
     let server = Server::start(None, short()).await;
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{")
-        .await
-        .unwrap();
-    let trickle = async {
-        // Never ends on its own: one body byte every 200 ms until a write fails.
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if s.write_all(b" ").await.is_err() {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(HANG, trickle)
-        .await
-        .expect("the server kept a client trickling its body");
+    let head = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{";
+    trickle(server.addr, head, b" ").await;
     server.stop().await;
 }
 

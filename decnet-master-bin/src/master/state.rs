@@ -72,6 +72,7 @@ pub struct MasterSettings {
 
 impl Default for MasterSettings {
     fn default() -> Self {
+        let runner = RunnerSettings::default();
         Self {
             heartbeat_interval: Duration::from_secs(30),
             enroll_token_ttl: Duration::from_secs(15 * 60),
@@ -79,11 +80,11 @@ impl Default for MasterSettings {
             advertise: "https://127.0.0.1:8770".into(),
             fleet_limit: 256,
             self_destruct_timeout: Duration::from_secs(5),
-            deploy_timeout: Duration::from_secs(15 * 60),
-            mutate_timeout: Duration::from_secs(10 * 60),
-            teardown_timeout: Duration::from_secs(5 * 60),
-            sweep_every: Duration::from_secs(30),
-            dispatch_timeout: Duration::from_secs(30),
+            deploy_timeout: runner.deploy_timeout,
+            mutate_timeout: runner.mutate_timeout,
+            teardown_timeout: runner.teardown_timeout,
+            sweep_every: runner.sweep_every,
+            dispatch_timeout: runner.dispatch_timeout,
             mutator_poll: Duration::from_secs(10),
             worker_cert_lifetime: decnet_tls::pki::WORKER_CERT_VALIDITY,
             renewal_overlap: DEFAULT_RENEWAL_OVERLAP,
