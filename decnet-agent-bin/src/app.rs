@@ -13,7 +13,9 @@ use decnet_core::traits::{
     Clock, Deployer, EventTransport, HeartbeatTransport, HostNetwork, ServiceLogs,
 };
 use decnet_tls::pki::{Bundle, MASTER_CN};
-use decnet_tls::verify::{reloadable_server_config, ClientAuth, PeerPolicy, ReloadableCert};
+use decnet_tls::verify::{
+    reloadable_server_config, ClientAuth, PeerPolicy, ReloadableCert, SharedPins,
+};
 use decnet_web::ServeLimits;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -21,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::heartbeat::HeartbeatLoop;
+use crate::master_pins::MasterPinSync;
 use crate::outbox::{Outbox, OutboxSink};
 use crate::paths::Identity;
 use crate::queue::{PinnedInterface, WorkQueue};
@@ -51,6 +54,8 @@ pub struct AgentConfig {
     pub limits: ServeLimits,
     /// Renew `worker.crt` when less than this is left (`None`: a third of its lifetime).
     pub renew_before: Option<Duration>,
+    /// How often the master's certificate pins are checked (its rollover).
+    pub master_pin_check: Duration,
 }
 
 impl AgentConfig {
@@ -158,8 +163,17 @@ pub async fn start(
     let mut policy = PeerPolicy::from_ca_pem(&bundle.ca_pem)
         .map_err(|e| StartError::Config(format!("ca.crt: {e}")))?
         .with_expected_cn(MASTER_CN);
-    if let Some(id) = &identity {
-        policy = policy.with_pinned_fingerprint(id.master_fingerprint.clone());
+    // The master's pins, shared by the API's verifier and every client towards the master:
+    // its certificate's rollover changes them while the agent runs.
+    let pins = match &identity {
+        Some(id) => Some(
+            SharedPins::new(&id.master_pins())
+                .map_err(|e| StartError::Config(format!("identity.json: {e}")))?,
+        ),
+        None => None,
+    };
+    if let Some(pins) = &pins {
+        policy = policy.with_shared_pins(pins.clone());
     }
     // Swappable, so a renewed certificate is served without a restart.
     let server_cert =
@@ -221,16 +235,20 @@ pub async fn start(
             None
         }
         Some(id) => {
+            let pins = pins.clone().unwrap_or_default();
             let served = server_cert.clone();
-            let mut renewer = Renewer::new(&cfg.agent_dir, id, cfg.renew_before).on_renewed(
-                Arc::new(move |b: &Bundle| served.replace(b).map_err(|e| e.to_string())),
-            );
+            let mut renewer = Renewer::new(&cfg.agent_dir, id, cfg.renew_before)
+                .with_pins(pins.clone())
+                .on_renewed(Arc::new(move |b: &Bundle| {
+                    served.replace(b).map_err(|e| e.to_string())
+                }));
             if let Some(ev) = deps.events {
                 let transport: Arc<dyn EventTransport> = match ev.transport {
                     Some(t) => t,
                     None => {
                         let https = Arc::new(
-                            HttpsEventTransport::new(&bundle, id).map_err(StartError::Config)?,
+                            HttpsEventTransport::new(&bundle, id, &pins)
+                                .map_err(StartError::Config)?,
                         );
                         let reload = https.clone();
                         renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
@@ -251,8 +269,9 @@ pub async fn start(
             let transport: Arc<dyn HeartbeatTransport> = match deps.transport {
                 Some(t) => t,
                 None => {
-                    let https =
-                        Arc::new(HttpsTransport::new(&bundle, id).map_err(StartError::Config)?);
+                    let https = Arc::new(
+                        HttpsTransport::new(&bundle, id, &pins).map_err(StartError::Config)?,
+                    );
                     let reload = https.clone();
                     renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
                     https
@@ -261,6 +280,12 @@ pub async fn start(
             let mut hb = HeartbeatLoop::new(transport, outbox.clone(), status, id.host_uuid);
             hb.interval = cfg.heartbeat_interval;
             hb.renewer = Some(Arc::new(renewer));
+            hb.master_pins = Some(Arc::new(MasterPinSync::new(
+                cfg.agent_dir.clone(),
+                id.clone(),
+                pins,
+                cfg.master_pin_check,
+            )));
             let token = shutdown.clone();
             Some(tokio::spawn(hb.run(wake, token)))
         }

@@ -115,6 +115,7 @@ pub async fn enroll(
         host_uuid: answer.host_uuid,
         master_url: base,
         master_fingerprint,
+        master_next_fingerprint: None,
     };
     identity
         .save(agent_dir)

@@ -54,6 +54,9 @@ pub struct HeartbeatLoop {
     /// Checked before every heartbeat (so at start-up and on each tick): renews the worker
     /// certificate when it is due, and the heartbeat then goes out with the new one.
     pub renewer: Option<Arc<crate::renew::Renewer>>,
+    /// Checked before every heartbeat, acting when its interval has passed: keeps the master's
+    /// pins in step with its certificate's rollover.
+    pub master_pins: Option<Arc<crate::master_pins::MasterPinSync>>,
 }
 
 impl std::fmt::Debug for HeartbeatLoop {
@@ -99,6 +102,7 @@ impl HeartbeatLoop {
             max_deltas: DEFAULT_MAX_DELTAS,
             jitter: DEFAULT_JITTER,
             renewer: None,
+            master_pins: None,
         }
     }
 
@@ -159,6 +163,9 @@ impl HeartbeatLoop {
     async fn beat(&self, timeout: Duration) -> Attempt {
         if let Some(r) = &self.renewer {
             r.check_logged().await;
+        }
+        if let Some(p) = &self.master_pins {
+            p.check_when_due().await;
         }
         let status = self.status.snapshot().await;
         let lifecycle = self.outbox.pending(self.max_deltas.max(1));

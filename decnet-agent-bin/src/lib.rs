@@ -9,6 +9,8 @@
 //! - [`snapshot`]: the live `/status` snapshot (also the heartbeat's `status`).
 //! - [`reaper`]: self-destruct — the allow-listed wipe and its detached launcher.
 //! - [`renew`]: worker certificate renewal before expiry, over the swarm channel.
+//! - [`master_pins`]: the master certificate's rollover: its successor pinned, then the only
+//!   pin.
 //! - [`paths`]: the agent directory and the enrolled identity file.
 //! - [`state`]: the worker state file as the agent reads it; an unreadable one is reported
 //!   and refused, never rewritten.
@@ -16,6 +18,7 @@
 pub mod app;
 pub mod enroll;
 pub mod heartbeat;
+pub mod master_pins;
 pub mod outbox;
 pub mod paths;
 pub mod queue;

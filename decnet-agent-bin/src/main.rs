@@ -63,6 +63,12 @@ enum Command {
         /// left (default: a third of its lifetime).
         #[arg(long, env = "DECNET_RENEW_BEFORE")]
         renew_before: Option<u64>,
+        /// Seconds between checks of the master certificate's rollover (and one at start-up):
+        /// its successor is pinned, then becomes the only pin.
+        #[arg(long, value_name = "SECS", env = "DECNET_MASTER_PIN_CHECK",
+              default_value_t = decnet_agent::master_pins::DEFAULT_MASTER_PIN_CHECK.as_secs(),
+              value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        master_pin_check: u64,
         /// Docker network of the deckies.
         #[arg(long, env = "DECNET_NETWORK", default_value = "decnet_lan")]
         network_name: String,
@@ -205,6 +211,7 @@ fn main() -> ExitCode {
                 events_spool_bytes,
                 events_interval_ms,
                 renew_before,
+                master_pin_check,
                 network_name,
                 decky_bin,
                 no_host_link,
@@ -278,6 +285,7 @@ fn main() -> ExitCode {
                     reaper_paths,
                     limits,
                     renew_before: renew_before.map(Duration::from_secs),
+                    master_pin_check: Duration::from_secs(master_pin_check),
                 };
                 let listener = match tokio::net::TcpListener::bind(SocketAddr::new(host, port)).await {
                     Ok(l) => l,

@@ -71,16 +71,28 @@ pub enum IdentityError {
 }
 
 /// Who this agent is and which master it trusts, written at enrollment:
-/// `{"host_uuid","master_url","master_fingerprint"}`.
+/// `{"host_uuid","master_url","master_fingerprint"}`, plus `master_next_fingerprint` while the
+/// master's certificate rolls over.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub host_uuid: HostUuid,
     pub master_url: String,
     /// Lowercase hex SHA-256 of the master certificate's DER.
     pub master_fingerprint: String,
+    /// The successor of the master certificate, accepted beside it until the master presents
+    /// it (then it becomes `master_fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_next_fingerprint: Option<String>,
 }
 
 impl Identity {
+    /// The fingerprints the master is accepted by: the pinned one and its successor, if any.
+    pub fn master_pins(&self) -> Vec<String> {
+        std::iter::once(self.master_fingerprint.clone())
+            .chain(self.master_next_fingerprint.clone())
+            .collect()
+    }
+
     /// `<dir>/identity.json`.
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(IDENTITY_FILE)
@@ -218,6 +230,7 @@ mod tests {
             host_uuid: HostUuid::new_v4(),
             master_url: "https://master.example:8770".into(),
             master_fingerprint: "ab".repeat(32),
+            master_next_fingerprint: None,
         };
         id.save(&dir).unwrap();
         assert_eq!(Identity::load(&dir).unwrap(), Some(id.clone()));

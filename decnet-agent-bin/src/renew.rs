@@ -22,7 +22,8 @@ use decnet_tls::pki::{
 };
 
 use crate::paths::Identity;
-use crate::transport::{master_client, REQUEST_TIMEOUT};
+use crate::transport::{pinned_master_client, REQUEST_TIMEOUT};
+use decnet_tls::verify::SharedPins;
 
 /// The new key, written before the request so that it is never lost with the answer.
 pub const NEXT_KEY_FILE: &str = "worker.key.next";
@@ -62,7 +63,8 @@ pub struct Renewer {
     pub agent_dir: PathBuf,
     pub host_uuid: HostUuid,
     pub master_url: String,
-    pub master_fingerprint: String,
+    /// The master's pinned fingerprints (shared with the heartbeat client).
+    pub pins: SharedPins,
     /// Renew when less than this is left; `None`: a third of the certificate's lifetime.
     pub renew_before: Option<Duration>,
     hooks: Vec<RenewHook>,
@@ -84,10 +86,16 @@ impl Renewer {
             agent_dir: agent_dir.to_path_buf(),
             host_uuid: identity.host_uuid,
             master_url: identity.master_url.trim_end_matches('/').to_string(),
-            master_fingerprint: identity.master_fingerprint.clone(),
+            pins: SharedPins::new(&identity.master_pins()).unwrap_or_default(),
             renew_before,
             hooks: Vec::new(),
         }
+    }
+
+    /// Accepts the master by `pins` (the set the rest of the agent shares).
+    pub fn with_pins(mut self, pins: SharedPins) -> Self {
+        self.pins = pins;
+        self
     }
 
     /// Runs `hook` with the new bundle after each renewal.
@@ -130,7 +138,7 @@ impl Renewer {
             url: url.clone(),
             reason,
         };
-        let client = master_client(&bundle, &self.master_fingerprint).map_err(request)?;
+        let client = pinned_master_client(&bundle, &self.pins).map_err(request)?;
         let resp = client
             .post(&url)
             .timeout(REQUEST_TIMEOUT)

@@ -1,6 +1,7 @@
 //! `HeartbeatTransport` over reqwest + rustls: the worker's certificate as client identity,
-//! the master verified by CA, CN `decnet-master` and the fingerprint pinned at enrollment —
-//! never by hostname, so the master's address may change.
+//! the master verified by CA, CN `decnet-master` and the fingerprints pinned (at enrollment,
+//! and a successor the master announced during its certificate's rollover) — never by
+//! hostname, so the master's address may change.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use decnet_core::traits::{
     EventAck, EventTransport, HeartbeatAck, HeartbeatTransport, TransportError,
 };
 use decnet_tls::pki::{Bundle, MASTER_CN};
-use decnet_tls::verify::{client_config, PeerPolicy};
+use decnet_tls::verify::{client_config, PeerPolicy, SharedPins};
 
 use crate::paths::Identity;
 
@@ -19,10 +20,16 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the pinned mTLS client the agent uses towards the master.
 pub fn master_client(bundle: &Bundle, master_fingerprint: &str) -> Result<reqwest::Client, String> {
+    let pins = SharedPins::new(&[master_fingerprint.to_string()]).map_err(|e| e.to_string())?;
+    pinned_master_client(bundle, &pins)
+}
+
+/// [`master_client`] accepting the master by any of `pins` as they are at each connection.
+pub fn pinned_master_client(bundle: &Bundle, pins: &SharedPins) -> Result<reqwest::Client, String> {
     let policy = PeerPolicy::from_ca_pem(&bundle.ca_pem)
         .map_err(|e| e.to_string())?
         .with_expected_cn(MASTER_CN)
-        .with_pinned_fingerprint(master_fingerprint);
+        .with_shared_pins(pins.clone());
     let tls = client_config(bundle, &policy).map_err(|e| e.to_string())?;
     reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
@@ -37,21 +44,26 @@ pub fn master_client(bundle: &Bundle, master_fingerprint: &str) -> Result<reqwes
 #[derive(Debug)]
 struct PinnedClient {
     client: std::sync::RwLock<reqwest::Client>,
-    master_fingerprint: String,
+    pins: SharedPins,
     url: String,
 }
 
 impl PinnedClient {
-    fn new(bundle: &Bundle, identity: &Identity, path: &str) -> Result<Self, String> {
+    fn new(
+        bundle: &Bundle,
+        identity: &Identity,
+        pins: &SharedPins,
+        path: &str,
+    ) -> Result<Self, String> {
         Ok(Self {
-            client: std::sync::RwLock::new(master_client(bundle, &identity.master_fingerprint)?),
-            master_fingerprint: identity.master_fingerprint.clone(),
+            client: std::sync::RwLock::new(pinned_master_client(bundle, pins)?),
+            pins: pins.clone(),
             url: format!("{}{path}", identity.master_url.trim_end_matches('/')),
         })
     }
 
     fn reload(&self, bundle: &Bundle) -> Result<(), String> {
-        let client = master_client(bundle, &self.master_fingerprint)?;
+        let client = pinned_master_client(bundle, &self.pins)?;
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
         Ok(())
     }
@@ -70,8 +82,9 @@ impl PinnedClient {
 pub struct HttpsTransport(PinnedClient);
 
 impl HttpsTransport {
-    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
-        PinnedClient::new(bundle, identity, "/swarm/heartbeat").map(Self)
+    /// Heartbeats presenting `bundle`, the master accepted by any of `pins`.
+    pub fn new(bundle: &Bundle, identity: &Identity, pins: &SharedPins) -> Result<Self, String> {
+        PinnedClient::new(bundle, identity, pins, "/swarm/heartbeat").map(Self)
     }
 
     /// Presents `bundle` (a renewed certificate) from the next heartbeat on.
@@ -105,8 +118,9 @@ impl HeartbeatTransport for HttpsTransport {
 pub struct HttpsEventTransport(PinnedClient);
 
 impl HttpsEventTransport {
-    pub fn new(bundle: &Bundle, identity: &Identity) -> Result<Self, String> {
-        PinnedClient::new(bundle, identity, "/swarm/events").map(Self)
+    /// Event batches presenting `bundle`, the master accepted by any of `pins`.
+    pub fn new(bundle: &Bundle, identity: &Identity, pins: &SharedPins) -> Result<Self, String> {
+        PinnedClient::new(bundle, identity, pins, "/swarm/events").map(Self)
     }
 
     /// Presents `bundle` (a renewed certificate) from the next batch on.

@@ -108,6 +108,7 @@ async fn setup(dir: &Path) -> (Arc<StandIn>, Identity, CancellationToken) {
         host_uuid: HostUuid::new_v4(),
         master_url: format!("https://{addr}"),
         master_fingerprint: pki.master.fingerprint.clone(),
+        master_next_fingerprint: None,
     };
     pki.write_agent_dir(dir, Some(&identity));
     (stand_in, identity, token)

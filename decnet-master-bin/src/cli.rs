@@ -430,6 +430,11 @@ pub struct ServeArgs {
           default_value_t = crate::master::state::DEFAULT_RENEWAL_OVERLAP.as_secs(),
           value_parser = clap::value_parser!(u64).range(0..=30 * 86_400))]
     pub renewal_overlap: u64,
+    /// Seconds before the master certificate expires that its rollover begins: a successor
+    /// is issued, the workers pin it, then it is served (0: a third of its lifetime).
+    #[arg(long, value_name = "SECS", env = "DECNET_MASTER_RENEW_BEFORE", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=decnet_tls::pki::CA_VALIDITY.as_secs()))]
+    pub master_renew_before: u64,
     /// Days attacker events are kept (0: however old).
     #[arg(long, value_name = "DAYS", env = "DECNET_ATTACK_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u64).range(0..=36_500))]

@@ -277,9 +277,10 @@ async fn start_agent_with(
     ));
     let transport: Option<Arc<dyn HeartbeatTransport>> = if lossy {
         let (bundle, id) = app::load_credentials(agent_dir.path()).unwrap();
-        let inner = Arc::new(
-            decnet_agent::transport::HttpsTransport::new(&bundle, id.as_ref().unwrap()).unwrap(),
-        );
+        let id = id.unwrap();
+        let pins = decnet_tls::verify::SharedPins::new(&id.master_pins()).unwrap();
+        let inner =
+            Arc::new(decnet_agent::transport::HttpsTransport::new(&bundle, &id, &pins).unwrap());
         Some(Arc::new(Lossy {
             inner,
             lost: Mutex::new(0),
@@ -296,6 +297,7 @@ async fn start_agent_with(
         reaper_paths: vec![],
         limits: decnet_web::ServeLimits::default(),
         renew_before: None,
+        master_pin_check: decnet_agent::master_pins::DEFAULT_MASTER_PIN_CHECK,
     };
     let deps = AgentDeps {
         deployer: fake.clone(),

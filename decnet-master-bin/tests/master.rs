@@ -1476,3 +1476,228 @@ async fn attacker_event_retention_by_age_and_count() {
     );
     m.stop().await;
 }
+
+/// Rollover settings: the successor is issued at start-up (6 years before expiry, and the
+/// certificate has 5 left) and promoted only once every worker pinned it (the deadline is 3
+/// years before expiry); the loop's next pass is an hour away, so each later step is the
+/// test's own call to `roll_master`.
+fn rollover_settings() -> MasterSettings {
+    MasterSettings {
+        heartbeat_interval: Duration::from_secs(1),
+        master_renew_before: Some(Duration::from_secs(6 * 365 * 86_400)),
+        master_cert_check_every: Duration::from_secs(3600),
+        ..MasterSettings::default()
+    }
+}
+
+/// The successor the start-up pass issued.
+async fn successor(m: &TestMaster) -> String {
+    until("the start-up pass to issue a successor", || async {
+        m.running.master.pki.next_fingerprint().is_some()
+    })
+    .await;
+    m.running.master.pki.next_fingerprint().unwrap()
+}
+
+/// A worker client that accepts the master only by `pin`.
+fn pinned_worker_client(b: &decnet_tls::pki::Bundle, pin: &str) -> reqwest::Client {
+    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
+        .unwrap()
+        .with_expected_cn("decnet-master")
+        .with_pinned_fingerprint(pin);
+    let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap()
+}
+
+/// The master certificate rolls over (issue 9, item 14): a successor is issued ahead of
+/// expiry and announced on `/swarm/master-pins`; it is not served until every worker said it
+/// pinned it; then the swarm endpoint presents it, `master.crt` is it, and the answer names
+/// it as current with no successor left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_certificate_rolls_over_once_every_worker_pinned_its_successor() {
+    let m = start_master(None, rollover_settings()).await;
+    let old = m.running.master.pki.fingerprint();
+    let next = successor(&m).await;
+    assert_ne!(old, next);
+    let layout = DataDir::new(m.dir.path());
+    assert_eq!(
+        mode_of(&layout.master_next_key()),
+        0o600,
+        "the successor's key is a secret"
+    );
+    let ca = master_ca(&m);
+    let (host, bundle) = enroll_host(&m, &ca, "w-roll").await;
+    let url = format!("{}/swarm/master-pins", m.running.swarm_url);
+    let ask = |next_fp: Option<&str>| {
+        worker_client(&bundle)
+            .post(&url)
+            .json(&json!({"host_uuid": host, "next_fingerprint": next_fp}))
+            .send()
+    };
+    let a: Value = ask(None).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        a,
+        json!({"master_fingerprint": old, "next_fingerprint": next})
+    );
+    // Not pinned yet: nothing changes.
+    assert_eq!(run::roll_master(&m.running.master).await.unwrap(), None);
+    let beat = |pin: &str| {
+        pinned_worker_client(&bundle, pin)
+            .post(format!("{}/swarm/heartbeat", m.running.swarm_url))
+            .json(&idle_beat(host))
+            .send()
+    };
+    assert!(beat(&old).await.unwrap().status().is_success());
+    assert!(
+        beat(&next).await.is_err(),
+        "the successor is not served yet"
+    );
+    // A malformed pin is refused, naming the field.
+    let r = ask(Some("nope")).await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("next_fingerprint"));
+    // The worker pinned it: the next pass promotes it.
+    let a: Value = ask(Some(&next.to_uppercase()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["next_fingerprint"], next);
+    let rolled = run::roll_master(&m.running.master).await.unwrap();
+    assert!(
+        matches!(&rolled, Some(decnet_master_bin::master::pki::Roll::Promoted { fingerprint }) if *fingerprint == next),
+        "{rolled:?}"
+    );
+    assert!(beat(&next).await.unwrap().status().is_success());
+    assert!(
+        beat(&old).await.is_err(),
+        "the old certificate is no longer served"
+    );
+    let a: Value = ask(Some(&next)).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        a,
+        json!({"master_fingerprint": next, "next_fingerprint": null})
+    );
+    let on_disk =
+        decnet_tls::pki::fingerprint_pem(&std::fs::read_to_string(layout.master_cert()).unwrap())
+            .unwrap();
+    assert_eq!(on_disk, next);
+    assert!(!layout.master_next_cert().exists() && !layout.master_next_key().exists());
+    m.stop().await;
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The rollover with a real `decnet-agent`: it pins the announced successor in
+/// `identity.json`, the master then promotes it, and the agent goes on — its heartbeats are
+/// accepted over the new certificate, the master's calls to its API (presenting the new
+/// certificate) are accepted, and its identity keeps only the new pin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_follows_the_master_certificate_rollover() {
+    let m = start_master(None, rollover_settings()).await;
+    let next = successor(&m).await;
+    let port = free_port();
+    let t = m
+        .enroll_token("w-agent", &format!("127.0.0.1:{port}"))
+        .await;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let out = agent_cmd(&[
+        "enroll",
+        "--master",
+        &m.running.swarm_url,
+        "--token",
+        t["token"].as_str().unwrap(),
+        "--agent-dir",
+        agent_dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let identity = || -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(agent_dir.path().join("identity.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let child = agent_cmd(&[
+        "serve",
+        "--agent-dir",
+        agent_dir.path().to_str().unwrap(),
+        "--state-dir",
+        state_dir.path().to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--heartbeat-interval",
+        "1",
+        "--master-pin-check",
+        "1",
+        "--network-name",
+        "decnet_master_test",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let _agent = Agent(child);
+    until("the agent to pin the successor", || async {
+        identity()["master_next_fingerprint"] == next.as_str()
+    })
+    .await;
+    // The pin reached the master in the same check; the next pass promotes.
+    let rolled = run::roll_master(&m.running.master).await.unwrap();
+    assert!(rolled.is_some(), "promoted once the agent pinned it");
+    assert_eq!(m.running.master.pki.fingerprint(), next);
+    let beats = || {
+        m.running
+            .master
+            .metrics
+            .heartbeats_received
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = beats();
+    until("heartbeats over the new certificate", || async {
+        beats() >= before + 2
+    })
+    .await;
+    until("the agent to keep only the new pin", || async {
+        let id = identity();
+        id["master_fingerprint"] == next.as_str() && id.get("master_next_fingerprint").is_none()
+    })
+    .await;
+    // The master → agent direction: the agent accepts the master's new client certificate.
+    let host = m
+        .running
+        .master
+        .repo
+        .hosts()
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    let client = m
+        .running
+        .master
+        .agents
+        .connect(&host, Duration::from_secs(10))
+        .unwrap();
+    client
+        .status()
+        .await
+        .expect("the agent's API accepts the new master certificate");
+    m.stop().await;
+}

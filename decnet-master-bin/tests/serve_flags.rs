@@ -30,6 +30,7 @@ fn serve(args: &[&str], envs: &[(&str, &str)]) -> Output {
         "DECNET_BODY_TIMEOUT",
         "DECNET_WORKER_CERT_LIFETIME",
         "DECNET_RENEWAL_OVERLAP",
+        "DECNET_MASTER_RENEW_BEFORE",
     ] {
         c.env_remove(v);
     }
@@ -106,8 +107,18 @@ fn certificate_lifetimes_are_settable_and_checked() {
         &[],
         &["--renewal-overlap 3600: must be shorter than --worker-cert-lifetime (3600 seconds)"],
     );
+    usage_error(
+        &["--master-renew-before", "soon"],
+        &[],
+        &["--master-renew-before", "'soon'"],
+    );
     let out = serve(
-        &["--worker-cert-lifetime", "3600"],
+        &[
+            "--worker-cert-lifetime",
+            "3600",
+            "--master-renew-before",
+            "0",
+        ],
         &[("DECNET_RENEWAL_OVERLAP", "600")],
     );
     let err = String::from_utf8_lossy(&out.stderr);

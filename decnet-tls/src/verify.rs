@@ -48,7 +48,57 @@ pub struct PeerPolicy {
     /// Further fingerprints accepted besides `pinned_fingerprint` (a certificate renewal's
     /// overlap: the previous one stays valid for a while). Ignored without a pin.
     pub also_pinned: Vec<String>,
+    /// Fingerprints read at every handshake, replaceable while the verifier is in use (an
+    /// agent pins its master's successor certificate beside the current one, then lets the
+    /// old one go). With shared pins the peer must match one of them or a fixed pin.
+    pub shared_pins: Option<SharedPins>,
 }
+
+/// A pin set that can change under verifiers already built ([`PeerPolicy::with_shared_pins`]):
+/// clones share one set.
+#[derive(Clone, Debug, Default)]
+pub struct SharedPins(Arc<std::sync::RwLock<Vec<String>>>);
+
+impl SharedPins {
+    /// A set holding `pins` (checked and normalized like every pin).
+    pub fn new(pins: &[String]) -> Result<Self> {
+        let s = Self::default();
+        s.set(pins)?;
+        Ok(s)
+    }
+
+    /// Replaces the set; every verifier sharing it checks the next handshake against `pins`.
+    pub fn set(&self, pins: &[String]) -> Result<()> {
+        let pins = pins
+            .iter()
+            .map(|p| normalize_fingerprint(p))
+            .collect::<Result<Vec<_>>>()?;
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = pins;
+        Ok(())
+    }
+
+    /// The pins now.
+    pub fn get(&self) -> Vec<String> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn contains(&self, fingerprint: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|p| p == fingerprint)
+    }
+}
+
+/// Two handles are equal when they share one set.
+impl PartialEq for SharedPins {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedPins {}
 
 impl PeerPolicy {
     /// CA-only policy; add checks with [`PeerPolicy::with_expected_cn`] and
@@ -59,6 +109,7 @@ impl PeerPolicy {
             expected_cn: None,
             pinned_fingerprint: None,
             also_pinned: Vec::new(),
+            shared_pins: None,
         }
     }
 
@@ -76,6 +127,12 @@ impl PeerPolicy {
     /// Requires the peer's fingerprint.
     pub fn with_pinned_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.pinned_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Requires the peer's fingerprint to be in `pins` as they are at each handshake.
+    pub fn with_shared_pins(mut self, pins: SharedPins) -> Self {
+        self.shared_pins = Some(pins);
         self
     }
 
@@ -149,6 +206,7 @@ struct LeafChecks {
     expected_cn: Option<String>,
     pin: Option<String>,
     also: Vec<String>,
+    shared: Option<SharedPins>,
 }
 
 impl LeafChecks {
@@ -165,17 +223,25 @@ impl LeafChecks {
                 .iter()
                 .map(|f| normalize_fingerprint(f))
                 .collect::<Result<_>>()?,
+            shared: policy.shared_pins.clone(),
         })
     }
 
     fn check(&self, leaf_der: &[u8]) -> Result<(), PolicyViolation> {
-        if let Some(pin) = &self.pin {
+        if self.pin.is_some() || self.shared.is_some() {
             let actual = fingerprint(leaf_der);
-            if &actual != pin && !self.also.contains(&actual) {
-                return Err(PolicyViolation::Fingerprint {
-                    expected: pin.clone(),
-                    actual,
-                });
+            let fixed = self
+                .pin
+                .as_ref()
+                .is_some_and(|p| *p == actual || self.also.contains(&actual));
+            let shared = self.shared.as_ref().is_some_and(|s| s.contains(&actual));
+            if !fixed && !shared {
+                let expected = match (&self.pin, &self.shared) {
+                    (Some(p), _) => p.clone(),
+                    (None, Some(s)) => s.get().join(" or "),
+                    (None, None) => String::new(),
+                };
+                return Err(PolicyViolation::Fingerprint { expected, actual });
             }
         }
         if let Some(expected) = &self.expected_cn {
@@ -421,6 +487,7 @@ impl ServerCertVerifier for EnrollServerVerifier {
             expected_cn: Some(self.expected_cn.clone()),
             pin: None,
             also: Vec::new(),
+            shared: None,
         };
         checks.check(end_entity)?;
         Ok(ServerCertVerified::assertion())
@@ -650,6 +717,42 @@ mod tests {
         assert!(matches!(server_name("[::1]"), ServerName::IpAddress(_)));
         assert!(matches!(server_name("worker-1"), ServerName::DnsName(_)));
         assert!(matches!(server_name("bad name!"), ServerName::IpAddress(_)));
+    }
+
+    #[test]
+    fn shared_pins_change_under_a_built_verifier() {
+        let ca = crate::pki::Ca::generate("t").unwrap();
+        let a = ca
+            .issue_keypair(&crate::pki::LeafSpec::master(vec![]))
+            .unwrap();
+        let b = ca
+            .issue_keypair(&crate::pki::LeafSpec::master(vec![]))
+            .unwrap();
+        let der = |pem: &str| crate::pki::parse_cert_pem(pem).unwrap();
+        let (a_der, b_der) = (der(&a.cert_pem), der(&b.cert_pem));
+        let (fa, fb) = (
+            crate::pki::fingerprint(&a_der),
+            crate::pki::fingerprint(&b_der),
+        );
+        let pins = SharedPins::new(std::slice::from_ref(&fa)).unwrap();
+        let policy = PeerPolicy::new(ca.cert_der().clone()).with_shared_pins(pins.clone());
+        let checks = LeafChecks::new(&policy).unwrap();
+        assert!(checks.check(&a_der).is_ok());
+        assert!(matches!(
+            checks.check(&b_der),
+            Err(PolicyViolation::Fingerprint { .. })
+        ));
+        // The successor pinned beside the current one: both pass.
+        pins.set(&[fa.clone(), fb.to_uppercase()]).unwrap();
+        assert!(checks.check(&a_der).is_ok() && checks.check(&b_der).is_ok());
+        // The old one let go.
+        pins.set(std::slice::from_ref(&fb)).unwrap();
+        assert!(checks.check(&a_der).is_err() && checks.check(&b_der).is_ok());
+        assert!(
+            pins.set(&["nope".into()]).is_err(),
+            "a malformed pin is refused"
+        );
+        assert_eq!(pins.get(), [fb], "and the set is left as it was");
     }
 
     #[test]

@@ -438,6 +438,7 @@ fn main() -> ExitCode {
             ..decnet_web::ServeLimits::default()
         },
         renew_before: None,
+        master_pin_check: decnet_agent::master_pins::DEFAULT_MASTER_PIN_CHECK,
     };
     let deps = AgentDeps {
         deployer: Arc::new(SleepyDeployer {

@@ -90,6 +90,7 @@ fn measure(
             host_uuid: HostUuid::new_v4(),
             master_url: format!("https://127.0.0.1:{}", free_port()),
             master_fingerprint: pki.master.fingerprint.clone(),
+            master_next_fingerprint: None,
         }
         .save(agent_dir.path())
         .map_err(|e| e.to_string())?;

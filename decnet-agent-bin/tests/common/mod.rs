@@ -251,6 +251,7 @@ pub async fn start_agent_with_launcher(
         reaper_paths,
         limits: decnet_web::ServeLimits::default(),
         renew_before: None,
+        master_pin_check: decnet_agent::master_pins::DEFAULT_MASTER_PIN_CHECK,
     };
     let deps = AgentDeps {
         deployer: deployer.clone(),
@@ -281,6 +282,7 @@ pub fn identity(pki: &Pki, host_uuid: HostUuid, master_url: &str) -> Identity {
         host_uuid,
         master_url: master_url.to_string(),
         master_fingerprint: pki.master.fingerprint.clone(),
+        master_next_fingerprint: None,
     }
 }
 

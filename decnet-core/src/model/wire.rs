@@ -216,6 +216,28 @@ pub struct RenewAnswer {
     pub not_after: DateTime<Utc>,
 }
 
+/// `POST /swarm/master-pins` (extension, master-certificate rollover): a worker says which
+/// successor of the master certificate it has pinned, and learns the current and the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterPinsRequest {
+    /// The caller's host id (checked against its certificate).
+    pub host_uuid: HostUuid,
+    /// The successor fingerprint the worker accepts beside the current one, if any.
+    #[serde(default)]
+    pub next_fingerprint: Option<String>,
+}
+
+/// The answer to `POST /swarm/master-pins`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterPinsAnswer {
+    /// The certificate the master presents now (lowercase hex SHA-256 of its DER).
+    pub master_fingerprint: String,
+    /// The certificate it will present once every worker pinned it (or its current one is
+    /// about to expire); `None` when no rollover is under way.
+    pub next_fingerprint: Option<String>,
+}
+
 /// `POST /swarm/events` (PRODUCT §10): a batch of attacker events from a worker's spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -66,6 +66,8 @@ pub async fn run(data_dir: &Path, args: &ServeArgs, out: &mut dyn Write) -> Resu
         enroll_token_ttl: Duration::from_secs(args.enroll_token_ttl),
         worker_cert_lifetime: Duration::from_secs(args.worker_cert_lifetime),
         renewal_overlap: Duration::from_secs(args.renewal_overlap),
+        master_renew_before: (args.master_renew_before > 0)
+            .then(|| Duration::from_secs(args.master_renew_before)),
         attack_retention: (args.attack_retention_days > 0)
             .then(|| Duration::from_secs(args.attack_retention_days * 24 * 3600)),
         attack_retention_max: (args.attack_retention_max > 0).then_some(args.attack_retention_max),

@@ -32,6 +32,14 @@ impl DataDir {
     pub fn master_key(&self) -> PathBuf {
         self.0.join("master.key")
     }
+    /// The master certificate's successor during a rollover (promoted over `master.crt`).
+    pub fn master_next_cert(&self) -> PathBuf {
+        self.0.join("master.next.crt")
+    }
+    /// Its key, 0600.
+    pub fn master_next_key(&self) -> PathBuf {
+        self.0.join("master.next.key")
+    }
     /// The first admin API token, 0600, written once by `decnet init`.
     pub fn admin_token(&self) -> PathBuf {
         self.0.join("admin.token")

@@ -167,6 +167,10 @@ pub async fn start(
             tracing::error!(error = %e, "swarm endpoint stopped");
         }
     }));
+    tasks.push(tokio::spawn(master_cert_loop(
+        master.clone(),
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(unreachable_loop(
         master.clone(),
         shutdown.clone(),
@@ -213,6 +217,58 @@ pub async fn start(
         swarm_url,
         tasks,
     })
+}
+
+/// One step of the master certificate's rollover (see [`super::pki::MasterPki::roll`]): the
+/// successor is promoted once every enrolled host's agent has pinned it.
+pub async fn roll_master(m: &Master) -> Result<Option<super::pki::Roll>, String> {
+    let hosts = m.repo.hosts().await.map_err(|e| format!("store: {e}"))?;
+    let pins = m
+        .master_pins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let unpinned = |next: &str| -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| pins.get(&h.uuid).and_then(|p| p.as_deref()) != Some(next))
+            .map(|h| h.name.to_string())
+            .collect()
+    };
+    let roll = m.pki.roll(
+        std::time::SystemTime::now(),
+        m.settings.master_renew_before,
+        |next| unpinned(next).is_empty(),
+    )?;
+    match &roll {
+        Some(super::pki::Roll::Issued { fingerprint }) => tracing::info!(
+            %fingerprint,
+            "master certificate rollover: successor issued; workers are told to pin it"
+        ),
+        Some(super::pki::Roll::Promoted { fingerprint }) => {
+            let left = unpinned(fingerprint);
+            if left.is_empty() {
+                tracing::info!(%fingerprint, "master certificate rollover: successor promoted");
+            } else {
+                tracing::warn!(%fingerprint, hosts = ?left, "master certificate rollover: successor promoted before these workers pinned it (the old certificate expires); enroll them again");
+            }
+        }
+        None => {}
+    }
+    Ok(roll)
+}
+
+/// The rollover at start-up and every [`super::state::MasterSettings::master_cert_check_every`].
+async fn master_cert_loop(m: Arc<Master>, shutdown: CancellationToken) {
+    loop {
+        if let Err(e) = roll_master(&m).await {
+            tracing::warn!(error = %e, "master certificate rollover");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(m.settings.master_cert_check_every) => {}
+        }
+    }
 }
 
 /// Every interval: hosts silent for 3 intervals become `unreachable`. Their deckies are not

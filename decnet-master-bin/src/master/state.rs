@@ -64,6 +64,11 @@ pub struct MasterSettings {
     /// After a renewal, how long the certificate it replaces is still accepted, unless the
     /// worker uses the new one first (then the old one is revoked at once).
     pub renewal_overlap: Duration,
+    /// The master certificate's rollover begins (a successor is issued and workers are told
+    /// to pin it) with less than this left; `None`: a third of its lifetime.
+    pub master_renew_before: Option<Duration>,
+    /// How often the rollover is checked (also at start-up).
+    pub master_cert_check_every: Duration,
     /// Attacker events older than this are deleted (`None`: kept however old).
     pub attack_retention: Option<Duration>,
     /// At most this many attacker events are kept, the newest (`None`: no bound).
@@ -88,6 +93,8 @@ impl Default for MasterSettings {
             mutator_poll: Duration::from_secs(10),
             worker_cert_lifetime: decnet_tls::pki::WORKER_CERT_VALIDITY,
             renewal_overlap: DEFAULT_RENEWAL_OVERLAP,
+            master_renew_before: None,
+            master_cert_check_every: Duration::from_secs(3600),
             serve_limits: decnet_web::ServeLimits::default(),
             attack_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             attack_retention_max: Some(10_000_000),
@@ -135,6 +142,9 @@ pub struct Master {
     /// Deckies torn down on a host, and when: the host may still deliver the events they saw
     /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
     pub retired: super::lifecycle::Retired,
+    /// Per host, the master-certificate successor its agent last said it pinned
+    /// (`POST /swarm/master-pins`). In memory: after a restart agents tell again.
+    pub master_pins: Mutex<HashMap<HostUuid, Option<String>>>,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
@@ -234,6 +244,7 @@ impl Master {
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
             retired,
+            master_pins: Mutex::new(HashMap::new()),
             local,
             hostnet,
             fleet_lock: tokio::sync::Mutex::new(()),

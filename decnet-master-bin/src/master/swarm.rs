@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use decnet_core::model::wire::{EnrollAnswer, EnrollRequest, RenewAnswer, RenewRequest};
+use decnet_core::model::wire::{
+    EnrollAnswer, EnrollRequest, MasterPinsAnswer, MasterPinsRequest, RenewAnswer, RenewRequest,
+};
 use decnet_core::model::{
     AgentStatus, EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid, LifecycleDelta,
     ShardState,
@@ -33,6 +35,7 @@ pub fn router(m: Arc<Master>, limit: usize) -> Router {
         .route("/swarm/enroll", post(enroll))
         .route("/swarm/heartbeat", post(heartbeat))
         .route("/swarm/renew", post(renew))
+        .route("/swarm/master-pins", post(master_pins))
         .route("/swarm/events", post(super::attacks::ingest))
         .with_state(m);
     decnet_web::body_limit(r, limit)
@@ -109,8 +112,8 @@ async fn enroll(
     Ok(Json(EnrollAnswer {
         host_uuid: host.uuid,
         cert_pem: issued.cert_pem,
-        ca_pem: m.pki.bundle.ca_pem.clone(),
-        master_fingerprint: m.pki.fingerprint.clone(),
+        ca_pem: m.pki.ca_pem().to_string(),
+        master_fingerprint: m.pki.fingerprint(),
     }))
 }
 
@@ -239,6 +242,32 @@ pub(crate) async fn identify_body(
     identify(m, peer, claim.host_uuid.as_ref().unwrap_or(&Value::Null)).await
 }
 
+/// POST `/swarm/master-pins`: the caller's agent says which successor of the master
+/// certificate it pinned, and learns the current one and the successor to pin. Every enrolled
+/// host having pinned the successor lets the rollover promote it ([`super::run::roll_master`]).
+async fn master_pins(
+    State(m): Ctx,
+    Extension(peer): Extension<PeerCertificate>,
+    body: axum::body::Bytes,
+) -> Result<Json<MasterPinsAnswer>, ApiError> {
+    let (host, _) = identify_body(&m, &peer, &body).await?;
+    let req: MasterPinsRequest = decnet_web::json::parse_json(&body)?;
+    let pinned = req
+        .next_fingerprint
+        .as_deref()
+        .map(decnet_tls::pki::normalize_fingerprint)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable(format!("next_fingerprint: {e}")))?;
+    m.master_pins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(host.uuid, pinned);
+    Ok(Json(MasterPinsAnswer {
+        master_fingerprint: m.pki.fingerprint(),
+        next_fingerprint: m.pki.next_fingerprint(),
+    }))
+}
+
 /// POST `/swarm/renew`: a new certificate for the caller's host, from a CSR's public key only
 /// (CN = the host's name, SAN = its address, as at enrollment). The new fingerprint is pinned
 /// at once; the presented certificate stays valid for the overlap, or until the host uses the
@@ -293,7 +322,7 @@ async fn renew(
     tracing::info!(host = %host.name, uuid = %host.uuid, fingerprint = %issued.fingerprint, %not_after, "worker certificate renewed");
     Ok(Json(RenewAnswer {
         cert_pem: issued.cert_pem,
-        ca_pem: m.pki.bundle.ca_pem.clone(),
+        ca_pem: m.pki.ca_pem().to_string(),
         not_after,
     }))
 }
