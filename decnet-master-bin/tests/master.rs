@@ -1587,6 +1587,34 @@ async fn the_master_certificate_rolls_over_once_every_worker_pinned_its_successo
             .unwrap();
     assert_eq!(on_disk, next);
     assert!(!layout.master_next_cert().exists() && !layout.master_next_key().exists());
+    // /metrics shows when the CA and the (new) master certificate expire.
+    let metrics = reqwest::Client::new()
+        .get(m.api("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expiry = |which: &str| -> u64 {
+        let key = format!("decnet_cert_expiry_timestamp_seconds{{cert=\"{which}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("{key}: {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let new_not_after = m
+        .running
+        .master
+        .pki
+        .not_after()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(expiry("master"), new_not_after);
+    assert!(expiry("ca") >= expiry("master"), "no leaf outlives the CA");
     m.stop().await;
 }
 

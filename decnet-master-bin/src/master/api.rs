@@ -60,7 +60,10 @@ async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
     let hosts = m.hosts_view().await.map_err(store_error)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.metrics.render(&hosts),
+        m.metrics.render(
+            &hosts,
+            &[("ca", m.pki.ca_not_after()), ("master", m.pki.not_after())],
+        ),
     ))
 }
 

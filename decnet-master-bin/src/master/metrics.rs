@@ -30,8 +30,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Renders every metric; `hosts` gives the hosts-by-status gauge.
-    pub fn render(&self, hosts: &[Host]) -> String {
+    /// Renders every metric; `hosts` gives the hosts-by-status gauge, `expiries` the
+    /// certificate-expiry gauges (`(which, notAfter)`: `ca`, `master`).
+    pub fn render(&self, hosts: &[Host], expiries: &[(&str, std::time::SystemTime)]) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP decnet_build_info Build information.");
         let _ = writeln!(out, "# TYPE decnet_build_info gauge");
@@ -49,6 +50,21 @@ impl Metrics {
         ] {
             let n = hosts.iter().filter(|h| h.status == status).count();
             let _ = writeln!(out, "decnet_hosts{{status=\"{status}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP decnet_cert_expiry_timestamp_seconds When the CA and the master certificate expire (Unix time)."
+        );
+        let _ = writeln!(out, "# TYPE decnet_cert_expiry_timestamp_seconds gauge");
+        for (which, at) in expiries {
+            let secs = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let _ = writeln!(
+                out,
+                "decnet_cert_expiry_timestamp_seconds{{cert=\"{which}\"}} {secs}"
+            );
         }
         let counters = [
             (

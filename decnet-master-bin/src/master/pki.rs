@@ -162,6 +162,13 @@ impl MasterPki {
             .map(|n| n.fingerprint.clone())
     }
 
+    /// When the CA expires (no leaf outlives it; replacing it means a new PKI).
+    pub fn ca_not_after(&self) -> SystemTime {
+        cert_info(self.ca.cert_der())
+            .map(|i| i.not_after)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
     /// When the master certificate expires.
     pub fn not_after(&self) -> SystemTime {
         read_lock(&self.current).not_after

@@ -258,9 +258,26 @@ pub async fn roll_master(m: &Master) -> Result<Option<super::pki::Roll>, String>
     Ok(roll)
 }
 
+/// Warns when the CA has less than a year left: it is not rolled over (a new PKI and
+/// re-enrolling every worker replace it), so the operator must plan it.
+fn warn_ca_expiry(m: &Master) {
+    let left = m
+        .pki
+        .ca_not_after()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    if left < Duration::from_secs(365 * 86_400) {
+        tracing::warn!(
+            days_left = left.as_secs() / 86_400,
+            "the DECNET CA expires within a year; worker and master certificates are cut to its expiry. Plan a new PKI (ARCHITECTURE.md, Swarm: who trusts whom)"
+        );
+    }
+}
+
 /// The rollover at start-up and every [`super::state::MasterSettings::master_cert_check_every`].
 async fn master_cert_loop(m: Arc<Master>, shutdown: CancellationToken) {
     loop {
+        warn_ca_expiry(&m);
         if let Err(e) = roll_master(&m).await {
             tracing::warn!(error = %e, "master certificate rollover");
         }
