@@ -3,13 +3,15 @@
 //! [`Lifecycle`] — the runner, the sweep, restart recovery, the operator API and the workers'
 //! deltas — so the rules hold whoever moves a row.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    DeckyName, HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation, ShardState,
+    DeckyConfig, DeckyName, HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation,
+    Shard, ShardState,
 };
 use crate::traits::{Bus, BusEvent, Clock, RepoError, Repository, StateTransition};
 
@@ -175,6 +177,86 @@ impl Lifecycle {
             (_, None) => {}
         }
         Ok(())
+    }
+
+    /// Records a change of the desired fleet: per changed decky, its shard as `pending` (or
+    /// `tearing_down` for a teardown) and a new `pending` row of its operation, with a
+    /// `.state` event where the recorded state changes. The row ids, in order. The caller has
+    /// stored the new desired fleet (see [`Lifecycle::commit`]) and wakes its runner.
+    pub async fn record(
+        &self,
+        changes: &[(DeckyConfig, Operation)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, RepoError> {
+        // The recorded states before this change, for the `.state` events: one read per host
+        // the change touches.
+        let mut before: BTreeMap<(HostUuid, String), ShardState> = BTreeMap::new();
+        let hosts: BTreeSet<HostUuid> = changes
+            .iter()
+            .map(|(d, _)| d.host_uuid.unwrap_or(HostUuid::LOCAL))
+            .collect();
+        for host in hosts {
+            for s in self.repo.shards(Some(host)).await? {
+                before.insert((s.host_uuid, s.decky_name.to_string()), s.state);
+            }
+        }
+        let mut ids = Vec::with_capacity(changes.len());
+        for (d, op) in changes {
+            let row = LifecycleRow::new(d.name.clone(), d.host_uuid, *op, now);
+            let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
+            let state = match op {
+                Operation::Teardown => ShardState::TearingDown,
+                _ => ShardState::Pending,
+            };
+            self.repo
+                .upsert_shard(&Shard {
+                    host_uuid: host,
+                    decky_name: d.name.clone(),
+                    decky: d.clone(),
+                    state,
+                    last_error: None,
+                    last_seen: None,
+                    updated_at: now,
+                })
+                .await?;
+            self.repo.create_lifecycle(&row).await?;
+            match before.get(&(host, d.name.to_string())) {
+                None => self.publish(BusEvent::state(
+                    host,
+                    &d.name,
+                    state.as_str(),
+                    StateTransition::Inserted,
+                )),
+                Some(previous) if *previous != state => self.publish(BusEvent::state(
+                    host,
+                    &d.name,
+                    state.as_str(),
+                    StateTransition::StateChanged {
+                        previous: previous.as_str(),
+                    },
+                )),
+                Some(_) => {}
+            }
+            ids.push(row.id);
+        }
+        Ok(ids)
+    }
+
+    /// Applies a planned fleet change ([`crate::fleet::plan_fleet_change`]): stores its fleet
+    /// as the desired one and [records](Lifecycle::record) its per-decky changes. The row
+    /// ids; wake the runner afterwards.
+    pub async fn commit(
+        &self,
+        change: &crate::fleet::FleetChange,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, RepoError> {
+        self.repo.put_desired_fleet(&change.fleet).await?;
+        let changes: Vec<(DeckyConfig, Operation)> = change
+            .changes
+            .iter()
+            .map(|c| (c.decky.clone(), c.operation))
+            .collect();
+        self.record(&changes, now).await
     }
 
     /// Closes the row a worker's delta speaks of: by `lifecycle_id` when given (and only if

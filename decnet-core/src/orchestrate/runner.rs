@@ -56,6 +56,28 @@ impl Default for RunnerSettings {
 }
 
 impl RunnerSettings {
+    /// The same, with `timeout` as the sweep's timeout of `op`.
+    pub fn with_timeout(mut self, op: Operation, timeout: Duration) -> Self {
+        match op {
+            Operation::Deploy => self.deploy_timeout = timeout,
+            Operation::Mutate => self.mutate_timeout = timeout,
+            Operation::Teardown => self.teardown_timeout = timeout,
+        }
+        self
+    }
+
+    /// The same, sweeping every `every`.
+    pub fn with_sweep_every(mut self, every: Duration) -> Self {
+        self.sweep_every = every;
+        self
+    }
+
+    /// The same, giving one dispatch to an agent `timeout`.
+    pub fn with_dispatch_timeout(mut self, timeout: Duration) -> Self {
+        self.dispatch_timeout = timeout;
+        self
+    }
+
     /// The sweep's timeout of `op`.
     pub fn timeout_of(&self, op: Operation) -> Duration {
         match op {

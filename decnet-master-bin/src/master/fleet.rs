@@ -1,7 +1,6 @@
 //! The deckies routes of the operator API (PRODUCT §7): deploy, mutate, delete, list, and
 //! lifecycle rows. The desired fleet is committed before 202; the runner does the work.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
@@ -20,10 +19,10 @@ use decnet_core::model::wire::{
     LifecycleIdsAnswer, LifecycleRows,
 };
 use decnet_core::model::{
-    DeckyConfig, DeckyName, DecnetConfig, HostUuid, LifecycleRow, Operation, Shard, ShardState,
+    DeckyConfig, DeckyName, DecnetConfig, HostUuid, Operation, Shard, ShardState,
 };
 use decnet_core::plan::pick_new_services;
-use decnet_core::traits::{BusEvent, RepoError, StateTransition};
+use decnet_core::traits::{BusEvent, RepoError};
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -74,64 +73,12 @@ pub(crate) fn epoch(now: DateTime<Utc>) -> f64 {
     now.timestamp_micros() as f64 / 1e6
 }
 
-/// Records the rows and shards of a change, after the fleet itself was committed.
 async fn record(
     m: &Master,
     changes: &[(DeckyConfig, Operation)],
     now: DateTime<Utc>,
 ) -> Result<Vec<Uuid>, RepoError> {
-    let mut ids = Vec::new();
-    // The recorded states before this change, for the `.state` events: one read per host the
-    // change touches.
-    let mut before: BTreeMap<(HostUuid, String), ShardState> = BTreeMap::new();
-    let hosts: std::collections::BTreeSet<HostUuid> = changes
-        .iter()
-        .map(|(d, _)| d.host_uuid.unwrap_or(HostUuid::LOCAL))
-        .collect();
-    for host in hosts {
-        for s in m.repo.shards(Some(host)).await? {
-            before.insert((s.host_uuid, s.decky_name.to_string()), s.state);
-        }
-    }
-    for (d, op) in changes {
-        let row = LifecycleRow::new(d.name.clone(), d.host_uuid, *op, now);
-        let host = d.host_uuid.unwrap_or(HostUuid::LOCAL);
-        let state = match op {
-            Operation::Teardown => ShardState::TearingDown,
-            _ => ShardState::Pending,
-        };
-        m.repo
-            .upsert_shard(&Shard {
-                host_uuid: host,
-                decky_name: d.name.clone(),
-                decky: d.clone(),
-                state,
-                last_error: None,
-                last_seen: None,
-                updated_at: now,
-            })
-            .await?;
-        m.repo.create_lifecycle(&row).await?;
-        match before.get(&(host, d.name.to_string())) {
-            None => m.publish(BusEvent::state(
-                host,
-                &d.name,
-                state.as_str(),
-                StateTransition::Inserted,
-            )),
-            Some(previous) if *previous != state => m.publish(BusEvent::state(
-                host,
-                &d.name,
-                state.as_str(),
-                StateTransition::StateChanged {
-                    previous: previous.as_str(),
-                },
-            )),
-            Some(_) => {}
-        }
-        ids.push(row.id);
-    }
-    Ok(ids)
+    m.lifecycle().record(changes, now).await
 }
 
 async fn deploy(

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use decnet_core::model::{Host, HostStatus, HostUuid};
+use decnet_core::model::{Host, HostStatus, HostUuid, Operation};
 use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
 use decnet_core::traits::{
     AgentConnector, Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository,
@@ -21,13 +21,12 @@ pub const DEFAULT_RENEWAL_OVERLAP: Duration = Duration::from_secs(86_400);
 
 /// The runner's part of the master's settings.
 fn runner_settings(s: &MasterSettings) -> RunnerSettings {
-    let mut r = RunnerSettings::default();
-    r.deploy_timeout = s.deploy_timeout;
-    r.mutate_timeout = s.mutate_timeout;
-    r.teardown_timeout = s.teardown_timeout;
-    r.sweep_every = s.sweep_every;
-    r.dispatch_timeout = s.dispatch_timeout;
-    r
+    RunnerSettings::default()
+        .with_timeout(Operation::Deploy, s.deploy_timeout)
+        .with_timeout(Operation::Mutate, s.mutate_timeout)
+        .with_timeout(Operation::Teardown, s.teardown_timeout)
+        .with_sweep_every(s.sweep_every)
+        .with_dispatch_timeout(s.dispatch_timeout)
 }
 
 /// Tunables of the master.
