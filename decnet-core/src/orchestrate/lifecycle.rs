@@ -3,17 +3,23 @@
 //! [`Lifecycle`] — the runner, the sweep, restart recovery, the operator API and the workers'
 //! deltas — so the rules hold whoever moves a row.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    DeckyConfig, DeckyName, HostUuid, LifecycleDelta, LifecycleRow, LifecycleStatus, Operation,
-    Shard, ShardState,
+    AgentStatus, DeckyConfig, DeckyName, HeartbeatBody, HostUuid, LifecycleDelta, LifecycleRow,
+    LifecycleStatus, Operation, Shard, ShardState,
 };
-use crate::traits::{Bus, BusEvent, Clock, RepoError, Repository, StateTransition};
+use crate::traits::{
+    Bus, BusEvent, Clock, ObserveOutcome, ObservedShard, RepoError, Repository, StateTransition,
+};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// What an embedder learns of the lifecycle's work, to keep caches and metrics. Every method
 /// has a no-op default ([`NoHooks`]).
@@ -38,13 +44,19 @@ pub struct NoHooks;
 
 impl LifecycleHooks for NoHooks {}
 
-/// Moves lifecycle rows and settles shards.
+/// Last observed state per (host, decky): a heartbeat whose decky states did not change
+/// costs no store round-trip.
+type ObservedCache = Mutex<HashMap<(HostUuid, String), ShardState>>;
+
+/// Moves lifecycle rows, settles shards and takes in what workers report. Clones share one
+/// observed-state cache.
 #[derive(Clone)]
 pub struct Lifecycle {
     repo: Arc<dyn Repository>,
     bus: Arc<dyn Bus>,
     clock: Arc<dyn Clock>,
     hooks: Arc<dyn LifecycleHooks>,
+    observed: Arc<ObservedCache>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -61,6 +73,7 @@ impl Lifecycle {
             bus,
             clock,
             hooks: Arc::new(NoHooks),
+            observed: Arc::default(),
         }
     }
 
@@ -137,6 +150,7 @@ impl Lifecycle {
             .await?
             .into_iter()
             .find(|s| s.decky_name == row.decky_name);
+        lock(&self.observed).remove(&(host, row.decky_name.to_string()));
         self.hooks.shard_settled(host, &row.decky_name);
         let ok = row.status == LifecycleStatus::Succeeded;
         match (row.operation, shard) {
@@ -259,6 +273,91 @@ impl Lifecycle {
         self.record(&changes, now).await
     }
 
+    /// Takes in one accepted heartbeat of `host` (its identity already checked): applies its
+    /// lifecycle deltas, refreshes the host's own open rows still in flight (`in_flight`,
+    /// never another host's), and records the snapshot's decky states ([`Lifecycle::observe`]).
+    pub async fn ingest_heartbeat(
+        &self,
+        host: HostUuid,
+        beat: &HeartbeatBody,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        for delta in &beat.lifecycle {
+            self.apply_delta(host, delta).await?;
+        }
+        if !beat.status.in_flight.is_empty() {
+            self.repo
+                .touch_lifecycle(host, &beat.status.in_flight, now)
+                .await?;
+        }
+        self.observe(host, &beat.status, now).await
+    }
+
+    /// Records a snapshot's per-decky states (`running`, or `degraded` when the runtime does
+    /// not show the decky running) as observed at `status.taken_at`, skipping deckies whose
+    /// state is unchanged since the last snapshot (no store round-trip at all). A snapshot
+    /// that is not deployed (none yet, or an unreadable worker state) changes nothing. Changes
+    /// go on the bus. Used for workers' heartbeats and for this machine's own deckies
+    /// (`host` [`HostUuid::LOCAL`]).
+    pub async fn observe(
+        &self,
+        host: HostUuid,
+        status: &AgentStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        if !status.deployed {
+            return Ok(());
+        }
+        let empty = Default::default();
+        let runtime = status.runtime.as_ref().unwrap_or(&empty);
+        for d in &status.deckies {
+            let state = if runtime.get(d.name.as_str()).is_some_and(|r| r.running) {
+                ShardState::Running
+            } else {
+                ShardState::Degraded
+            };
+            let key = (host, d.name.to_string());
+            if lock(&self.observed).get(&key) == Some(&state) {
+                continue;
+            }
+            let outcome = self
+                .repo
+                .observe_shard(
+                    &ObservedShard {
+                        host_uuid: host,
+                        decky_name: d.name.clone(),
+                        state,
+                        taken_at: status.taken_at,
+                    },
+                    now,
+                )
+                .await?;
+            match outcome {
+                ObserveOutcome::Changed { previous } => {
+                    lock(&self.observed).insert(key, state);
+                    self.publish(BusEvent::state(
+                        host,
+                        &d.name,
+                        state.as_str(),
+                        StateTransition::StateChanged {
+                            previous: previous.as_str(),
+                        },
+                    ));
+                }
+                ObserveOutcome::Unchanged => {
+                    lock(&self.observed).insert(key, state);
+                }
+                ObserveOutcome::Refused => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets what was observed on `host` (it was decommissioned).
+    pub fn forget_observed(&self, host: HostUuid) {
+        lock(&self.observed).retain(|(h, _), _| *h != host);
+    }
+
     /// Closes the row a worker's delta speaks of: by `lifecycle_id` when given (and only if
     /// that row belongs to the reporting host), else the oldest open row of that decky and
     /// operation on that host. Applying the same delta twice changes nothing. `true` when a
@@ -298,5 +397,122 @@ impl Lifecycle {
             self.hooks.delta_applied();
         }
         Ok(changed)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::fixtures::{config, decky};
+    use crate::model::{DeckyRuntime, Mode, RuntimeMap};
+    use crate::testkit::{ManualClock, MemRepository};
+    use crate::traits::MockRepository;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[derive(Debug, Default)]
+    struct Quiet;
+    impl Bus for Quiet {
+        fn publish(&self, _: BusEvent) {}
+    }
+
+    const H: HostUuid = HostUuid(uuid::Uuid::from_u128(7));
+
+    fn snapshot(running: bool) -> AgentStatus {
+        let c = config(
+            Mode::Swarm,
+            "10.0.0.0/24",
+            "10.0.0.1",
+            vec![decky("a", [10, 0, 0, 10].into(), &["ssh"])],
+        );
+        let state = if running { "running" } else { "exited" };
+        let rt: RuntimeMap = [(
+            "a".to_string(),
+            DeckyRuntime::from_services(BTreeMap::from([("ssh".into(), state.into())])),
+        )]
+        .into();
+        AgentStatus::deployed(&c, "/x".into(), rt, t0(), vec![])
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_snapshot_costs_no_store_call() {
+        let mut repo = MockRepository::new();
+        // Running once, degraded once: the repeated running snapshot never reaches the store.
+        repo.expect_observe_shard()
+            .withf(|o, _| o.state == ShardState::Running)
+            .times(1)
+            .returning(|_, _| {
+                Ok(ObserveOutcome::Changed {
+                    previous: ShardState::Pending,
+                })
+            });
+        repo.expect_observe_shard()
+            .withf(|o, _| o.state == ShardState::Degraded)
+            .times(1)
+            .returning(|_, _| {
+                Ok(ObserveOutcome::Changed {
+                    previous: ShardState::Running,
+                })
+            });
+        let l = Lifecycle::new(
+            Arc::new(repo),
+            Arc::new(Quiet),
+            Arc::new(ManualClock::new(t0())),
+        );
+        for _ in 0..3 {
+            l.observe(H, &snapshot(true), t0()).await.unwrap();
+        }
+        l.observe(H, &snapshot(false), t0()).await.unwrap();
+        l.observe(H, &snapshot(false), t0()).await.unwrap();
+        // Not deployed (an unreadable state file): nothing is observed at all.
+        let mut unreadable = snapshot(false);
+        unreadable.deployed = false;
+        l.observe(H, &unreadable, t0()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_refreshes_only_its_own_hosts_rows_and_applies_its_deltas() {
+        let repo = Arc::new(MemRepository::new());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let l = Lifecycle::new(repo.clone(), Arc::new(Quiet), clock.clone());
+        let other = HostUuid(uuid::Uuid::from_u128(8));
+        let name = DeckyName::new("a").unwrap();
+        let mine = LifecycleRow::new(name.clone(), Some(H), Operation::Deploy, t0());
+        let theirs = LifecycleRow::new(name.clone(), Some(other), Operation::Deploy, t0());
+        let closing = LifecycleRow::new(name.clone(), Some(H), Operation::Mutate, t0());
+        for r in [&mine, &theirs, &closing] {
+            repo.create_lifecycle(r).await.unwrap();
+        }
+        clock.advance(std::time::Duration::from_secs(60));
+        let now = clock.now();
+        let mut status = snapshot(true);
+        status.deployed = false;
+        status.in_flight = vec![mine.id, theirs.id];
+        let beat = HeartbeatBody {
+            host_uuid: H,
+            agent_version: None,
+            status,
+            lifecycle: vec![LifecycleDelta::new(
+                Some(closing.id),
+                name,
+                Operation::Mutate,
+                Ok(()),
+                now,
+            )],
+        };
+        l.ingest_heartbeat(H, &beat, now).await.unwrap();
+        let rows = repo
+            .lifecycle_rows(&[mine.id, theirs.id, closing.id])
+            .await
+            .unwrap();
+        let get = |id: Uuid| rows.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(get(mine.id).updated_at, now, "its own row is refreshed");
+        assert_eq!(get(theirs.id).updated_at, t0(), "another host's is not");
+        assert_eq!(get(closing.id).status, LifecycleStatus::Succeeded);
     }
 }

@@ -128,8 +128,6 @@ pub struct Master {
     pub revoked: Mutex<HashSet<String>>,
     pub not_revoked: Mutex<HashSet<String>>,
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
-    /// Last observed state per (host, decky), to skip writes when nothing changed.
-    pub observed: super::lifecycle::Observed,
     /// Per host, its latest heartbeat's time and the deckies it echoed: a decky's `last_seen`
     /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
     /// store's `last_seen` moves on state changes and is the fallback after a restart).
@@ -211,10 +209,8 @@ impl Master {
         let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
         let pki = Arc::new(pki);
         let metrics = Arc::new(Metrics::default());
-        let observed = super::lifecycle::Observed::default();
         let retired = super::lifecycle::Retired::default();
         let hooks = Arc::new(super::lifecycle::MasterHooks {
-            observed: observed.clone(),
             retired: retired.clone(),
             metrics: metrics.clone(),
         });
@@ -239,7 +235,6 @@ impl Master {
             revoked: Mutex::new(HashSet::new()),
             not_revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
-            observed,
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
             retired,
@@ -329,7 +324,7 @@ impl Master {
     pub fn forget_host(&self, uuid: HostUuid, fingerprint: &str) {
         lock(&self.hosts).remove(&uuid);
         lock(&self.seen).remove(&uuid);
-        lock(&self.observed).retain(|(h, _), _| *h != uuid);
+        self.lifecycle().forget_observed(uuid);
         lock(&self.echoed).remove(&uuid);
         lock(&self.state_errors).remove(&uuid);
         lock(&self.not_revoked).remove(fingerprint);
