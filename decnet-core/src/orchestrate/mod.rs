@@ -2,6 +2,8 @@
 //! the agent binaries run, reusable by any embedder. It reaches the world only through those
 //! traits, so every component here is tested with mocks and in-memory fakes.
 
+#[cfg(feature = "runtime")]
+pub mod bus;
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
