@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::model::{
-    AgentStatus, DeckyConfig, DeckyName, HeartbeatBody, HostUuid, LifecycleDelta, LifecycleRow,
-    LifecycleStatus, Operation, Shard, ShardState,
+    AgentStatus, DeckyConfig, DeckyName, FieldError, HeartbeatBody, HostUuid, LifecycleDelta,
+    LifecycleRow, LifecycleStatus, Operation, Shard, ShardState,
 };
 use crate::traits::{
     Bus, BusEvent, Clock, ObserveOutcome, ObservedShard, RepoError, Repository, StateTransition,
@@ -48,8 +48,41 @@ impl LifecycleHooks for NoHooks {}
 /// costs no store round-trip.
 type ObservedCache = Mutex<HashMap<(HostUuid, String), ShardState>>;
 
+/// Why a mutation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MutateError {
+    /// The desired fleet has no such decky.
+    #[error("no decky {0}")]
+    NotFound(DeckyName),
+    /// The services given break a rule (unknown, clashing ports, …).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// None given, and the decky's archetype offers nothing to choose from.
+    #[error("{0}: no services to choose from")]
+    NoServices(DeckyName),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] RepoError),
+}
+
+/// What one [`Lifecycle::mutation_pass`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct MutationPass {
+    /// Deckies given new services, with their mutate rows.
+    pub mutated: Vec<(DeckyName, Vec<Uuid>)>,
+    /// Due deckies left for a later pass: an operation on them is open, their worker is not
+    /// live, or they are local and there is no local deployer.
+    pub deferred: Vec<DeckyName>,
+    /// Due deckies whose mutation was refused.
+    pub refused: Vec<(DeckyName, MutateError)>,
+    /// When the next not-yet-due decky is due (`None`: none is scheduled).
+    pub next_in: Option<std::time::Duration>,
+}
+
 /// Moves lifecycle rows, settles shards and takes in what workers report. Clones share one
-/// observed-state cache.
+/// observed-state cache and one fleet lock.
 #[derive(Clone)]
 pub struct Lifecycle {
     repo: Arc<dyn Repository>,
@@ -57,6 +90,7 @@ pub struct Lifecycle {
     clock: Arc<dyn Clock>,
     hooks: Arc<dyn LifecycleHooks>,
     observed: Arc<ObservedCache>,
+    fleet_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Lifecycle {
@@ -74,7 +108,105 @@ impl Lifecycle {
             clock,
             hooks: Arc::new(NoHooks),
             observed: Arc::default(),
+            fleet_lock: Arc::default(),
         }
+    }
+
+    /// Serialises changes of the desired fleet: hold it from reading the fleet to
+    /// [`Lifecycle::commit`] (a plan made against a fleet another change replaced meanwhile
+    /// would undo that change). [`Lifecycle::mutate`] takes it itself.
+    pub async fn lock_fleet(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.fleet_lock.clone().lock_owned().await
+    }
+
+    /// Gives `name` new services in the desired fleet — `services`, checked, or (`None`) a
+    /// clash-free new set from its archetype, as the mutator picks — stamps `last_mutated`,
+    /// records a mutate row and publishes `decky.<name>.mutation` with `trigger` (`operator`,
+    /// `scheduled`, …). The row ids; wake the runner afterwards. Takes the fleet lock.
+    pub async fn mutate(
+        &self,
+        name: &DeckyName,
+        services: Option<Vec<String>>,
+        trigger: &str,
+        rng: &mut (impl rand::Rng + Send),
+    ) -> Result<Vec<Uuid>, MutateError> {
+        let guard = self.lock_fleet().await;
+        let mut fleet = self
+            .repo
+            .desired_fleet()
+            .await?
+            .ok_or_else(|| MutateError::NotFound(name.clone()))?;
+        let custom = fleet.custom_services.clone();
+        let d = fleet
+            .deckies
+            .iter_mut()
+            .find(|d| d.name == *name)
+            .ok_or_else(|| MutateError::NotFound(name.clone()))?;
+        let old = d.services.clone();
+        let services = match services {
+            Some(s) => {
+                crate::model::validate::validate_services("services", &s, &custom)?;
+                s
+            }
+            None => crate::plan::pick_new_services(rng, d)
+                .ok_or_else(|| MutateError::NoServices(name.clone()))?,
+        };
+        let now = self.clock.now();
+        d.services = services.clone();
+        d.last_mutated = now.timestamp_micros() as f64 / 1e6;
+        let changed = d.clone();
+        self.repo.put_desired_fleet(&fleet).await?;
+        let ids = self.record(&[(changed, Operation::Mutate)], now).await?;
+        drop(guard);
+        self.publish(BusEvent::mutation(name, &old, &services, trigger));
+        Ok(ids)
+    }
+
+    /// One pass of the mutator (PRODUCT §3): every decky due for new services by its
+    /// `mutate_interval` is mutated with trigger `scheduled`, unless an operation on it is
+    /// still open, its worker is not in `live`, or it is a local decky and `local_deployer`
+    /// is false (then it waits for a later pass). Wake the runner when something was mutated.
+    pub async fn mutation_pass(
+        &self,
+        live: &BTreeSet<HostUuid>,
+        local_deployer: bool,
+        rng: &mut (impl rand::Rng + Send),
+    ) -> Result<MutationPass, RepoError> {
+        let mut out = MutationPass::default();
+        let Some(fleet) = self.repo.desired_fleet().await? else {
+            return Ok(out);
+        };
+        let now = self.clock.now().timestamp_micros() as f64 / 1e6;
+        let due = crate::plan::due_mutations(&fleet, now);
+        out.next_in = due
+            .next_in
+            .map(|s| std::time::Duration::from_secs_f64(s.max(0.0)));
+        if due.due.is_empty() {
+            return Ok(out);
+        }
+        let busy: BTreeSet<DeckyName> = self
+            .repo
+            .open_lifecycle_rows()
+            .await?
+            .into_iter()
+            .map(|r| r.decky_name)
+            .collect();
+        for name in due.due {
+            let ready = match fleet.decky(name.as_str()).and_then(|d| d.host_uuid) {
+                Some(h) => live.contains(&h),
+                None => local_deployer,
+            };
+            if busy.contains(&name) || !ready {
+                out.deferred.push(name);
+                continue;
+            }
+            match self.mutate(&name, None, "scheduled", rng).await {
+                Ok(ids) => out.mutated.push((name, ids)),
+                Err(MutateError::Store(e)) => return Err(e),
+                Err(e) => out.refused.push((name, e)),
+            }
+        }
+        Ok(out)
     }
 
     /// The same, telling `hooks` what it does.
@@ -514,5 +646,53 @@ mod tests {
         assert_eq!(get(mine.id).updated_at, now, "its own row is refreshed");
         assert_eq!(get(theirs.id).updated_at, t0(), "another host's is not");
         assert_eq!(get(closing.id).status, LifecycleStatus::Succeeded);
+    }
+
+    #[tokio::test]
+    async fn the_mutation_pass_mutates_what_is_due_and_ready_and_defers_the_rest() {
+        use rand::SeedableRng;
+        let repo = Arc::new(MemRepository::new());
+        let clock = Arc::new(ManualClock::new(t0()));
+        let l = Lifecycle::new(repo.clone(), Arc::new(Quiet), clock.clone());
+        let dead = HostUuid(uuid::Uuid::from_u128(9));
+        let mut deckies = vec![
+            decky("ready", [10, 0, 0, 10].into(), &["ssh"]),
+            decky("busy", [10, 0, 0, 11].into(), &["ssh"]),
+            decky("orphan", [10, 0, 0, 12].into(), &["ssh"]),
+            decky("later", [10, 0, 0, 13].into(), &["ssh"]),
+        ];
+        for d in &mut deckies {
+            d.host_uuid = Some(H);
+            d.archetype = Some("linux-server".into());
+            d.mutate_interval = Some(30);
+        }
+        deckies[2].host_uuid = Some(dead);
+        deckies[3].last_mutated = (t0().timestamp() + 600) as f64;
+        let mut fleet = config(Mode::Swarm, "10.0.0.0/24", "10.0.0.1", deckies);
+        fleet.mutate_interval = Some(30);
+        repo.put_desired_fleet(&fleet).await.unwrap();
+        let open = LifecycleRow::new(
+            DeckyName::new("busy").unwrap(),
+            Some(H),
+            Operation::Deploy,
+            t0(),
+        );
+        repo.create_lifecycle(&open).await.unwrap();
+        let live = BTreeSet::from([H]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let pass = l.mutation_pass(&live, false, &mut rng).await.unwrap();
+        let names = |v: &[DeckyName]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mutated: Vec<DeckyName> = pass.mutated.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(names(&mutated), ["ready"]);
+        assert_eq!(names(&pass.deferred), ["busy", "orphan"]);
+        assert!(pass.refused.is_empty());
+        // `later` carries a last mutation in the future (a clock that went back), which counts
+        // as just now: due in one interval.
+        assert_eq!(pass.next_in, Some(std::time::Duration::from_secs(30 * 60)));
+        let rows = repo.lifecycle_rows(&pass.mutated[0].1).await.unwrap();
+        assert_eq!(rows[0].operation, Operation::Mutate);
+        // Mutated just now: not due again in this pass's time.
+        let again = l.mutation_pass(&live, false, &mut rng).await.unwrap();
+        assert!(again.mutated.iter().all(|(n, _)| n.as_str() != "ready"));
     }
 }

@@ -7,6 +7,7 @@ pub mod bus;
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
+#[cfg(feature = "runtime")]
 pub mod lifecycle;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
@@ -15,6 +16,7 @@ pub mod runner;
 pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
-pub use lifecycle::{Lifecycle, LifecycleHooks, NoHooks};
+#[cfg(feature = "runtime")]
+pub use lifecycle::{Lifecycle, LifecycleHooks, MutateError, MutationPass, NoHooks};
 #[cfg(feature = "runtime")]
 pub use runner::{Runner, RunnerSettings};

@@ -146,8 +146,6 @@ pub struct Master {
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
     pub hostnet: Arc<dyn HostNetwork>,
-    /// Serialises changes of the desired fleet.
-    pub fleet_lock: tokio::sync::Mutex<()>,
     /// Carries out lifecycle rows (the core runner over this master's store, agents and
     /// local deployer); every row transition goes through its [`Runner::lifecycle`].
     pub runner: Arc<Runner>,
@@ -241,7 +239,6 @@ impl Master {
             master_pins: Mutex::new(HashMap::new()),
             local,
             hostnet,
-            fleet_lock: tokio::sync::Mutex::new(()),
             runner,
         }
     }
