@@ -254,6 +254,44 @@ pub(crate) const RDP: &[ConfigField] = &[field(
     "require Network Level Authentication and capture the CredSSP/NTLM exchange",
 )];
 
+/// The identity a Windows service tells NTLM clients (the challenge's target info) and
+/// scanners; shared by smb, mssql and ldap.
+macro_rules! windows_identity {
+    () => {
+        [
+            field(
+                "domain",
+                FieldKind::String,
+                "DNS domain the host is joined to (default corp.local); the NetBIOS domain is its first label",
+            ),
+            field(
+                "netbios_domain",
+                FieldKind::String,
+                "NetBIOS domain name (default: the domain's first label, upper-cased)",
+            ),
+            field(
+                "os_version",
+                FieldKind::String,
+                "Windows version major.minor.build in the NTLM challenge (default 10.0.14393)",
+            ),
+        ]
+    };
+}
+
+pub(crate) const SMB: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        a,
+        b,
+        c,
+        field(
+            "signing_required",
+            FieldKind::Bool,
+            "SMB2 security mode says signing is required, as on domain controllers (default false)",
+        ),
+    ]
+};
+
 const MTAS: &[&str] = &["postfix", "exim", "sendmail"];
 
 pub(crate) const SMTP: &[ConfigField] = &[
@@ -973,6 +1011,10 @@ mod tests {
             ("mysql", &["version"]),
             ("redis", &["version", "os_string"]),
             ("rdp", &["nla"]),
+            (
+                "smb",
+                &["domain", "netbios_domain", "os_version", "signing_required"],
+            ),
             ("smtp", &["banner", "mta"]),
             (
                 "smtp_relay",

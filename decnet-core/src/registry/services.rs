@@ -233,7 +233,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "smb",
         &[P::tcp(445), P::tcp(139)],
         "Windows file sharing (SMB) capturing NTLM hashes",
-        cfg::NONE,
+        cfg::SMB,
     ),
     svc(
         "smtp",

@@ -17,8 +17,10 @@ pub mod http;
 pub mod login;
 pub mod mail;
 pub mod mysql;
+pub mod ntlm;
 pub mod redis;
 pub mod shell;
+pub mod smb;
 pub mod ssh;
 pub mod telnet;
 pub mod tls;
@@ -40,6 +42,8 @@ pub enum Service {
     Redis,
     Mysql,
     Vnc,
+    /// SMB2/3 with NTLM capture (`smb`).
+    Smb,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -62,6 +66,7 @@ impl Service {
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
             "vnc" => Service::Vnc,
+            "smb" => Service::Smb,
             _ => Service::Generic,
         }
     }
@@ -165,6 +170,7 @@ fn respond<S: Read + Write>(
         Service::Redis => redis::handle(conn, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Vnc => vnc::handle(conn, fields),
+        Service::Smb => smb::handle(conn, ctx, report, fields),
         Service::Generic => generic::handle(conn, fields),
     }
 }

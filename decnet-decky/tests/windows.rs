@@ -1,0 +1,196 @@
+//! The Windows honeypots against real clients: Samba's `smbclient` and nmap's SMB scripts.
+//! The tools are required (CI installs them through scripts/setup); a missing one fails the
+//! test.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::Decky;
+use hmac::{Hmac, Mac};
+use md4::{Digest, Md4};
+use md5::Md5;
+use serde_json::Value;
+
+fn tool(name: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is required for this test (apt-get install {package})"
+    );
+    let mut c = Command::new("timeout");
+    c.arg("60").arg(name).stdin(Stdio::null());
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const PERSONA: &str = r#"{"domain": "acme.corp", "os_version": "10.0.17763"}"#;
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = <Hmac<Md5> as Mac>::new_from_slice(key).expect("any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+/// NTProofStr of a hashcat 5600 line, recomputed from the password (MS-NLMP 3.3.2).
+fn check_ntlmv2(line: &str, password: &str) {
+    let parts: Vec<&str> = line.split(':').collect();
+    assert_eq!(parts.len(), 6, "user::domain:challenge:proof:blob: {line}");
+    let (user, domain, challenge, proof, blob) = (parts[0], parts[2], parts[3], parts[4], parts[5]);
+    let nt_hash = Md4::digest(utf16(password));
+    let owf = hmac_md5(&nt_hash, &[&utf16(&user.to_uppercase()), &utf16(domain)]);
+    let want = hmac_md5(&owf, &[&unhex(challenge), &unhex(blob)]);
+    assert_eq!(
+        proof,
+        want.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "NTProofStr does not match the password: {line}"
+    );
+    // And a wrong password does not match (the check can fail).
+    let nt_hash = Md4::digest(utf16("not-the-password"));
+    let owf = hmac_md5(&nt_hash, &[&utf16(&user.to_uppercase()), &utf16(domain)]);
+    let other = hmac_md5(&owf, &[&unhex(challenge), &unhex(blob)]);
+    assert_ne!(unhex(proof), other);
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// The AV pairs of the blob of an NTLMv2 response: (id, UTF-16 text).
+fn blob_names(blob: &[u8]) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    let mut at = 28;
+    while at + 4 <= blob.len() {
+        let id = u16::from_le_bytes([blob[at], blob[at + 1]]);
+        let len = usize::from(u16::from_le_bytes([blob[at + 2], blob[at + 3]]));
+        if id == 0 || at + 4 + len > blob.len() {
+            break;
+        }
+        let units: Vec<u16> = blob[at + 4..at + 4 + len]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        out.push((id, String::from_utf16_lossy(&units)));
+        at += 4 + len;
+    }
+    out
+}
+
+#[test]
+fn smbclient_ntlmv2_is_recorded_and_verifiable() {
+    let d = Decky::serve("smb", Some(PERSONA));
+    let out = tool("smbclient", "smbclient")
+        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
+        .args(["-U", "alice%Winter2026!", "-W", "ACME"])
+        .output()
+        .expect("run smbclient");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    let a = &auth[0]["details"];
+    assert_eq!(a["username"], "alice", "{a}");
+    assert_eq!(a["domain"], "ACME", "{a}");
+    assert_eq!(a["method"], "ntlm", "{a}");
+    assert_eq!(a["accepted"], false, "{a}");
+    assert_eq!(a["hash_mode"], 5600, "{a}");
+    assert!(
+        a["workstation"].as_str().is_some_and(|w| !w.is_empty()),
+        "{a}"
+    );
+    let line = a["hash"].as_str().expect("hashcat line");
+    assert!(line.starts_with("alice::ACME:"), "{line}");
+    check_ntlmv2(line, "Winter2026!");
+    // The client echoes the server's target info in its blob: the persona's names.
+    let blob = unhex(line.rsplit(':').next().expect("blob"));
+    let names = blob_names(&blob);
+    let name = |id: u16| names.iter().find(|(i, _)| *i == id).map(|(_, n)| n.clone());
+    assert_eq!(name(1).as_deref(), Some("DECOY-HOST"), "{names:?}");
+    assert_eq!(name(2).as_deref(), Some("ACME"), "{names:?}");
+    assert_eq!(
+        name(3).as_deref(),
+        Some("decoy-host.acme.corp"),
+        "{names:?}"
+    );
+    assert_eq!(name(4).as_deref(), Some("acme.corp"), "{names:?}");
+    let end = events.last().expect("disconnect");
+    common::assert_connection_event(end, "smb", d.port);
+    assert_eq!(end["details"]["dialect"], "3.1.1", "{end}");
+}
+
+#[test]
+fn smbclient_over_smb2_02_and_smb1_upgrade() {
+    let d = Decky::serve("smb", Some(PERSONA));
+    // Offering NT1 first makes Samba send an SMB1 NEGOTIATE that the server upgrades to SMB2.
+    let out = tool("smbclient", "smbclient")
+        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
+        .args([
+            "-U",
+            "bob%hunter2",
+            "-m",
+            "SMB2_02",
+            "--option=client min protocol=NT1",
+        ])
+        .output()
+        .expect("run smbclient");
+    let said = text(&out);
+    assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    check_ntlmv2(
+        auth[0]["details"]["hash"].as_str().expect("hash"),
+        "hunter2",
+    );
+    let end = &events.last().expect("disconnect")["details"];
+    assert_eq!(end["dialect"], "2.0.2", "{end}");
+    assert!(end["smb1_dialects"].is_array(), "{end}");
+}
+
+#[test]
+fn nmap_smb_scripts_see_the_persona() {
+    let d = Decky::serve("smb", Some(PERSONA));
+    let port = d.port.to_string();
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-p", &port])
+        .args(["--script", "smb2-security-mode,smb-protocols,smb2-time"])
+        .args(["--script-args", &format!("smbport={port}")])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    assert!(said.contains("smb-protocols"), "{said}");
+    for dialect in ["202", "210", "300", "302", "311"] {
+        assert!(said.contains(dialect), "dialect {dialect}: {said}");
+    }
+    assert!(
+        said.contains("Message signing enabled but not required"),
+        "{said}"
+    );
+    assert!(said.contains("smb2-time"), "{said}");
+}
