@@ -194,3 +194,74 @@ fn nmap_smb_scripts_see_the_persona() {
     );
     assert!(said.contains("smb2-time"), "{said}");
 }
+
+/// `tsql -H 127.0.0.1 -p PORT -U user -P pass` with no commands: just the login.
+fn tsql(d: &Decky, user: &str, pass: &str) -> String {
+    let out = tool("tsql", "freetds-bin")
+        .args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &d.port.to_string(),
+            "-U",
+            user,
+            "-P",
+            pass,
+        ])
+        .output()
+        .expect("run tsql");
+    text(&out)
+}
+
+#[test]
+fn tsql_login_password_is_recorded_and_refused() {
+    let d = Decky::serve("mssql", Some(PERSONA));
+    let said = tsql(&d, "sa", "Sup3r$ecret!");
+    assert!(said.contains("Msg 18456"), "{said}");
+    assert!(said.contains("Login failed for user 'sa'."), "{said}");
+    assert!(said.contains("from DECOY-HOST"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    let a = &auth[0]["details"];
+    assert_eq!(a["username"], "sa", "{a}");
+    assert_eq!(a["password"], "Sup3r$ecret!", "{a}");
+    assert_eq!(a["method"], "password", "{a}");
+    assert_eq!(a["app_name"], "TSQL", "{a}");
+    common::assert_connection_event(events.last().expect("disconnect"), "mssql", d.port);
+}
+
+#[test]
+fn tsql_windows_login_gives_an_ntlmv2_hash() {
+    let d = Decky::serve("mssql", Some(PERSONA));
+    // FreeTDS uses NTLM for a DOMAIN\user login.
+    let said = tsql(&d, "ACME\\carol", "Summer2026");
+    assert!(
+        said.contains("Login failed for user 'ACME\\carol'."),
+        "{said}"
+    );
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    let a = &auth[0]["details"];
+    assert_eq!(a["username"], "carol", "{a}");
+    assert_eq!(a["carrier"], "mssql", "{a}");
+    check_ntlmv2(a["hash"].as_str().expect("hash"), "Summer2026");
+}
+
+#[test]
+fn nmap_names_sql_server_and_its_version() {
+    let d = Decky::serve(
+        "mssql",
+        Some(r#"{"domain": "acme.corp", "version": "15.0.4153.1"}"#),
+    );
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-sV", "-p", &d.port.to_string(), "127.0.0.1"])
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    assert!(
+        said.contains("Microsoft SQL Server 2019 15.00.4153"),
+        "{said}"
+    );
+}

@@ -292,6 +292,20 @@ pub(crate) const SMB: &[ConfigField] = &{
     ]
 };
 
+pub(crate) const MSSQL: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "version",
+            FieldKind::String,
+            "SQL Server version in PRELOGIN, major.minor.build[.sub] (default 15.0.2000.5, 2019 RTM)",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
+
 const MTAS: &[&str] = &["postfix", "exim", "sendmail"];
 
 pub(crate) const SMTP: &[ConfigField] = &[
@@ -1009,6 +1023,10 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
+            (
+                "mssql",
+                &["version", "domain", "netbios_domain", "os_version"],
+            ),
             ("redis", &["version", "os_string"]),
             ("rdp", &["nla"]),
             (

@@ -191,7 +191,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "mssql",
         &[P::tcp(1433)],
         "Microsoft SQL Server (TDS) capturing logins",
-        cfg::NONE,
+        cfg::MSSQL,
     ),
     svc(
         "mysql",

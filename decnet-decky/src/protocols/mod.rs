@@ -16,6 +16,7 @@ pub mod generic;
 pub mod http;
 pub mod login;
 pub mod mail;
+pub mod mssql;
 pub mod mysql;
 pub mod ntlm;
 pub mod redis;
@@ -44,6 +45,8 @@ pub enum Service {
     Vnc,
     /// SMB2/3 with NTLM capture (`smb`).
     Smb,
+    /// Microsoft SQL Server (TDS) capturing logins (`mssql`).
+    Mssql,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -67,6 +70,7 @@ impl Service {
             "mysql" => Service::Mysql,
             "vnc" => Service::Vnc,
             "smb" => Service::Smb,
+            "mssql" => Service::Mssql,
             _ => Service::Generic,
         }
     }
@@ -171,6 +175,7 @@ fn respond<S: Read + Write>(
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Smb => smb::handle(conn, ctx, report, fields),
+        Service::Mssql => mssql::handle(conn, ctx, report, fields),
         Service::Generic => generic::handle(conn, fields),
     }
 }

@@ -273,6 +273,10 @@ fn read_frame<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<(u8, Vec
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
+    // Not a NetBIOS session message, request or keep-alive: not SMB, close at once.
+    if !matches!(head[0], 0x00 | 0x81 | 0x85) {
+        return Ok(Some((head[0], Vec::new())));
+    }
     let len = usize::from(head[1]) << 16 | usize::from(head[2]) << 8 | usize::from(head[3]);
     if len > MAX_MESSAGE {
         return Err(io::Error::new(
@@ -291,6 +295,9 @@ fn frame(msg: &[u8]) -> Vec<u8> {
 }
 
 fn dialect_name(d: u16) -> String {
+    if d == 0x02ff {
+        return "2.???".into();
+    }
     format!("{}.{}.{}", d >> 8, (d >> 4) & 0xf, d & 0xf)
 }
 

@@ -1,0 +1,519 @@
+//! Microsoft SQL Server (TDS 7.x, MS-TDS): PRELOGIN answered with the persona's version and
+//! no encryption, LOGIN7 read (the password de-obfuscated) and refused with the real error
+//! 18456 `Login failed for user '…'.`. A LOGIN7 asking for integrated security (SSPI) gets an
+//! NTLM CHALLENGE through [`super::ntlm`], and its AUTHENTICATE is recorded like SMB's.
+
+use std::io::{self, Read, Write};
+
+use serde_json::Value;
+
+use super::ntlm::{self, Exchange, Identity};
+use super::{Conn, ServiceCtx};
+use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
+use crate::util::{clip, set_once, Rng};
+
+/// SQL Server 2019 RTM.
+pub const DEFAULT_VERSION: &str = "15.0.2000.5";
+/// Largest TDS message (over all its packets) read.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Most packets in one message.
+const MAX_PACKETS: usize = 32;
+/// Most messages answered on one connection.
+const MAX_MESSAGES: usize = 8;
+
+const PRELOGIN: u8 = 0x12;
+const LOGIN7: u8 = 0x10;
+const SSPI: u8 = 0x11;
+const REPLY: u8 = 0x04;
+
+const ENCRYPT_NOT_SUP: u8 = 0x02;
+
+/// `"15.0.2000.5"` → the PRELOGIN VERSION bytes (major, minor, build BE, sub-build BE).
+pub fn version_bytes(v: &str) -> Option<[u8; 6]> {
+    let mut it = v.trim().split('.');
+    let major: u8 = it.next()?.parse().ok()?;
+    let minor: u8 = it.next()?.parse().ok()?;
+    let build: u16 = it.next()?.parse().ok()?;
+    let sub: u16 = it.next().map_or(Some(0), |s| s.parse().ok())?;
+    if it.next().is_some() {
+        return None;
+    }
+    let [b0, b1] = build.to_be_bytes();
+    let [s0, s1] = sub.to_be_bytes();
+    Some([major, minor, b0, b1, s0, s1])
+}
+
+/// One TDS message: its type and the payload of all its packets.
+fn read_message<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<(u8, Vec<u8>)>> {
+    let mut payload = Vec::new();
+    for i in 0..MAX_PACKETS {
+        let head = match conn.read_exact_vec(8) {
+            Ok(h) => h,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && i == 0 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // Anything but a client message type is not TDS: close at once, like SQL Server.
+        if !matches!(head[0], PRELOGIN | LOGIN7 | SSPI) {
+            return Ok(Some((head[0], Vec::new())));
+        }
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if len < 8 || payload.len() + len > MAX_MESSAGE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad tds packet length",
+            ));
+        }
+        payload.extend_from_slice(&conn.read_exact_vec(len - 8)?);
+        if head[1] & 0x01 != 0 {
+            return Ok(Some((head[0], payload)));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "too many tds packets",
+    ))
+}
+
+fn packet(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(payload.len() + 8).unwrap_or(u16::MAX);
+    let mut p = vec![kind, 0x01];
+    p.extend_from_slice(&len.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 1, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// The options of a PRELOGIN message: (token, data).
+pub fn parse_prelogin(p: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    for entry in p.chunks(5).take(16) {
+        if entry[0] == 0xff || entry.len() < 5 {
+            break;
+        }
+        let off = usize::from(u16::from_be_bytes([entry[1], entry[2]]));
+        let len = usize::from(u16::from_be_bytes([entry[3], entry[4]]));
+        if let Some(d) = p.get(off..off + len) {
+            out.push((entry[0], d));
+        }
+    }
+    out
+}
+
+/// The PRELOGIN answer: of VERSION, ENCRYPTION (not supported), INSTOPT, THREADID (empty) and
+/// MARS, those the client sent, as SQL Server answers (VERSION and ENCRYPTION at least).
+pub fn prelogin_response(version: [u8; 6], asked: &[u8]) -> Vec<u8> {
+    let all: [(u8, &[u8]); 5] = [
+        (0x00, &version),
+        (0x01, &[ENCRYPT_NOT_SUP]),
+        (0x02, &[0]),
+        (0x03, &[]),
+        (0x04, &[0]),
+    ];
+    let opts: Vec<_> = all
+        .into_iter()
+        .filter(|(t, _)| *t <= 0x01 || asked.contains(t))
+        .collect();
+    let mut head = Vec::new();
+    let mut data = Vec::new();
+    let base = opts.len() * 5 + 1;
+    for (token, d) in opts {
+        head.push(token);
+        head.extend_from_slice(&u16::try_from(base + data.len()).unwrap_or(0).to_be_bytes());
+        head.extend_from_slice(&u16::try_from(d.len()).unwrap_or(0).to_be_bytes());
+        data.extend_from_slice(d);
+    }
+    head.push(0xff);
+    head.extend_from_slice(&data);
+    packet(REPLY, &head)
+}
+
+/// Undoes LOGIN7's password obfuscation: XOR 0xA5, then swap the nibbles.
+pub fn deobfuscate(b: &[u8]) -> Vec<u8> {
+    b.iter()
+        .map(|&b| {
+            let x = b ^ 0xa5;
+            x.rotate_left(4)
+        })
+        .collect()
+}
+
+fn from_utf16(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// What a LOGIN7 carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Login {
+    pub tds_version: u32,
+    pub host: String,
+    pub user: String,
+    pub password: String,
+    pub app: String,
+    pub server: String,
+    pub library: String,
+    pub database: String,
+    /// The SSPI token of an integrated-security login.
+    pub sspi: Vec<u8>,
+}
+
+/// Longest string kept from a LOGIN7 field, in bytes.
+const MAX_TEXT: usize = 256;
+
+pub fn parse_login7(p: &[u8]) -> Option<Login> {
+    let le16 = |at: usize| -> Option<usize> {
+        Some(usize::from(u16::from_le_bytes(
+            p.get(at..at + 2)?.try_into().ok()?,
+        )))
+    };
+    // (offset, length in characters) of a variable field whose descriptor is at `at`.
+    let raw = |at: usize, chars: bool| -> Option<&[u8]> {
+        let off = le16(at)?;
+        let len = le16(at + 2)? * if chars { 2 } else { 1 };
+        Some(p.get(off..off + len).unwrap_or_default())
+    };
+    let text = |at: usize| -> Option<String> {
+        Some(clip(from_utf16(raw(at, true)?).as_bytes(), MAX_TEXT))
+    };
+    let password = raw(44, true)?;
+    Some(Login {
+        tds_version: u32::from_le_bytes(p.get(4..8)?.try_into().ok()?),
+        host: text(36)?,
+        user: text(40)?,
+        password: clip(from_utf16(&deobfuscate(password)).as_bytes(), MAX_TEXT),
+        app: text(48)?,
+        server: text(52)?,
+        library: text(60)?,
+        database: text(68)?,
+        sspi: raw(78, false)?.to_vec(),
+    })
+}
+
+/// A reply carrying the ERROR token `number` with `msg`, then DONE (error).
+pub fn login_failed(number: u32, msg: &str, server: &str) -> Vec<u8> {
+    let text = utf16(msg);
+    let server16 = utf16(server);
+    let mut body = Vec::new();
+    body.extend_from_slice(&number.to_le_bytes());
+    body.push(1); // state
+    body.push(14); // class
+    body.extend_from_slice(
+        &u16::try_from(msg.encode_utf16().count())
+            .unwrap_or(0)
+            .to_le_bytes(),
+    );
+    body.extend_from_slice(&text);
+    body.push(u8::try_from(server.encode_utf16().count()).unwrap_or(0));
+    body.extend_from_slice(&server16);
+    body.push(0); // procedure name
+    body.extend_from_slice(&1u32.to_le_bytes()); // line number
+    let mut p = vec![0xaa];
+    p.extend_from_slice(&u16::try_from(body.len()).unwrap_or(0).to_le_bytes());
+    p.extend_from_slice(&body);
+    p.push(0xfd);
+    p.extend_from_slice(&0x0002u16.to_le_bytes()); // DONE_ERROR
+    p.extend_from_slice(&0u16.to_le_bytes());
+    p.extend_from_slice(&0u64.to_le_bytes());
+    packet(REPLY, &p)
+}
+
+fn sspi_reply(token: &[u8]) -> Vec<u8> {
+    let mut p = vec![0xed];
+    p.extend_from_slice(&u16::try_from(token.len()).unwrap_or(0).to_le_bytes());
+    p.extend_from_slice(token);
+    packet(REPLY, &p)
+}
+
+pub fn handle<S: Read + Write>(
+    mut conn: Conn<S>,
+    ctx: &ServiceCtx,
+    report: &Reporter,
+    fields: &mut Fields,
+) -> io::Result<()> {
+    let version = ctx
+        .config
+        .line("version")
+        .and_then(|v| version_bytes(&v))
+        .or_else(|| version_bytes(DEFAULT_VERSION))
+        .unwrap_or_default();
+    let id = Identity::from_ctx(ctx);
+    let server = id.nb_computer.clone();
+    let ntlm = Exchange::new(id, &mut Rng::new());
+    for _ in 0..MAX_MESSAGES {
+        let Some((kind, msg)) = read_message(&mut conn)? else {
+            return Ok(());
+        };
+        match kind {
+            PRELOGIN => {
+                let opts = parse_prelogin(&msg);
+                let asked: Vec<u8> = opts.iter().map(|(t, _)| *t).collect();
+                for (token, d) in opts {
+                    match token {
+                        0x00 if d.len() >= 4 => {
+                            let v =
+                                format!("{}.{}.{}", d[0], d[1], u16::from_be_bytes([d[2], d[3]]));
+                            set_once(fields, "client_version", Value::from(v));
+                        }
+                        0x01 if !d.is_empty() => {
+                            set_once(fields, "client_encryption", Value::from(d[0]));
+                        }
+                        0x02 => {
+                            let inst = clip(d.split(|&b| b == 0).next().unwrap_or_default(), 64);
+                            if !inst.is_empty() {
+                                set_once(fields, "instance", Value::from(inst));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                conn.send(&prelogin_response(version, &asked))?;
+            }
+            LOGIN7 => {
+                let Some(login) = parse_login7(&msg) else {
+                    set_once(fields, "reason", Value::from("bad login7"));
+                    return Ok(());
+                };
+                let mut extra = Fields::new();
+                for (k, v) in [
+                    ("client_host", &login.host),
+                    ("app_name", &login.app),
+                    ("server_name", &login.server),
+                    ("library", &login.library),
+                    ("database", &login.database),
+                ] {
+                    if !v.is_empty() {
+                        extra.insert(k.into(), Value::from(v.clone()));
+                        set_once(fields, k, Value::from(v.clone()));
+                    }
+                }
+                extra.insert(
+                    "tds_version".into(),
+                    Value::from(format!("0x{:08x}", login.tds_version)),
+                );
+                if let Some(neg) = ntlm::find(&login.sspi) {
+                    if ntlm::message_type(neg) == Some(1) {
+                        set_once(fields, "integrated_security", Value::from(true));
+                        conn.send(&sspi_reply(&ntlm.on_negotiate(neg, fields)))?;
+                        continue;
+                    }
+                }
+                set_once(fields, "username", Value::from(login.user.clone()));
+                report.emit(
+                    AttackKind::Auth,
+                    AttackDetails {
+                        username: Some(login.user.clone()),
+                        password: Some(login.password.clone()),
+                        method: Some("password".into()),
+                        accepted: Some(false),
+                        extra,
+                        ..AttackDetails::default()
+                    },
+                );
+                let msg = format!("Login failed for user '{}'.", login.user);
+                conn.send(&login_failed(18456, &msg, &server))?;
+                return Ok(());
+            }
+            SSPI => {
+                let user = ntlm::find(&msg)
+                    .and_then(|m| ntlm.on_authenticate(m, "mssql", report, fields))
+                    .map(|a| format!("{}\\{}", a.domain, a.user))
+                    .unwrap_or_default();
+                let msg = format!("Login failed for user '{user}'.");
+                conn.send(&login_failed(18456, &msg, &server))?;
+                return Ok(());
+            }
+            _ => {
+                set_once(
+                    fields,
+                    "reason",
+                    Value::from(format!("tds type 0x{kind:02x}")),
+                );
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{ctx, peer, reporter, Mock};
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn obfuscate(b: &[u8]) -> Vec<u8> {
+        b.iter().map(|&b| b.rotate_left(4) ^ 0xa5).collect()
+    }
+
+    /// A LOGIN7 payload with the given user, password and database.
+    fn login7(user: &str, pass: &str, db: &str, sspi: &[u8]) -> Vec<u8> {
+        let vars: [Vec<u8>; 9] = [
+            utf16("kali"),
+            utf16(user),
+            obfuscate(&utf16(pass)),
+            utf16("sqlcmd"),
+            utf16("10.0.0.5"),
+            Vec::new(),
+            utf16("ODBC"),
+            Vec::new(),
+            utf16(db),
+        ];
+        let mut fixed = vec![0u8; 94];
+        fixed[4..8].copy_from_slice(&0x7400_0004u32.to_le_bytes());
+        let mut data = Vec::new();
+        let mut at = 36;
+        for v in &vars {
+            let off = 94 + data.len();
+            fixed[at..at + 2].copy_from_slice(&(off as u16).to_le_bytes());
+            let n = if at == 56 { v.len() } else { v.len() / 2 };
+            fixed[at + 2..at + 4].copy_from_slice(&(n as u16).to_le_bytes());
+            data.extend_from_slice(v);
+            at += 4;
+        }
+        let off = 94 + data.len();
+        fixed[78..80].copy_from_slice(&(off as u16).to_le_bytes());
+        fixed[80..82].copy_from_slice(&(sspi.len() as u16).to_le_bytes());
+        data.extend_from_slice(sspi);
+        let total = (fixed.len() + data.len()) as u32;
+        fixed[0..4].copy_from_slice(&total.to_le_bytes());
+        [fixed, data].concat()
+    }
+
+    #[test]
+    fn password_deobfuscation_known_vector() {
+        // 'J' 0x4a: nibbles swapped 0xa4, XOR 0xa5 = 0x01; 'a' 0x61 → 0x16 → 0xb3; the zero
+        // high bytes of UTF-16 become 0xa5.
+        let wire = [0x01, 0xa5, 0xb3, 0xa5];
+        assert_eq!(from_utf16(&deobfuscate(&wire)), "Ja");
+        assert_eq!(deobfuscate(&obfuscate(b"\x00\xff\x5a")), b"\x00\xff\x5a");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            version_bytes("15.0.2000.5"),
+            Some([15, 0, 0x07, 0xd0, 0, 5])
+        );
+        assert_eq!(version_bytes("13.0.1601"), Some([13, 0, 0x06, 0x41, 0, 0]));
+        assert_eq!(version_bytes("x"), None);
+    }
+
+    fn run(
+        input: &[u8],
+        cfg: serde_json::Value,
+    ) -> (Vec<u8>, Fields, Vec<crate::log::AttackEvent>) {
+        let c = ctx("mssql", cfg);
+        let (report, sink) = reporter("mssql", 1433);
+        let mut m = Mock::new(input);
+        let mut f = Fields::new();
+        super::super::handle(&c, &peer(1433), &report, &mut m, &mut f).expect("ok");
+        (m.output, f, sink.events())
+    }
+
+    #[test]
+    fn prelogin_and_login_get_error_18456() {
+        let pre = [
+            0x00, 0, 6, 0, 6, 0x01, 0, 12, 0, 1, 0xff, 9, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut pre = pre.to_vec();
+        pre[1..3].copy_from_slice(&11u16.to_be_bytes());
+        pre[6..8].copy_from_slice(&17u16.to_be_bytes());
+        pre.push(0);
+        let input = [
+            packet(PRELOGIN, &pre),
+            packet(LOGIN7, &login7("sa", "P@ssw0rd!", "master", &[])),
+        ]
+        .concat();
+        let (out, f, events) = run(&input, json!({"version": "14.0.1000.169"}));
+        assert_eq!(out[0], REPLY);
+        let plen = usize::from(u16::from_be_bytes([out[2], out[3]]));
+        let opts = parse_prelogin(&out[8..plen]);
+        assert_eq!(opts[0], (0x00, &[14, 0, 0x03, 0xe8, 0, 169][..]));
+        assert_eq!(opts[1], (0x01, &[ENCRYPT_NOT_SUP][..]));
+        let err = &out[plen..];
+        assert_eq!(err[0], REPLY);
+        assert_eq!(err[8], 0xaa);
+        assert_eq!(
+            u32::from_le_bytes(err[11..15].try_into().expect("4")),
+            18456
+        );
+        let n = usize::from(u16::from_le_bytes([err[17], err[18]]));
+        assert_eq!(
+            from_utf16(&err[19..19 + 2 * n]),
+            "Login failed for user 'sa'."
+        );
+        let auth: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .collect();
+        assert_eq!(auth.len(), 1);
+        assert_eq!(auth[0].details.username.as_deref(), Some("sa"));
+        assert_eq!(auth[0].details.password.as_deref(), Some("P@ssw0rd!"));
+        assert_eq!(auth[0].details.extra["database"], "master");
+        assert_eq!(auth[0].details.extra["app_name"], "sqlcmd");
+        assert_eq!(f["client_version"], "9.0.0");
+        assert_eq!(f["username"], "sa");
+    }
+
+    #[test]
+    fn integrated_security_gets_an_ntlm_challenge() {
+        let mut neg = ntlm::SIGNATURE.to_vec();
+        neg.extend_from_slice(&1u32.to_le_bytes());
+        neg.extend_from_slice(&0xe208_8297u32.to_le_bytes());
+        neg.extend_from_slice(&[0; 16]);
+        let auth =
+            super::super::ntlm::tests::authenticate("alice", "ACME", "WS", &[0; 24], &[3; 40]);
+        let input = [
+            packet(LOGIN7, &login7("", "", "", &neg)),
+            packet(SSPI, &auth),
+        ]
+        .concat();
+        let (out, f, events) = run(&input, json!({}));
+        assert_eq!(out[8], 0xed, "SSPI token");
+        let ch = ntlm::find(&out).expect("challenge");
+        assert_eq!(ntlm::message_type(ch), Some(2));
+        assert_eq!(f["integrated_security"], true);
+        let a: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].details.extra["hash_mode"], 5600);
+        assert_eq!(a[0].details.extra["carrier"], "mssql");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Random messages and mutated valid ones never panic the parsers or the responder.
+        #[test]
+        fn hostile_messages_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..1024),
+            at in any::<usize>(),
+            byte in any::<u8>(),
+            cut in any::<usize>(),
+        ) {
+            let _ = parse_prelogin(&data);
+            let _ = parse_login7(&data);
+            let mut m = login7("sa", "pw", "db", &data);
+            let i = at % m.len();
+            m[i] = byte;
+            m.truncate(cut % (m.len() + 1));
+            let _ = parse_login7(&m);
+            for kind in [PRELOGIN, LOGIN7, SSPI] {
+                let c = ctx("mssql", json!({}));
+                let (report, _) = reporter("mssql", 1433);
+                let mut mock = Mock::new(&[packet(kind, &m), packet(kind, &data)].concat());
+                let mut f = Fields::new();
+                let _ = super::super::handle(&c, &peer(1433), &report, &mut mock, &mut f);
+            }
+        }
+    }
+}
