@@ -265,3 +265,76 @@ fn nmap_names_sql_server_and_its_version() {
         "{said}"
     );
 }
+
+fn ldapsearch(d: &Decky, args: &[&str]) -> Output {
+    tool("ldapsearch", "ldap-utils")
+        .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", d.port)])
+        .args(args)
+        .output()
+        .expect("run ldapsearch")
+}
+
+#[test]
+fn ldapsearch_reads_the_root_dse() {
+    let d = Decky::serve("ldap", Some(PERSONA));
+    let out = ldapsearch(&d, &["-s", "base", "-b", ""]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    for line in [
+        "defaultNamingContext: DC=acme,DC=corp",
+        "namingContexts: CN=Configuration,DC=acme,DC=corp",
+        "dnsHostName: decoy-host.acme.corp",
+        "supportedLDAPVersion: 3",
+        "supportedSASLMechanisms: GSS-SPNEGO",
+        "ldapServiceName: acme.corp:decoy-host$@ACME.CORP",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    let events = d.session_events();
+    let cmds = of_kind(&events, "command");
+    assert!(
+        cmds.iter().any(|c| c["details"]["command"]
+            .as_str()
+            .is_some_and(|s| s.contains("scope=0"))),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn ldapsearch_simple_bind_is_recorded_and_refused() {
+    let d = Decky::serve("ldap", Some(PERSONA));
+    let dn = "CN=svc_backup,CN=Users,DC=acme,DC=corp";
+    let out = ldapsearch(
+        &d,
+        &["-D", dn, "-w", "Backup#2026", "-b", "DC=acme,DC=corp"],
+    );
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(49), "{said}");
+    assert!(said.contains("Invalid credentials (49)"), "{said}");
+    assert!(said.contains("data 52e"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["username"], dn);
+    assert_eq!(auth[0]["details"]["password"], "Backup#2026");
+    assert_eq!(auth[0]["details"]["method"], "simple");
+    common::assert_connection_event(events.last().expect("disconnect"), "ldap", d.port);
+}
+
+#[test]
+fn nmap_names_active_directory() {
+    let d = Decky::serve("ldap", Some(PERSONA));
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-sV", "-p", &d.port.to_string()])
+        .args(["--script", "ldap-rootdse", "127.0.0.1"])
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    assert!(
+        said.contains(
+            "Microsoft Windows Active Directory LDAP (Domain: acme.corp, Site: Default-First-Site-Name)"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("dnsHostName: decoy-host.acme.corp"), "{said}");
+}

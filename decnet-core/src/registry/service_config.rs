@@ -306,6 +306,8 @@ pub(crate) const MSSQL: &[ConfigField] = &{
     ]
 };
 
+pub(crate) const LDAP: &[ConfigField] = &windows_identity!();
+
 const MTAS: &[&str] = &["postfix", "exim", "sendmail"];
 
 pub(crate) const SMTP: &[ConfigField] = &[
@@ -1023,6 +1025,7 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
+            ("ldap", &["domain", "netbios_domain", "os_version"]),
             (
                 "mssql",
                 &["version", "domain", "netbios_domain", "os_version"],

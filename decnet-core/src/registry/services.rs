@@ -167,7 +167,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "ldap",
         &[P::tcp(389), P::tcp(636)],
         "LDAP directory capturing bind credentials",
-        cfg::NONE,
+        cfg::LDAP,
     ),
     svc(
         "llmnr",

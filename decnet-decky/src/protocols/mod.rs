@@ -11,9 +11,11 @@ use std::sync::Arc;
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
+pub mod ber;
 pub mod ftp;
 pub mod generic;
 pub mod http;
+pub mod ldap;
 pub mod login;
 pub mod mail;
 pub mod mssql;
@@ -47,6 +49,8 @@ pub enum Service {
     Smb,
     /// Microsoft SQL Server (TDS) capturing logins (`mssql`).
     Mssql,
+    /// An Active Directory domain controller's LDAP (`ldap`).
+    Ldap,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -71,6 +75,7 @@ impl Service {
             "vnc" => Service::Vnc,
             "smb" => Service::Smb,
             "mssql" => Service::Mssql,
+            "ldap" => Service::Ldap,
             _ => Service::Generic,
         }
     }
@@ -84,6 +89,7 @@ impl Service {
                 | (Service::Pop3, 995)
                 | (Service::Imap, 993)
                 | (Service::Smtp { .. }, 465)
+                | (Service::Ldap, 636)
         )
     }
 
@@ -176,6 +182,7 @@ fn respond<S: Read + Write>(
         Service::Vnc => vnc::handle(conn, fields),
         Service::Smb => smb::handle(conn, ctx, report, fields),
         Service::Mssql => mssql::handle(conn, ctx, report, fields),
+        Service::Ldap => ldap::handle(conn, ctx, report, fields),
         Service::Generic => generic::handle(conn, fields),
     }
 }
