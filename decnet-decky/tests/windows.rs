@@ -338,3 +338,36 @@ fn nmap_names_active_directory() {
     );
     assert!(said.contains("dnsHostName: decoy-host.acme.corp"), "{said}");
 }
+
+#[test]
+fn nmap_rdp_ntlm_info_shows_the_persona() {
+    let d = Decky::serve("rdp", Some(PERSONA));
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-sV", "-p", &d.port.to_string()])
+        .args(["--script", "rdp-ntlm-info", "127.0.0.1"])
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    for line in [
+        "ms-wbt-server Microsoft Terminal Services",
+        "NetBIOS_Domain_Name: ACME",
+        "NetBIOS_Computer_Name: DECOY-HOST",
+        "DNS_Domain_Name: acme.corp",
+        "DNS_Computer_Name: decoy-host.acme.corp",
+        "Product_Version: 10.0.17763",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    // nmap's cookie user is recorded from the X.224 request.
+    // (nmap is done, so the event is already in the stream; a missing one times out.)
+    let mut seen = 0;
+    loop {
+        let e = d.next_event();
+        if e["kind"] == "client" && e["details"]["username"] == "nmap" {
+            assert_eq!(e["details"]["cookie"], "mstshash=nmap", "{e}");
+            break;
+        }
+        seen += 1;
+        assert!(seen < 1000, "no client event with the cookie user");
+    }
+}

@@ -248,14 +248,8 @@ pub(crate) const REDIS: &[ConfigField] = &[
     ),
 ];
 
-pub(crate) const RDP: &[ConfigField] = &[field(
-    "nla",
-    FieldKind::Bool,
-    "require Network Level Authentication and capture the CredSSP/NTLM exchange",
-)];
-
 /// The identity a Windows service tells NTLM clients (the challenge's target info) and
-/// scanners; shared by smb, mssql and ldap.
+/// scanners; shared by smb, rdp, mssql and ldap.
 macro_rules! windows_identity {
     () => {
         [
@@ -277,6 +271,20 @@ macro_rules! windows_identity {
         ]
     };
 }
+
+pub(crate) const RDP: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "nla",
+            FieldKind::Bool,
+            "require Network Level Authentication and capture the CredSSP/NTLM exchange",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
 
 pub(crate) const SMB: &[ConfigField] = &{
     let [a, b, c] = windows_identity!();
@@ -951,7 +959,7 @@ mod tests {
         check_err(
             "rdp",
             json!({ "nla2": "" }),
-            "service_config.rdp.nla2: unknown key (known: nla)",
+            "service_config.rdp.nla2: unknown key (known: nla, domain, netbios_domain, os_version)",
         );
         check_err(
             "gopher",
@@ -1031,7 +1039,7 @@ mod tests {
                 &["version", "domain", "netbios_domain", "os_version"],
             ),
             ("redis", &["version", "os_string"]),
-            ("rdp", &["nla"]),
+            ("rdp", &["nla", "domain", "netbios_domain", "os_version"]),
             (
                 "smb",
                 &["domain", "netbios_domain", "os_version", "signing_required"],

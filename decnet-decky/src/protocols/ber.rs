@@ -2,6 +2,10 @@
 //! lengths of at most 4 bytes, never more than the bytes at hand. Nothing recurses, so depth
 //! is the caller's loop and hostile nesting cannot exhaust the stack.
 
+use std::io::{self, Read, Write};
+
+use super::Conn;
+
 /// One element: its tag byte and contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tlv<'a> {
@@ -104,6 +108,36 @@ pub fn int(tag: u8, v: u64) -> Vec<u8> {
         skip -= 1;
     }
     tlv(tag, &bytes[skip..])
+}
+
+/// Reads one whole SEQUENCE element (an LDAPMessage, a CredSSP TSRequest) from `conn`, its
+/// contents at most `max` bytes; `None` at a clean end of stream.
+pub fn read_sequence<S: Read + Write>(
+    conn: &mut Conn<S>,
+    max: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut head = match conn.read_exact_vec(2) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+    if head[0] != 0x30 {
+        return Err(bad("not a ber sequence"));
+    }
+    if head[1] & 0x80 != 0 {
+        let n = usize::from(head[1] & 0x7f);
+        if n == 0 || n > 4 {
+            return Err(bad("unsupported ber length"));
+        }
+        head.extend_from_slice(&conn.read_exact_vec(n)?);
+    }
+    let (_, _, len) = header(&head).map_err(|_| bad("bad ber header"))?;
+    if len > max {
+        return Err(bad("ber message too large"));
+    }
+    head.extend_from_slice(&conn.read_exact_vec(len)?);
+    Ok(Some(head))
 }
 
 #[cfg(test)]

@@ -280,32 +280,6 @@ pub fn root_dse_entry(id: &Identity, now: &str, attrs: &[&[u8]]) -> Vec<u8> {
     tlv(SEARCH_ENTRY, &[tlv(0x04, b""), tlv(0x30, &list)].concat())
 }
 
-/// Reads one LDAPMessage (the whole TLV).
-fn read_message<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<Vec<u8>>> {
-    let mut head = match conn.read_exact_vec(2) {
-        Ok(h) => h,
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
-    if head[0] != 0x30 {
-        return Err(bad("not an ldap message"));
-    }
-    if head[1] & 0x80 != 0 {
-        let n = usize::from(head[1] & 0x7f);
-        if n == 0 || n > 4 {
-            return Err(bad("unsupported ber length"));
-        }
-        head.extend_from_slice(&conn.read_exact_vec(n)?);
-    }
-    let (_, _, len) = ber::header(&head).map_err(|_| bad("bad ber header"))?;
-    if len > MAX_MESSAGE {
-        return Err(bad("ldap message too large"));
-    }
-    head.extend_from_slice(&conn.read_exact_vec(len)?);
-    Ok(Some(head))
-}
-
 fn ldap_time() -> String {
     Utc::now().format("%Y%m%d%H%M%S.0Z").to_string()
 }
@@ -319,7 +293,7 @@ pub fn handle<S: Read + Write>(
     let id = Identity::from_ctx(ctx);
     let ntlm = Exchange::new(id.clone(), &mut Rng::new());
     for _ in 0..MAX_OPS {
-        let Some(m) = read_message(&mut conn)? else {
+        let Some(m) = ber::read_sequence(&mut conn, MAX_MESSAGE)? else {
             return Ok(());
         };
         let Some((msg_id, tag, op)) = parse_message(&m) else {

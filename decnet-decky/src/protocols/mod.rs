@@ -21,6 +21,7 @@ pub mod mail;
 pub mod mssql;
 pub mod mysql;
 pub mod ntlm;
+pub mod rdp;
 pub mod redis;
 pub mod shell;
 pub mod smb;
@@ -51,6 +52,8 @@ pub enum Service {
     Mssql,
     /// An Active Directory domain controller's LDAP (`ldap`).
     Ldap,
+    /// Remote Desktop with CredSSP/NTLM capture (`rdp`).
+    Rdp,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -76,6 +79,7 @@ impl Service {
             "smb" => Service::Smb,
             "mssql" => Service::Mssql,
             "ldap" => Service::Ldap,
+            "rdp" => Service::Rdp,
             _ => Service::Generic,
         }
     }
@@ -94,9 +98,11 @@ impl Service {
     }
 
     /// Whether a TLS certificate is needed for any of `ports`. HTTP-family
-    /// services detect a ClientHello on any port (443, 2376, 6443 …).
+    /// services detect a ClientHello on any port (443, 2376, 6443 …); RDP starts TLS after
+    /// its X.224 negotiation.
     pub fn needs_tls(self, ports: &[u16]) -> bool {
-        matches!(self, Service::Http(_)) || ports.iter().any(|&p| self.implicit_tls(p))
+        matches!(self, Service::Http(_) | Service::Rdp)
+            || ports.iter().any(|&p| self.implicit_tls(p))
     }
 }
 
@@ -183,6 +189,7 @@ fn respond<S: Read + Write>(
         Service::Smb => smb::handle(conn, ctx, report, fields),
         Service::Mssql => mssql::handle(conn, ctx, report, fields),
         Service::Ldap => ldap::handle(conn, ctx, report, fields),
+        Service::Rdp => rdp::handle(conn, ctx, report, fields),
         Service::Generic => generic::handle(conn, fields),
     }
 }
