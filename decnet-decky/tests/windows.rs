@@ -371,3 +371,41 @@ fn nmap_rdp_ntlm_info_shows_the_persona() {
         assert!(seen < 1000, "no client event with the cookie user");
     }
 }
+
+#[test]
+fn xfreerdp_auth_only_ntlmv2_is_recorded_and_verifiable() {
+    let d = Decky::serve("rdp", Some(PERSONA));
+    // FreeRDP writes its known-hosts files under $HOME: a throwaway one.
+    let home = std::env::temp_dir().join(format!("decky-rdp-{}-{}", std::process::id(), d.port));
+    std::fs::create_dir_all(&home).expect("temp home");
+    tool("xfreerdp", "freerdp2-x11"); // fails here, naming the package, when missing
+    let out = tool("xvfb-run", "xvfb xauth")
+        .args(["-a", "xfreerdp"])
+        .arg(format!("/v:127.0.0.1:{}", d.port))
+        .args([
+            "/u:dave",
+            "/p:Autumn#2026",
+            "/d:ACME",
+            "/cert:ignore",
+            "+auth-only",
+        ])
+        .env("HOME", &home)
+        .output()
+        .expect("run xfreerdp");
+    let _ = std::fs::remove_dir_all(&home);
+    let said = text(&out);
+    assert!(said.contains("ERRCONNECT_LOGON_FAILURE"), "{said}");
+    let events = d.session_events();
+    let client = of_kind(&events, "client");
+    assert!(!client.is_empty(), "{events:?}");
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    let a = &auth[0]["details"];
+    assert_eq!(a["username"], "dave", "{a}");
+    assert_eq!(a["domain"], "ACME", "{a}");
+    assert_eq!(a["carrier"], "rdp", "{a}");
+    check_ntlmv2(a["hash"].as_str().expect("hash"), "Autumn#2026");
+    let end = &events.last().expect("disconnect")["details"];
+    assert_eq!(end["selected_protocol"], 2, "{end}");
+    assert_eq!(end["tls"], true, "{end}");
+}
