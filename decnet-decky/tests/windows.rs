@@ -409,3 +409,38 @@ fn xfreerdp_auth_only_ntlmv2_is_recorded_and_verifiable() {
     assert_eq!(end["selected_protocol"], 2, "{end}");
     assert_eq!(end["tls"], true, "{end}");
 }
+
+#[test]
+fn llmnr_answers_its_own_name_and_records_every_query() {
+    let udp_port = common::free_udp_port();
+    let spec = format!("{udp_port}/udp");
+    let d = Decky::serve_with("llmnr", Some(PERSONA), &["--port", &spec]);
+    // dig speaks the same wire format as LLMNR.
+    let dig = |name: &str| {
+        let out = tool("dig", "bind9-dnsutils")
+            .args(["@127.0.0.1", "-p", &udp_port.to_string()])
+            .args(["+tries=1", "+time=5", "+norecurse", name, "A"])
+            .output()
+            .expect("run dig");
+        text(&out)
+    };
+    let said = dig("DECOY-HOST");
+    assert!(said.contains("ANSWER: 1"), "{said}");
+    assert!(said.contains("IN\tA\t127.0.0.1"), "{said}");
+    let ev = d.event();
+    assert_eq!(ev["kind"], "datagram", "{ev}");
+    assert_eq!(ev["protocol"], "udp", "{ev}");
+    assert_eq!(ev["details"]["query_name"], "DECOY-HOST", "{ev}");
+    assert_eq!(ev["details"]["query_type"], "A", "{ev}");
+    assert_eq!(ev["details"]["answered"], true, "{ev}");
+    assert!(
+        ev["details"]["bytes_out"].as_u64().is_some_and(|n| n > 0),
+        "{ev}"
+    );
+    // Another name: recorded, never answered (dig times out).
+    let said = dig("wpad");
+    assert!(!said.contains("ANSWER: 1"), "{said}");
+    let ev = d.event();
+    assert_eq!(ev["details"]["query_name"], "wpad", "{ev}");
+    assert_eq!(ev["details"]["answered"], false, "{ev}");
+}

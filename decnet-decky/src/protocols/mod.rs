@@ -16,6 +16,7 @@ pub mod ftp;
 pub mod generic;
 pub mod http;
 pub mod ldap;
+pub mod llmnr;
 pub mod login;
 pub mod mail;
 pub mod mssql;
@@ -54,6 +55,8 @@ pub enum Service {
     Ldap,
     /// Remote Desktop with CredSSP/NTLM capture (`rdp`).
     Rdp,
+    /// LLMNR/mDNS name responder (`llmnr`, UDP).
+    Llmnr,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -80,6 +83,7 @@ impl Service {
             "mssql" => Service::Mssql,
             "ldap" => Service::Ldap,
             "rdp" => Service::Rdp,
+            "llmnr" => Service::Llmnr,
             _ => Service::Generic,
         }
     }
@@ -190,7 +194,28 @@ fn respond<S: Read + Write>(
         Service::Mssql => mssql::handle(conn, ctx, report, fields),
         Service::Ldap => ldap::handle(conn, ctx, report, fields),
         Service::Rdp => rdp::handle(conn, ctx, report, fields),
-        Service::Generic => generic::handle(conn, fields),
+        Service::Llmnr | Service::Generic => generic::handle(conn, fields),
+    }
+}
+
+/// Handles one UDP datagram: records it in `fields` and returns the reply, for services that
+/// answer datagrams (llmnr); every other service only records it.
+pub fn datagram(
+    ctx: &ServiceCtx,
+    data: &[u8],
+    local_ip: Option<IpAddr>,
+    fields: &mut Fields,
+) -> Option<Vec<u8>> {
+    generic::record(data, fields);
+    match ctx.service {
+        Service::Llmnr => {
+            let ip = match local_ip {
+                Some(IpAddr::V4(ip)) => Some(ip),
+                _ => None,
+            };
+            llmnr::datagram(data, &ctx.hostname, ip, fields)
+        }
+        _ => None,
     }
 }
 
