@@ -444,3 +444,71 @@ fn llmnr_answers_its_own_name_and_records_every_query() {
     assert_eq!(ev["details"]["query_name"], "wpad", "{ev}");
     assert_eq!(ev["details"]["answered"], false, "{ev}");
 }
+
+#[test]
+fn nmap_smb_os_discovery_on_445_names_the_persona() {
+    // smb-os-discovery and smb-security-mode only look at 445/139 (the script crashes on any
+    // other port), so this one test binds 127.0.0.1:445; nothing else in the suite does.
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:445").is_ok(),
+        "127.0.0.1:445 must be free (and the test run as root) for smb-os-discovery"
+    );
+    let d = Decky::serve_on(
+        "smb",
+        Some(r#"{"domain": "acme.corp", "os_version": "10.0.14393"}"#),
+        445,
+    );
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-p", "445"])
+        .args([
+            "--script",
+            "smb-os-discovery,smb-security-mode,smb-protocols",
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    for line in [
+        "OS: Windows Server 2016 Standard 14393 (Windows Server 2016 Standard 6.3)",
+        "Computer name: decoy-host",
+        "NetBIOS computer name: DECOY-HOST",
+        "Domain name: acme.corp",
+        "FQDN: decoy-host.acme.corp",
+        "message_signing: disabled (dangerous, but default)",
+        "NT LM 0.12 (SMBv1) [dangerous, but default]",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    drop(d);
+}
+
+#[test]
+fn smbclient_over_smb1_extended_security() {
+    let d = Decky::serve("smb", Some(PERSONA_2016));
+    let out = tool("smbclient", "smbclient")
+        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
+        .args([
+            "-U",
+            "erin%Spring!26",
+            "-m",
+            "NT1",
+            "--option=client min protocol=NT1",
+        ])
+        .output()
+        .expect("run smbclient");
+    let said = text(&out);
+    assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    check_ntlmv2(
+        auth[0]["details"]["hash"].as_str().expect("hash"),
+        "Spring!26",
+    );
+    let end = &events.last().expect("disconnect")["details"];
+    assert_eq!(end["dialect"], "NT LM 0.12", "{end}");
+    assert_eq!(end["client_native_os"], "Unix", "{end}");
+}
+
+/// Windows Server 2016 still answers SMB1.
+const PERSONA_2016: &str = r#"{"domain": "acme.corp", "os_version": "10.0.14393"}"#;

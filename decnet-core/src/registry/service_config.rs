@@ -297,6 +297,16 @@ pub(crate) const SMB: &[ConfigField] = &{
             FieldKind::Bool,
             "SMB2 security mode says signing is required, as on domain controllers (default false)",
         ),
+        field(
+            "smb1",
+            FieldKind::Bool,
+            "answer SMB1-only clients (default: true for builds before 16299, as Windows ships)",
+        ),
+        field(
+            "native_os",
+            FieldKind::String,
+            "SMB1 native OS string (default from os_version, e.g. Windows Server 2016 Standard 14393)",
+        ),
     ]
 };
 
@@ -1042,7 +1052,14 @@ mod tests {
             ("rdp", &["nla", "domain", "netbios_domain", "os_version"]),
             (
                 "smb",
-                &["domain", "netbios_domain", "os_version", "signing_required"],
+                &[
+                    "domain",
+                    "netbios_domain",
+                    "os_version",
+                    "signing_required",
+                    "smb1",
+                    "native_os",
+                ],
             ),
             ("smtp", &["banner", "mta"]),
             (

@@ -368,6 +368,19 @@ impl Exchange {
         fields: &mut Fields,
     ) -> Option<Authenticate> {
         let auth = parse_authenticate(msg)?;
+        self.record(&auth, protocol, report, fields);
+        Some(auth)
+    }
+
+    /// Records NTLM responses however they arrived (an AUTHENTICATE, or the LM/NT response
+    /// fields of a pre-NTLMSSP SMB1 session setup) as [`Exchange::on_authenticate`] does.
+    pub fn record(
+        &self,
+        auth: &Authenticate,
+        protocol: &str,
+        report: &Reporter,
+        fields: &mut Fields,
+    ) {
         let hash = auth.hashcat(&self.server_challenge);
         let mut extra = Fields::new();
         extra.insert("domain".into(), Value::from(auth.domain.clone()));
@@ -395,14 +408,13 @@ impl Exchange {
             fields,
             "credentials",
             json!({
-                "username": auth.user,
-                "domain": auth.domain,
-                "workstation": auth.workstation,
+                "username": auth.user.clone(),
+                "domain": auth.domain.clone(),
+                "workstation": auth.workstation.clone(),
                 "hash": hash.map(|(_, h)| h),
             }),
             MAX_LOGGED,
         );
-        Some(auth)
     }
 }
 

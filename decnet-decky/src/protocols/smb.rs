@@ -6,7 +6,8 @@
 //!
 //! Framing is the direct-TCP / NetBIOS session service header (4 bytes); on port 139 a NetBIOS
 //! SESSION REQUEST is answered positively first. An SMB1-only client (no SMB2 dialect offered)
-//! is dropped, as by a Windows host with SMB1 disabled.
+//! is answered by [`super::smb1`] where the persona still has SMB1 (builds before 16299, or
+//! setting `smb1`), and dropped otherwise, as by a Windows host with SMB1 disabled.
 
 use std::io::{self, Read, Write};
 
@@ -14,6 +15,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 
 use super::ntlm::{self, Exchange, Identity};
+use super::smb1::{self, Native, Smb1};
 use super::{Conn, ServiceCtx, MAX_LOGGED};
 use crate::log::{Fields, Reporter};
 use crate::util::{bump, clip, set_once, Rng};
@@ -144,6 +146,8 @@ pub struct Server {
     pub guid: [u8; 16],
     /// SecurityMode: 1 signing enabled, 3 signing required (domain controllers).
     pub security_mode: u16,
+    /// Whether SMB1-only clients are answered (setting `smb1`; default by OS build).
+    pub smb1: bool,
 }
 
 impl Server {
@@ -152,9 +156,14 @@ impl Server {
         let mut guid = [0u8; 16];
         guid.copy_from_slice(&digest);
         let required = matches!(ctx.config.get("signing_required"), Some(Value::Bool(true)));
+        let smb1 = match ctx.config.get("smb1") {
+            Some(Value::Bool(b)) => *b,
+            _ => smb1::enabled_by_default(id.version),
+        };
         Server {
             guid,
             security_mode: if required { 3 } else { 1 },
+            smb1,
         }
     }
 }
@@ -312,6 +321,7 @@ pub fn handle<S: Read + Write>(
     let mut rng = Rng::new();
     let ntlm = Exchange::new(id, &mut rng);
     let session_id = rng.next_u64() | 1;
+    let mut v1: Option<Smb1<'_>> = None;
     for _ in 0..MAX_MESSAGES {
         let Some((kind, msg)) = read_frame(&mut conn)? else {
             return Ok(());
@@ -327,12 +337,37 @@ pub fn handle<S: Read + Write>(
             0x85 => continue, // keep-alive
             _ => return Ok(()),
         }
+        if let Some(state) = v1.as_mut() {
+            if !msg.starts_with(b"\xffSMB") || msg.len() < 33 {
+                return Ok(());
+            }
+            bump(fields, "smb_messages");
+            match state.request(&msg, report, fields) {
+                Some(reply) => conn.send(&frame(&reply))?,
+                None => return Ok(()),
+            }
+            continue;
+        }
         if let Some(dialects) = parse_smb1_negotiate(&msg) {
             set_once(fields, "smb1_dialects", Value::from(dialects.clone()));
             let dialect = if dialects.iter().any(|d| d == "SMB 2.???") {
                 0x02ff
             } else if dialects.iter().any(|d| d == "SMB 2.002") {
                 0x0202
+            } else if let (true, Some(index)) =
+                (srv.smb1, dialects.iter().position(|d| d == "NT LM 0.12"))
+            {
+                let mut state = Smb1 {
+                    srv: &srv,
+                    id: &ntlm.id,
+                    native: Native::new(ctx.config.line("native_os"), ntlm.id.version),
+                    ntlm: &ntlm,
+                    ext: false,
+                    unicode: false,
+                };
+                conn.send(&frame(&state.negotiate(&msg, index, fields)))?;
+                v1 = Some(state);
+                continue;
             } else {
                 set_once(fields, "reason", Value::from("smb1 only"));
                 return Ok(());
@@ -512,13 +547,97 @@ mod tests {
             json!(["NT LM 0.12", "SMB 2.002", "SMB 2.???"])
         );
         assert_eq!(f["dialect"], "3.0.0");
-        let (out, f, _) = run_raw(&frame(&smb1_negotiate(&["NT LM 0.12"])));
+        // Windows Server 2019 (17763) ships without SMB1: an SMB1-only client is dropped.
+        let (out, f, _) = run_cfg(
+            json!({"os_version": "10.0.17763"}),
+            &frame(&smb1_negotiate(&["NT LM 0.12"])),
+        );
         assert!(out.is_empty());
         assert_eq!(f["reason"], "smb1 only");
     }
 
+    fn smb1_request(command: u8, flags2: u16, words: &[u8], bytes: &[u8]) -> Vec<u8> {
+        let mut m = b"\xffSMB".to_vec();
+        m.push(command);
+        m.extend_from_slice(&[0; 5]);
+        m.extend_from_slice(&flags2.to_le_bytes());
+        m.extend_from_slice(&[0; 20]);
+        m.push((words.len() / 2) as u8);
+        m.extend_from_slice(words);
+        m.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        m.extend_from_slice(bytes);
+        m
+    }
+
+    /// A pre-NTLMSSP (OEM strings) session setup, as nmap sends it.
+    fn smb1_plain_setup(user: &str, lm: &[u8], nt: &[u8]) -> Vec<u8> {
+        let mut w = vec![0xff, 0, 0, 0, 0xff, 0xff, 1, 0, 1, 0, 0, 0, 0, 0];
+        w.extend_from_slice(&(lm.len() as u16).to_le_bytes());
+        w.extend_from_slice(&(nt.len() as u16).to_le_bytes());
+        w.extend_from_slice(&[0, 0, 0, 0, 0x50, 0, 0, 0]);
+        let b = [
+            lm,
+            nt,
+            user.as_bytes(),
+            b"\0WORKGROUP\0Nmap\0Native Lanman\0",
+        ]
+        .concat();
+        smb1_request(0x73, 0x6041, &w, &b)
+    }
+
+    /// The NativeOS string of an SMB1 session setup answer with OEM strings.
+    fn native_os(m: &[u8]) -> String {
+        let words = usize::from(m[32]);
+        let at = 33 + 2 * words + 2;
+        let end = m[at..].iter().position(|&b| b == 0).expect("nul");
+        String::from_utf8_lossy(&m[at..at + end]).into_owned()
+    }
+
+    #[test]
+    fn smb1_only_clients_get_nt_lm_and_the_native_os() {
+        let input = [
+            frame(&smb1_negotiate(&["PC NETWORK PROGRAM 1.0", "NT LM 0.12"])),
+            frame(&smb1_plain_setup("guest", &[1; 24], &[2; 24])),
+            frame(&smb1_plain_setup("", &[0], &[])),
+            frame(&smb1_request(
+                0x75,
+                0x6041,
+                &[0xff, 0, 0, 0, 0, 0, 1, 0],
+                b"\0",
+            )),
+        ]
+        .concat();
+        let (out, f, events) = run_raw(&input);
+        let r = replies(&out);
+        assert_eq!(r.len(), 4);
+        assert_eq!(&r[0][..5], b"\xffSMB\x72");
+        assert_eq!(le16(&r[0], 33), Some(1), "dialect index of NT LM 0.12");
+        assert_eq!(r[0][66], 8, "challenge length (no extended security)");
+        assert_eq!(le32(&r[1], 5), Some(STATUS_LOGON_FAILURE));
+        assert_eq!(le32(&r[2], 5), Some(STATUS_SUCCESS), "null session");
+        assert_eq!(native_os(&r[2]), "Windows Server 2016 Standard 14393");
+        assert_eq!(le32(&r[3], 5), Some(0xc000_0022), "tree connect refused");
+        let auth: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .collect();
+        assert_eq!(auth.len(), 2);
+        assert_eq!(auth[0].details.username.as_deref(), Some("guest"));
+        assert_eq!(auth[0].details.extra["hash_mode"], 5500);
+        assert_eq!(auth[1].details.extra["anonymous"], true);
+        assert_eq!(f["null_session"], true);
+        assert_eq!(f["dialect"], "NT LM 0.12");
+    }
+
     fn run_raw(input: &[u8]) -> (Vec<u8>, Fields, Vec<crate::log::AttackEvent>) {
-        let c = super::super::testing::ctx("smb", json!({"domain": "acme.corp"}));
+        run_cfg(json!({"domain": "acme.corp"}), input)
+    }
+
+    fn run_cfg(
+        cfg: serde_json::Value,
+        input: &[u8],
+    ) -> (Vec<u8>, Fields, Vec<crate::log::AttackEvent>) {
+        let c = super::super::testing::ctx("smb", cfg);
         let (report, sink) = super::super::testing::reporter("smb", 445);
         let mut m = super::super::testing::Mock::new(input);
         let mut f = Fields::new();
@@ -626,6 +745,24 @@ mod tests {
             let _ = parse_negotiate(&data);
             let _ = parse_smb1_negotiate(&data);
             let _ = session_setup_token(&data);
+            let nt_lm = frame(&smb1_negotiate(&["NT LM 0.12"]));
+            let mut plain = smb1_plain_setup("user", &[1; 24], &data);
+            let i = at % plain.len();
+            plain[i] = byte;
+            plain.truncate(cut % (plain.len() + 1));
+            for flags2 in [0x6041u16, 0xc843] {
+                let mut ext = smb1_request(0x73, flags2, &[0xff; 24], &data);
+                ext[5 + at % 20] = byte;
+                let c = super::super::testing::ctx("smb", json!({}));
+                let (report, _) = super::super::testing::reporter("smb", 445);
+                let mut neg = smb1_negotiate(&["NT LM 0.12"]);
+                neg[10..12].copy_from_slice(&flags2.to_le_bytes());
+                let input = [frame(&neg), frame(&plain), frame(&ext), frame(&data)].concat();
+                let mut mock = super::super::testing::Mock::new(&input);
+                let mut f = Fields::new();
+                let _ = super::super::handle(&c, &super::super::testing::peer(445), &report, &mut mock, &mut f);
+            }
+            let _ = nt_lm;
             for mut m in [negotiate(&[0x0311, 0x0202]), session_setup(1, &data), smb1_negotiate(&["SMB 2.???"])] {
                 let i = at % m.len();
                 m[i] = byte;
