@@ -65,7 +65,16 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
             Service::Http(_) | Service::Https => &[b"http/1.1"],
             _ => &[],
         };
-        let persona = tls::CertPersona::for_service(&args.slug, &hostname, cn.as_deref());
+        let mut persona = tls::CertPersona::for_service(&args.slug, &hostname, cn.as_deref());
+        if matches!(ctx.service, Service::Ldap | Service::Rdp) && cn.is_none() {
+            // Windows names its RDP and LDAPS certificates by the host's FQDN; a domain
+            // controller's LDAPS one is issued by the enterprise CA (`ACME-DC01-CA`).
+            let id = protocols::ntlm::Identity::from_ctx(&ctx);
+            persona.cn = id.dns_computer.clone();
+            if ctx.service == Service::Ldap {
+                persona.issuer = Some(format!("{}-{}-CA", id.nb_domain, id.nb_computer));
+            }
+        }
         ctx.tls = Some(tls::server_config_for(&persona, alpn).map_err(SetupError::Tls)?);
     }
     Ok(ctx)

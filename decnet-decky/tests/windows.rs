@@ -512,3 +512,35 @@ fn smbclient_over_smb1_extended_security() {
 
 /// Windows Server 2016 still answers SMB1.
 const PERSONA_2016: &str = r#"{"domain": "acme.corp", "os_version": "10.0.14393"}"#;
+
+#[test]
+fn ldapsearch_over_ldaps_on_636() {
+    // Implicit TLS is the service's on 636 only, so this one test binds 127.0.0.1:636.
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:636").is_ok(),
+        "127.0.0.1:636 must be free (and the test run as root) for LDAPS"
+    );
+    let d = Decky::serve_on("ldap", Some(PERSONA), 636);
+    let out = tool("ldapsearch", "ldap-utils")
+        .args([
+            "-x",
+            "-H",
+            "ldaps://127.0.0.1:636",
+            "-D",
+            "ACME\\frank",
+            "-w",
+            "Tls#Pass1",
+        ])
+        .args(["-b", "DC=acme,DC=corp"])
+        .env("LDAPTLS_REQCERT", "never")
+        .output()
+        .expect("run ldapsearch");
+    let said = text(&out);
+    assert!(said.contains("Invalid credentials (49)"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["username"], "ACME\\frank");
+    assert_eq!(auth[0]["details"]["password"], "Tls#Pass1");
+    assert_eq!(events.last().expect("disconnect")["details"]["tls"], true);
+}
