@@ -1,6 +1,9 @@
-//! The Windows honeypots against real clients: Samba's `smbclient` and nmap's SMB scripts.
+//! The Windows honeypots against real clients: Samba's `smbclient`, impacket (SMB and TDS),
+//! FreeTDS's `tsql`, OpenLDAP's `ldapsearch`, FreeRDP's `xfreerdp +auth-only` (under
+//! `xvfb-run`), `dig` (LLMNR's wire format) and nmap's service detection and scripts. Every
+//! recorded NTLMv2 response is checked by recomputing NTProofStr from the client's password.
 //! The tools are required (CI installs them through scripts/setup); a missing one fails the
-//! test.
+//! test naming its package.
 
 mod common;
 
@@ -543,4 +546,57 @@ fn ldapsearch_over_ldaps_on_636() {
     assert_eq!(auth[0]["details"]["username"], "ACME\\frank");
     assert_eq!(auth[0]["details"]["password"], "Tls#Pass1");
     assert_eq!(events.last().expect("disconnect")["details"]["tls"], true);
+}
+
+/// Runs a Python script against Debian's impacket (a second SMB and TDS implementation).
+fn impacket(script: &str) -> String {
+    let mut c = tool("/usr/bin/python3", "python3");
+    let out = c.args(["-c", script]).output().expect("run python3");
+    let said = text(&out);
+    assert!(
+        !said.contains("No module named 'impacket'"),
+        "impacket is required for this test (apt-get install python3-impacket): {said}"
+    );
+    said
+}
+
+#[test]
+fn impacket_smb_and_tds_logins_are_recorded() {
+    let smb = Decky::serve("smb", Some(PERSONA));
+    let sql = Decky::serve("mssql", Some(PERSONA));
+    let said = impacket(&format!(
+        r#"
+from impacket.smbconnection import SMBConnection
+from impacket import tds
+c = SMBConnection('127.0.0.1', '127.0.0.1', sess_port={})
+try:
+    c.login('grace', 'Imp@cket1', 'ACME')
+except Exception as e:
+    print('smb:', e)
+print('server:', c.getServerName(), c.getServerDomain(), c.getServerDNSDomainName(), c.getServerOS())
+m = tds.MSSQL('127.0.0.1', {})
+m.connect()
+print('tds login:', m.login(None, 'sa', 'Imp@cket2'))
+"#,
+        smb.port, sql.port
+    ));
+    assert!(said.contains("STATUS_LOGON_FAILURE"), "{said}");
+    assert!(
+        said.contains("server: DECOY-HOST ACME acme.corp Windows 10.0 Build 17763"),
+        "{said}"
+    );
+    assert!(said.contains("tds login: False"), "{said}");
+    let events = smb.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["username"], "grace");
+    check_ntlmv2(
+        auth[0]["details"]["hash"].as_str().expect("hash"),
+        "Imp@cket1",
+    );
+    let events = sql.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["username"], "sa");
+    assert_eq!(auth[0]["details"]["password"], "Imp@cket2");
 }
