@@ -600,3 +600,37 @@ print('tds login:', m.login(None, 'sa', 'Imp@cket2'))
     assert_eq!(auth[0]["details"]["username"], "sa");
     assert_eq!(auth[0]["details"]["password"], "Imp@cket2");
 }
+
+#[test]
+fn smbclient_null_session_is_let_in_and_its_shares_refused() {
+    let d = Decky::serve("smb", Some(PERSONA));
+    let out = tool("smbclient", "smbclient")
+        .args([
+            "-N",
+            "//127.0.0.1/C$",
+            "-p",
+            &d.port.to_string(),
+            "-c",
+            "ls",
+        ])
+        .output()
+        .expect("run smbclient");
+    let said = text(&out);
+    assert!(said.contains("Anonymous login successful"), "{said}");
+    assert!(
+        said.contains("tree connect failed: NT_STATUS_ACCESS_DENIED"),
+        "{said}"
+    );
+    // Samba first tries the local user without a password, then anonymous: both recorded.
+    let events: Vec<Value> = std::iter::from_fn(|| {
+        let e = d.next_event();
+        Some(e)
+    })
+    .take_while(|e| e["details"]["path"] != "\\\\127.0.0.1\\C$")
+    .collect();
+    let anon = events
+        .iter()
+        .filter(|e| e["kind"] == "auth" && e["details"]["anonymous"] == true)
+        .count();
+    assert!(anon >= 1, "{events:?}");
+}

@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::ntlm::{self, Exchange, Identity};
 use super::smb1::{self, Native, Smb1};
 use super::{Conn, ServiceCtx, MAX_LOGGED};
-use crate::log::{Fields, Reporter};
-use crate::util::{bump, clip, set_once, Rng};
+use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
+use crate::util::{bump, clip, push_bounded, set_once, Rng};
 
 /// Largest SMB message read (negotiate and session setup are a few KiB at most).
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -31,10 +31,12 @@ pub const STATUS_LOGON_FAILURE: u32 = 0xc000_006d;
 pub const STATUS_NOT_SUPPORTED: u32 = 0xc000_00bb;
 pub const STATUS_INVALID_PARAMETER: u32 = 0xc000_000d;
 pub const STATUS_USER_SESSION_DELETED: u32 = 0xc000_0203;
+pub const STATUS_ACCESS_DENIED: u32 = 0xc000_0022;
 
 const NEGOTIATE: u16 = 0;
 const SESSION_SETUP: u16 = 1;
 const LOGOFF: u16 = 2;
+const TREE_CONNECT: u16 = 3;
 const ECHO: u16 = 0x0d;
 
 const HEADER: usize = 64;
@@ -255,6 +257,19 @@ pub fn session_setup_token(m: &[u8]) -> Option<&[u8]> {
     m.get(off..off.checked_add(len)?)
 }
 
+/// The share path (`\\server\share`) of a TREE_CONNECT request.
+pub fn tree_connect_path(m: &[u8]) -> Option<String> {
+    let body = m.get(HEADER..)?;
+    let off = usize::from(le16(body, 4)?);
+    let len = usize::from(le16(body, 6)?).min(512);
+    let raw = m.get(off..off.checked_add(len)?)?;
+    let units: Vec<u16> = raw
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    Some(clip(String::from_utf16_lossy(&units).as_bytes(), 256))
+}
+
 /// The dialect strings of an SMB1 NEGOTIATE (`None` if it is not one).
 pub fn parse_smb1_negotiate(m: &[u8]) -> Option<Vec<String>> {
     if !m.starts_with(b"\xffSMB") || *m.get(4)? != 0x72 {
@@ -322,6 +337,7 @@ pub fn handle<S: Read + Write>(
     let ntlm = Exchange::new(id, &mut rng);
     let session_id = rng.next_u64() | 1;
     let mut v1: Option<Smb1<'_>> = None;
+    let mut null_session = false;
     for _ in 0..MAX_MESSAGES {
         let Some((kind, msg)) = read_frame(&mut conn)? else {
             return Ok(());
@@ -428,10 +444,22 @@ pub fn handle<S: Read + Write>(
                             &ntlm::spnego_challenge(&challenge),
                         )
                     }
-                    Some((3, t)) => {
-                        ntlm.on_authenticate(t, "smb", report, fields);
-                        error_response(&req, STATUS_LOGON_FAILURE, req.session_id)
-                    }
+                    Some((3, t)) => match ntlm.on_authenticate(t, "smb", report, fields) {
+                        // A null session is let in, as Windows does (its shares stay shut).
+                        Some(a) if a.is_anonymous() => {
+                            set_once(fields, "null_session", Value::from(true));
+                            null_session = true;
+                            let mut m = session_setup_response(
+                                &req,
+                                STATUS_SUCCESS,
+                                session_id,
+                                &ntlm::spnego_accept(),
+                            );
+                            m[HEADER + 2] = 0x02; // SMB2_SESSION_FLAG_IS_NULL
+                            m
+                        }
+                        _ => error_response(&req, STATUS_LOGON_FAILURE, req.session_id),
+                    },
                     _ => {
                         set_once(fields, "auth_mechanism", Value::from("not ntlm"));
                         error_response(&req, STATUS_LOGON_FAILURE, req.session_id)
@@ -443,6 +471,29 @@ pub fn handle<S: Read + Write>(
                 m.extend_from_slice(&4u16.to_le_bytes());
                 m.extend_from_slice(&0u16.to_le_bytes());
                 m
+            }
+            TREE_CONNECT => {
+                let path = tree_connect_path(&msg).unwrap_or_default();
+                push_bounded(
+                    fields,
+                    "tree_connects",
+                    Value::from(path.clone()),
+                    MAX_LOGGED,
+                );
+                report.emit(
+                    AttackKind::Command,
+                    AttackDetails {
+                        command: Some(format!("tree connect {path}")),
+                        path: Some(path),
+                        ..AttackDetails::default()
+                    },
+                );
+                let status = if null_session && req.session_id == session_id {
+                    STATUS_ACCESS_DENIED
+                } else {
+                    STATUS_USER_SESSION_DELETED
+                };
+                error_response(&req, status, req.session_id)
             }
             _ => error_response(&req, STATUS_USER_SESSION_DELETED, req.session_id),
         };
