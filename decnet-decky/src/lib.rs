@@ -75,7 +75,16 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
                 persona.issuer = Some(format!("{}-{}-CA", id.nb_domain, id.nb_computer));
             }
         }
-        ctx.tls = Some(tls::server_config_for(&persona, alpn).map_err(SetupError::Tls)?);
+        if ctx.service == Service::Mssql && cn.is_none() {
+            // SQL Server without a configured certificate makes this one at start-up.
+            persona.cn = "SSL_Self_Signed_Fallback".into();
+        }
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match ctx.service {
+            Service::Mssql => &[&rustls::version::TLS12],
+            _ => rustls::DEFAULT_VERSIONS,
+        };
+        ctx.tls =
+            Some(tls::server_config_versions(&persona, alpn, versions).map_err(SetupError::Tls)?);
     }
     Ok(ctx)
 }

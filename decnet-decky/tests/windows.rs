@@ -634,3 +634,41 @@ fn smbclient_null_session_is_let_in_and_its_shares_refused() {
         .count();
     assert!(anon >= 1, "{events:?}");
 }
+
+#[test]
+fn tsql_with_required_encryption_logs_in_over_tls() {
+    let d = Decky::serve("mssql", Some(PERSONA));
+    // FreeTDS reads its settings from $FREETDSCONF: require encryption (TLS inside PRELOGIN).
+    let dir = std::env::temp_dir().join(format!("decky-tds-{}-{}", std::process::id(), d.port));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("freetds.conf");
+    std::fs::write(
+        &conf,
+        "[global]\n\tencryption = require\n\ttds version = 7.4\n",
+    )
+    .expect("conf");
+    let out = tool("tsql", "freetds-bin")
+        .args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &d.port.to_string(),
+            "-U",
+            "sa",
+            "-P",
+            "Enc#Pass1",
+        ])
+        .env("FREETDSCONF", &conf)
+        .output()
+        .expect("run tsql");
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = text(&out);
+    assert!(said.contains("Login failed for user 'sa'."), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["password"], "Enc#Pass1");
+    let end = &events.last().expect("disconnect")["details"];
+    assert_eq!(end["tls"], true, "{end}");
+    assert_eq!(end["client_encryption"], 1, "{end}");
+}

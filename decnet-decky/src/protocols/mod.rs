@@ -104,9 +104,9 @@ impl Service {
 
     /// Whether a TLS certificate is needed for any of `ports`. HTTP-family
     /// services detect a ClientHello on any port (443, 2376, 6443 …); RDP starts TLS after
-    /// its X.224 negotiation.
+    /// its X.224 negotiation, MSSQL inside PRELOGIN when the client asks for encryption.
     pub fn needs_tls(self, ports: &[u16]) -> bool {
-        matches!(self, Service::Http(_) | Service::Rdp)
+        matches!(self, Service::Http(_) | Service::Rdp | Service::Mssql)
             || ports.iter().any(|&p| self.implicit_tls(p))
     }
 }

@@ -4,6 +4,7 @@
 //! NTLM CHALLENGE through [`super::ntlm`], and its AUTHENTICATE is recorded like SMB's.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -26,7 +27,9 @@ const LOGIN7: u8 = 0x10;
 const SSPI: u8 = 0x11;
 const REPLY: u8 = 0x04;
 
+const ENCRYPT_ON: u8 = 0x01;
 const ENCRYPT_NOT_SUP: u8 = 0x02;
+const ENCRYPT_REQ: u8 = 0x03;
 
 /// `"15.0.2000.5"` → the PRELOGIN VERSION bytes (major, minor, build BE, sub-build BE).
 pub fn version_bytes(v: &str) -> Option<[u8; 6]> {
@@ -99,12 +102,12 @@ pub fn parse_prelogin(p: &[u8]) -> Vec<(u8, &[u8])> {
     out
 }
 
-/// The PRELOGIN answer: of VERSION, ENCRYPTION (not supported), INSTOPT, THREADID (empty) and
+/// The PRELOGIN answer: of VERSION, ENCRYPTION (`encryption`), INSTOPT, THREADID (empty) and
 /// MARS, those the client sent, as SQL Server answers (VERSION and ENCRYPTION at least).
-pub fn prelogin_response(version: [u8; 6], asked: &[u8]) -> Vec<u8> {
+pub fn prelogin_response(version: [u8; 6], asked: &[u8], encryption: u8) -> Vec<u8> {
     let all: [(u8, &[u8]); 5] = [
         (0x00, &version),
-        (0x01, &[ENCRYPT_NOT_SUP]),
+        (0x01, &[encryption]),
         (0x02, &[0]),
         (0x03, &[]),
         (0x04, &[0]),
@@ -231,6 +234,41 @@ fn sspi_reply(token: &[u8]) -> Vec<u8> {
     packet(REPLY, &p)
 }
 
+/// What every message of one connection needs.
+struct Session<'a> {
+    version: [u8; 6],
+    server: String,
+    ntlm: Exchange,
+    report: &'a Reporter,
+}
+
+/// Records a PRELOGIN's options; returns the option tokens sent and the encryption byte.
+fn note_prelogin(msg: &[u8], fields: &mut Fields) -> (Vec<u8>, Option<u8>) {
+    let opts = parse_prelogin(msg);
+    let asked: Vec<u8> = opts.iter().map(|(t, _)| *t).collect();
+    let mut encryption = None;
+    for (token, d) in opts {
+        match token {
+            0x00 if d.len() >= 4 => {
+                let v = format!("{}.{}.{}", d[0], d[1], u16::from_be_bytes([d[2], d[3]]));
+                set_once(fields, "client_version", Value::from(v));
+            }
+            0x01 if !d.is_empty() => {
+                encryption = Some(d[0]);
+                set_once(fields, "client_encryption", Value::from(d[0]));
+            }
+            0x02 => {
+                let inst = clip(d.split(|&b| b == 0).next().unwrap_or_default(), 64);
+                if !inst.is_empty() {
+                    set_once(fields, "instance", Value::from(inst));
+                }
+            }
+            _ => {}
+        }
+    }
+    (asked, encryption)
+}
+
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -244,36 +282,121 @@ pub fn handle<S: Read + Write>(
         .or_else(|| version_bytes(DEFAULT_VERSION))
         .unwrap_or_default();
     let id = Identity::from_ctx(ctx);
-    let server = id.nb_computer.clone();
-    let ntlm = Exchange::new(id, &mut Rng::new());
+    let s = Session {
+        version,
+        server: id.nb_computer.clone(),
+        ntlm: Exchange::new(id, &mut Rng::new()),
+        report,
+    };
+    let Some((kind, msg)) = read_message(&mut conn)? else {
+        return Ok(());
+    };
+    if kind != PRELOGIN {
+        return serve(conn, &s, Some((kind, msg)), fields);
+    }
+    let (asked, wanted) = note_prelogin(&msg, fields);
+    // A client that wants encryption gets it: TLS inside PRELOGIN packets, then TLS records.
+    match (wanted, ctx.tls.as_ref()) {
+        (Some(ENCRYPT_ON | ENCRYPT_REQ), Some(config)) => {
+            conn.send(&prelogin_response(version, &asked, ENCRYPT_ON))?;
+            let tls = tds_tls_handshake(&mut conn, config, fields)?;
+            fields.insert("tls".into(), Value::from(true));
+            let mut stream = rustls::StreamOwned::new(tls, conn.into_prefixed());
+            let res = serve(Conn::new(&mut stream), &s, None, fields);
+            super::tls::close(&mut stream);
+            res
+        }
+        _ => {
+            conn.send(&prelogin_response(version, &asked, ENCRYPT_NOT_SUP))?;
+            serve(conn, &s, None, fields)
+        }
+    }
+}
+
+/// The TLS handshake of TDS 7.x: its records travel as PRELOGIN packet payloads.
+fn tds_tls_handshake<S: Read + Write>(
+    conn: &mut Conn<S>,
+    config: &Arc<rustls::ServerConfig>,
+    fields: &mut Fields,
+) -> io::Result<rustls::ServerConnection> {
+    let mut tls = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+    for _ in 0..MAX_PACKETS {
+        // The server's last flight (TLS 1.2: ChangeCipherSpec, Finished) is queued when the
+        // handshake already counts as done: it still goes out wrapped.
+        if !tls.is_handshaking() && !tls.wants_write() {
+            return Ok(tls);
+        }
+        if tls.wants_write() {
+            let mut out = Vec::new();
+            while tls.wants_write() {
+                tls.write_tls(&mut out)?;
+            }
+            let chunks: Vec<&[u8]> = out.chunks(4096 - 8).collect();
+            for (i, c) in chunks.iter().enumerate() {
+                let mut p = packet(PRELOGIN, c);
+                if i + 1 < chunks.len() {
+                    p[1] = 0; // not the end of the message
+                }
+                conn.send(&p)?;
+            }
+            continue;
+        }
+        // Clients wrap their handshake in PRELOGIN packets; some (FreeTDS with TLS 1.3) send
+        // their last flight as bare records.
+        let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+        let payload = match conn.peek()? {
+            Some(PRELOGIN) => match read_message(conn)? {
+                Some((PRELOGIN, p)) => p,
+                _ => return Err(bad("bad tls handshake")),
+            },
+            Some(0x14..=0x17) => {
+                let head = conn.read_exact_vec(5)?;
+                let len = usize::from(u16::from_be_bytes([head[3], head[4]]));
+                if len > 18 * 1024 {
+                    return Err(bad("tls record too large"));
+                }
+                [head, conn.read_exact_vec(len)?].concat()
+            }
+            Some(_) => return Err(bad("tls handshake outside prelogin")),
+            None => return Err(io::ErrorKind::UnexpectedEof.into()),
+        };
+        let mut rd = &payload[..];
+        while !rd.is_empty() {
+            if tls.read_tls(&mut rd)? == 0 {
+                break;
+            }
+            if let Err(e) = tls.process_new_packets() {
+                fields.insert("tls_error".into(), Value::from(e.to_string()));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "tls handshake too long",
+    ))
+}
+
+/// LOGIN7 (and SSPI) messages, after the PRELOGIN.
+fn serve<S: Read + Write>(
+    mut conn: Conn<S>,
+    s: &Session<'_>,
+    mut first: Option<(u8, Vec<u8>)>,
+    fields: &mut Fields,
+) -> io::Result<()> {
+    let report = s.report;
     for _ in 0..MAX_MESSAGES {
-        let Some((kind, msg)) = read_message(&mut conn)? else {
+        let next = match first.take() {
+            Some(m) => Some(m),
+            None => read_message(&mut conn)?,
+        };
+        let Some((kind, msg)) = next else {
             return Ok(());
         };
         match kind {
             PRELOGIN => {
-                let opts = parse_prelogin(&msg);
-                let asked: Vec<u8> = opts.iter().map(|(t, _)| *t).collect();
-                for (token, d) in opts {
-                    match token {
-                        0x00 if d.len() >= 4 => {
-                            let v =
-                                format!("{}.{}.{}", d[0], d[1], u16::from_be_bytes([d[2], d[3]]));
-                            set_once(fields, "client_version", Value::from(v));
-                        }
-                        0x01 if !d.is_empty() => {
-                            set_once(fields, "client_encryption", Value::from(d[0]));
-                        }
-                        0x02 => {
-                            let inst = clip(d.split(|&b| b == 0).next().unwrap_or_default(), 64);
-                            if !inst.is_empty() {
-                                set_once(fields, "instance", Value::from(inst));
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                conn.send(&prelogin_response(version, &asked))?;
+                let (asked, _) = note_prelogin(&msg, fields);
+                conn.send(&prelogin_response(s.version, &asked, ENCRYPT_NOT_SUP))?;
             }
             LOGIN7 => {
                 let Some(login) = parse_login7(&msg) else {
@@ -300,7 +423,7 @@ pub fn handle<S: Read + Write>(
                 if let Some(neg) = ntlm::find(&login.sspi) {
                     if ntlm::message_type(neg) == Some(1) {
                         set_once(fields, "integrated_security", Value::from(true));
-                        conn.send(&sspi_reply(&ntlm.on_negotiate(neg, fields)))?;
+                        conn.send(&sspi_reply(&s.ntlm.on_negotiate(neg, fields)))?;
                         continue;
                     }
                 }
@@ -317,16 +440,16 @@ pub fn handle<S: Read + Write>(
                     },
                 );
                 let msg = format!("Login failed for user '{}'.", login.user);
-                conn.send(&login_failed(18456, &msg, &server))?;
+                conn.send(&login_failed(18456, &msg, &s.server))?;
                 return Ok(());
             }
             SSPI => {
                 let user = ntlm::find(&msg)
-                    .and_then(|m| ntlm.on_authenticate(m, "mssql", report, fields))
+                    .and_then(|m| s.ntlm.on_authenticate(m, "mssql", report, fields))
                     .map(|a| format!("{}\\{}", a.domain, a.user))
                     .unwrap_or_default();
                 let msg = format!("Login failed for user '{user}'.");
-                conn.send(&login_failed(18456, &msg, &server))?;
+                conn.send(&login_failed(18456, &msg, &s.server))?;
                 return Ok(());
             }
             _ => {
