@@ -672,3 +672,38 @@ fn tsql_with_required_encryption_logs_in_over_tls() {
     assert_eq!(end["tls"], true, "{end}");
     assert_eq!(end["client_encryption"], 1, "{end}");
 }
+
+#[test]
+fn impacket_ldap_ntlm_sicily_bind_is_recorded() {
+    let d = Decky::serve("ldap", Some(PERSONA));
+    // impacket's LDAPConnection only dials 389: its address lookup is pointed at the decky.
+    let said = impacket(&format!(
+        r#"
+import socket
+real = socket.getaddrinfo
+socket.getaddrinfo = lambda h, p, *a: real(h, {} if p == 389 else p, *a)
+from impacket.ldap import ldap
+c = ldap.LDAPConnection('ldap://127.0.0.1', 'DC=acme,DC=corp')
+try:
+    c.login('heidi', 'Ld@pNtlm1', 'ACME')
+except Exception as e:
+    print('ldap:', e)
+"#,
+        d.port
+    ));
+    assert!(said.contains("invalidCredentials"), "{said}");
+    assert!(said.contains("data 52e"), "{said}");
+    let events = d.session_events();
+    let auth = of_kind(&events, "auth");
+    assert_eq!(auth.len(), 1, "{events:?}");
+    assert_eq!(auth[0]["details"]["username"], "heidi");
+    assert_eq!(auth[0]["details"]["carrier"], "ldap");
+    check_ntlmv2(
+        auth[0]["details"]["hash"].as_str().expect("hash"),
+        "Ld@pNtlm1",
+    );
+    assert_eq!(
+        events.last().expect("disconnect")["details"]["sicily"],
+        true
+    );
+}

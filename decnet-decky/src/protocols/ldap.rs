@@ -185,8 +185,14 @@ pub enum Credential<'a> {
         mechanism: &'a [u8],
         credentials: &'a [u8],
     },
+    /// Sicily package discovery, negotiate or response (tags `[9]`, `[10]`, `[11]`).
+    Sicily(u8, &'a [u8]),
     Other(u8),
 }
+
+const SICILY_DISCOVERY: u8 = 0x89;
+const SICILY_NEGOTIATE: u8 = 0x8a;
+const SICILY_RESPONSE: u8 = 0x8b;
 
 pub fn parse_bind(op: &[u8]) -> Option<(u64, &[u8], Credential<'_>)> {
     let (version, rest) = ber::expect(op, 0x02)?;
@@ -201,6 +207,9 @@ pub fn parse_bind(op: &[u8]) -> Option<(u64, &[u8], Credential<'_>)> {
                 mechanism,
                 credentials,
             }
+        }
+        t @ (SICILY_DISCOVERY | SICILY_NEGOTIATE | SICILY_RESPONSE) => {
+            Credential::Sicily(t, auth.value)
         }
         t => Credential::Other(t),
     };
@@ -244,11 +253,16 @@ fn message(id: u64, op: Vec<u8>) -> Vec<u8> {
 }
 
 fn result(tag: u8, code: u64, diag: &str, extra: &[u8]) -> Vec<u8> {
+    result_dn(tag, code, b"", diag, extra)
+}
+
+/// An LDAPResult whose matchedDN is `dn` (Sicily binds carry their token there).
+fn result_dn(tag: u8, code: u64, dn: &[u8], diag: &str, extra: &[u8]) -> Vec<u8> {
     tlv(
         tag,
         &[
             int(0x0a, code),
-            tlv(0x04, b""),
+            tlv(0x04, dn),
             tlv(0x04, diag.as_bytes()),
             extra.to_vec(),
         ]
@@ -473,6 +487,28 @@ fn bind(
                 }
             }
         }
+        // MS-ADTS Sicily (what impacket and ldap3 use for NTLM): the tokens travel as the
+        // bind's credential and the answer's matchedDN.
+        Credential::Sicily(kind, token) => {
+            set_once(fields, "sicily", Value::from(true));
+            match (kind, ntlm::find(token)) {
+                (SICILY_DISCOVERY, _) => result_dn(BIND_RESPONSE, SUCCESS, b"NTLM", "", &[]),
+                (SICILY_NEGOTIATE, Some(t)) if ntlm::message_type(t) == Some(1) => {
+                    let challenge = ntlm.on_negotiate(t, fields);
+                    result_dn(BIND_RESPONSE, SUCCESS, &challenge, "", &[])
+                }
+                (SICILY_RESPONSE, Some(t)) if ntlm::message_type(t) == Some(3) => {
+                    ntlm.on_authenticate(t, "ldap", report, fields);
+                    result(
+                        BIND_RESPONSE,
+                        INVALID_CREDENTIALS,
+                        BAD_CREDENTIALS_DIAG,
+                        &[],
+                    )
+                }
+                _ => result(BIND_RESPONSE, PROTOCOL_ERROR, "", &[]),
+            }
+        }
         Credential::Other(_) => result(BIND_RESPONSE, AUTH_METHOD_NOT_SUPPORTED, "", &[]),
     }
 }
@@ -635,6 +671,47 @@ mod tests {
         assert_eq!(a[0].details.extra["carrier"], "ldap");
         assert_eq!(a[0].details.extra["hash_mode"], 5600);
         assert_eq!(f["sasl_mechanisms"], json!(["GSS-SPNEGO", "GSS-SPNEGO"]));
+    }
+
+    #[test]
+    fn sicily_ntlm_bind_carries_the_challenge_in_matched_dn() {
+        let mut neg = ntlm::SIGNATURE.to_vec();
+        neg.extend_from_slice(&1u32.to_le_bytes());
+        neg.extend_from_slice(&0xe208_8297u32.to_le_bytes());
+        neg.extend_from_slice(&[0; 16]);
+        let auth = ntlm::tests::authenticate("ivan", "ACME", "WS", &[0; 24], &[5; 40]);
+        let bind = |id, tag, token: &[u8]| {
+            message(
+                id,
+                tlv(
+                    BIND_REQUEST,
+                    &[int(0x02, 3), tlv(0x04, b"ivan"), tlv(tag, token)].concat(),
+                ),
+            )
+        };
+        let input = [
+            bind(1, SICILY_DISCOVERY, b""),
+            bind(2, SICILY_NEGOTIATE, &neg),
+            bind(3, SICILY_RESPONSE, &auth),
+        ]
+        .concat();
+        let (out, f, events) = run(&input);
+        let r = replies(&out);
+        let dn = |op: &[u8]| {
+            let (_, rest) = ber::expect(op, 0x0a).expect("code");
+            ber::expect(rest, 0x04).expect("dn").0.to_vec()
+        };
+        assert_eq!(dn(&r[0].2), b"NTLM");
+        assert_eq!(ntlm::message_type(&dn(&r[1].2)), Some(2));
+        assert_eq!(code(&r[1].2).0, SUCCESS);
+        assert_eq!(code(&r[2].2).0, INVALID_CREDENTIALS);
+        let a: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == AttackKind::Auth)
+            .collect();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].details.username.as_deref(), Some("ivan"));
+        assert_eq!(f["sicily"], true);
     }
 
     proptest! {
