@@ -26,7 +26,6 @@ pub mod rdp;
 pub mod redis;
 pub mod shell;
 pub mod smb;
-pub mod smb1;
 pub mod ssh;
 pub mod telnet;
 pub mod tls;

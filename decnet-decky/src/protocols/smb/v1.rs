@@ -3,17 +3,17 @@
 //! `NT LM 0.12` NEGOTIATE with or without extended security, and SESSION_SETUP_ANDX whose
 //! answer carries the persona's native OS and LAN manager strings (what `smb-os-discovery`
 //! reads). A null session is let in, as Windows does; every credential is recorded — as an
-//! NTLMSSP AUTHENTICATE through [`super::ntlm`], or as the LM/NT responses of a pre-NTLMSSP
+//! NTLMSSP AUTHENTICATE through [`crate::protocols::ntlm`], or as the LM/NT responses of a pre-NTLMSSP
 //! logon — and refused with STATUS_LOGON_FAILURE. Everything after a logon is refused.
 
 use serde_json::Value;
 
-use super::ntlm::{self, Authenticate, Exchange, Identity};
-use super::smb::{
+use super::{
     Server, STATUS_LOGON_FAILURE, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
     STATUS_SUCCESS,
 };
 use crate::log::{Fields, Reporter};
+use crate::protocols::ntlm::{self, Authenticate, Exchange, Identity};
 use crate::util::{clip, set_once};
 
 const NEGOTIATE: u8 = 0x72;
