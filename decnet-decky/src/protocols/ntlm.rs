@@ -475,12 +475,6 @@ pub fn spnego_accept() -> Vec<u8> {
     tlv(0xa1, &tlv(0x30, &tlv(0xa0, &tlv(0x0a, &[0x00]))))
 }
 
-/// A NegTokenResp with negState reject (2), sent with a logon failure where the carrier has
-/// room for a token.
-pub fn spnego_reject() -> Vec<u8> {
-    tlv(0xa1, &tlv(0x30, &tlv(0xa0, &tlv(0x0a, &[0x02]))))
-}
-
 #[cfg(test)]
 pub mod tests {
     use super::*;

@@ -292,7 +292,6 @@ proptest! {
         let _ = parse_negotiate(&data);
         let _ = parse_smb1_negotiate(&data);
         let _ = session_setup_token(&data);
-        let nt_lm = frame(&smb1_negotiate(&["NT LM 0.12"]));
         let mut plain = smb1_plain_setup("user", &[1; 24], &data);
         let i = at % plain.len();
         plain[i] = byte;
@@ -309,7 +308,6 @@ proptest! {
             let mut f = Fields::new();
             let _ = crate::protocols::handle(&c, &crate::protocols::testing::peer(445), &report, &mut mock, &mut f);
         }
-        let _ = nt_lm;
         for mut m in [negotiate(&[0x0311, 0x0202]), session_setup(1, &data), smb1_negotiate(&["SMB 2.???"])] {
             let i = at % m.len();
             m[i] = byte;
