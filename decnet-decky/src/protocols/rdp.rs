@@ -355,7 +355,9 @@ mod tests {
             m[i] = byte;
             m.truncate(cut % (m.len() + 1));
             let _ = parse_connection_request(&m);
-            let c = super::super::testing::ctx("rdp", serde_json::json!({"nla": true}));
+            // With a certificate, so what follows a valid request reaches TLS and CredSSP.
+            let mut c = super::super::testing::ctx("rdp", serde_json::json!({"nla": true}));
+            c.tls = Some(tls::server_config("ts01", &[]).expect("tls config"));
             let (report, _) = super::super::testing::reporter("rdp", 3389);
             let mut mock = super::super::testing::Mock::new(&[m, data].concat());
             let mut f = Fields::new();

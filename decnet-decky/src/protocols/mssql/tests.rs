@@ -167,5 +167,45 @@ proptest! {
             let mut f = Fields::new();
             let _ = crate::protocols::handle(&c, &peer(1433), &report, &mut mock, &mut f);
         }
+        // A client that asks for encryption, then sends garbage as its TLS handshake (wrapped,
+        // bare records, or anything), ends the session without a panic.
+        let mut c = ctx("mssql", json!({}));
+        c.tls = Some(tls_config());
+        for kind in [PRELOGIN, 0x16, byte] {
+            let (report, _) = reporter("mssql", 1433);
+            let mut follow = vec![kind];
+            follow.extend_from_slice(&data);
+            let input = [packet(PRELOGIN, &encrypting_prelogin()), follow].concat();
+            let mut mock = Mock::new(&input);
+            let mut f = Fields::new();
+            let _ = crate::protocols::handle(&c, &peer(1433), &report, &mut mock, &mut f);
+        }
     }
+}
+
+/// A PRELOGIN with ENCRYPT_ON.
+fn encrypting_prelogin() -> Vec<u8> {
+    vec![0x01, 0, 6, 0, 1, 0xff, ENCRYPT_ON]
+}
+
+fn tls_config() -> std::sync::Arc<rustls::ServerConfig> {
+    crate::protocols::tls::server_config("sql01", &[]).expect("tls config")
+}
+
+#[test]
+fn encryption_is_offered_only_with_a_certificate() {
+    let input = packet(PRELOGIN, &encrypting_prelogin());
+    let (out, f, _) = run(&input, json!({}));
+    let opts = parse_prelogin(&out[8..]);
+    assert_eq!(opts[1], (0x01, &[ENCRYPT_NOT_SUP][..]));
+    assert_eq!(f["client_encryption"], 1);
+    let mut c = ctx("mssql", json!({}));
+    c.tls = Some(tls_config());
+    let (report, _) = reporter("mssql", 1433);
+    let mut m = Mock::new(&input);
+    let mut f = Fields::new();
+    let r = crate::protocols::handle(&c, &peer(1433), &report, &mut m, &mut f);
+    assert!(r.is_err(), "the client left before its handshake");
+    let opts = parse_prelogin(&m.output[8..]);
+    assert_eq!(opts[1], (0x01, &[ENCRYPT_ON][..]));
 }
