@@ -707,3 +707,39 @@ except Exception as e:
         true
     );
 }
+
+#[test]
+fn xfreerdp_over_tls_without_nla_names_its_machine() {
+    let d = Decky::serve(
+        "rdp",
+        Some(r#"{"domain": "acme.corp", "os_version": "10.0.17763", "nla": false}"#),
+    );
+    let home =
+        std::env::temp_dir().join(format!("decky-rdp-tls-{}-{}", std::process::id(), d.port));
+    std::fs::create_dir_all(&home).expect("temp home");
+    tool("xfreerdp", "freerdp2-x11");
+    let out = tool("xvfb-run", "xvfb xauth")
+        .args(["-a", "xfreerdp"])
+        .arg(format!("/v:127.0.0.1:{}", d.port))
+        .args(["/u:mallory", "/p:x", "/sec:tls", "/cert:ignore"])
+        .env("HOME", &home)
+        .output()
+        .expect("run xfreerdp");
+    let _ = std::fs::remove_dir_all(&home);
+    let events = d.session_events();
+    let client = of_kind(&events, "client");
+    let core = client
+        .iter()
+        .find(|e| e["details"]["client_name"].is_string())
+        .unwrap_or_else(|| panic!("no client core data: {events:?} {}", text(&out)));
+    assert!(
+        core["details"]["client_name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{core}"
+    );
+    assert!(core["details"]["client_build"].as_u64().is_some(), "{core}");
+    let end = &events.last().expect("disconnect")["details"];
+    assert_eq!(end["selected_protocol"], 1, "{end}");
+    assert_eq!(end["username"], "mallory", "{end}");
+}

@@ -7,7 +7,8 @@
 //!
 //! Persona setting `nla` (default true): require CredSSP. A client offering only TLS is then
 //! refused with HYBRID_REQUIRED_BY_SERVER, as Windows does; with `nla` false TLS is selected
-//! and the session ends after the handshake (standard RDP security is not offered).
+//! and the session ends after the client's MCS Connect-Initial, whose machine name and build
+//! are recorded (standard RDP security is not offered).
 
 use std::io::{self, Read, Write};
 
@@ -199,10 +200,92 @@ pub fn handle<S: Read + Write>(
     let res = if selected == PROTOCOL_HYBRID {
         credssp(Conn::new(&mut tls), ctx, report, fields)
     } else {
-        Ok(())
+        connect_initial(Conn::new(&mut tls), report, fields)
     };
     tls::close(&mut tls);
     res
+}
+
+/// What the Client Core Data of an MCS Connect-Initial says (MS-RDPBCGR 2.2.1.3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCore {
+    pub build: u32,
+    pub name: String,
+    pub width: u16,
+    pub height: u16,
+    pub keyboard_layout: u32,
+}
+
+/// Finds the Client Core Data block (type 0xC001) in a Connect-Initial TPKT.
+pub fn client_core(tpkt: &[u8]) -> Option<ClientCore> {
+    // The block header (type 0xC001, length) then the RDP version 0x0008xxxx.
+    let at = tpkt
+        .windows(8)
+        .position(|w| w[..2] == [0x01, 0xc0] && w[5] == 0 && w[6..8] == [0x08, 0x00])?;
+    let b = tpkt.get(at..)?;
+    let le16 = |i: usize| b.get(i..i + 2).map(|v| u16::from_le_bytes([v[0], v[1]]));
+    let le32 = |i: usize| {
+        b.get(i..i + 4)
+            .map(|v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    let name: Vec<u16> = b
+        .get(24..56)?
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    Some(ClientCore {
+        width: le16(8)?,
+        height: le16(10)?,
+        keyboard_layout: le32(16)?,
+        build: le32(20)?,
+        name: clip(String::from_utf16_lossy(&name).as_bytes(), 64),
+    })
+}
+
+/// TLS without NLA: the client's MCS Connect-Initial names its machine; recorded, then the
+/// session ends (standard RDP security is not carried further).
+fn connect_initial<S: Read + Write>(
+    mut conn: Conn<S>,
+    report: &Reporter,
+    fields: &mut Fields,
+) -> io::Result<()> {
+    let head = match conn.read_exact_vec(4) {
+        Ok(h) => h,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    if head[0] != 3 || !(8..=MAX_TPKT).contains(&len) {
+        return Ok(());
+    }
+    let tpkt = [head, conn.read_exact_vec(len - 4)?].concat();
+    let Some(core) = client_core(&tpkt) else {
+        return Ok(());
+    };
+    let mut extra = Fields::new();
+    extra.insert("client_name".into(), Value::from(core.name.clone()));
+    extra.insert("client_build".into(), Value::from(core.build));
+    extra.insert(
+        "desktop".into(),
+        Value::from(format!("{}x{}", core.width, core.height)),
+    );
+    extra.insert(
+        "keyboard_layout".into(),
+        Value::from(format!("0x{:08x}", core.keyboard_layout)),
+    );
+    for (k, v) in &extra {
+        fields.insert(k.clone(), v.clone());
+    }
+    report.emit(
+        AttackKind::Client,
+        AttackDetails {
+            client_version: Some(format!("RDP client build {}", core.build)),
+            extra,
+            ..AttackDetails::default()
+        },
+    );
+    Ok(())
 }
 
 /// CredSSP over the TLS session: NEGOTIATE → CHALLENGE, AUTHENTICATE → recorded, refused.
@@ -339,6 +422,27 @@ mod tests {
         assert_eq!(&m.output[..4], &[3, 0, 0, 0x13]);
     }
 
+    #[test]
+    fn client_core_data_names_the_machine() {
+        let mut core = vec![0x01, 0xc0, 0xd8, 0x00, 0x04, 0x00, 0x08, 0x00];
+        core.extend_from_slice(&1280u16.to_le_bytes());
+        core.extend_from_slice(&800u16.to_le_bytes());
+        core.extend_from_slice(&[0x01, 0xca, 0x03, 0xaa]);
+        core.extend_from_slice(&0x0409u32.to_le_bytes());
+        core.extend_from_slice(&2600u32.to_le_bytes());
+        let mut name: Vec<u8> = "KALI".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        name.resize(32, 0);
+        core.extend_from_slice(&name);
+        let mut tpkt = vec![3, 0, 0, 0, 2, 0xf0, 0x80, 0x7f, 0x65];
+        tpkt.extend_from_slice(&core);
+        let c = client_core(&tpkt).expect("core data");
+        assert_eq!(c.name, "KALI");
+        assert_eq!(c.build, 2600);
+        assert_eq!((c.width, c.height), (1280, 800));
+        assert_eq!(c.keyboard_layout, 0x0409);
+        assert_eq!(client_core(&tpkt[..40]), None);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
@@ -349,6 +453,7 @@ mod tests {
             cut in any::<usize>(),
         ) {
             let _ = parse_connection_request(&data);
+            let _ = client_core(&data);
             let _ = ts_version(&data);
             let mut m = cr(Some("mstshash=x"), Some(3));
             let i = at % m.len();
