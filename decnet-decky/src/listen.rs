@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::args::{PortSpec, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT};
 use crate::log::{AttackDetails, AttackKind, Emitter, EventSink, Fields, Origin, Proto, Reporter};
-use crate::protocols::{self, generic, Peer, ServiceCtx};
+use crate::protocols::{self, Peer, ServiceCtx};
 
 /// How often idle listeners look at the shutdown token.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -382,9 +382,15 @@ fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
         match sock.recv_from(&mut buf) {
             Ok((n, src)) => {
                 let mut fields = Fields::new();
-                generic::record(&buf[..n], &mut fields);
+                let reply = protocols::datagram(&shared.ctx, &buf[..n], local_ip, &mut fields);
                 let mut details = AttackDetails::from_map(fields);
                 details.bytes_in = Some(n as u64);
+                // A reply goes out before the event, so a reader of the event sees it sent.
+                if let Some(r) = &reply {
+                    if sock.send_to(r, src).is_ok() {
+                        details.bytes_out = Some(r.len() as u64);
+                    }
+                }
                 let origin = Origin {
                     protocol: Proto::Udp,
                     src,

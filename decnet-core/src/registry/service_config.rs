@@ -248,11 +248,83 @@ pub(crate) const REDIS: &[ConfigField] = &[
     ),
 ];
 
-pub(crate) const RDP: &[ConfigField] = &[field(
-    "nla",
-    FieldKind::Bool,
-    "require Network Level Authentication and capture the CredSSP/NTLM exchange",
-)];
+/// The identity a Windows service tells NTLM clients (the challenge's target info) and
+/// scanners; shared by smb, rdp, mssql and ldap.
+macro_rules! windows_identity {
+    () => {
+        [
+            field(
+                "domain",
+                FieldKind::String,
+                "DNS domain the host is joined to (default corp.local); the NetBIOS domain is its first label",
+            ),
+            field(
+                "netbios_domain",
+                FieldKind::String,
+                "NetBIOS domain name (default: the domain's first label, upper-cased)",
+            ),
+            field(
+                "os_version",
+                FieldKind::String,
+                "Windows version major.minor.build in the NTLM challenge (default 10.0.14393)",
+            ),
+        ]
+    };
+}
+
+pub(crate) const RDP: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "nla",
+            FieldKind::Bool,
+            "require Network Level Authentication and capture the CredSSP/NTLM exchange",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
+
+pub(crate) const SMB: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        a,
+        b,
+        c,
+        field(
+            "signing_required",
+            FieldKind::Bool,
+            "SMB2 security mode says signing is required, as on domain controllers (default false)",
+        ),
+        field(
+            "smb1",
+            FieldKind::Bool,
+            "answer SMB1-only clients (default: true for builds before 16299, as Windows ships)",
+        ),
+        field(
+            "native_os",
+            FieldKind::String,
+            "SMB1 native OS string (default from os_version, e.g. Windows Server 2016 Standard 14393)",
+        ),
+    ]
+};
+
+pub(crate) const MSSQL: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "version",
+            FieldKind::String,
+            "SQL Server version in PRELOGIN, major.minor.build[.sub] (default 15.0.2000.5, 2019 RTM)",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
+
+pub(crate) const LDAP: &[ConfigField] = &windows_identity!();
 
 const MTAS: &[&str] = &["postfix", "exim", "sendmail"];
 
@@ -897,7 +969,7 @@ mod tests {
         check_err(
             "rdp",
             json!({ "nla2": "" }),
-            "service_config.rdp.nla2: unknown key (known: nla)",
+            "service_config.rdp.nla2: unknown key (known: nla, domain, netbios_domain, os_version)",
         );
         check_err(
             "gopher",
@@ -971,8 +1043,24 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
+            ("ldap", &["domain", "netbios_domain", "os_version"]),
+            (
+                "mssql",
+                &["version", "domain", "netbios_domain", "os_version"],
+            ),
             ("redis", &["version", "os_string"]),
-            ("rdp", &["nla"]),
+            ("rdp", &["nla", "domain", "netbios_domain", "os_version"]),
+            (
+                "smb",
+                &[
+                    "domain",
+                    "netbios_domain",
+                    "os_version",
+                    "signing_required",
+                    "smb1",
+                    "native_os",
+                ],
+            ),
             ("smtp", &["banner", "mta"]),
             (
                 "smtp_relay",

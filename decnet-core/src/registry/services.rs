@@ -167,7 +167,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "ldap",
         &[P::tcp(389), P::tcp(636)],
         "LDAP directory capturing bind credentials",
-        cfg::NONE,
+        cfg::LDAP,
     ),
     svc(
         "llmnr",
@@ -191,7 +191,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "mssql",
         &[P::tcp(1433)],
         "Microsoft SQL Server (TDS) capturing logins",
-        cfg::NONE,
+        cfg::MSSQL,
     ),
     svc(
         "mysql",
@@ -233,7 +233,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "smb",
         &[P::tcp(445), P::tcp(139)],
         "Windows file sharing (SMB) capturing NTLM hashes",
-        cfg::NONE,
+        cfg::SMB,
     ),
     svc(
         "smtp",

@@ -11,14 +11,21 @@ use std::sync::Arc;
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
+pub mod ber;
 pub mod ftp;
 pub mod generic;
 pub mod http;
+pub mod ldap;
+pub mod llmnr;
 pub mod login;
 pub mod mail;
+pub mod mssql;
 pub mod mysql;
+pub mod ntlm;
+pub mod rdp;
 pub mod redis;
 pub mod shell;
+pub mod smb;
 pub mod ssh;
 pub mod telnet;
 pub mod tls;
@@ -40,6 +47,16 @@ pub enum Service {
     Redis,
     Mysql,
     Vnc,
+    /// SMB2/3 with NTLM capture (`smb`).
+    Smb,
+    /// Microsoft SQL Server (TDS) capturing logins (`mssql`).
+    Mssql,
+    /// An Active Directory domain controller's LDAP (`ldap`).
+    Ldap,
+    /// Remote Desktop with CredSSP/NTLM capture (`rdp`).
+    Rdp,
+    /// LLMNR/mDNS name responder (`llmnr`, UDP).
+    Llmnr,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -62,6 +79,11 @@ impl Service {
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
             "vnc" => Service::Vnc,
+            "smb" => Service::Smb,
+            "mssql" => Service::Mssql,
+            "ldap" => Service::Ldap,
+            "rdp" => Service::Rdp,
+            "llmnr" => Service::Llmnr,
             _ => Service::Generic,
         }
     }
@@ -75,13 +97,16 @@ impl Service {
                 | (Service::Pop3, 995)
                 | (Service::Imap, 993)
                 | (Service::Smtp { .. }, 465)
+                | (Service::Ldap, 636)
         )
     }
 
     /// Whether a TLS certificate is needed for any of `ports`. HTTP-family
-    /// services detect a ClientHello on any port (443, 2376, 6443 …).
+    /// services detect a ClientHello on any port (443, 2376, 6443 …); RDP starts TLS after
+    /// its X.224 negotiation, MSSQL inside PRELOGIN when the client asks for encryption.
     pub fn needs_tls(self, ports: &[u16]) -> bool {
-        matches!(self, Service::Http(_)) || ports.iter().any(|&p| self.implicit_tls(p))
+        matches!(self, Service::Http(_) | Service::Rdp | Service::Mssql)
+            || ports.iter().any(|&p| self.implicit_tls(p))
     }
 }
 
@@ -165,7 +190,32 @@ fn respond<S: Read + Write>(
         Service::Redis => redis::handle(conn, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Vnc => vnc::handle(conn, fields),
-        Service::Generic => generic::handle(conn, fields),
+        Service::Smb => smb::handle(conn, ctx, report, fields),
+        Service::Mssql => mssql::handle(conn, ctx, report, fields),
+        Service::Ldap => ldap::handle(conn, ctx, report, fields),
+        Service::Rdp => rdp::handle(conn, ctx, report, fields),
+        Service::Llmnr | Service::Generic => generic::handle(conn, fields),
+    }
+}
+
+/// Handles one UDP datagram: records it in `fields` and returns the reply, for services that
+/// answer datagrams (llmnr); every other service only records it.
+pub fn datagram(
+    ctx: &ServiceCtx,
+    data: &[u8],
+    local_ip: Option<IpAddr>,
+    fields: &mut Fields,
+) -> Option<Vec<u8>> {
+    generic::record(data, fields);
+    match ctx.service {
+        Service::Llmnr => {
+            let ip = match local_ip {
+                Some(IpAddr::V4(ip)) => Some(ip),
+                _ => None,
+            };
+            llmnr::datagram(data, &ctx.hostname, ip, fields)
+        }
+        _ => None,
     }
 }
 
