@@ -235,6 +235,19 @@ pub(crate) const MYSQL: &[ConfigField] = &[field(
     "server version in the handshake (e.g. 5.7.38-log)",
 )];
 
+pub(crate) const POSTGRES: &[ConfigField] = &[
+    field(
+        "version",
+        FieldKind::String,
+        "server version (e.g. 14.5); its major version shapes the errors nmap reads (default 15.5)",
+    ),
+    field(
+        "auth_method",
+        FieldKind::Enum(&["md5", "password", "scram-sha-256"]),
+        "authentication the server asks for: md5 (default), password (cleartext) or scram-sha-256",
+    ),
+];
+
 pub(crate) const REDIS: &[ConfigField] = &[
     field(
         "version",
@@ -971,6 +984,7 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
+            ("postgres", &["version", "auth_method"]),
             ("redis", &["version", "os_string"]),
             ("rdp", &["nla"]),
             ("smtp", &["banner", "mta"]),

@@ -209,7 +209,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "postgres",
         &[P::tcp(5432)],
         "PostgreSQL server capturing logins",
-        cfg::NONE,
+        cfg::POSTGRES,
     ),
     svc(
         "rdp",

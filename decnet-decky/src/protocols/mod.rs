@@ -17,6 +17,7 @@ pub mod http;
 pub mod login;
 pub mod mail;
 pub mod mysql;
+pub mod postgres;
 pub mod redis;
 pub mod shell;
 pub mod ssh;
@@ -39,6 +40,7 @@ pub enum Service {
     Https,
     Redis,
     Mysql,
+    Postgres,
     Vnc,
     /// Every other slug: read what arrives, log, close.
     Generic,
@@ -61,6 +63,7 @@ impl Service {
             "elasticsearch" => Service::Http(http::Flavor::Elasticsearch),
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
+            "postgres" => Service::Postgres,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
         }
@@ -164,6 +167,7 @@ fn respond<S: Read + Write>(
         Service::Https => http::serve_plain(conn, ctx, peer, report, http::Flavor::Web, fields),
         Service::Redis => redis::handle(conn, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
+        Service::Postgres => postgres::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),
     }

@@ -1,0 +1,138 @@
+//! The database and broker honeypots against real clients: Debian's `psql`
+//! (postgresql-client), `redis-cli` (redis-tools), `nmap`. The tools are required (CI
+//! installs them through scripts/setup); a missing one fails the test.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::Decky;
+use serde_json::Value;
+
+/// `timeout 60 <name>`, after checking `name` is installed (`package` provides it).
+fn tool(name: &str, package: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is required for this test (apt-get install {package})"
+    );
+    let mut c = Command::new("timeout");
+    c.arg("60").arg(name).stdin(Stdio::null());
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+/// `nmap -sV` on the decky's port; returns nmap's output.
+fn nmap_sv(port: u16) -> String {
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-sV", "--max-retries", "2", "-p", &port.to_string()])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    assert!(out.status.success(), "nmap failed: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+// ---- postgres ---------------------------------------------------------------------------
+
+fn psql(d: &Decky, user: &str, db: &str, password: &str) -> Output {
+    tool("psql", "postgresql-client")
+        .arg(format!(
+            "host=127.0.0.1 port={} user={user} dbname={db} sslmode=disable connect_timeout=10",
+            d.port
+        ))
+        .args(["-c", "select 1"])
+        .env("PGPASSWORD", password)
+        .output()
+        .expect("run psql")
+}
+
+/// psql's login, with the session's events.
+fn psql_session(d: &Decky, user: &str, db: &str, password: &str) -> Vec<Value> {
+    let out = psql(d, user, db, password);
+    assert!(!out.status.success(), "the login must fail");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "FATAL:  password authentication failed for user \"{user}\""
+        )),
+        "{err}"
+    );
+    d.session_events()
+}
+
+#[test]
+fn psql_md5_login_is_recorded() {
+    let d = Decky::serve("postgres", None);
+    let ev = psql_session(&d, "alice", "prod", "s3cret pass");
+    let client = of_kind(&ev, "client");
+    assert_eq!(client.len(), 1, "{ev:?}");
+    assert_eq!(client[0]["details"]["username"], "alice");
+    assert_eq!(client[0]["details"]["database"], "prod");
+    assert_eq!(client[0]["details"]["application_name"], "psql");
+    let auth = of_kind(&ev, "auth");
+    assert_eq!(auth.len(), 1, "{ev:?}");
+    let a = &auth[0]["details"];
+    assert_eq!(a["method"], "md5");
+    assert_eq!(a["accepted"], false);
+    // The hash psql sent is md5(md5(password + user) + salt), as given.
+    let salt = a["salt"].as_str().expect("salt");
+    let salt: Vec<u8> = (0..4)
+        .map(|i| u8::from_str_radix(&salt[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let expect = decnet_decky::protocols::postgres::md5_password(
+        "alice",
+        "s3cret pass",
+        salt.try_into().expect("4 bytes"),
+    );
+    assert_eq!(a["hash"], expect.as_str());
+    let disc = ev.last().expect("disconnect");
+    common::assert_connection_event(disc, "postgres", d.port);
+    assert_eq!(disc["details"]["database"], "prod");
+}
+
+#[test]
+fn psql_cleartext_password_is_recorded() {
+    let d = Decky::serve("postgres", Some(r#"{"auth_method":"password"}"#));
+    let ev = psql_session(&d, "postgres", "template1", "hunter2");
+    let a = &of_kind(&ev, "auth")[0]["details"];
+    assert_eq!(a["password"], "hunter2");
+    assert_eq!(a["username"], "postgres");
+    assert_eq!(a["method"], "password");
+}
+
+#[test]
+fn psql_scram_proof_is_recorded() {
+    let d = Decky::serve("postgres", Some(r#"{"auth_method":"scram-sha-256"}"#));
+    let ev = psql_session(&d, "svc", "app", "pw");
+    let a = &of_kind(&ev, "auth")[0]["details"];
+    assert_eq!(a["username"], "svc");
+    assert_eq!(a["method"], "scram-sha-256");
+    assert_eq!(a["sasl_mechanism"], "SCRAM-SHA-256");
+    // libpq computed a real 32-byte proof over the decoy's salt and nonce.
+    assert_eq!(a["scram"]["proof_valid_length"], true, "{a}");
+    assert!(a["hash"].as_str().is_some_and(|h| h.len() == 44), "{a}");
+    assert!(a["scram"]["auth_message"]
+        .as_str()
+        .is_some_and(|m| m.contains(",c=biws,r=")));
+}
+
+#[test]
+fn nmap_names_postgresql_and_its_version() {
+    let d = Decky::serve("postgres", Some(r#"{"version":"14.5"}"#));
+    let out = nmap_sv(d.port);
+    assert!(
+        out.contains("postgresql") && out.contains("PostgreSQL DB 14.1 - 14.5"),
+        "{out}"
+    );
+}
