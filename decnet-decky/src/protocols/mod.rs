@@ -165,7 +165,7 @@ fn respond<S: Read + Write>(
         Service::Http(flavor) => http::handle(conn, ctx, peer, report, flavor, fields),
         // The TLS layer is already in place (implicit_tls).
         Service::Https => http::serve_plain(conn, ctx, peer, report, http::Flavor::Web, fields),
-        Service::Redis => redis::handle(conn, fields),
+        Service::Redis => redis::handle(conn, ctx, peer, report, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Postgres => postgres::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
