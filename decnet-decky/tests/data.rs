@@ -252,13 +252,105 @@ fn redis_cli_rogue_master_and_module_load_are_recorded() {
 }
 
 #[test]
-fn nmap_names_redis() {
-    // On a port other than 6379 nmap stops at its GET probe's match (no version); the
-    // version line of its 6379-only INFO probe is checked by the responder's unit tests.
-    let d = Decky::serve("redis", None);
+fn nmap_names_redis_and_its_version() {
+    // nmap sends its INFO probe only to 6379 (elsewhere it stops at its GET probe's match,
+    // which names redis without a version): the decky listens there too.
+    let d = Decky::serve_with("redis", None, &["--port", "6379/tcp"]);
+    let out = nmap_sv(6379);
+    assert!(out.contains("Redis key-value store 7.0.15"), "{out}");
     let out = nmap_sv(d.port);
     assert!(
         out.contains("redis") && out.contains("Redis key-value store"),
         "{out}"
     );
+}
+
+// ---- mongodb ----------------------------------------------------------------------------
+
+/// Debian's python3 (the one python3-pymongo installs into) runs `script`.
+fn pymongo(script: &str) -> String {
+    assert!(
+        std::path::Path::new("/usr/lib/python3/dist-packages/pymongo").exists(),
+        "pymongo is required for this test (apt-get install python3-pymongo)"
+    );
+    let out = tool("/usr/bin/python3", "python3")
+        .args(["-c", script])
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "python failed: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+#[test]
+fn pymongo_hello_build_info_and_auth_are_recorded() {
+    let d = Decky::serve("mongodb", Some(r#"{"version":"4.4.25"}"#));
+    let script = format!(
+        r#"
+import pymongo
+from pymongo.errors import OperationFailure
+c = pymongo.MongoClient("127.0.0.1", {port}, serverSelectionTimeoutMS=10000, connect=False)
+print("version", c.server_info()["version"])
+try:
+    c.admin.command("listDatabases")
+except OperationFailure as e:
+    print("list", e.code)
+c.close()
+a = pymongo.MongoClient("127.0.0.1", {port}, username="root", password="toor",
+                        serverSelectionTimeoutMS=10000, connect=False)
+try:
+    a.admin.command("ping")
+except OperationFailure as e:
+    print("auth", e.code, e.details["errmsg"])
+a.close()
+"#,
+        port = d.port
+    );
+    let out = pymongo(&script);
+    assert!(out.contains("version 4.4.25"), "{out}");
+    assert!(out.contains("list 13"), "{out}");
+    assert!(out.contains("auth 18 Authentication failed."), "{out}");
+    // Monitors and pools open several connections; read until the proof arrives.
+    let mut seen = Vec::new();
+    let auth = loop {
+        let e = d.next_event();
+        if e["kind"] == "auth" {
+            break e;
+        }
+        seen.push(e);
+    };
+    let a = &auth["details"];
+    assert_eq!(a["username"], "root");
+    assert_eq!(a["method"], "SCRAM-SHA-256");
+    assert_eq!(a["accepted"], false);
+    assert_eq!(a["database"], "admin");
+    assert!(a["hash"].as_str().is_some_and(|h| h.len() == 44), "{a}");
+    let commands: Vec<&str> = seen
+        .iter()
+        .filter(|e| e["kind"] == "command")
+        .filter_map(|e| e["details"]["command"].as_str())
+        .collect();
+    for c in [
+        "isMaster",
+        "buildinfo",
+        "listDatabases",
+        "saslStart",
+        "saslContinue",
+    ] {
+        assert!(
+            commands.iter().any(|x| x.eq_ignore_ascii_case(c)),
+            "{c} not in {commands:?}"
+        );
+    }
+    assert!(seen.iter().any(|e| e["kind"] == "client"
+        && e["details"]["client_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("PyMongo "))));
+}
+
+#[test]
+fn nmap_names_mongodb_and_its_version() {
+    // nmap sends its serverStatus probe to 27017 only at the default intensity.
+    let _d = Decky::serve_with("mongodb", None, &["--port", "27017/tcp"]);
+    let out = nmap_sv(27017);
+    assert!(out.contains("MongoDB 6.0.12"), "{out}");
 }

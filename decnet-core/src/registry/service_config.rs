@@ -235,6 +235,12 @@ pub(crate) const MYSQL: &[ConfigField] = &[field(
     "server version in the handshake (e.g. 5.7.38-log)",
 )];
 
+pub(crate) const MONGODB: &[ConfigField] = &[field(
+    "version",
+    FieldKind::String,
+    "server version in hello/buildInfo/serverStatus (e.g. 4.4.25); sets maxWireVersion (default 6.0.12)",
+)];
+
 pub(crate) const POSTGRES: &[ConfigField] = &[
     field(
         "version",
@@ -990,6 +996,7 @@ mod tests {
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
             ("postgres", &["version", "auth_method"]),
+            ("mongodb", &["version"]),
             ("redis", &["version", "os_string", "requirepass"]),
             ("rdp", &["nla"]),
             ("smtp", &["banner", "mta"]),

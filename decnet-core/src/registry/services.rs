@@ -179,7 +179,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "mongodb",
         &[P::tcp(27017)],
         "unauthenticated MongoDB server",
-        cfg::NONE,
+        cfg::MONGODB,
     ),
     svc(
         "mqtt",

@@ -11,11 +11,13 @@ use std::sync::Arc;
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
+pub mod bson;
 pub mod ftp;
 pub mod generic;
 pub mod http;
 pub mod login;
 pub mod mail;
+pub mod mongodb;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -40,6 +42,7 @@ pub enum Service {
     Https,
     Redis,
     Mysql,
+    Mongodb,
     Postgres,
     Vnc,
     /// Every other slug: read what arrives, log, close.
@@ -64,6 +67,7 @@ impl Service {
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
             "postgres" => Service::Postgres,
+            "mongodb" => Service::Mongodb,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
         }
@@ -168,6 +172,7 @@ fn respond<S: Read + Write>(
         Service::Redis => redis::handle(conn, ctx, peer, report, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Postgres => postgres::handle(conn, ctx, report, fields),
+        Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),
     }
