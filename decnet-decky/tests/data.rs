@@ -354,3 +354,99 @@ fn nmap_names_mongodb_and_its_version() {
     let out = nmap_sv(27017);
     assert!(out.contains("MongoDB 6.0.12"), "{out}");
 }
+
+// ---- mqtt -------------------------------------------------------------------------------
+
+fn mosquitto_pub(d: &Decky, args: &[&str]) -> Output {
+    tool("mosquitto_pub", "mosquitto-clients")
+        .args(["-h", "127.0.0.1", "-p", &d.port.to_string()])
+        .args(args)
+        .output()
+        .expect("run mosquitto_pub")
+}
+
+#[test]
+fn mosquitto_credentials_are_recorded_and_refused() {
+    let d = Decky::serve("mqtt", None);
+    let out = mosquitto_pub(
+        &d,
+        &[
+            "-u", "admin", "-P", "s3cret", "-i", "cam-3", "-t", "t/x", "-m", "hi",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bad user name or password"), "{err}");
+    let ev = d.session_events();
+    let client = of_kind(&ev, "client");
+    assert_eq!(client[0]["details"]["client_id"], "cam-3");
+    assert_eq!(client[0]["details"]["client_version"], "MQTT 3.1.1");
+    let a = &of_kind(&ev, "auth")[0]["details"];
+    assert_eq!(a["username"], "admin");
+    assert_eq!(a["password"], "s3cret");
+    assert_eq!(a["accepted"], false);
+}
+
+#[test]
+fn mosquitto_publish_topics_and_sizes_are_recorded_when_let_in() {
+    let d = Decky::serve("mqtt", Some(r#"{"accept":"any"}"#));
+    for version in ["mqttv311", "mqttv5"] {
+        let out = mosquitto_pub(
+            &d,
+            &[
+                "-V",
+                version,
+                "-q",
+                "1",
+                "-t",
+                "plant/valve/1",
+                "-m",
+                "OPEN!!",
+            ],
+        );
+        assert!(out.status.success(), "{version}: {}", text(&out.stderr));
+        let ev = d.session_events();
+        let publish = of_kind(&ev, "command");
+        assert_eq!(publish.len(), 1, "{ev:?}");
+        let p = &publish[0]["details"];
+        assert_eq!(p["command"], "PUBLISH plant/valve/1");
+        assert_eq!(p["topic"], "plant/valve/1");
+        assert_eq!(p["bytes_in"], 6);
+        assert_eq!(p["qos"], 1);
+    }
+}
+
+/// `nmap -sV -oX -` on one port: (service name, how it was named: `probed` or `table`).
+fn nmap_service(port: u16) -> (String, String) {
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-oX",
+            "-",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let xml = text(&out.stdout);
+    let attr = |name: &str| {
+        xml.split("<service ")
+            .nth(1)
+            .and_then(|s| s.split(&format!("{name}=\"")).nth(1))
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (attr("name"), attr("method"))
+}
+
+#[test]
+fn nmap_names_mqtt_by_its_probe() {
+    // nmap's MQTT CONNECT probe is sent to 1883 only.
+    let _d = Decky::serve_with("mqtt", None, &["--port", "1883/tcp"]);
+    assert_eq!(nmap_service(1883), ("mqtt".into(), "probed".into()));
+}

@@ -241,6 +241,12 @@ pub(crate) const MONGODB: &[ConfigField] = &[field(
     "server version in hello/buildInfo/serverStatus (e.g. 4.4.25); sets maxWireVersion (default 6.0.12)",
 )];
 
+pub(crate) const MQTT: &[ConfigField] = &[field(
+    "accept",
+    FieldKind::Enum(&["never", "anonymous", "any"]),
+    "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
+)];
+
 pub(crate) const POSTGRES: &[ConfigField] = &[
     field(
         "version",
@@ -997,6 +1003,7 @@ mod tests {
             ("mysql", &["version"]),
             ("postgres", &["version", "auth_method"]),
             ("mongodb", &["version"]),
+            ("mqtt", &["accept"]),
             ("redis", &["version", "os_string", "requirepass"]),
             ("rdp", &["nla"]),
             ("smtp", &["banner", "mta"]),

@@ -185,7 +185,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "mqtt",
         &[P::tcp(1883)],
         "MQTT broker of an IoT deployment",
-        cfg::NONE,
+        cfg::MQTT,
     ),
     svc(
         "mssql",

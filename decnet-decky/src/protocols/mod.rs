@@ -18,6 +18,7 @@ pub mod http;
 pub mod login;
 pub mod mail;
 pub mod mongodb;
+pub mod mqtt;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -43,6 +44,7 @@ pub enum Service {
     Redis,
     Mysql,
     Mongodb,
+    Mqtt,
     Postgres,
     Vnc,
     /// Every other slug: read what arrives, log, close.
@@ -68,6 +70,7 @@ impl Service {
             "mysql" => Service::Mysql,
             "postgres" => Service::Postgres,
             "mongodb" => Service::Mongodb,
+            "mqtt" => Service::Mqtt,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
         }
@@ -173,6 +176,7 @@ fn respond<S: Read + Write>(
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Postgres => postgres::handle(conn, ctx, report, fields),
         Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
+        Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),
     }
