@@ -450,3 +450,180 @@ fn nmap_names_mqtt_by_its_probe() {
     let _d = Decky::serve_with("mqtt", None, &["--port", "1883/tcp"]);
     assert_eq!(nmap_service(1883), ("mqtt".into(), "probed".into()));
 }
+
+// ---- snmp -------------------------------------------------------------------------------
+
+/// A decky serving `slug` on a free UDP port too; returns it and that port.
+fn serve_udp(slug: &str, config: Option<&str>) -> (Decky, u16) {
+    let port = common::free_udp_port();
+    let spec = format!("{port}/udp");
+    (Decky::serve_with(slug, config, &["--port", &spec]), port)
+}
+
+fn snmpget(port: u16, version: &str, community: &str, oids: &[&str]) -> Output {
+    tool("snmpget", "snmp")
+        .args(["-v", version, "-c", community, "-t", "2", "-r", "1", "-On"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(oids)
+        .output()
+        .expect("run snmpget")
+}
+
+/// The next `datagram` event (skipping the step events before it).
+fn datagram_event(d: &Decky) -> Value {
+    loop {
+        let e = d.next_event();
+        if e["kind"] == "datagram" {
+            return e;
+        }
+    }
+}
+
+#[test]
+fn snmpget_reads_the_system_group_with_the_community() {
+    let (d, port) = serve_udp(
+        "snmp",
+        Some(
+            r#"{"community":"n0c-ro","sys_descr":"Cisco IOS Software, C2960 Software (C2960-LANBASEK9-M), Version 15.0(2)SE11","sys_object_id":"1.3.6.1.4.1.9.1.1208"}"#,
+        ),
+    );
+    let out = snmpget(
+        port,
+        "2c",
+        "n0c-ro",
+        &[
+            "1.3.6.1.2.1.1.1.0",
+            "1.3.6.1.2.1.1.2.0",
+            "1.3.6.1.2.1.1.3.0",
+            "1.3.6.1.2.1.1.5.0",
+        ],
+    );
+    let text_out = text(&out.stdout);
+    assert!(out.status.success(), "{text_out}{}", text(&out.stderr));
+    assert!(
+        text_out.contains(".1.3.6.1.2.1.1.1.0 = STRING: \"Cisco IOS Software, C2960"),
+        "{text_out}"
+    );
+    assert!(
+        text_out.contains(".1.3.6.1.2.1.1.2.0 = OID: .1.3.6.1.4.1.9.1.1208"),
+        "{text_out}"
+    );
+    assert!(
+        text_out.contains(".1.3.6.1.2.1.1.3.0 = Timeticks: "),
+        "{text_out}"
+    );
+    assert!(
+        text_out.contains(&format!(
+            ".1.3.6.1.2.1.1.5.0 = STRING: \"{}\"",
+            common::HOST
+        )),
+        "{text_out}"
+    );
+    let ev = datagram_event(&d);
+    assert_eq!(ev["protocol"], "udp");
+    assert_eq!(ev["details"]["community"], "n0c-ro");
+    assert_eq!(ev["details"]["snmp_version"], "2c");
+    assert_eq!(ev["details"]["pdu"], "get");
+    assert!(
+        ev["details"]["bytes_out"].as_u64().is_some_and(|n| n > 0),
+        "{ev}"
+    );
+
+    // A wrong community is recorded and gets silence (snmpget times out).
+    let out = snmpget(port, "1", "public", &["1.3.6.1.2.1.1.5.0"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Timeout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let e = d.next_event();
+    assert_eq!(e["kind"], "auth");
+    assert_eq!(e["details"]["password"], "public");
+    assert_eq!(e["details"]["method"], "community");
+    assert_eq!(e["details"]["accepted"], false);
+}
+
+#[test]
+fn snmpwalk_walks_the_interface_table() {
+    let (_d, port) = serve_udp("snmp", None);
+    let out = tool("snmpwalk", "snmp")
+        .args(["-v", "2c", "-c", "public", "-On"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("1.3.6.1.2.1.2.2.1.2")
+        .output()
+        .expect("run snmpwalk");
+    let t = text(&out.stdout);
+    assert!(t.contains(".1.3.6.1.2.1.2.2.1.2.1 = STRING: \"lo\""), "{t}");
+    assert!(
+        t.contains(".1.3.6.1.2.1.2.2.1.2.2 = STRING: \"eth0\""),
+        "{t}"
+    );
+}
+
+#[test]
+fn udp_replies_are_rate_limited_per_source() {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    let (d, port) = serve_udp("snmp", None);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    // snmpget's own bytes for sysName.0 with community public (v2c).
+    let req = b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x01\x07\x02\x01\x00\x02\x01\x00\x30\x0e\x30\x0c\x06\x08\x2b\x06\x01\x02\x01\x01\x05\x00\x05\x00";
+    let burst = 200;
+    let start = Instant::now();
+    for _ in 0..burst {
+        sock.send_to(req, ("127.0.0.1", port)).expect("send");
+    }
+    // Every datagram is recorded, replied to or not.
+    let mut suppressed = 0;
+    for _ in 0..burst {
+        let e = datagram_event(&d);
+        if e["details"]["reply_suppressed"] == "rate limit" {
+            suppressed += 1;
+        }
+    }
+    let recorded_by = start.elapsed();
+    let mut replies = 0;
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = sock.recv_from(&mut buf) {
+        assert!(
+            n <= 4 * req.len(),
+            "reply of {n} bytes to {} bytes",
+            req.len()
+        );
+        replies += 1;
+    }
+    // The bucket (20) plus what the refill rate (5/s) earned while the burst was handled.
+    let earned = (recorded_by.as_secs_f64() * 5.0).ceil() as usize;
+    assert!(replies >= 1, "the first requests are answered");
+    assert!(
+        replies <= 20 + earned,
+        "{replies} replies to a burst of {burst}"
+    );
+    assert_eq!(replies + suppressed, burst);
+}
+
+#[test]
+fn nmap_names_snmp_over_udp() {
+    let (_d, port) = serve_udp("snmp", None);
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sU",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("snmp") && t.contains("SNMPv1 server (public)"),
+        "{t}"
+    );
+}

@@ -247,6 +247,26 @@ pub(crate) const MQTT: &[ConfigField] = &[field(
     "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
 )];
 
+pub(crate) const SNMP: &[ConfigField] = &[
+    field(
+        "community",
+        FieldKind::Secret,
+        "the read community the agent answers (default public); other communities get silence",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "sysDescr.0 (e.g. Cisco IOS Software, C2960 Software ...; default a Linux host's)",
+    ),
+    field(
+        "sys_object_id",
+        FieldKind::String,
+        "sysObjectID.0 as a dotted OID (default net-snmp's 1.3.6.1.4.1.8072.3.2.10)",
+    ),
+    field("sys_contact", FieldKind::String, "sysContact.0"),
+    field("sys_location", FieldKind::String, "sysLocation.0"),
+];
+
 pub(crate) const POSTGRES: &[ConfigField] = &[
     field(
         "version",
@@ -1004,6 +1024,16 @@ mod tests {
             ("postgres", &["version", "auth_method"]),
             ("mongodb", &["version"]),
             ("mqtt", &["accept"]),
+            (
+                "snmp",
+                &[
+                    "community",
+                    "sys_descr",
+                    "sys_object_id",
+                    "sys_contact",
+                    "sys_location",
+                ],
+            ),
             ("redis", &["version", "os_string", "requirepass"]),
             ("rdp", &["nla"]),
             ("smtp", &["banner", "mta"]),

@@ -258,7 +258,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "snmp",
         &[P::udp(161)],
         "SNMP agent answering community-string probes",
-        cfg::NONE,
+        cfg::SNMP,
     ),
     svc(
         "ssh",

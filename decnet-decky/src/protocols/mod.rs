@@ -23,9 +23,11 @@ pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod shell;
+pub mod snmp;
 pub mod ssh;
 pub mod telnet;
 pub mod tls;
+pub mod udp;
 pub mod vnc;
 
 /// The responder family chosen from the service slug.
