@@ -378,7 +378,7 @@ fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
         .map(|a| a.ip())
         .filter(|ip| !ip.is_unspecified());
     let mut buf = vec![0u8; 65_536];
-    let mut responder = udp::Responder::new(&shared.ctx);
+    let mut responder = udp::Responder::new(&shared.ctx, local_ip);
     while !shared.shutdown.is_triggered() {
         match sock.recv_from(&mut buf) {
             Ok((n, src)) => {

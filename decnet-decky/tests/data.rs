@@ -627,3 +627,95 @@ fn nmap_names_snmp_over_udp() {
         "{t}"
     );
 }
+
+// ---- dns --------------------------------------------------------------------------------
+
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = tool("dig", "bind9-dnsutils")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+tries=1", "+time=3"])
+        .args(args)
+        .output()
+        .expect("run dig");
+    text(&out.stdout)
+}
+
+#[test]
+fn dig_gets_the_zone_and_refusals_and_every_query_is_recorded() {
+    let port = common::free_udp_port();
+    let spec_udp = format!("{port}/udp");
+    let d = Decky::serve_with(
+        "dns",
+        Some(r#"{"domain":"corp.local","extra_records":"www A 10.0.0.5\nmail TXT v=spf1 -all"}"#),
+        &["--port", &spec_udp],
+    );
+    assert_eq!(
+        dig(port, &["www.corp.local", "A", "+short"]).trim(),
+        "10.0.0.5"
+    );
+    let e = datagram_event(&d);
+    assert_eq!(e["details"]["qname"], "www.corp.local");
+    assert_eq!(e["details"]["qtype"], "A");
+    assert_eq!(e["details"]["rcode"], "NOERROR");
+    assert!(e["details"]["bytes_out"].is_u64(), "{e}");
+
+    let soa = dig(port, &["corp.local", "SOA", "+short"]);
+    assert!(
+        soa.starts_with("ns1.corp.local. hostmaster.corp.local. "),
+        "{soa}"
+    );
+    assert_eq!(
+        dig(port, &["-x", "10.0.0.5", "+short"]).trim(),
+        "www.corp.local."
+    );
+    assert_eq!(
+        dig(port, &["version.bind", "CH", "TXT", "+short"]).trim(),
+        "\"9.18.28-0ubuntu0.22.04.1-Ubuntu\""
+    );
+    let out = dig(port, &["example.com", "A"]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    // SOA, PTR and version.bind before it.
+    for _ in 0..3 {
+        datagram_event(&d);
+    }
+    let e = datagram_event(&d);
+    assert_eq!(e["details"]["qname"], "example.com");
+    assert_eq!(e["details"]["rcode"], "REFUSED");
+    assert_eq!(e["details"]["recursion_desired"], true);
+}
+
+#[test]
+fn dig_over_tcp_and_axfr_is_refused() {
+    let d = Decky::serve("dns", Some(r#"{"domain":"corp.local"}"#));
+    let out = dig(d.port, &["+tcp", "corp.local", "NS", "+short"]);
+    assert_eq!(out.trim(), "ns1.corp.local.");
+    d.session_events();
+    let out = dig(d.port, &["corp.local", "AXFR"]);
+    assert!(out.contains("Transfer failed"), "{out}");
+    let ev = d.session_events();
+    let req = of_kind(&ev, "request");
+    assert_eq!(req[0]["details"]["qtype"], "AXFR");
+    assert_eq!(req[0]["details"]["rcode"], "REFUSED");
+}
+
+#[test]
+fn nmap_names_bind_over_udp() {
+    let (_d, port) = serve_udp("dns", None);
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sU",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("domain") && t.contains("ISC BIND 9.18.28"),
+        "{t}"
+    );
+}

@@ -12,6 +12,7 @@ use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
 pub mod bson;
+pub mod dns;
 pub mod ftp;
 pub mod generic;
 pub mod http;
@@ -45,6 +46,7 @@ pub enum Service {
     Https,
     Redis,
     Mysql,
+    Dns,
     Mongodb,
     Mqtt,
     Postgres,
@@ -72,6 +74,7 @@ impl Service {
             "mysql" => Service::Mysql,
             "postgres" => Service::Postgres,
             "mongodb" => Service::Mongodb,
+            "dns" => Service::Dns,
             "mqtt" => Service::Mqtt,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
@@ -178,6 +181,7 @@ fn respond<S: Read + Write>(
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
         Service::Postgres => postgres::handle(conn, ctx, report, fields),
         Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
+        Service::Dns => dns::handle(conn, ctx, peer, report, fields),
         Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),

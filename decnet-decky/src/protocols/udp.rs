@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{generic, snmp, ServiceCtx};
+use super::{dns, generic, snmp, ServiceCtx};
 use crate::log::{Fields, Reporter};
 
 /// A reply is at most this many times the size of the datagram it answers.
@@ -78,19 +78,23 @@ impl RateLimiter {
 #[derive(Debug)]
 pub struct Responder {
     snmp: Option<snmp::Agent>,
+    dns: Option<dns::Zone>,
     limiter: RateLimiter,
 }
 
 impl Responder {
-    pub fn new(ctx: &ServiceCtx) -> Self {
-        Self::with_limits(ctx, DEFAULT_BURST, DEFAULT_RATE)
+    /// The responder for `ctx`'s service on a socket bound to `local_ip`.
+    pub fn new(ctx: &ServiceCtx, local_ip: Option<IpAddr>) -> Self {
+        Self::with_limits(ctx, local_ip, DEFAULT_BURST, DEFAULT_RATE)
     }
 
-    pub fn with_limits(ctx: &ServiceCtx, burst: u32, rate: f64) -> Self {
+    pub fn with_limits(ctx: &ServiceCtx, local_ip: Option<IpAddr>, burst: u32, rate: f64) -> Self {
         let snmp =
             matches!(ctx.slug.as_str(), "snmp" | "conpot").then(|| snmp::Agent::from_ctx(ctx));
+        let dns = (ctx.slug == "dns").then(|| dns::Zone::from_ctx(ctx, dns::own_v4(local_ip)));
         Responder {
             snmp,
+            dns,
             limiter: RateLimiter::new(burst, rate, MAX_SOURCES),
         }
     }
@@ -105,14 +109,17 @@ impl Responder {
         fields: &mut Fields,
         now: Instant,
     ) -> Option<Vec<u8>> {
-        let reply = match &self.snmp {
-            Some(agent) => snmp::datagram(agent, data, report, fields),
-            None => {
-                generic::record(data, fields);
-                None
-            }
+        let bound = MAX_AMPLIFICATION * data.len().max(1);
+        let reply = if let Some(agent) = &self.snmp {
+            snmp::datagram(agent, data, report, fields)
+        } else if let Some(zone) = &self.dns {
+            // Plain DNS over UDP is 512 bytes at most (EDNS could say more; the bound is less).
+            dns::query(zone, data, bound.min(1232), report, fields)
+        } else {
+            generic::record(data, fields);
+            None
         }?;
-        if reply.len() > MAX_AMPLIFICATION * data.len().max(1) {
+        if reply.len() > bound {
             fields.insert("reply_suppressed".into(), Value::from("amplification"));
             return None;
         }
