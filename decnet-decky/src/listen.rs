@@ -391,7 +391,7 @@ fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
                 let report = shared.emitter.session(origin);
                 let mut fields = Fields::new();
                 let reply =
-                    responder.datagram(src.ip(), &buf[..n], &report, &mut fields, Instant::now());
+                    responder.datagram(src, &buf[..n], &report, &mut fields, Instant::now());
                 if let Some(reply) = reply {
                     let _ = sock.send_to(&reply, src);
                 }

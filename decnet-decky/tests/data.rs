@@ -719,3 +719,85 @@ fn nmap_names_bind_over_udp() {
         "{t}"
     );
 }
+
+// ---- tftp -------------------------------------------------------------------------------
+
+#[test]
+fn tftp_put_is_counted_and_get_is_not_found() {
+    let (d, port) = serve_udp("tftp", None);
+    let dir = std::env::temp_dir().join(format!("decnet-tftp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join("up.bin"), &payload).expect("write");
+    let out = tool("tftp", "tftp-hpa")
+        .current_dir(&dir)
+        .args([
+            "127.0.0.1",
+            &port.to_string(),
+            "-m",
+            "binary",
+            "-c",
+            "put",
+            "up.bin",
+            "evil.bin",
+        ])
+        .output()
+        .expect("run tftp");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = loop {
+        let e = d.next_event();
+        if e["kind"] == "file_transfer" && e["details"]["end"] == "complete" {
+            break e;
+        }
+    };
+    assert_eq!(done["details"]["path"], "evil.bin");
+    assert_eq!(done["details"]["bytes_in"], 3000);
+    assert_eq!(done["details"]["blocks"], 6);
+    use sha2::Digest;
+    let sha = decnet_decky::util::hex(&sha2::Sha256::digest(&payload));
+    assert_eq!(done["details"]["sha256"], sha.as_str());
+
+    let out = tool("tftp", "tftp-hpa")
+        .current_dir(&dir)
+        .args([
+            "127.0.0.1",
+            &port.to_string(),
+            "-c",
+            "get",
+            "startup-config",
+            "got.cfg",
+        ])
+        .output()
+        .expect("run tftp");
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(said.contains("File not found"), "{said}");
+    let req = loop {
+        let e = d.next_event();
+        if e["kind"] == "file_transfer" {
+            break e;
+        }
+    };
+    assert_eq!(req["details"]["path"], "startup-config");
+    assert_eq!(req["details"]["direction"], "download");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nmap_names_tftp_over_udp() {
+    let (_d, port) = serve_udp("tftp", None);
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sU",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let t = text(&out.stdout);
+    assert!(t.contains(&format!("{port}/udp open  tftp")), "{t}");
+}

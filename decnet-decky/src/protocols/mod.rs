@@ -27,6 +27,7 @@ pub mod shell;
 pub mod snmp;
 pub mod ssh;
 pub mod telnet;
+pub mod tftp;
 pub mod tls;
 pub mod udp;
 pub mod vnc;

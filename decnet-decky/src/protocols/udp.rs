@@ -3,12 +3,12 @@
 //! than [`MAX_AMPLIFICATION`] times the datagram they answer.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{dns, generic, snmp, ServiceCtx};
+use super::{dns, generic, snmp, tftp, ServiceCtx};
 use crate::log::{Fields, Reporter};
 
 /// A reply is at most this many times the size of the datagram it answers.
@@ -79,6 +79,7 @@ impl RateLimiter {
 pub struct Responder {
     snmp: Option<snmp::Agent>,
     dns: Option<dns::Zone>,
+    tftp: Option<tftp::Server>,
     limiter: RateLimiter,
 }
 
@@ -92,9 +93,11 @@ impl Responder {
         let snmp =
             matches!(ctx.slug.as_str(), "snmp" | "conpot").then(|| snmp::Agent::from_ctx(ctx));
         let dns = (ctx.slug == "dns").then(|| dns::Zone::from_ctx(ctx, dns::own_v4(local_ip)));
+        let tftp = (ctx.slug == "tftp").then(tftp::Server::new);
         Responder {
             snmp,
             dns,
+            tftp,
             limiter: RateLimiter::new(burst, rate, MAX_SOURCES),
         }
     }
@@ -103,7 +106,7 @@ impl Responder {
     /// reply to send, if the service answers and the guards allow it.
     pub fn datagram(
         &mut self,
-        src: IpAddr,
+        src: SocketAddr,
         data: &[u8],
         report: &Reporter,
         fields: &mut Fields,
@@ -112,6 +115,8 @@ impl Responder {
         let bound = MAX_AMPLIFICATION * data.len().max(1);
         let reply = if let Some(agent) = &self.snmp {
             snmp::datagram(agent, data, report, fields)
+        } else if let Some(server) = &mut self.tftp {
+            server.datagram(src, data, now, report, fields)
         } else if let Some(zone) = &self.dns {
             // Plain DNS over UDP is 512 bytes at most (EDNS could say more; the bound is less).
             dns::query(zone, data, bound.min(1232), report, fields)
@@ -123,7 +128,9 @@ impl Responder {
             fields.insert("reply_suppressed".into(), Value::from("amplification"));
             return None;
         }
-        if !self.limiter.allow(src, now) {
+        // A reply no larger than its request (TFTP's ACKs of DATA) cannot amplify anything; the
+        // bucket is for every other reply.
+        if reply.len() > data.len() && !self.limiter.allow(src.ip(), now) {
             fields.insert("reply_suppressed".into(), Value::from("rate limit"));
             return None;
         }
