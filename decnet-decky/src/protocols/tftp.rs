@@ -245,7 +245,7 @@ mod tests {
     fn req(op: u16, path: &str) -> Vec<u8> {
         let mut m = op.to_be_bytes().to_vec();
         m.extend_from_slice(path.as_bytes());
-        m.extend_from_slice(b"\0octet\0tsize\00\0");
+        m.extend_from_slice(b"\0octet\0tsize\0\x30\0");
         m
     }
 
