@@ -801,3 +801,83 @@ fn nmap_names_tftp_over_udp() {
     let t = text(&out.stdout);
     assert!(t.contains(&format!("{port}/udp open  tftp")), "{t}");
 }
+
+// ---- sip --------------------------------------------------------------------------------
+
+fn sipsak(args: &[&str]) -> String {
+    let out = tool("sipsak", "sipsak")
+        .args(args)
+        .output()
+        .expect("run sipsak");
+    text(&out.stdout) + &text(&out.stderr)
+}
+
+#[test]
+fn sipsak_options_and_register_digest_are_answered_as_a_pbx() {
+    let (d, port) = serve_udp("sip", None);
+    let out = sipsak(&["-v", "-s", &format!("sip:100@127.0.0.1:{port}")]);
+    assert!(out.contains("SIP/2.0 200 OK"), "{out}");
+    assert!(out.contains("Server: Asterisk PBX 18.12.1"), "{out}");
+    let e = datagram_event(&d);
+    assert_eq!(e["details"]["method"], "OPTIONS");
+    assert!(e["details"]["user_agent"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("sipsak")));
+
+    // REGISTER: challenged, then the digest response is recorded and refused.
+    let out = sipsak(&[
+        "-U",
+        "-a",
+        "s3cret",
+        "-u",
+        "1001",
+        "-s",
+        &format!("sip:1001@127.0.0.1:{port}"),
+    ]);
+    assert!(
+        out.contains("403 Forbidden") || out.contains("didn't received '200 OK'"),
+        "{out}"
+    );
+    let auth = loop {
+        let e = d.next_event();
+        if e["kind"] == "auth" {
+            break e;
+        }
+    };
+    let a = &auth["details"];
+    assert_eq!(a["username"], "1001");
+    assert_eq!(a["method"], "sip-digest");
+    assert_eq!(a["realm"], "asterisk");
+    assert!(a["hash"].as_str().is_some_and(|h| h.len() == 32), "{a}");
+    assert!(a["nonce"].as_str().is_some_and(|n| !n.is_empty()), "{a}");
+
+    // The same over TCP.
+    let out = sipsak(&[
+        "-v",
+        "--transport",
+        "tcp",
+        "-s",
+        &format!("sip:100@127.0.0.1:{}", d.port),
+    ]);
+    assert!(out.contains("SIP/2.0 200 OK"), "{out}");
+}
+
+#[test]
+fn nmap_names_asterisk_over_udp() {
+    let (_d, port) = serve_udp("sip", None);
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sU",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-p",
+            &port.to_string(),
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let t = text(&out.stdout);
+    assert!(t.contains("Asterisk PBX 18.12.1"), "{t}");
+}

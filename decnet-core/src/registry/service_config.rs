@@ -247,6 +247,19 @@ pub(crate) const MQTT: &[ConfigField] = &[field(
     "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
 )];
 
+pub(crate) const SIP: &[ConfigField] = &[
+    field(
+        "server",
+        FieldKind::String,
+        "Server header of every answer (default Asterisk PBX 18.12.1)",
+    ),
+    field(
+        "realm",
+        FieldKind::String,
+        "realm of the digest challenge (default asterisk)",
+    ),
+];
+
 pub(crate) const SNMP: &[ConfigField] = &[
     field(
         "community",
@@ -1024,6 +1037,7 @@ mod tests {
             ("postgres", &["version", "auth_method"]),
             ("mongodb", &["version"]),
             ("mqtt", &["accept"]),
+            ("sip", &["server", "realm"]),
             (
                 "snmp",
                 &[

@@ -227,7 +227,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "sip",
         &[P::udp(5060), P::tcp(5060)],
         "SIP endpoint of a VoIP PBX capturing registrations",
-        cfg::NONE,
+        cfg::SIP,
     ),
     svc(
         "smb",

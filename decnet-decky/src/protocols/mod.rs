@@ -24,6 +24,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod shell;
+pub mod sip;
 pub mod snmp;
 pub mod ssh;
 pub mod telnet;
@@ -50,6 +51,7 @@ pub enum Service {
     Dns,
     Mongodb,
     Mqtt,
+    Sip,
     Postgres,
     Vnc,
     /// Every other slug: read what arrives, log, close.
@@ -77,6 +79,7 @@ impl Service {
             "mongodb" => Service::Mongodb,
             "dns" => Service::Dns,
             "mqtt" => Service::Mqtt,
+            "sip" => Service::Sip,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
         }
@@ -184,6 +187,7 @@ fn respond<S: Read + Write>(
         Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
         Service::Dns => dns::handle(conn, ctx, peer, report, fields),
         Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
+        Service::Sip => sip::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::{dns, generic, snmp, tftp, ServiceCtx};
+use super::{dns, generic, sip, snmp, tftp, ServiceCtx};
 use crate::log::{Fields, Reporter};
 
 /// A reply is at most this many times the size of the datagram it answers.
@@ -80,6 +80,7 @@ pub struct Responder {
     snmp: Option<snmp::Agent>,
     dns: Option<dns::Zone>,
     tftp: Option<tftp::Server>,
+    sip: Option<sip::Pbx>,
     limiter: RateLimiter,
 }
 
@@ -94,10 +95,12 @@ impl Responder {
             matches!(ctx.slug.as_str(), "snmp" | "conpot").then(|| snmp::Agent::from_ctx(ctx));
         let dns = (ctx.slug == "dns").then(|| dns::Zone::from_ctx(ctx, dns::own_v4(local_ip)));
         let tftp = (ctx.slug == "tftp").then(tftp::Server::new);
+        let sip = (ctx.slug == "sip").then(|| sip::Pbx::from_ctx(ctx));
         Responder {
             snmp,
             dns,
             tftp,
+            sip,
             limiter: RateLimiter::new(burst, rate, MAX_SOURCES),
         }
     }
@@ -117,6 +120,8 @@ impl Responder {
             snmp::datagram(agent, data, report, fields)
         } else if let Some(server) = &mut self.tftp {
             server.datagram(src, data, now, report, fields)
+        } else if let Some(pbx) = &self.sip {
+            sip::datagram(pbx, data, report, fields)
         } else if let Some(zone) = &self.dns {
             // Plain DNS over UDP is 512 bytes at most (EDNS could say more; the bound is less).
             dns::query(zone, data, bound.min(1232), report, fields)
