@@ -881,3 +881,56 @@ fn nmap_names_asterisk_over_udp() {
     let t = text(&out.stdout);
     assert!(t.contains("Asterisk PBX 18.12.1"), "{t}");
 }
+
+// ---- modbus (conpot) --------------------------------------------------------------------
+
+#[test]
+fn nmap_modbus_discover_reads_the_plc_identity_and_writes_are_recorded() {
+    use std::io::Write;
+    // modbus-discover runs against 502 only.
+    let d = Decky::serve_with("conpot", None, &["--port", "502/tcp"]);
+    let out = tool("nmap", "nmap")
+        .args([
+            "-Pn",
+            "-sV",
+            "--max-retries",
+            "2",
+            "-p",
+            "502",
+            "--script",
+            "modbus-discover",
+        ])
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    let t = text(&out.stdout);
+    assert!(t.contains("502/tcp open  modbus"), "{t}");
+    assert!(
+        t.contains("Device identification: Siemens SIMATIC S7-200 V2.3"),
+        "{t}"
+    );
+    let ident = loop {
+        let e = d.next_event();
+        if e["details"]["command"] == "read_device_identification" {
+            break e;
+        }
+    };
+    assert_eq!(ident["kind"], "command");
+    assert_eq!(ident["dst_port"], 502);
+    // Then a write of two holding registers.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    s.set_read_timeout(Some(common::WAIT)).expect("timeout");
+    s.write_all(b"\x00\x07\x00\x00\x00\x0b\x01\x10\x00\x28\x00\x02\x04\x00\x64\x00\xc8")
+        .expect("write");
+    let mut reply = [0u8; 12];
+    std::io::Read::read_exact(&mut s, &mut reply).expect("reply");
+    assert_eq!(&reply, b"\x00\x07\x00\x00\x00\x06\x01\x10\x00\x28\x00\x02");
+    drop(s);
+    let w = loop {
+        let e = d.next_event();
+        if e["details"]["command"] == "write_multiple_registers 40 2" {
+            break e;
+        }
+    };
+    assert_eq!(w["details"]["values"], serde_json::json!([100, 200]));
+}

@@ -247,6 +247,34 @@ pub(crate) const MQTT: &[ConfigField] = &[field(
     "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
 )];
 
+pub(crate) const CONPOT: &[ConfigField] = &[
+    field(
+        "vendor",
+        FieldKind::String,
+        "Modbus device identification VendorName (default Siemens)",
+    ),
+    field(
+        "product_code",
+        FieldKind::String,
+        "Modbus device identification ProductCode (default SIMATIC S7-200)",
+    ),
+    field(
+        "revision",
+        FieldKind::String,
+        "Modbus device identification MajorMinorRevision (default V2.3)",
+    ),
+    field(
+        "community",
+        FieldKind::Secret,
+        "SNMP read community (default public)",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "SNMP sysDescr.0 (default Siemens, SIMATIC, S7-200)",
+    ),
+];
+
 pub(crate) const SIP: &[ConfigField] = &[
     field(
         "server",
@@ -1038,6 +1066,16 @@ mod tests {
             ("mongodb", &["version"]),
             ("mqtt", &["accept"]),
             ("sip", &["server", "realm"]),
+            (
+                "conpot",
+                &[
+                    "vendor",
+                    "product_code",
+                    "revision",
+                    "community",
+                    "sys_descr",
+                ],
+            ),
             (
                 "snmp",
                 &[

@@ -113,7 +113,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "conpot",
         &[P::tcp(502), P::udp(161), P::tcp(80)],
         "ICS/SCADA controller (Conpot): Modbus, SNMP and a web HMI",
-        cfg::NONE,
+        cfg::CONPOT,
     ),
     svc(
         "dns",

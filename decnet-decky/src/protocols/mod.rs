@@ -18,6 +18,7 @@ pub mod generic;
 pub mod http;
 pub mod login;
 pub mod mail;
+pub mod modbus;
 pub mod mongodb;
 pub mod mqtt;
 pub mod mysql;
@@ -52,6 +53,8 @@ pub enum Service {
     Mongodb,
     Mqtt,
     Sip,
+    /// The ICS persona: Modbus TCP, its HMI over HTTP on 80/8080 (SNMP is its UDP port).
+    Conpot,
     Postgres,
     Vnc,
     /// Every other slug: read what arrives, log, close.
@@ -80,6 +83,7 @@ impl Service {
             "dns" => Service::Dns,
             "mqtt" => Service::Mqtt,
             "sip" => Service::Sip,
+            "conpot" => Service::Conpot,
             "vnc" => Service::Vnc,
             _ => Service::Generic,
         }
@@ -188,6 +192,10 @@ fn respond<S: Read + Write>(
         Service::Dns => dns::handle(conn, ctx, peer, report, fields),
         Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
         Service::Sip => sip::handle(conn, ctx, report, fields),
+        Service::Conpot if matches!(peer.dst_port, 80 | 8080) => {
+            http::handle(conn, ctx, peer, report, http::Flavor::Web, fields)
+        }
+        Service::Conpot => modbus::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Generic => generic::handle(conn, fields),
     }
