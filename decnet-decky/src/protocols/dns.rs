@@ -40,6 +40,9 @@ pub struct Zone {
     pub records: Vec<Record>,
     /// The `x.x.x.x.in-addr.arpa` names answered with PTR, with their targets.
     pub ptrs: Vec<(String, String)>,
+    /// `zone_mode` recursive or open: the RA flag is set and names outside the zone get
+    /// NXDOMAIN (still never forwarded); auth (the default) REFUSES them.
+    pub recursion_available: bool,
 }
 
 /// A name in wire form (no compression). Labels over 63 bytes are cut.
@@ -218,6 +221,10 @@ impl Zone {
                 .unwrap_or_else(|| DEFAULT_BIND_VERSION.to_owned()),
             records,
             ptrs,
+            recursion_available: matches!(
+                ctx.config.string("zone_mode").as_deref(),
+                Some("recursive" | "open")
+            ),
         }
     }
 
@@ -298,6 +305,7 @@ pub fn parse(data: &[u8]) -> Result<Query, Option<u16>> {
 const AA: u16 = 0x0400;
 const TC: u16 = 0x0200;
 const RD: u16 = 0x0100;
+const RA: u16 = 0x0080;
 
 /// A response header: `flags` (AA, TC, RD) and the rcode; `counts` = [qd, an, ns, ar].
 fn header(id: u16, flags: u16, rcode: u8, counts: [u16; 4]) -> Vec<u8> {
@@ -375,11 +383,15 @@ pub fn answer(zone: &Zone, q: &Query, max_len: usize) -> (Vec<u8>, u8) {
             }
         }
         (true, if owned.is_empty() { NXDOMAIN } else { NOERROR })
+    } else if zone.recursion_available {
+        // A resolver persona, but nothing is ever looked up: the name "does not exist".
+        (false, NXDOMAIN)
     } else {
         // Recursion is not offered: BIND's `recursion no;` answers REFUSED.
         (false, REFUSED)
     };
-    let flags = if aa { AA } else { 0 } | if rd { RD } else { 0 };
+    let ra = if zone.recursion_available { RA } else { 0 };
+    let flags = if aa { AA } else { 0 } | if rd { RD } else { 0 } | ra;
     let counts = [
         1,
         answers.len() as u16,
@@ -581,6 +593,22 @@ mod tests {
         check("example.com", 1, REFUSED, 0);
         check("8.8.8.8.in-addr.arpa", 12, REFUSED, 0);
         check("corp.local", 252, REFUSED, 0);
+    }
+
+    #[test]
+    fn recursive_mode_sets_ra_and_never_forwards() {
+        let c = ctx(
+            "dns",
+            json!({"domain": "corp.local", "zone_mode": "recursive"}),
+        );
+        let z = Zone::from_ctx(&c, Ipv4Addr::new(10, 0, 0, 20));
+        let query = parse(&q("example.com", 1, 1, true)).expect("parse");
+        let (r, code) = answer(&z, &query, 512);
+        assert_eq!(code, NXDOMAIN);
+        assert_eq!(r[3] & 0x80, 0x80, "RA");
+        assert_eq!(ancount(&r), 0);
+        let query = parse(&q("corp.local", 252, 1, false)).expect("parse");
+        assert_eq!(answer(&z, &query, 512).1, REFUSED, "AXFR still refused");
     }
 
     #[test]
