@@ -128,6 +128,46 @@ fn psql_scram_proof_is_recorded() {
 }
 
 #[test]
+fn psql_over_tls_when_the_persona_offers_ssl() {
+    let d = Decky::serve("postgres", Some(r#"{"ssl":true}"#));
+    let out = tool("psql", "postgresql-client")
+        .arg(format!(
+            "host=127.0.0.1 port={} user=alice dbname=prod sslmode=require connect_timeout=10",
+            d.port
+        ))
+        .args(["-c", "select 1"])
+        .env("PGPASSWORD", "over tls")
+        .output()
+        .expect("run psql");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("FATAL:  password authentication failed for user \"alice\""),
+        "{err}"
+    );
+    let ev = d.session_events();
+    assert!(
+        of_kind(&ev, "client")
+            .iter()
+            .any(|e| e["details"]["fingerprint"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("ja3:"))),
+        "{ev:?}"
+    );
+    let a = &of_kind(&ev, "auth")[0]["details"];
+    let salt = a["salt"].as_str().expect("salt");
+    let salt: Vec<u8> = (0..4)
+        .map(|i| u8::from_str_radix(&salt[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    let expect = decnet_decky::protocols::postgres::md5_password(
+        "alice",
+        "over tls",
+        salt.try_into().expect("4 bytes"),
+    );
+    assert_eq!(a["hash"], expect.as_str());
+    assert_eq!(ev.last().expect("disconnect")["details"]["tls"], true);
+}
+
+#[test]
 fn nmap_names_postgresql_and_its_version() {
     let d = Decky::serve("postgres", Some(r#"{"version":"14.5"}"#));
     let out = nmap_sv(d.port);

@@ -319,6 +319,11 @@ pub(crate) const POSTGRES: &[ConfigField] = &[
         FieldKind::Enum(&["md5", "password", "scram-sha-256"]),
         "authentication the server asks for: md5 (default), password (cleartext) or scram-sha-256",
     ),
+    field(
+        "ssl",
+        FieldKind::Bool,
+        "accept SSLRequest ('S', then TLS with a self-signed certificate); default refused ('N')",
+    ),
 ];
 
 pub(crate) const REDIS: &[ConfigField] = &[
@@ -1062,7 +1067,7 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
-            ("postgres", &["version", "auth_method"]),
+            ("postgres", &["version", "auth_method", "ssl"]),
             ("mongodb", &["version"]),
             ("mqtt", &["accept"]),
             ("sip", &["server", "realm"]),

@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use serde_json::{json, Map, Value};
 
 use super::ssh::b64;
-use super::{Conn, ServiceCtx, MAX_LOGGED};
+use super::{tls, Conn, ServiceCtx, MAX_LOGGED};
 use crate::log::{AttackDetails, AttackKind, Fields, Reporter};
 use crate::util::{b64_decode, clip, hex, push_bounded, set_once, Rng};
 
@@ -172,25 +172,41 @@ fn read_message<S: Read + Write>(conn: &mut Conn<S>) -> io::Result<Option<(u8, V
 }
 
 /// The startup packet, after any SSL / GSS encryption requests: (protocol code, body).
+/// What the client opened with.
+enum Startup {
+    /// A startup (or unknown protocol) packet: code, body.
+    Packet(u32, Vec<u8>),
+    /// An SSLRequest the server will accept ('S' not yet sent).
+    Tls,
+    /// Nothing to answer (end of stream, cancel request, bad length).
+    Done,
+}
+
+/// Reads packets up to the startup message; SSL / GSS requests are refused with 'N', or, with
+/// `tls`, an SSLRequest is handed back to be accepted.
 fn read_startup<S: Read + Write>(
     conn: &mut Conn<S>,
     fields: &mut Fields,
-) -> io::Result<Option<(u32, Vec<u8>)>> {
+    tls: bool,
+) -> io::Result<Startup> {
     for _ in 0..3 {
         if conn.peek()?.is_none() {
-            return Ok(None);
+            return Ok(Startup::Done);
         }
         let len = read_u32(conn)? as usize;
         if !(8..=MAX_STARTUP).contains(&len) {
             // PostgreSQL logs "invalid length of startup packet" and closes without a word.
             fields.insert("reason".into(), Value::from("invalid startup length"));
-            return Ok(None);
+            return Ok(Startup::Done);
         }
         let code = read_u32(conn)?;
         let body = conn.read_exact_vec(len - 8)?;
         match code {
             SSL_REQUEST => {
                 fields.insert("ssl_request".into(), Value::from(true));
+                if tls {
+                    return Ok(Startup::Tls);
+                }
                 conn.send(b"N")?;
             }
             GSSENC_REQUEST => {
@@ -199,12 +215,17 @@ fn read_startup<S: Read + Write>(
             }
             CANCEL_REQUEST => {
                 fields.insert("cancel_request".into(), Value::from(true));
-                return Ok(None);
+                return Ok(Startup::Done);
             }
-            _ => return Ok(Some((code, body))),
+            _ => return Ok(Startup::Packet(code, body)),
         }
     }
-    Ok(None)
+    Ok(Startup::Done)
+}
+
+/// Whether the persona accepts SSLRequest (`ssl`, with the certificate made at start-up).
+pub fn ssl_enabled(ctx: &ServiceCtx) -> bool {
+    ctx.config.get("ssl").and_then(Value::as_bool) == Some(true)
 }
 
 pub fn handle<S: Read + Write>(
@@ -213,14 +234,39 @@ pub fn handle<S: Read + Write>(
     report: &Reporter,
     fields: &mut Fields,
 ) -> io::Result<()> {
+    let tls = ctx.tls.clone().filter(|_| ssl_enabled(ctx));
+    match (read_startup(&mut conn, fields, tls.is_some())?, tls) {
+        (Startup::Packet(code, body), _) => login(conn, ctx, report, fields, code, body),
+        (Startup::Tls, Some(config)) => {
+            conn.send(b"S")?;
+            let mut t = tls::accept_reported(&config, conn.into_prefixed(), fields, report)?;
+            fields.insert("tls".into(), Value::from(true));
+            let mut inner = Conn::new(&mut t);
+            let res = match read_startup(&mut inner, fields, false)? {
+                Startup::Packet(code, body) => login(inner, ctx, report, fields, code, body),
+                _ => Ok(()),
+            };
+            tls::close(&mut t);
+            res
+        }
+        _ => Ok(()),
+    }
+}
+
+/// From the startup message to the authentication failure.
+fn login<S: Read + Write>(
+    mut conn: Conn<S>,
+    ctx: &ServiceCtx,
+    report: &Reporter,
+    fields: &mut Fields,
+    code: u32,
+    body: Vec<u8>,
+) -> io::Result<()> {
     let version = ctx
         .config
         .line("version")
         .unwrap_or_else(|| DEFAULT_VERSION.to_owned());
     let method = AuthMethod::from_config(ctx.config.string("auth_method").as_deref());
-    let Some((code, body)) = read_startup(&mut conn, fields)? else {
-        return Ok(());
-    };
     fields.insert(
         "protocol_version".into(),
         Value::from(format!("{}.{}", code >> 16, code & 0xffff)),
