@@ -339,8 +339,8 @@ fn unknown(name: &str, args: &[Vec<u8>]) -> Vec<u8> {
     s.into_bytes()
 }
 
-/// What the pretend server keeps between connections (bounded: [`MAX_KEYS`] values of at most
-/// [`MAX_VALUE`] bytes), so an attacker's `CONFIG SET dir` shows in their next `CONFIG GET`.
+/// What the pretend server keeps between connections (bounded: 64 values of at most 4 KiB),
+/// so an attacker's `CONFIG SET dir` shows in their next `CONFIG GET`.
 #[derive(Debug, Clone)]
 pub struct Store {
     keys: BTreeMap<Vec<u8>, Vec<u8>>,
