@@ -59,7 +59,8 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
         let _ = protocols::ssh::host_key();
     }
     let ports: Vec<u16> = args.ports.iter().map(|p| p.port).collect();
-    if ctx.service.needs_tls(&ports) {
+    let by_config = ctx.service == Service::Postgres && protocols::postgres::ssl_enabled(&ctx);
+    if ctx.service.needs_tls(&ports) || by_config {
         let cn = ctx.config.line("tls_cn");
         let alpn: &[&[u8]] = match ctx.service {
             Service::Http(_) | Service::Https => &[b"http/1.1"],

@@ -235,6 +235,97 @@ pub(crate) const MYSQL: &[ConfigField] = &[field(
     "server version in the handshake (e.g. 5.7.38-log)",
 )];
 
+pub(crate) const MONGODB: &[ConfigField] = &[field(
+    "version",
+    FieldKind::String,
+    "server version in hello/buildInfo/serverStatus (e.g. 4.4.25); sets maxWireVersion (default 6.0.12)",
+)];
+
+pub(crate) const MQTT: &[ConfigField] = &[field(
+    "accept",
+    FieldKind::Enum(&["never", "anonymous", "any"]),
+    "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
+)];
+
+pub(crate) const CONPOT: &[ConfigField] = &[
+    field(
+        "vendor",
+        FieldKind::String,
+        "Modbus device identification VendorName (default Siemens)",
+    ),
+    field(
+        "product_code",
+        FieldKind::String,
+        "Modbus device identification ProductCode (default SIMATIC S7-200)",
+    ),
+    field(
+        "revision",
+        FieldKind::String,
+        "Modbus device identification MajorMinorRevision (default V2.3)",
+    ),
+    field(
+        "community",
+        FieldKind::Secret,
+        "SNMP read community (default public)",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "SNMP sysDescr.0 (default Siemens, SIMATIC, S7-200)",
+    ),
+];
+
+pub(crate) const SIP: &[ConfigField] = &[
+    field(
+        "server",
+        FieldKind::String,
+        "Server header of every answer (default Asterisk PBX 18.12.1)",
+    ),
+    field(
+        "realm",
+        FieldKind::String,
+        "realm of the digest challenge (default asterisk)",
+    ),
+];
+
+pub(crate) const SNMP: &[ConfigField] = &[
+    field(
+        "community",
+        FieldKind::Secret,
+        "the read community the agent answers (default public); other communities get silence",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "sysDescr.0 (e.g. Cisco IOS Software, C2960 Software ...; default a Linux host's)",
+    ),
+    field(
+        "sys_object_id",
+        FieldKind::String,
+        "sysObjectID.0 as a dotted OID (default net-snmp's 1.3.6.1.4.1.8072.3.2.10)",
+    ),
+    field("sys_contact", FieldKind::String, "sysContact.0"),
+    field("sys_location", FieldKind::String, "sysLocation.0"),
+];
+
+pub(crate) const POSTGRES: &[ConfigField] = &[
+    field(
+        "version",
+        FieldKind::String,
+        "server version (e.g. 14.5); its major version shapes the errors nmap reads (default 15.5)",
+    ),
+    field(
+        "auth_method",
+        FieldKind::Enum(&["md5", "password", "scram-sha-256"]),
+        "authentication the server asks for: md5 (default), password (cleartext) or scram-sha-256",
+    ),
+    field(
+        "ssl",
+        FieldKind::Bool,
+        "accept SSLRequest ('S', then TLS with a self-signed certificate); default refused ('N')",
+    ),
+];
+
 pub(crate) const REDIS: &[ConfigField] = &[
     field(
         "version",
@@ -245,6 +336,11 @@ pub(crate) const REDIS: &[ConfigField] = &[
         "os_string",
         FieldKind::String,
         "os reported by INFO (e.g. Linux 5.15.0-91-generic x86_64)",
+    ),
+    field(
+        "requirepass",
+        FieldKind::Bool,
+        "answer every command with NOAUTH until an AUTH (which always fails); default: an open server",
     ),
 ];
 
@@ -1048,7 +1144,6 @@ mod tests {
                 "mssql",
                 &["version", "domain", "netbios_domain", "os_version"],
             ),
-            ("redis", &["version", "os_string"]),
             ("rdp", &["nla", "domain", "netbios_domain", "os_version"]),
             (
                 "smb",
@@ -1061,6 +1156,31 @@ mod tests {
                     "native_os",
                 ],
             ),
+            ("postgres", &["version", "auth_method", "ssl"]),
+            ("mongodb", &["version"]),
+            ("mqtt", &["accept"]),
+            ("sip", &["server", "realm"]),
+            (
+                "conpot",
+                &[
+                    "vendor",
+                    "product_code",
+                    "revision",
+                    "community",
+                    "sys_descr",
+                ],
+            ),
+            (
+                "snmp",
+                &[
+                    "community",
+                    "sys_descr",
+                    "sys_object_id",
+                    "sys_contact",
+                    "sys_location",
+                ],
+            ),
+            ("redis", &["version", "os_string", "requirepass"]),
             ("smtp", &["banner", "mta"]),
             (
                 "smtp_relay",

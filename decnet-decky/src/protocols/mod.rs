@@ -12,6 +12,8 @@ use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
 pub mod ber;
+pub mod bson;
+pub mod dns;
 pub mod ftp;
 pub mod generic;
 pub mod http;
@@ -19,16 +21,24 @@ pub mod ldap;
 pub mod llmnr;
 pub mod login;
 pub mod mail;
+pub mod modbus;
+pub mod mongodb;
+pub mod mqtt;
 pub mod mssql;
 pub mod mysql;
 pub mod ntlm;
+pub mod postgres;
 pub mod rdp;
 pub mod redis;
 pub mod shell;
+pub mod sip;
 pub mod smb;
+pub mod snmp;
 pub mod ssh;
 pub mod telnet;
+pub mod tftp;
 pub mod tls;
+pub mod udp;
 pub mod vnc;
 
 /// The responder family chosen from the service slug.
@@ -46,6 +56,13 @@ pub enum Service {
     Https,
     Redis,
     Mysql,
+    Dns,
+    Mongodb,
+    Mqtt,
+    Sip,
+    /// The ICS persona: Modbus TCP, its HMI over HTTP on 80/8080 (SNMP is its UDP port).
+    Conpot,
+    Postgres,
     Vnc,
     /// SMB2/3 with NTLM capture (`smb`).
     Smb,
@@ -78,6 +95,12 @@ impl Service {
             "elasticsearch" => Service::Http(http::Flavor::Elasticsearch),
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
+            "postgres" => Service::Postgres,
+            "mongodb" => Service::Mongodb,
+            "dns" => Service::Dns,
+            "mqtt" => Service::Mqtt,
+            "sip" => Service::Sip,
+            "conpot" => Service::Conpot,
             "vnc" => Service::Vnc,
             "smb" => Service::Smb,
             "mssql" => Service::Mssql,
@@ -187,35 +210,23 @@ fn respond<S: Read + Write>(
         Service::Http(flavor) => http::handle(conn, ctx, peer, report, flavor, fields),
         // The TLS layer is already in place (implicit_tls).
         Service::Https => http::serve_plain(conn, ctx, peer, report, http::Flavor::Web, fields),
-        Service::Redis => redis::handle(conn, fields),
+        Service::Redis => redis::handle(conn, ctx, peer, report, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
+        Service::Postgres => postgres::handle(conn, ctx, report, fields),
+        Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
+        Service::Dns => dns::handle(conn, ctx, peer, report, fields),
+        Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
+        Service::Sip => sip::handle(conn, ctx, report, fields),
+        Service::Conpot if matches!(peer.dst_port, 80 | 8080) => {
+            http::handle(conn, ctx, peer, report, http::Flavor::Web, fields)
+        }
+        Service::Conpot => modbus::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
         Service::Smb => smb::handle(conn, ctx, report, fields),
         Service::Mssql => mssql::handle(conn, ctx, report, fields),
         Service::Ldap => ldap::handle(conn, ctx, report, fields),
         Service::Rdp => rdp::handle(conn, ctx, report, fields),
         Service::Llmnr | Service::Generic => generic::handle(conn, fields),
-    }
-}
-
-/// Handles one UDP datagram: records it in `fields` and returns the reply, for services that
-/// answer datagrams (llmnr); every other service only records it.
-pub fn datagram(
-    ctx: &ServiceCtx,
-    data: &[u8],
-    local_ip: Option<IpAddr>,
-    fields: &mut Fields,
-) -> Option<Vec<u8>> {
-    generic::record(data, fields);
-    match ctx.service {
-        Service::Llmnr => {
-            let ip = match local_ip {
-                Some(IpAddr::V4(ip)) => Some(ip),
-                _ => None,
-            };
-            llmnr::datagram(data, &ctx.hostname, ip, fields)
-        }
-        _ => None,
     }
 }
 
