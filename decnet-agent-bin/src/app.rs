@@ -279,13 +279,15 @@ pub async fn start(
             };
             let mut hb = HeartbeatLoop::new(transport, outbox.clone(), status, id.host_uuid);
             hb.interval = cfg.heartbeat_interval;
-            hb.renewer = Some(Arc::new(renewer));
-            hb.master_pins = Some(Arc::new(MasterPinSync::new(
-                cfg.agent_dir.clone(),
-                id.clone(),
-                pins,
-                cfg.master_pin_check,
-            )));
+            hb.before_beat = vec![
+                Arc::new(renewer),
+                Arc::new(MasterPinSync::new(
+                    cfg.agent_dir.clone(),
+                    id.clone(),
+                    pins,
+                    cfg.master_pin_check,
+                )),
+            ];
             let token = shutdown.clone();
             Some(tokio::spawn(hb.run(wake, token)))
         }

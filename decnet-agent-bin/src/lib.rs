@@ -16,10 +16,12 @@
 //!   and refused, never rewritten.
 
 pub mod app;
+/// The durable lifecycle outbox, from `decnet-core`.
+pub use decnet_core::adapters::outbox;
+/// The heartbeat loop, from `decnet-core` (re-exported where the agent always had it).
+pub use decnet_core::orchestrate::heartbeat;
 pub mod enroll;
-pub mod heartbeat;
 pub mod master_pins;
-pub mod outbox;
 pub mod paths;
 pub mod queue;
 pub mod reaper;

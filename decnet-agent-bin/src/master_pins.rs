@@ -153,3 +153,11 @@ impl MasterPinSync {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl decnet_core::orchestrate::heartbeat::BeforeBeat for MasterPinSync {
+    /// Checks when the interval has passed.
+    async fn before_beat(&self) {
+        self.check_when_due().await;
+    }
+}

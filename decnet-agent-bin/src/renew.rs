@@ -204,6 +204,14 @@ impl Renewer {
     }
 }
 
+#[async_trait::async_trait]
+impl decnet_core::orchestrate::heartbeat::BeforeBeat for Renewer {
+    /// Renews when due; the heartbeat then goes out with the new certificate.
+    async fn before_beat(&self) {
+        self.check_logged().await;
+    }
+}
+
 fn rename(from: &Path, to: &Path) -> Result<(), decnet_tls::Error> {
     std::fs::rename(from, to).map_err(|source| decnet_tls::Error::Io {
         op: "rename",

@@ -6,6 +6,8 @@
 pub mod bus;
 pub mod collect;
 pub mod dispatch;
+#[cfg(feature = "runtime")]
+pub mod heartbeat;
 pub mod ingest;
 #[cfg(feature = "runtime")]
 pub mod lifecycle;

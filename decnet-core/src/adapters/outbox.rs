@@ -20,9 +20,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::model::LifecycleDelta;
+use crate::traits::{LifecycleSink, SinkError};
 use chrono::{DateTime, Utc};
-use decnet_core::model::LifecycleDelta;
-use decnet_core::traits::{LifecycleSink, SinkError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -301,7 +301,7 @@ pub struct OutboxSink {
 }
 
 impl OutboxSink {
-    /// `wake` is the same `Notify` given to [`crate::heartbeat::HeartbeatLoop::run`].
+    /// `wake` is the same `Notify` given to [`crate::orchestrate::heartbeat::HeartbeatLoop::run`].
     pub fn new(outbox: Arc<Outbox>, wake: Arc<Notify>) -> Self {
         Self { outbox, wake }
     }
@@ -327,7 +327,7 @@ impl LifecycleSink for OutboxSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use decnet_core::model::{DeckyName, Operation};
+    use crate::model::{DeckyName, Operation};
 
     fn delta(name: &str, secs: i64) -> LifecycleDelta {
         let at = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();

@@ -10,15 +10,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_core::model::{AgentStatus, HeartbeatBody, HostUuid};
-use decnet_core::traits::{HeartbeatAck, HeartbeatTransport};
+use crate::model::{AgentStatus, HeartbeatBody, HostUuid};
+use crate::traits::{HeartbeatAck, HeartbeatTransport};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::outbox::Outbox;
+use crate::adapters::outbox::Outbox;
 
 /// Default time between heartbeats.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -28,6 +28,15 @@ pub const DEFAULT_MAX_DELTAS: usize = 100;
 pub const DEFAULT_JITTER: f64 = 0.10;
 /// The first retry delay after a failed heartbeat; it doubles up to one interval.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Work done before each heartbeat (at start-up and on every tick): the agent renews its
+/// certificate when due, keeps its master pins in step. Failures are the hook's to log; the
+/// heartbeat goes out regardless.
+#[async_trait::async_trait]
+pub trait BeforeBeat: Send + Sync {
+    /// Runs before one heartbeat.
+    async fn before_beat(&self);
+}
 
 /// Where the heartbeat's `status` comes from (the same snapshot `GET /status` answers).
 #[async_trait::async_trait]
@@ -51,12 +60,9 @@ pub struct HeartbeatLoop {
     /// Fraction of the interval drawn at random either side of it (default 0.10; 0 = none).
     /// Retry delays only ever get shorter by it, so they stay within one interval.
     pub jitter: f64,
-    /// Checked before every heartbeat (so at start-up and on each tick): renews the worker
-    /// certificate when it is due, and the heartbeat then goes out with the new one.
-    pub renewer: Option<Arc<crate::renew::Renewer>>,
-    /// Checked before every heartbeat, acting when its interval has passed: keeps the master's
-    /// pins in step with its certificate's rollover.
-    pub master_pins: Option<Arc<crate::master_pins::MasterPinSync>>,
+    /// Run in order before every heartbeat (so at start-up and on each tick); the agent's
+    /// certificate renewal and master-pin check, so the heartbeat goes out with what they did.
+    pub before_beat: Vec<Arc<dyn BeforeBeat>>,
 }
 
 impl std::fmt::Debug for HeartbeatLoop {
@@ -101,8 +107,7 @@ impl HeartbeatLoop {
             interval: DEFAULT_INTERVAL,
             max_deltas: DEFAULT_MAX_DELTAS,
             jitter: DEFAULT_JITTER,
-            renewer: None,
-            master_pins: None,
+            before_beat: Vec::new(),
         }
     }
 
@@ -161,11 +166,8 @@ impl HeartbeatLoop {
 
     /// Sends one heartbeat and acks what it carried when the master accepted it.
     async fn beat(&self, timeout: Duration) -> Attempt {
-        if let Some(r) = &self.renewer {
-            r.check_logged().await;
-        }
-        if let Some(p) = &self.master_pins {
-            p.check_when_due().await;
+        for hook in &self.before_beat {
+            hook.before_beat().await;
         }
         let status = self.status.snapshot().await;
         let lifecycle = self.outbox.pending(self.max_deltas.max(1));
