@@ -18,15 +18,17 @@
 pub mod app;
 /// The durable lifecycle outbox, from `decnet-core`.
 pub use decnet_core::adapters::outbox;
+/// The worker state file as the agent reads it, from `decnet-core`.
+pub use decnet_core::adapters::worker_state as state;
 /// The heartbeat loop, from `decnet-core` (re-exported where the agent always had it).
 pub use decnet_core::orchestrate::heartbeat;
+/// The per-host work queue, from `decnet-core`.
+pub use decnet_core::orchestrate::queue;
 pub mod enroll;
 pub mod master_pins;
 pub mod paths;
-pub mod queue;
 pub mod reaper;
 pub mod renew;
 pub mod server;
 pub mod snapshot;
-pub mod state;
 pub mod transport;

@@ -3,3 +3,5 @@
 pub mod outbox;
 pub mod spool;
 pub mod state_file;
+#[cfg(feature = "runtime")]
+pub mod worker_state;

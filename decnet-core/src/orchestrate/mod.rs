@@ -14,6 +14,8 @@ pub mod lifecycle;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
 #[cfg(feature = "runtime")]
+pub mod queue;
+#[cfg(feature = "runtime")]
 pub mod runner;
 pub mod ship;
 

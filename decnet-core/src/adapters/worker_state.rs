@@ -1,13 +1,13 @@
 //! The worker state file as the agent reads it. A file that exists but cannot be read (bad
 //! JSON, a broken top level, an I/O error) is reported — in `/status` and every heartbeat as
 //! `state_error` — and every operation on it is refused (409 at the API, a failed lifecycle
-//! delta for a job already queued). The agent never rewrites, moves or deletes such a file:
+//! delta for a job already queued; feature `runtime`). The agent never rewrites, moves or deletes such a file:
 //! it may be the only record of what runs here, and the operator decides what to do with it.
 
 use std::path::{Path, PathBuf};
 
-use decnet_core::adapters::state_file::{self, StateFileError};
-use decnet_core::model::WorkerState;
+use crate::adapters::state_file::{self, StateFileError};
+use crate::model::WorkerState;
 
 /// The state file exists but cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use decnet_core::model::{DeckyName, DecnetConfig, LifecycleDelta, Mode, Operation};
-use decnet_core::plan::relocalize;
-use decnet_core::traits::{
+use crate::model::{DeckyName, DecnetConfig, LifecycleDelta, Mode, Operation};
+use crate::plan::relocalize;
+use crate::traits::{
     Clock, DeckyOutcome, DeployReport, Deployer, HostNetError, HostNetwork, LifecycleSink,
     LocalNetFacts,
 };
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::state::{self, UnreadableState};
+use crate::adapters::worker_state::{self as state, UnreadableState};
 
 /// How many jobs may wait behind the running one before `submit` refuses more.
 pub const DEFAULT_CAPACITY: usize = 256;
