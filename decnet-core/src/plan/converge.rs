@@ -23,25 +23,33 @@ pub fn shape_hash<T: Serialize + ?Sized>(shape: &T) -> String {
 /// Which container of a decky.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
+    /// The decky's base container (`<decky>`): it holds the address, MAC and network stack.
     Base,
+    /// One service's container (`<decky>.<svc>`), by service slug; it shares the base's network.
     Service(String),
 }
 
 /// A container found on the host (by its labels).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
+    /// The runtime's container id.
     pub id: String,
+    /// The decky the container belongs to (its `decnet.decky` label).
     pub decky: DeckyName,
+    /// Which of the decky's containers it is (its `decnet.role` and `decnet.service` labels).
     pub role: Role,
     /// The shape hash label; `None` when missing (then the container is replaced).
     pub hash: Option<String>,
+    /// Whether the container is running; a stopped one is replaced.
     pub running: bool,
 }
 
 /// A decky as it should be, with its shape hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
+    /// The decky's name.
     pub decky: DeckyName,
+    /// The shape hash the base container must carry.
     pub base_hash: String,
     /// Service slug → shape hash.
     pub services: BTreeMap<String, String>,
@@ -53,13 +61,16 @@ pub struct Desired {
 pub struct DeckySteps {
     /// Container ids to remove.
     pub remove: Vec<String>,
+    /// Whether to (re)create the base container.
     pub create_base: bool,
+    /// Service slugs whose containers to (re)create, after the base.
     pub create_services: Vec<String>,
     /// The decky is no longer desired on this host.
     pub retire: bool,
 }
 
 impl DeckySteps {
+    /// True when nothing is to be removed or created.
     pub fn is_noop(&self) -> bool {
         self.remove.is_empty() && !self.create_base && self.create_services.is_empty()
     }
@@ -68,10 +79,12 @@ impl DeckySteps {
 /// The whole plan, per decky. Converged deckies are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConvergePlan {
+    /// Decky name → its steps.
     pub deckies: BTreeMap<DeckyName, DeckySteps>,
 }
 
 impl ConvergePlan {
+    /// True when the host is converged: no decky has a step.
     pub fn is_noop(&self) -> bool {
         self.deckies.is_empty()
     }
