@@ -31,8 +31,11 @@ pub const NO_LOCAL_DEPLOYER: &str =
 #[non_exhaustive]
 pub struct RunnerSettings {
     /// Per-operation timeouts of the sweep, from a row's last progress.
+    /// After this long without progress a `deploy` row is failed by the sweep.
     pub deploy_timeout: Duration,
+    /// The same for a `mutate` row.
     pub mutate_timeout: Duration,
+    /// The same for a `teardown` row.
     pub teardown_timeout: Duration,
     /// How often the sweep looks.
     pub sweep_every: Duration,
