@@ -8,6 +8,8 @@
 //! Architecture invariant: everything outside [`adapters`] and the trait *implementations* in
 //! other crates is pure — it takes facts as arguments and returns decisions as data.
 
+#![warn(missing_docs)]
+
 pub mod adapters;
 pub mod fleet;
 pub mod model;
