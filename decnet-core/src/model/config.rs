@@ -118,14 +118,14 @@ pub struct DeckyConfig {
     pub name: DeckyName,
     /// The decky's own IPv4 address on the fleet's subnet.
     pub ip: Ipv4Addr,
-    /// Service slugs (registry names such as `ssh`, `http`, or a `custom-x` service) the decky runs.
+    /// The service slugs the decky runs (registry names such as `ssh`, or a `custom-x` one).
     pub services: Vec<String>,
     /// Persona metadata: the distro slug the decky claims to be (`debian`, `ubuntu22`, …).
     pub distro: String,
     /// Persona metadata: the image the claimed distro would run on; never pulled.
     pub base_image: String,
     #[serde(default = "default_build_base")]
-    /// Persona metadata: the build base of the persona (default `debian:bookworm-slim`); never pulled.
+    /// Persona metadata: the persona's build base (default `debian:bookworm-slim`); never pulled.
     pub build_base: String,
     /// The host name the decky's services announce (e.g. `SRV-WEB-42`).
     pub hostname: String,
@@ -136,7 +136,7 @@ pub struct DeckyConfig {
     /// Per-service persona settings, `service_config[svc][key] = value`.
     pub service_config: ServiceConfig,
     #[serde(default)]
-    /// The OS family whose TCP/IP fingerprint the decky's stack imitates (`linux`, `windows`, …).
+    /// The OS family whose TCP/IP fingerprint the decky's stack imitates (`linux`, …).
     pub nmap_os: OsFamily,
     /// Minutes. `None` inherits the fleet's interval; `0` never mutates.
     #[serde(default)]
