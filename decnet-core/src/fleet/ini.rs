@@ -64,7 +64,7 @@ pub struct IniDocument {
 /// carrying their line in `[DEFAULT]`), like configparser's `options()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IniSection {
-    /// The header's name, as written (`general`, `web`, `custom-x`).
+    /// The header's name, trimmed (`[ web ]` is `web`); case-sensitive.
     pub name: String,
     /// The 1-based line of its first header.
     pub line: usize,

@@ -17,7 +17,7 @@ pub const MAX_AMOUNT: u32 = 100;
 pub struct DeckySpec {
     /// The decky's name, or with `amount > 1` the group's prefix (`web` → `web-01`, …).
     pub name: String,
-    /// A fixed address; unset draws one from the subnet's free addresses.
+    /// A fixed address; unset takes the next free address of the subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
     /// Service slugs to run; unset takes the archetype's, or a random clash-free draw.
@@ -54,7 +54,8 @@ pub struct GeneralSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub subnet: Option<Subnet>,
-    /// The LAN's default gateway; unset takes the host's detected one.
+    /// The LAN's default gateway; unset takes the interface's default route when it lies in
+    /// the subnet, else the subnet's first host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<Ipv4Addr>,
     /// The parent interface; unset takes the host's default-route interface.

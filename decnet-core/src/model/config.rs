@@ -210,7 +210,7 @@ pub struct DecnetConfig {
     /// The deckies, in the order they were planned.
     pub deckies: Vec<DeckyConfig>,
     #[serde(default)]
-    /// The file the deckies' service logs are written to, if the operator chose one.
+    /// The log file the operator gave with `--log-file`, if any.
     pub log_file: Option<String>,
     #[serde(default)]
     /// The original's driver flag: `true` means IPvlan L2, `false` macvlan (see [`Self::driver`]).

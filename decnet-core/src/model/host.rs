@@ -141,7 +141,7 @@ pub struct Shard {
     pub decky: DeckyConfig,
     /// What the host last reported, or what an operation in progress set.
     pub state: ShardState,
-    /// The last deploy or teardown error for the decky, if any.
+    /// The last operation error recorded for the decky, if any.
     pub last_error: Option<String>,
     /// When a heartbeat last spoke for the decky.
     pub last_seen: Option<DateTime<Utc>>,

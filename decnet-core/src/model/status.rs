@@ -51,7 +51,8 @@ pub struct AgentStatus {
     /// The deployment's mode; present only when deployed.
     pub mode: Option<Mode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    /// Path of the compose file the deployment was written to; present only when deployed.
+    /// The state file's `compose_path`, for wire compatibility (DECNET-rs writes no compose
+    /// file); present only when deployed.
     pub compose_path: Option<String>,
     #[serde(default)]
     /// The deckies of the deployed shard (empty when not deployed).

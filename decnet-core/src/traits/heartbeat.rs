@@ -52,8 +52,8 @@ pub enum EventAck {
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait EventTransport: Send + Sync {
-    /// Posts `batch` to `POST /swarm/events` and returns the master's answer; only a
-    /// [`EventAck::Stored`] lets the caller advance the spool's acknowledged position.
+    /// Posts `batch` to `POST /swarm/events` and returns the master's answer (what each
+    /// answer means for the spool: [`crate::orchestrate::ship::ship_spool`]).
     async fn send(
         &self,
         batch: &crate::model::wire::EventBatch,
