@@ -100,6 +100,43 @@ fn is_current(o: &Observed, want: &str) -> bool {
 /// - a service missing, of another shape or not running → replace that service only;
 /// - a service no longer wanted, or a duplicate container → remove it;
 /// - a decky not desired → remove all its containers (`retire`).
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use decnet_core::model::DeckyName;
+/// use decnet_core::plan::{plan_converge, Desired, Observed, Role};
+///
+/// let web = DeckyName::new("web").unwrap();
+/// let desired = [Desired {
+///     decky: web.clone(),
+///     base_hash: "b1".into(),
+///     services: BTreeMap::from([("ssh".into(), "s1".into()), ("http".into(), "h1".into())]),
+/// }];
+/// let container = |id: &str, role: Role, hash: &str| Observed {
+///     id: id.into(),
+///     decky: web.clone(),
+///     role,
+///     hash: Some(hash.into()),
+///     running: true,
+/// };
+/// // The base and ssh are current; http runs with an old shape.
+/// let observed = [
+///     container("c1", Role::Base, "b1"),
+///     container("c2", Role::Service("ssh".into()), "s1"),
+///     container("c3", Role::Service("http".into()), "h0"),
+/// ];
+/// let plan = plan_converge(&desired, &observed);
+/// let steps = &plan.deckies[&web];
+/// assert_eq!(steps.remove, ["c3"]);
+/// assert!(!steps.create_base);
+/// assert_eq!(steps.create_services, ["http"]);
+///
+/// // Once converged, there is nothing to do.
+/// let http = container("c4", Role::Service("http".into()), "h1");
+/// let observed = [observed[0].clone(), observed[1].clone(), http];
+/// assert!(plan_converge(&desired, &observed).is_noop());
+/// ```
 pub fn plan_converge(desired: &[Desired], observed: &[Observed]) -> ConvergePlan {
     let mut by_decky: BTreeMap<&DeckyName, Vec<&Observed>> = BTreeMap::new();
     for o in observed {
