@@ -59,14 +59,33 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
         let _ = protocols::ssh::host_key();
     }
     let ports: Vec<u16> = args.ports.iter().map(|p| p.port).collect();
-    if ctx.service.needs_tls(&ports) {
+    let by_config = ctx.service == Service::Postgres && protocols::postgres::ssl_enabled(&ctx);
+    if ctx.service.needs_tls(&ports) || by_config {
         let cn = ctx.config.line("tls_cn");
         let alpn: &[&[u8]] = match ctx.service {
             Service::Http(_) | Service::Https => &[b"http/1.1"],
             _ => &[],
         };
-        let persona = tls::CertPersona::for_service(&args.slug, &hostname, cn.as_deref());
-        ctx.tls = Some(tls::server_config_for(&persona, alpn).map_err(SetupError::Tls)?);
+        let mut persona = tls::CertPersona::for_service(&args.slug, &hostname, cn.as_deref());
+        if matches!(ctx.service, Service::Ldap | Service::Rdp) && cn.is_none() {
+            // Windows names its RDP and LDAPS certificates by the host's FQDN; a domain
+            // controller's LDAPS one is issued by the enterprise CA (`ACME-DC01-CA`).
+            let id = protocols::ntlm::Identity::from_ctx(&ctx);
+            persona.cn = id.dns_computer.clone();
+            if ctx.service == Service::Ldap {
+                persona.issuer = Some(format!("{}-{}-CA", id.nb_domain, id.nb_computer));
+            }
+        }
+        if ctx.service == Service::Mssql && cn.is_none() {
+            // SQL Server without a configured certificate makes this one at start-up.
+            persona.cn = "SSL_Self_Signed_Fallback".into();
+        }
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match ctx.service {
+            Service::Mssql => &[&rustls::version::TLS12],
+            _ => rustls::DEFAULT_VERSIONS,
+        };
+        ctx.tls =
+            Some(tls::server_config_versions(&persona, alpn, versions).map_err(SetupError::Tls)?);
     }
     Ok(ctx)
 }

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::args::{PortSpec, DEFAULT_MAX_CONNS, DEFAULT_TIMEOUT};
 use crate::log::{AttackDetails, AttackKind, Emitter, EventSink, Fields, Origin, Proto, Reporter};
-use crate::protocols::{self, generic, Peer, ServiceCtx};
+use crate::protocols::{self, udp, Peer, ServiceCtx};
 
 /// How often idle listeners look at the shutdown token.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -378,23 +378,26 @@ fn udp_loop(sock: UdpSocket, shared: Arc<Shared>) {
         .map(|a| a.ip())
         .filter(|ip| !ip.is_unspecified());
     let mut buf = vec![0u8; 65_536];
+    let mut responder = udp::Responder::new(&shared.ctx, local_ip);
     while !shared.shutdown.is_triggered() {
         match sock.recv_from(&mut buf) {
             Ok((n, src)) => {
-                let mut fields = Fields::new();
-                generic::record(&buf[..n], &mut fields);
-                let mut details = AttackDetails::from_map(fields);
-                details.bytes_in = Some(n as u64);
                 let origin = Origin {
                     protocol: Proto::Udp,
                     src,
                     dst_ip: local_ip,
                     dst_port,
                 };
-                shared
-                    .emitter
-                    .session(origin)
-                    .emit(AttackKind::Datagram, details);
+                let report = shared.emitter.session(origin);
+                let mut fields = Fields::new();
+                let reply =
+                    responder.datagram(src, &buf[..n], &report, &mut fields, Instant::now());
+                if let Some(reply) = reply {
+                    let _ = sock.send_to(&reply, src);
+                }
+                let mut details = AttackDetails::from_map(fields);
+                details.bytes_in = Some(n as u64);
+                report.emit(AttackKind::Datagram, details);
             }
             Err(e)
                 if matches!(

@@ -382,7 +382,7 @@ fn http_family_sniffs_tls() {
 
 #[test]
 fn redis_noauth() {
-    let d = Decky::serve("redis", None);
+    let d = Decky::serve("redis", Some(r#"{"requirepass":true}"#));
     let mut s = d.connect();
     s.write_all(b"PING\r\n").expect("write");
     assert_eq!(

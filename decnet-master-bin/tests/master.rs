@@ -863,7 +863,7 @@ async fn heartbeat_contract() {
         })
         .await
         .unwrap();
-    m.running.master.observed.lock().unwrap().clear();
+    m.running.master.lifecycle().forget_observed(a);
     let stale = later - chrono::Duration::seconds(5);
     client_for(a_bundle)
         .post(&url)
@@ -902,7 +902,7 @@ async fn heartbeat_contract() {
         })
         .await
         .unwrap();
-    m.running.master.observed.lock().unwrap().clear();
+    m.running.master.lifecycle().forget_observed(a);
     client_for(a_bundle)
         .post(&url)
         .json(&beat(

@@ -2,9 +2,12 @@
 //! the agent binaries run, reusable by any embedder. It reaches the world only through those
 //! traits, so every component here is tested with mocks and in-memory fakes.
 
+#[cfg(feature = "runtime")]
+pub mod bus;
 pub mod collect;
 pub mod dispatch;
 pub mod ingest;
+#[cfg(feature = "runtime")]
 pub mod lifecycle;
 #[cfg(feature = "runtime")]
 pub mod pipeline;
@@ -13,6 +16,7 @@ pub mod runner;
 pub mod ship;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
-pub use lifecycle::{Lifecycle, LifecycleHooks, NoHooks};
+#[cfg(feature = "runtime")]
+pub use lifecycle::{Lifecycle, LifecycleHooks, MutateError, MutationPass, NoHooks};
 #[cfg(feature = "runtime")]
 pub use runner::{Runner, RunnerSettings};

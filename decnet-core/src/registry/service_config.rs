@@ -235,6 +235,97 @@ pub(crate) const MYSQL: &[ConfigField] = &[field(
     "server version in the handshake (e.g. 5.7.38-log)",
 )];
 
+pub(crate) const MONGODB: &[ConfigField] = &[field(
+    "version",
+    FieldKind::String,
+    "server version in hello/buildInfo/serverStatus (e.g. 4.4.25); sets maxWireVersion (default 6.0.12)",
+)];
+
+pub(crate) const MQTT: &[ConfigField] = &[field(
+    "accept",
+    FieldKind::Enum(&["never", "anonymous", "any"]),
+    "who CONNECT lets in: never (default: bad username or password / not authorized), anonymous (clients without a username), any",
+)];
+
+pub(crate) const CONPOT: &[ConfigField] = &[
+    field(
+        "vendor",
+        FieldKind::String,
+        "Modbus device identification VendorName (default Siemens)",
+    ),
+    field(
+        "product_code",
+        FieldKind::String,
+        "Modbus device identification ProductCode (default SIMATIC S7-200)",
+    ),
+    field(
+        "revision",
+        FieldKind::String,
+        "Modbus device identification MajorMinorRevision (default V2.3)",
+    ),
+    field(
+        "community",
+        FieldKind::Secret,
+        "SNMP read community (default public)",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "SNMP sysDescr.0 (default Siemens, SIMATIC, S7-200)",
+    ),
+];
+
+pub(crate) const SIP: &[ConfigField] = &[
+    field(
+        "server",
+        FieldKind::String,
+        "Server header of every answer (default Asterisk PBX 18.12.1)",
+    ),
+    field(
+        "realm",
+        FieldKind::String,
+        "realm of the digest challenge (default asterisk)",
+    ),
+];
+
+pub(crate) const SNMP: &[ConfigField] = &[
+    field(
+        "community",
+        FieldKind::Secret,
+        "the read community the agent answers (default public); other communities get silence",
+    ),
+    field(
+        "sys_descr",
+        FieldKind::String,
+        "sysDescr.0 (e.g. Cisco IOS Software, C2960 Software ...; default a Linux host's)",
+    ),
+    field(
+        "sys_object_id",
+        FieldKind::String,
+        "sysObjectID.0 as a dotted OID (default net-snmp's 1.3.6.1.4.1.8072.3.2.10)",
+    ),
+    field("sys_contact", FieldKind::String, "sysContact.0"),
+    field("sys_location", FieldKind::String, "sysLocation.0"),
+];
+
+pub(crate) const POSTGRES: &[ConfigField] = &[
+    field(
+        "version",
+        FieldKind::String,
+        "server version (e.g. 14.5); its major version shapes the errors nmap reads (default 15.5)",
+    ),
+    field(
+        "auth_method",
+        FieldKind::Enum(&["md5", "password", "scram-sha-256"]),
+        "authentication the server asks for: md5 (default), password (cleartext) or scram-sha-256",
+    ),
+    field(
+        "ssl",
+        FieldKind::Bool,
+        "accept SSLRequest ('S', then TLS with a self-signed certificate); default refused ('N')",
+    ),
+];
+
 pub(crate) const REDIS: &[ConfigField] = &[
     field(
         "version",
@@ -246,13 +337,90 @@ pub(crate) const REDIS: &[ConfigField] = &[
         FieldKind::String,
         "os reported by INFO (e.g. Linux 5.15.0-91-generic x86_64)",
     ),
+    field(
+        "requirepass",
+        FieldKind::Bool,
+        "answer every command with NOAUTH until an AUTH (which always fails); default: an open server",
+    ),
 ];
 
-pub(crate) const RDP: &[ConfigField] = &[field(
-    "nla",
-    FieldKind::Bool,
-    "require Network Level Authentication and capture the CredSSP/NTLM exchange",
-)];
+/// The identity a Windows service tells NTLM clients (the challenge's target info) and
+/// scanners; shared by smb, rdp, mssql and ldap.
+macro_rules! windows_identity {
+    () => {
+        [
+            field(
+                "domain",
+                FieldKind::String,
+                "DNS domain the host is joined to (default corp.local); the NetBIOS domain is its first label",
+            ),
+            field(
+                "netbios_domain",
+                FieldKind::String,
+                "NetBIOS domain name (default: the domain's first label, upper-cased)",
+            ),
+            field(
+                "os_version",
+                FieldKind::String,
+                "Windows version major.minor.build in the NTLM challenge (default 10.0.14393)",
+            ),
+        ]
+    };
+}
+
+pub(crate) const RDP: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "nla",
+            FieldKind::Bool,
+            "require Network Level Authentication and capture the CredSSP/NTLM exchange",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
+
+pub(crate) const SMB: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        a,
+        b,
+        c,
+        field(
+            "signing_required",
+            FieldKind::Bool,
+            "SMB2 security mode says signing is required, as on domain controllers (default false)",
+        ),
+        field(
+            "smb1",
+            FieldKind::Bool,
+            "answer SMB1-only clients (default: true for builds before 16299, as Windows ships)",
+        ),
+        field(
+            "native_os",
+            FieldKind::String,
+            "SMB1 native OS string (default from os_version, e.g. Windows Server 2016 Standard 14393)",
+        ),
+    ]
+};
+
+pub(crate) const MSSQL: &[ConfigField] = &{
+    let [a, b, c] = windows_identity!();
+    [
+        field(
+            "version",
+            FieldKind::String,
+            "SQL Server version in PRELOGIN, major.minor.build[.sub] (default 15.0.2000.5, 2019 RTM)",
+        ),
+        a,
+        b,
+        c,
+    ]
+};
+
+pub(crate) const LDAP: &[ConfigField] = &windows_identity!();
 
 const MTAS: &[&str] = &["postfix", "exim", "sendmail"];
 
@@ -897,7 +1065,7 @@ mod tests {
         check_err(
             "rdp",
             json!({ "nla2": "" }),
-            "service_config.rdp.nla2: unknown key (known: nla)",
+            "service_config.rdp.nla2: unknown key (known: nla, domain, netbios_domain, os_version)",
         );
         check_err(
             "gopher",
@@ -971,8 +1139,48 @@ mod tests {
             ("imap", &["banner", "email_seed"]),
             ("pop3", &["banner", "email_seed"]),
             ("mysql", &["version"]),
-            ("redis", &["version", "os_string"]),
-            ("rdp", &["nla"]),
+            ("ldap", &["domain", "netbios_domain", "os_version"]),
+            (
+                "mssql",
+                &["version", "domain", "netbios_domain", "os_version"],
+            ),
+            ("rdp", &["nla", "domain", "netbios_domain", "os_version"]),
+            (
+                "smb",
+                &[
+                    "domain",
+                    "netbios_domain",
+                    "os_version",
+                    "signing_required",
+                    "smb1",
+                    "native_os",
+                ],
+            ),
+            ("postgres", &["version", "auth_method", "ssl"]),
+            ("mongodb", &["version"]),
+            ("mqtt", &["accept"]),
+            ("sip", &["server", "realm"]),
+            (
+                "conpot",
+                &[
+                    "vendor",
+                    "product_code",
+                    "revision",
+                    "community",
+                    "sys_descr",
+                ],
+            ),
+            (
+                "snmp",
+                &[
+                    "community",
+                    "sys_descr",
+                    "sys_object_id",
+                    "sys_contact",
+                    "sys_location",
+                ],
+            ),
+            ("redis", &["version", "os_string", "requirepass"]),
             ("smtp", &["banner", "mta"]),
             (
                 "smtp_relay",

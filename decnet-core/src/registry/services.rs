@@ -113,7 +113,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "conpot",
         &[P::tcp(502), P::udp(161), P::tcp(80)],
         "ICS/SCADA controller (Conpot): Modbus, SNMP and a web HMI",
-        cfg::NONE,
+        cfg::CONPOT,
     ),
     svc(
         "dns",
@@ -167,7 +167,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "ldap",
         &[P::tcp(389), P::tcp(636)],
         "LDAP directory capturing bind credentials",
-        cfg::NONE,
+        cfg::LDAP,
     ),
     svc(
         "llmnr",
@@ -179,19 +179,19 @@ static SERVICES: [ServiceSpec; 29] = [
         "mongodb",
         &[P::tcp(27017)],
         "unauthenticated MongoDB server",
-        cfg::NONE,
+        cfg::MONGODB,
     ),
     svc(
         "mqtt",
         &[P::tcp(1883)],
         "MQTT broker of an IoT deployment",
-        cfg::NONE,
+        cfg::MQTT,
     ),
     svc(
         "mssql",
         &[P::tcp(1433)],
         "Microsoft SQL Server (TDS) capturing logins",
-        cfg::NONE,
+        cfg::MSSQL,
     ),
     svc(
         "mysql",
@@ -209,7 +209,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "postgres",
         &[P::tcp(5432)],
         "PostgreSQL server capturing logins",
-        cfg::NONE,
+        cfg::POSTGRES,
     ),
     svc(
         "rdp",
@@ -227,13 +227,13 @@ static SERVICES: [ServiceSpec; 29] = [
         "sip",
         &[P::udp(5060), P::tcp(5060)],
         "SIP endpoint of a VoIP PBX capturing registrations",
-        cfg::NONE,
+        cfg::SIP,
     ),
     svc(
         "smb",
         &[P::tcp(445), P::tcp(139)],
         "Windows file sharing (SMB) capturing NTLM hashes",
-        cfg::NONE,
+        cfg::SMB,
     ),
     svc(
         "smtp",
@@ -258,7 +258,7 @@ static SERVICES: [ServiceSpec; 29] = [
         "snmp",
         &[P::udp(161)],
         "SNMP agent answering community-string probes",
-        cfg::NONE,
+        cfg::SNMP,
     ),
     svc(
         "ssh",

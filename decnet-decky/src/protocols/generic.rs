@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn reads_and_never_answers() {
-        let (out, f) = run("mongodb", json!({}), b"\x3a\x00\x00\x00hello");
+        let (out, f) = run("llmnr", json!({}), b"\x3a\x00\x00\x00hello");
         assert!(out.is_empty());
         assert_eq!(f["preview"], ":\\x00\\x00\\x00hello");
         assert_eq!(f["head_hex"], "3a00000068656c6c6f");

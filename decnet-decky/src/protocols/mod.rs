@@ -11,17 +11,34 @@ use std::sync::Arc;
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
+pub mod ber;
+pub mod bson;
+pub mod dns;
 pub mod ftp;
 pub mod generic;
 pub mod http;
+pub mod ldap;
+pub mod llmnr;
 pub mod login;
 pub mod mail;
+pub mod modbus;
+pub mod mongodb;
+pub mod mqtt;
+pub mod mssql;
 pub mod mysql;
+pub mod ntlm;
+pub mod postgres;
+pub mod rdp;
 pub mod redis;
 pub mod shell;
+pub mod sip;
+pub mod smb;
+pub mod snmp;
 pub mod ssh;
 pub mod telnet;
+pub mod tftp;
 pub mod tls;
+pub mod udp;
 pub mod vnc;
 
 /// The responder family chosen from the service slug.
@@ -39,7 +56,24 @@ pub enum Service {
     Https,
     Redis,
     Mysql,
+    Dns,
+    Mongodb,
+    Mqtt,
+    Sip,
+    /// The ICS persona: Modbus TCP, its HMI over HTTP on 80/8080 (SNMP is its UDP port).
+    Conpot,
+    Postgres,
     Vnc,
+    /// SMB2/3 with NTLM capture (`smb`).
+    Smb,
+    /// Microsoft SQL Server (TDS) capturing logins (`mssql`).
+    Mssql,
+    /// An Active Directory domain controller's LDAP (`ldap`).
+    Ldap,
+    /// Remote Desktop with CredSSP/NTLM capture (`rdp`).
+    Rdp,
+    /// LLMNR/mDNS name responder (`llmnr`, UDP).
+    Llmnr,
     /// Every other slug: read what arrives, log, close.
     Generic,
 }
@@ -61,7 +95,18 @@ impl Service {
             "elasticsearch" => Service::Http(http::Flavor::Elasticsearch),
             "redis" => Service::Redis,
             "mysql" => Service::Mysql,
+            "postgres" => Service::Postgres,
+            "mongodb" => Service::Mongodb,
+            "dns" => Service::Dns,
+            "mqtt" => Service::Mqtt,
+            "sip" => Service::Sip,
+            "conpot" => Service::Conpot,
             "vnc" => Service::Vnc,
+            "smb" => Service::Smb,
+            "mssql" => Service::Mssql,
+            "ldap" => Service::Ldap,
+            "rdp" => Service::Rdp,
+            "llmnr" => Service::Llmnr,
             _ => Service::Generic,
         }
     }
@@ -75,13 +120,16 @@ impl Service {
                 | (Service::Pop3, 995)
                 | (Service::Imap, 993)
                 | (Service::Smtp { .. }, 465)
+                | (Service::Ldap, 636)
         )
     }
 
     /// Whether a TLS certificate is needed for any of `ports`. HTTP-family
-    /// services detect a ClientHello on any port (443, 2376, 6443 …).
+    /// services detect a ClientHello on any port (443, 2376, 6443 …); RDP starts TLS after
+    /// its X.224 negotiation, MSSQL inside PRELOGIN when the client asks for encryption.
     pub fn needs_tls(self, ports: &[u16]) -> bool {
-        matches!(self, Service::Http(_)) || ports.iter().any(|&p| self.implicit_tls(p))
+        matches!(self, Service::Http(_) | Service::Rdp | Service::Mssql)
+            || ports.iter().any(|&p| self.implicit_tls(p))
     }
 }
 
@@ -162,10 +210,23 @@ fn respond<S: Read + Write>(
         Service::Http(flavor) => http::handle(conn, ctx, peer, report, flavor, fields),
         // The TLS layer is already in place (implicit_tls).
         Service::Https => http::serve_plain(conn, ctx, peer, report, http::Flavor::Web, fields),
-        Service::Redis => redis::handle(conn, fields),
+        Service::Redis => redis::handle(conn, ctx, peer, report, fields),
         Service::Mysql => mysql::handle(conn, ctx, peer, fields),
+        Service::Postgres => postgres::handle(conn, ctx, report, fields),
+        Service::Mongodb => mongodb::handle(conn, ctx, report, fields),
+        Service::Dns => dns::handle(conn, ctx, peer, report, fields),
+        Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
+        Service::Sip => sip::handle(conn, ctx, report, fields),
+        Service::Conpot if matches!(peer.dst_port, 80 | 8080) => {
+            http::handle(conn, ctx, peer, report, http::Flavor::Web, fields)
+        }
+        Service::Conpot => modbus::handle(conn, ctx, report, fields),
         Service::Vnc => vnc::handle(conn, fields),
-        Service::Generic => generic::handle(conn, fields),
+        Service::Smb => smb::handle(conn, ctx, report, fields),
+        Service::Mssql => mssql::handle(conn, ctx, report, fields),
+        Service::Ldap => ldap::handle(conn, ctx, report, fields),
+        Service::Rdp => rdp::handle(conn, ctx, report, fields),
+        Service::Llmnr | Service::Generic => generic::handle(conn, fields),
     }
 }
 

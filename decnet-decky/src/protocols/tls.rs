@@ -155,6 +155,15 @@ pub fn server_config_for(
     persona: &CertPersona,
     alpn: &[&[u8]],
 ) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    server_config_versions(persona, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// Like [`server_config_for`], limited to `versions` (SQL Server's TDS 7.x speaks TLS 1.2).
+pub fn server_config_versions(
+    persona: &CertPersona,
+    alpn: &[&[u8]],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let (cert, key) = match persona_cert(persona) {
         Ok(pair) => pair,
         // A hostname rcgen will not take (non-ASCII …) must not stop the decoy.
@@ -162,7 +171,7 @@ pub fn server_config_for(
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| TlsSetupError(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(

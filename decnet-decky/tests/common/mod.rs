@@ -81,8 +81,23 @@ impl Decky {
         Self::spawn(slug, config, &[], env)
     }
 
+    /// Like [`Decky::serve`] on a fixed `port` (a scanner script that only looks at the
+    /// well-known port, e.g. nmap's smb-os-discovery on 445).
+    pub fn serve_on(slug: &str, config: Option<&str>, port: u16) -> Decky {
+        Self::spawn_at(port, slug, config, &[], &[])
+    }
+
     fn spawn(slug: &str, config: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Decky {
-        let port = free_tcp_port();
+        Self::spawn_at(free_tcp_port(), slug, config, extra, env)
+    }
+
+    fn spawn_at(
+        port: u16,
+        slug: &str,
+        config: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Decky {
         let spec = format!("{port}/tcp");
         let mut args = vec!["serve", slug, "--bind", "127.0.0.1", "--port", &spec];
         args.extend_from_slice(extra);

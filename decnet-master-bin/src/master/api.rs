@@ -263,7 +263,7 @@ async fn decommission(
 /// `pending` entry under a deleted host), their open rows fail, and each shard's removal goes on
 /// the bus.
 async fn forget_deckies(m: &Master, host: &Host, now: DateTime<Utc>) -> Result<(), RepoError> {
-    let _guard = m.fleet_lock.lock().await;
+    let _guard = m.lifecycle().lock_fleet().await;
     if let Some(mut fleet) = m.repo.desired_fleet().await? {
         let before = fleet.deckies.len();
         fleet.deckies.retain(|d| d.host_uuid != Some(host.uuid));

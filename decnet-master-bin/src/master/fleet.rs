@@ -13,7 +13,6 @@ use decnet_core::fleet::{
     net_inputs, parse_fleet_ini, plan_fleet_change, FleetChange, FleetChangeRequest, FleetError,
     FleetFacts, FleetSpec, ModeChoice, NetInputs, NetRequest, Requested,
 };
-use decnet_core::model::validate::validate_services;
 use decnet_core::model::wire::{
     DeckyMutateRequest, DeckyView, FleetDeployAnswer, FleetDeployRequest, FleetDryRun,
     LifecycleIdsAnswer, LifecycleRows,
@@ -21,8 +20,8 @@ use decnet_core::model::wire::{
 use decnet_core::model::{
     DeckyConfig, DeckyName, DecnetConfig, HostUuid, Operation, Shard, ShardState,
 };
-use decnet_core::plan::pick_new_services;
-use decnet_core::traits::{BusEvent, RepoError};
+use decnet_core::orchestrate::MutateError;
+use decnet_core::traits::RepoError;
 use decnet_web::{ApiError, JsonBody};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -114,7 +113,7 @@ async fn deploy(
         ),
     };
 
-    let _guard = m.fleet_lock.lock().await;
+    let _guard = m.lifecycle().lock_fleet().await;
     let existing = m.repo.desired_fleet().await.map_err(store_error)?;
     let hosts = m.hosts_view().await.map_err(store_error)?;
     let live = live_hosts(&hosts);
@@ -236,43 +235,17 @@ pub(crate) async fn mutate_decky(
     services: Option<Vec<String>>,
     trigger: &str,
 ) -> Result<Vec<Uuid>, ApiError> {
-    let _guard = m.fleet_lock.lock().await;
-    let mut fleet = m
-        .repo
-        .desired_fleet()
+    let ids = m
+        .lifecycle()
+        .mutate(name, services, trigger, &mut StdRng::from_entropy())
         .await
-        .map_err(store_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
-    let custom = fleet.custom_services.clone();
-    let d = fleet
-        .deckies
-        .iter_mut()
-        .find(|d| d.name == *name)
-        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))?;
-    let old = d.services.clone();
-    let services = match services {
-        Some(s) => {
-            validate_services("services", &s, &custom)
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            s
-        }
-        // As the mutator would: from its archetype's services, a clash-free new set.
-        None => pick_new_services(&mut StdRng::from_entropy(), d)
-            .ok_or_else(|| ApiError::conflict(format!("{name}: no services to choose from")))?,
-    };
-    let now = m.clock.now();
-    d.services = services.clone();
-    d.last_mutated = epoch(now);
-    let changed = d.clone();
-    m.repo
-        .put_desired_fleet(&fleet)
-        .await
-        .map_err(store_error)?;
-    let ids = record(m, &[(changed, Operation::Mutate)], now)
-        .await
-        .map_err(store_error)?;
-    drop(_guard);
-    m.publish(BusEvent::mutation(name, &old, &services, trigger));
+        .map_err(|e| match e {
+            MutateError::NotFound(_) => ApiError::not_found(e.to_string()),
+            MutateError::Invalid(_) => ApiError::unprocessable(e.to_string()),
+            MutateError::NoServices(_) => ApiError::conflict(e.to_string()),
+            MutateError::Store(e) => store_error(e),
+            _ => ApiError::internal(e.to_string()),
+        })?;
     m.runner.wake();
     Ok(ids)
 }
@@ -283,7 +256,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<LifecycleIdsAnswer>), ApiError> {
     let name = decky_name(&name)?;
-    let _guard = m.fleet_lock.lock().await;
+    let _guard = m.lifecycle().lock_fleet().await;
     let mut fleet = m
         .repo
         .desired_fleet()

@@ -1,38 +1,27 @@
 //! What the master keeps of the core lifecycle's work ([`decnet_core::orchestrate::Lifecycle`]):
-//! its observed-state cache, the retired deckies whose late events it still accepts, metrics
-//! and logs.
+//! the retired deckies whose late events it still accepts, metrics and logs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use decnet_core::model::{DeckyName, HostUuid, LifecycleDelta, ShardState};
+use decnet_core::model::{DeckyName, HostUuid, LifecycleDelta};
 use decnet_core::orchestrate::LifecycleHooks;
 
 use super::metrics::Metrics;
 use super::state::RETIRED_EVENTS_GRACE;
 
-/// Last observed state per (host, decky), to skip writes when nothing changed.
-pub type Observed = Arc<Mutex<HashMap<(HostUuid, String), ShardState>>>;
 /// Deckies torn down per host, and when.
 pub type Retired = Arc<Mutex<HashMap<(HostUuid, String), DateTime<Utc>>>>;
 
 /// The master's [`LifecycleHooks`].
 #[derive(Debug, Clone)]
 pub struct MasterHooks {
-    pub observed: Observed,
     pub retired: Retired,
     pub metrics: Arc<Metrics>,
 }
 
 impl LifecycleHooks for MasterHooks {
-    fn shard_settled(&self, host: HostUuid, decky: &DeckyName) {
-        self.observed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(host, decky.to_string()));
-    }
-
     fn shard_retiring(&self, host: HostUuid, decky: &DeckyName, at: DateTime<Utc>) {
         note_retired(&self.retired, host, decky.as_str(), at);
     }

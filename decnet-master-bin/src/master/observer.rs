@@ -60,7 +60,9 @@ pub async fn observe_once(m: &Master) -> Result<(), RepoError> {
         }
     };
     let status = AgentStatus::deployed(&mine, String::new(), runtime, taken_at, vec![]);
-    super::swarm::observe(m, HostUuid::LOCAL, &status, taken_at).await?;
+    m.lifecycle()
+        .observe(HostUuid::LOCAL, &status, taken_at)
+        .await?;
     m.note_echo(
         HostUuid::LOCAL,
         taken_at,

@@ -128,8 +128,6 @@ pub struct Master {
     pub revoked: Mutex<HashSet<String>>,
     pub not_revoked: Mutex<HashSet<String>>,
     pub seen: Mutex<HashMap<HostUuid, Seen>>,
-    /// Last observed state per (host, decky), to skip writes when nothing changed.
-    pub observed: super::lifecycle::Observed,
     /// Per host, its latest heartbeat's time and the deckies it echoed: a decky's `last_seen`
     /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
     /// store's `last_seen` moves on state changes and is the fallback after a restart).
@@ -148,8 +146,6 @@ pub struct Master {
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
     pub hostnet: Arc<dyn HostNetwork>,
-    /// Serialises changes of the desired fleet.
-    pub fleet_lock: tokio::sync::Mutex<()>,
     /// Carries out lifecycle rows (the core runner over this master's store, agents and
     /// local deployer); every row transition goes through its [`Runner::lifecycle`].
     pub runner: Arc<Runner>,
@@ -211,10 +207,8 @@ impl Master {
         let limiter = RateLimiter::new(settings.enroll_per_minute, Duration::from_secs(60));
         let pki = Arc::new(pki);
         let metrics = Arc::new(Metrics::default());
-        let observed = super::lifecycle::Observed::default();
         let retired = super::lifecycle::Retired::default();
         let hooks = Arc::new(super::lifecycle::MasterHooks {
-            observed: observed.clone(),
             retired: retired.clone(),
             metrics: metrics.clone(),
         });
@@ -239,14 +233,12 @@ impl Master {
             revoked: Mutex::new(HashSet::new()),
             not_revoked: Mutex::new(HashSet::new()),
             seen: Mutex::new(HashMap::new()),
-            observed,
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
             retired,
             master_pins: Mutex::new(HashMap::new()),
             local,
             hostnet,
-            fleet_lock: tokio::sync::Mutex::new(()),
             runner,
         }
     }
@@ -329,7 +321,7 @@ impl Master {
     pub fn forget_host(&self, uuid: HostUuid, fingerprint: &str) {
         lock(&self.hosts).remove(&uuid);
         lock(&self.seen).remove(&uuid);
-        lock(&self.observed).retain(|(h, _), _| *h != uuid);
+        self.lifecycle().forget_observed(uuid);
         lock(&self.echoed).remove(&uuid);
         lock(&self.state_errors).remove(&uuid);
         lock(&self.not_revoked).remove(fingerprint);
@@ -457,117 +449,4 @@ impl Master {
     }
 }
 
-/// A bus event with its sequence number (1, 2, …; the SSE `id`).
-pub type Numbered = (u64, BusEvent);
-
-/// An in-process bus: a broadcast channel, so slow subscribers lose events (and are told how
-/// many) while publishers never wait; it also keeps the last `capacity` events, numbered, so a
-/// stream can replay them and resume after an id without a gap or a duplicate.
-#[derive(Debug, Clone)]
-pub struct BroadcastBus {
-    log: Arc<Mutex<EventLog>>,
-}
-
-#[derive(Debug)]
-struct EventLog {
-    next: u64,
-    capacity: usize,
-    recent: std::collections::VecDeque<Numbered>,
-    numbered: tokio::sync::broadcast::Sender<Numbered>,
-}
-
-impl BroadcastBus {
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let (numbered, _) = tokio::sync::broadcast::channel(capacity);
-        Self {
-            log: Arc::new(Mutex::new(EventLog {
-                next: 1,
-                capacity,
-                recent: std::collections::VecDeque::with_capacity(capacity),
-                numbered,
-            })),
-        }
-    }
-
-    /// Every event from now on, numbered.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Numbered> {
-        lock(&self.log).numbered.subscribe()
-    }
-
-    /// The kept events numbered above `after` (all kept ones for `None`), and a receiver of
-    /// every later one: taken together, so nothing falls between them or comes twice.
-    pub fn replay_and_subscribe(
-        &self,
-        after: Option<u64>,
-    ) -> (Vec<Numbered>, tokio::sync::broadcast::Receiver<Numbered>) {
-        let log = lock(&self.log);
-        let replay = log
-            .recent
-            .iter()
-            .filter(|(id, _)| after.is_none_or(|a| *id > a))
-            .cloned()
-            .collect();
-        (replay, log.numbered.subscribe())
-    }
-}
-
-impl Bus for BroadcastBus {
-    fn publish(&self, event: BusEvent) {
-        let mut log = lock(&self.log);
-        let id = log.next;
-        log.next += 1;
-        if log.recent.len() == log.capacity {
-            log.recent.pop_front();
-        }
-        log.recent.push_back((id, event.clone()));
-        let _ = log.numbered.send((id, event));
-    }
-}
-
-#[cfg(test)]
-mod bus_tests {
-    use super::*;
-    use decnet_core::model::DeckyName;
-
-    fn ev(n: u32) -> BusEvent {
-        BusEvent::mutation(
-            &DeckyName::new(format!("d-{n}")).unwrap(),
-            &[],
-            &[],
-            "operator",
-        )
-    }
-
-    #[test]
-    fn replay_keeps_the_last_events_and_resumes_after_an_id() {
-        let bus = BroadcastBus::new(3);
-        for n in 1..=5 {
-            bus.publish(ev(n));
-        }
-        let (all, _) = bus.replay_and_subscribe(None);
-        let ids: Vec<u64> = all.iter().map(|(id, _)| *id).collect();
-        assert_eq!(ids, [3, 4, 5]);
-        assert_eq!(all[0].1.topic, "decky.d-3.mutation");
-        let (after, mut rx) = bus.replay_and_subscribe(Some(4));
-        assert_eq!(after.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [5]);
-        bus.publish(ev(6));
-        let (id, e) = rx.try_recv().unwrap();
-        assert_eq!((id, e.topic.as_str()), (6, "decky.d-6.mutation"));
-        assert!(bus.replay_and_subscribe(Some(99)).0.is_empty());
-    }
-
-    #[test]
-    fn every_body_gets_a_ts_and_an_attack_keeps_its_own() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T07:00:00.5Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let mut e = ev(1);
-        e.stamp(now);
-        assert_eq!(e.body["ts"], "2026-12-03T07:00:00.500000Z");
-        let mut own = ev(2);
-        own.body["ts"] = serde_json::Value::from("2026-01-01T00:00:00Z");
-        own.stamp(now);
-        assert_eq!(own.body["ts"], "2026-01-01T00:00:00Z");
-    }
-}
+pub use decnet_core::orchestrate::bus::{BroadcastBus, Numbered};

@@ -11,13 +11,8 @@ use axum::{Extension, Json, Router};
 use decnet_core::model::wire::{
     EnrollAnswer, EnrollRequest, MasterPinsAnswer, MasterPinsRequest, RenewAnswer, RenewRequest,
 };
-use decnet_core::model::{
-    AgentStatus, EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid, LifecycleDelta,
-    ShardState,
-};
-use decnet_core::traits::{
-    BusEvent, CertRenewal, ObserveOutcome, ObservedShard, RepoError, StateTransition,
-};
+use decnet_core::model::{EnrollTokenText, HeartbeatBody, Host, HostStatus, HostUuid};
+use decnet_core::traits::{CertRenewal, RepoError};
 use decnet_tls::pki::{cert_info, fingerprint, parse_cert_pem, IssuedCert, LeafSpec, San};
 use decnet_web::{ApiError, JsonBody, PeerCertificate, RemoteAddr};
 use serde::Deserialize;
@@ -348,16 +343,8 @@ async fn heartbeat(
         .await
         .map_err(store_error)?;
     Metrics::inc(&m.metrics.heartbeats_received);
-    for delta in &beat.lifecycle {
-        apply(&m, host.uuid, delta).await?;
-    }
-    if !beat.status.in_flight.is_empty() {
-        m.repo
-            .touch_lifecycle(host.uuid, &beat.status.in_flight, now)
-            .await
-            .map_err(store_error)?;
-    }
-    observe(&m, host.uuid, &beat.status, now)
+    m.lifecycle()
+        .ingest_heartbeat(host.uuid, &beat, now)
         .await
         .map_err(store_error)?;
     let echoed: &[decnet_core::model::DeckyConfig] = if beat.status.deployed {
@@ -369,81 +356,4 @@ async fn heartbeat(
     // Not "no deckies": `observe` acts only on deployed snapshots, so the shards stay as they were.
     m.note_state_error(host.uuid, beat.status.state_error.as_deref());
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn apply(m: &Master, host: HostUuid, delta: &LifecycleDelta) -> Result<(), ApiError> {
-    m.lifecycle()
-        .apply_delta(host, delta)
-        .await
-        .map_err(store_error)?;
-    Ok(())
-}
-
-/// Applies the snapshot's per-decky states, skipping deckies whose state is unchanged since
-/// the last heartbeat (no store round-trip at all). Also used for this master's own (unihost)
-/// deckies, with host `local`.
-pub(crate) async fn observe(
-    m: &Master,
-    host: HostUuid,
-    status: &AgentStatus,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), RepoError> {
-    if !status.deployed {
-        return Ok(());
-    }
-    let empty = Default::default();
-    let runtime = status.runtime.as_ref().unwrap_or(&empty);
-    for d in &status.deckies {
-        let state = if runtime.get(d.name.as_str()).is_some_and(|r| r.running) {
-            ShardState::Running
-        } else {
-            ShardState::Degraded
-        };
-        let key = (host, d.name.to_string());
-        let cached = m
-            .observed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .copied();
-        if cached == Some(state) {
-            continue;
-        }
-        let outcome = m
-            .repo
-            .observe_shard(
-                &ObservedShard {
-                    host_uuid: host,
-                    decky_name: d.name.clone(),
-                    state,
-                    taken_at: status.taken_at,
-                },
-                now,
-            )
-            .await?;
-        match outcome {
-            ObserveOutcome::Changed { previous } => {
-                m.observed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, state);
-                m.publish(BusEvent::state(
-                    host,
-                    &d.name,
-                    state.as_str(),
-                    StateTransition::StateChanged {
-                        previous: previous.as_str(),
-                    },
-                ));
-            }
-            ObserveOutcome::Unchanged => {
-                m.observed
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, state);
-            }
-            ObserveOutcome::Refused => {}
-        }
-    }
-    Ok(())
 }
