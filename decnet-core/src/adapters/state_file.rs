@@ -15,21 +15,30 @@ pub const STATE_FILE_NAME: &str = "decnet-state.json";
 /// Errors reading or writing a state file; each names the path.
 #[derive(Debug, thiserror::Error)]
 pub enum StateFileError {
+    /// The file exists but could not be read (a missing file is not an error: nothing deployed).
     #[error("read {path}: {source}")]
     Read {
+        /// The state file's path.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// The file was read but is not a state file.
     #[error("{path}: {source}")]
     Parse {
+        /// The state file's path.
         path: PathBuf,
+        /// Why it does not parse.
         #[source]
         source: StateParseError,
     },
+    /// Writing the temp file, syncing it or renaming it into place failed.
     #[error("write {path}: {source}")]
     Write {
+        /// The state file's path.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },

@@ -22,7 +22,9 @@ use crate::registry::{self, Archetype, OsFamily};
 /// What a builder needs besides the request.
 #[derive(Debug, Clone)]
 pub struct BuildContext {
+    /// Unihost or swarm: the mode written into the built config.
     pub mode: Mode,
+    /// The decky network: interface, subnet, gateway, host IP and driver.
     pub net: NetPlan,
     /// Addresses already used (deckies already deployed, on an additive deploy).
     pub reserved: BTreeSet<Ipv4Addr>,
@@ -35,6 +37,7 @@ pub struct BuildContext {
     pub current: Vec<DeckyConfig>,
     /// `--mutate-interval`: beats every interval in the spec when given.
     pub mutate_interval: Option<u32>,
+    /// `--log-file`: where the deckies' service logs go.
     pub log_file: Option<String>,
     /// Seconds since the epoch, stamped as `last_mutated` on spec-built deckies.
     pub now_epoch: f64,
@@ -43,12 +46,19 @@ pub struct BuildContext {
 /// `decnet deploy` flags that shape the fleet.
 #[derive(Debug, Clone, Default)]
 pub struct FleetFlags {
+    /// `--deckies N`: how many deckies to build (at least 1).
     pub count: usize,
+    /// `--services a,b`: every decky runs exactly these services.
     pub services: Option<Vec<String>>,
+    /// `--randomize-services`: each decky draws 1–3 clash-free services.
     pub randomize_services: bool,
+    /// `--archetype NAME`: every decky takes this archetype's services, OS and preferred distros.
     pub archetype: Option<String>,
+    /// `--distros a,b`: distro slugs assigned round-robin.
     pub distros: Option<Vec<String>>,
+    /// `--randomize-distros`: each decky draws a random distro.
     pub randomize_distros: bool,
+    /// `--ip-start`: allocate addresses from here upwards instead of from the subnet's start.
     pub ip_start: Option<Ipv4Addr>,
 }
 

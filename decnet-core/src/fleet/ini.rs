@@ -53,6 +53,7 @@ const QUOTE_MAX_CHARS: usize = 80;
 /// A parsed INI file: its sections in order of first appearance, `[DEFAULT]` folded in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IniDocument {
+    /// The sections, in order of first appearance (`[DEFAULT]` itself not among them).
     pub sections: Vec<IniSection>,
 }
 
@@ -63,8 +64,11 @@ pub struct IniDocument {
 /// carrying their line in `[DEFAULT]`), like configparser's `options()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IniSection {
+    /// The header's name, trimmed (`[ web ]` is `web`); case-sensitive.
     pub name: String,
+    /// The 1-based line of its first header.
     pub line: usize,
+    /// Its own entries, then the inherited `[DEFAULT]` ones.
     pub entries: Vec<IniEntry>,
 }
 
@@ -73,8 +77,11 @@ pub struct IniSection {
 /// starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IniEntry {
+    /// The key, lowercased.
     pub key: String,
+    /// The value, continuation lines joined by `\n`; `None` for a bare `key` line.
     pub value: Option<String>,
+    /// The 1-based line where the winning occurrence of the key starts.
     pub line: usize,
 }
 
@@ -96,14 +103,26 @@ impl IniSection {
 /// Why a text is not a usable INI file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IniSyntaxError {
+    /// The text is empty or only whitespace.
     #[error("ini: empty input")]
     Empty,
+    /// The text is longer than [`MAX_INI_BYTES`].
     #[error("ini: {bytes} bytes exceeds the {max}-byte limit", max = MAX_INI_BYTES)]
-    TooLarge { bytes: usize },
+    TooLarge {
+        /// The text's length in bytes.
+        bytes: usize,
+    },
+    /// The text has no `[section]` header at all.
     #[error("ini: no [section] found")]
     NoSections,
+    /// A line the parser cannot read (e.g. an empty section name); `message` says why.
     #[error("ini: line {line}: {message}")]
-    Syntax { line: usize, message: String },
+    Syntax {
+        /// The offending line, 1-based.
+        line: usize,
+        /// What is wrong, quoting the offending text (cut to 80 characters).
+        message: String,
+    },
 }
 
 impl IniSyntaxError {

@@ -200,6 +200,28 @@ fn parse_decky(section: &IniSection) -> Result<DeckySpec, FieldError> {
 }
 
 /// Reads a deployment INI into a fleet spec.
+///
+/// ```
+/// use decnet_core::fleet::parse_fleet_ini;
+///
+/// let spec = parse_fleet_ini(
+///     "[general]\n\
+///      subnet = 192.168.1.0/24\n\
+///      gateway = 192.168.1.1\n\
+///      \n\
+///      [web]\n\
+///      services = http, ssh\n\
+///      amount = 3\n",
+/// )
+/// .unwrap();
+/// assert_eq!(spec.general.subnet.unwrap().to_string(), "192.168.1.0/24");
+/// assert_eq!(spec.deckies[0].name, "web");
+/// assert_eq!(spec.deckies[0].amount, Some(3));
+///
+/// // Errors name the section, the key, its line and the rule.
+/// let err = parse_fleet_ini("[web]\nsevrices = ssh\n").unwrap_err();
+/// assert!(err.to_string().contains("sevrices"), "{err}");
+/// ```
 pub fn parse_fleet_ini(text: &str) -> Result<FleetSpec, FleetError> {
     let doc = parse_ini(text)?;
     let mut spec = FleetSpec::default();

@@ -10,10 +10,15 @@ use crate::traits::LocalNetFacts;
 /// What the operator said (flags merged over the INI's `[general]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetInputs {
+    /// `--interface` / `[general] interface`: the parent interface.
     pub interface: Option<String>,
+    /// `--subnet` / `[general] subnet`: the decky LAN.
     pub subnet: Option<Subnet>,
+    /// `--gateway` / `[general] gateway`: the LAN's default gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// `--host-ip`: the host's own address on that LAN.
     pub host_ip: Option<Ipv4Addr>,
+    /// `--driver` / `[general] driver`: macvlan, ipvlan or bridge.
     pub driver: Option<NetworkDriver>,
 }
 
@@ -43,11 +48,15 @@ impl NetInputs {
 /// The resolved network a fleet is planned on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetPlan {
+    /// The parent interface the decky network sits on.
     pub interface: String,
+    /// The LAN the deckies take addresses from.
     pub subnet: Subnet,
+    /// The gateway the deckies are configured with.
     pub gateway: Ipv4Addr,
     /// The host's own address; never given to a decky.
     pub host_ip: Option<Ipv4Addr>,
+    /// The network driver the deckies sit on.
     pub driver: NetworkDriver,
 }
 

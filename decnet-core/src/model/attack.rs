@@ -335,9 +335,13 @@ pub struct AttackQuery {
     pub since: Option<DateTime<Utc>>,
     /// Before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only events against this decky (by name).
     pub decky: Option<String>,
+    /// Only events from this source address.
     pub src_ip: Option<IpAddr>,
+    /// Only events of this service slug (`ssh`, `http`, …).
     pub service: Option<String>,
+    /// Only events of this kind.
     pub kind: Option<AttackKind>,
     /// Only events whose id is greater (the previous page's last id).
     pub after: Option<Uuid>,
@@ -369,8 +373,11 @@ impl AttackQuery {
 /// an attacker's and count nowhere.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackerProfile {
+    /// The source address the profile is about.
     pub src_ip: IpAddr,
+    /// Its earliest event's time.
     pub first_seen: DateTime<Utc>,
+    /// Its latest event's time.
     pub last_seen: DateTime<Utc>,
     /// Events from this address.
     pub events: u64,
@@ -386,6 +393,7 @@ pub struct AttackerProfile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The password of its latest `auth` event, if it carried one.
     pub last_password: Option<String>,
 }
 

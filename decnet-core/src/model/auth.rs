@@ -22,6 +22,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The wire name (`"admin"`, `"viewer"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
@@ -50,16 +51,20 @@ impl FromStr for Role {
 /// An operator API token as stored: its id, the SHA-256 of its secret, its role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
+    /// The token's id, for listing and revoking it.
     pub id: Uuid,
     /// Lowercase hex SHA-256 of the secret.
     pub hash: String,
+    /// What the token may do.
     pub role: Role,
+    /// When the token was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A one-time enrollment token as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollToken {
+    /// The token's id.
     pub id: Uuid,
     /// Lowercase hex SHA-256 of the secret.
     pub hash: String,
@@ -67,7 +72,9 @@ pub struct EnrollToken {
     pub host_name: HostName,
     /// `host:port` of the agent API, the certificate's SAN.
     pub address: String,
+    /// When the token was issued.
     pub created_at: DateTime<Utc>,
+    /// After this instant the token no longer enrolls anything.
     pub expires_at: DateTime<Utc>,
     /// Set when consumed; a token is used at most once.
     pub used_at: Option<DateTime<Utc>>,
@@ -80,7 +87,9 @@ pub struct EnrollToken {
 /// the master says. The store keeps only the SHA-256 of the whole text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EnrollTokenText {
+    /// The one-time secret (43 characters of base64url); redacted in `Debug`.
     pub secret: String,
+    /// Lowercase hex SHA-256 of the master CA's DER, which the worker pins before enrolling.
     pub ca_fingerprint: String,
 }
 

@@ -35,6 +35,7 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The wire name (`"unihost"`, `"swarm"`), as in the state file and the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Unihost => "unihost",
@@ -78,6 +79,7 @@ pub enum NetworkDriver {
 }
 
 impl NetworkDriver {
+    /// The wire name (`"macvlan"`, `"ipvlan"`, `"bridge"`), as Docker and the API spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             NetworkDriver::Macvlan => "macvlan",
@@ -112,28 +114,41 @@ impl FromStr for NetworkDriver {
 /// One decoy host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeckyConfig {
+    /// Fleet-wide unique name (`^[a-z0-9][a-z0-9-]{0,62}$`); it also names the decky's containers.
     pub name: DeckyName,
+    /// The decky's own IPv4 address on the fleet's subnet.
     pub ip: Ipv4Addr,
+    /// The service slugs the decky runs (registry names such as `ssh`, or a `custom-x` one).
     pub services: Vec<String>,
+    /// Persona metadata: the distro slug the decky claims to be (`debian`, `ubuntu22`, …).
     pub distro: String,
+    /// Persona metadata: the image the claimed distro would run on; never pulled.
     pub base_image: String,
     #[serde(default = "default_build_base")]
+    /// Persona metadata: the persona's build base (default `debian:bookworm-slim`); never pulled.
     pub build_base: String,
+    /// The host name the decky's services announce (e.g. `SRV-WEB-42`).
     pub hostname: String,
     #[serde(default)]
+    /// The archetype the decky was drawn from (`web-server`, …), if any; it seeds the MAC.
     pub archetype: Option<String>,
     #[serde(default)]
+    /// Per-service persona settings, `service_config[svc][key] = value`.
     pub service_config: ServiceConfig,
     #[serde(default)]
+    /// The OS family whose TCP/IP fingerprint the decky's stack imitates (`linux`, …).
     pub nmap_os: OsFamily,
     /// Minutes. `None` inherits the fleet's interval; `0` never mutates.
     #[serde(default)]
     pub mutate_interval: Option<u32>,
     #[serde(default)]
+    /// When the decky's services were last mutated, in Unix epoch seconds (`0.0`: never).
     pub last_mutated: f64,
     #[serde(default)]
+    /// When a login attempt against the decky was last seen, in Unix epoch seconds (`0.0`: never).
     pub last_login_attempt: f64,
     #[serde(default)]
+    /// The swarm host that runs the decky; `None` in unihost mode and in legacy state files.
     pub host_uuid: Option<HostUuid>,
 }
 
@@ -169,25 +184,36 @@ impl DeckyConfig {
 /// image exists locally; nothing is ever pulled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomService {
+    /// The service slug, `custom-` followed by the INI section's suffix.
     pub name: String,
+    /// The operator's local image that runs the service.
     pub image: String,
     #[serde(default)]
+    /// The command the container runs instead of the image's default; empty keeps the default.
     pub exec_cmd: String,
     #[serde(default)]
+    /// The TCP ports the service listens on, checked for clashes with the decky's other services.
     pub ports: Vec<u16>,
 }
 
 /// The whole fleet of one deployment (unihost), or one worker's shard (swarm).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecnetConfig {
+    /// Where the deckies run: on this machine or on worker agents.
     pub mode: Mode,
+    /// The parent interface the decky network sits on (e.g. `eth0`).
     pub interface: String,
+    /// The LAN the deckies take their addresses from.
     pub subnet: Subnet,
+    /// The LAN's default gateway, as the deckies' containers are configured with it.
     pub gateway: Ipv4Addr,
+    /// The deckies, in the order they were planned.
     pub deckies: Vec<DeckyConfig>,
     #[serde(default)]
+    /// The log file the operator gave with `--log-file`, if any.
     pub log_file: Option<String>,
     #[serde(default)]
+    /// The original's driver flag: `true` means IPvlan L2, `false` macvlan (see [`Self::driver`]).
     pub ipvlan: bool,
     /// Minutes; `None` = never mutate unless a decky says so.
     #[serde(default = "default_mutate_interval")]
@@ -219,10 +245,12 @@ impl DecnetConfig {
         };
     }
 
+    /// The decky named `name`, if the fleet has one.
     pub fn decky(&self, name: &str) -> Option<&DeckyConfig> {
         self.deckies.iter().find(|d| d.name.as_str() == name)
     }
 
+    /// The custom service named `name` (e.g. `custom-x`), if the INI declared it.
     pub fn custom_service(&self, name: &str) -> Option<&CustomService> {
         self.custom_services.iter().find(|c| c.name == name)
     }

@@ -5,12 +5,16 @@ use std::fmt;
 /// A value that broke a rule. `field` is a path such as `deckies[2].ip` or `subnet`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct FieldError {
+    /// Where the value was found: `deckies[2].ip`, `[decky-01] services (line 4)`, `--subnet`.
     pub field: String,
+    /// The offending value, as given.
     pub value: String,
+    /// The rule it broke, phrased to follow the value (`is not an IPv4 address`).
     pub rule: String,
 }
 
 impl FieldError {
+    /// A field error; `value` is copied as given.
     pub fn new(field: impl Into<String>, value: &str, rule: impl Into<String>) -> Self {
         Self {
             field: field.into(),

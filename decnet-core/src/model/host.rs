@@ -23,6 +23,7 @@ pub enum HostStatus {
 }
 
 impl HostStatus {
+    /// The wire name (`"enrolled"`, `"active"`, `"unreachable"`).
     pub fn as_str(self) -> &'static str {
         match self {
             HostStatus::Enrolled => "enrolled",
@@ -57,15 +58,21 @@ impl FromStr for HostStatus {
 /// A worker host as the master knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
+    /// The id the master gave the host at enrollment; it keys the host's shards.
     pub uuid: HostUuid,
+    /// The host name the worker enrolled with, also its certificate's CN.
     pub name: HostName,
     /// `host:port` the master dials for the agent API.
     pub address: String,
     /// Lowercase hex SHA-256 of the worker certificate's DER: the pin for both directions.
     pub fingerprint: String,
+    /// Whether the master hears from the host (see [`HostStatus`]).
     pub status: HostStatus,
+    /// When the last heartbeat arrived; `None` before the first.
     pub last_heartbeat: Option<DateTime<Utc>>,
+    /// The `decnet-agent` version the last heartbeat reported.
     pub agent_version: Option<String>,
+    /// When the host was enrolled.
     pub enrolled_at: DateTime<Utc>,
     /// `notAfter` of the pinned certificate (`None` for hosts enrolled before it was kept).
     #[serde(default)]
@@ -85,15 +92,21 @@ pub struct Host {
 pub enum ShardState {
     /// Assigned, not yet confirmed by the host.
     Pending,
+    /// Deployed and every service container runs.
     Running,
     /// Deployed but not every service container runs.
     Degraded,
+    /// The deploy failed; `last_error` says why.
     Failed,
+    /// A teardown is in progress.
     TearingDown,
+    /// The teardown failed; the decky may still run.
     TeardownFailed,
 }
 
 impl ShardState {
+    /// The wire name (`"pending"`, `"running"`, `"degraded"`, `"failed"`, `"tearing_down"`,
+    /// `"teardown_failed"`).
     pub fn as_str(self) -> &'static str {
         match self {
             ShardState::Pending => "pending",
@@ -120,11 +133,18 @@ impl fmt::Display for ShardState {
 /// One decky assigned to one host, keyed by `(host_uuid, decky_name)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shard {
+    /// The host the decky is assigned to.
     pub host_uuid: HostUuid,
+    /// The decky's name, the second half of the key.
     pub decky_name: DeckyName,
+    /// The decky as the master wants it on that host.
     pub decky: DeckyConfig,
+    /// What the host last reported, or what an operation in progress set.
     pub state: ShardState,
+    /// The last operation error recorded for the decky, if any.
     pub last_error: Option<String>,
+    /// When a heartbeat last spoke for the decky.
     pub last_seen: Option<DateTime<Utc>>,
+    /// When the shard last changed.
     pub updated_at: DateTime<Utc>,
 }

@@ -21,14 +21,19 @@ pub const MAX_ERROR_LEN: usize = 2000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operation {
+    /// Bring the decky up (create or recreate its containers); wire name `deploy`.
     Deploy,
+    /// Swap the decky's services for a new draw; wire name `mutate`.
     Mutate,
+    /// Remove the decky's containers; wire name `teardown`.
     Teardown,
 }
 
 impl Operation {
+    /// Every operation, in wire order.
     pub const ALL: [Operation; 3] = [Operation::Deploy, Operation::Mutate, Operation::Teardown];
 
+    /// The wire name (`"deploy"`, `"mutate"`, `"teardown"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Deploy => "deploy",
@@ -58,13 +63,18 @@ impl FromStr for Operation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LifecycleStatus {
+    /// Recorded, not yet started by the runner or a worker.
     Pending,
+    /// Handed to the deployer or a worker; the outcome is not known yet.
     Running,
+    /// Finished: the decky is in the state the operation asked for. Terminal.
     Succeeded,
+    /// Finished without reaching that state, or failed by the sweep; `error` says why. Terminal.
     Failed,
 }
 
 impl LifecycleStatus {
+    /// Every status, in the order a row passes through them.
     pub const ALL: [LifecycleStatus; 4] = [
         LifecycleStatus::Pending,
         LifecycleStatus::Running,
@@ -72,6 +82,7 @@ impl LifecycleStatus {
         LifecycleStatus::Failed,
     ];
 
+    /// The wire name (`"pending"`, `"running"`, `"succeeded"`, `"failed"`).
     pub fn as_str(self) -> &'static str {
         match self {
             LifecycleStatus::Pending => "pending",
@@ -122,10 +133,14 @@ impl FromStr for LifecycleStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TransitionError {
     #[error("lifecycle row is already {0} (terminal rows never change)")]
+    /// The row already reached this terminal status.
     Terminal(LifecycleStatus),
     #[error("lifecycle row cannot move from {from} to {to}")]
+    /// The rules do not allow this move (e.g. `running` back to `pending`).
     NotAllowed {
+        /// The row's current status.
         from: LifecycleStatus,
+        /// The status asked for.
         to: LifecycleStatus,
     },
 }
@@ -172,15 +187,23 @@ pub fn truncate_error(s: &str) -> String {
 /// One row: one attempt of one operation on one decky.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleRow {
+    /// The row's id, which the operator API's `?ids=` and a worker's delta (`lifecycle_id`) name.
     pub id: Uuid,
+    /// The decky the operation is about.
     pub decky_name: DeckyName,
     /// `None` for unihost deckies run by the master itself.
     pub host_uuid: Option<HostUuid>,
+    /// What the row tracks.
     pub operation: Operation,
+    /// Where the row stands; terminal rows never change.
     pub status: LifecycleStatus,
+    /// Why the row failed (at most [`MAX_ERROR_LEN`] bytes); `None` while it has not.
     pub error: Option<String>,
+    /// When the row was recorded.
     pub started_at: DateTime<Utc>,
+    /// When the row last changed status.
     pub updated_at: DateTime<Utc>,
+    /// When the row reached a terminal status; `None` before.
     pub completed_at: Option<DateTime<Utc>>,
 }
 
@@ -233,7 +256,9 @@ impl LifecycleRow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeltaStatus {
+    /// The operation reached its goal.
     Succeeded,
+    /// The operation failed; the delta's `error` says why.
     Failed,
 }
 
@@ -254,15 +279,22 @@ pub struct LifecycleDelta {
     /// Echo of the master's row id, when the master sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle_id: Option<Uuid>,
+    /// The decky the operation was about.
     pub decky_name: DeckyName,
+    /// The operation that finished.
     pub operation: Operation,
+    /// How it ended.
     pub status: DeltaStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why it failed (at most [`MAX_ERROR_LEN`] bytes); absent on success.
     pub error: Option<String>,
+    /// When the worker saw the operation finish.
     pub completed_at: DateTime<Utc>,
 }
 
 impl LifecycleDelta {
+    /// A delta with a fresh id: `Ok(())` reports success, `Err(text)` a failure with its text
+    /// cut to [`MAX_ERROR_LEN`] bytes.
     pub fn new(
         lifecycle_id: Option<Uuid>,
         decky_name: DeckyName,

@@ -41,6 +41,7 @@ macro_rules! name_newtype {
                 }
             }
 
+            /// The validated name.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -135,10 +136,12 @@ impl HostUuid {
     /// The master itself, for unihost deckies' shards (the nil UUID; bus topics say `local`).
     pub const LOCAL: HostUuid = HostUuid(uuid::Uuid::nil());
 
+    /// A fresh random id, as enrollment assigns one.
     pub fn new_v4() -> Self {
         Self(uuid::Uuid::new_v4())
     }
 
+    /// True for [`HostUuid::LOCAL`], the master's own unihost deckies.
     pub fn is_local(&self) -> bool {
         self.0.is_nil()
     }
@@ -176,6 +179,7 @@ impl FromStr for HostUuid {
 pub struct Subnet(Ipv4Net);
 
 impl Subnet {
+    /// The subnet of `net`, with host bits cleared.
     pub fn new(net: Ipv4Net) -> Self {
         Self(net.trunc())
     }
@@ -208,22 +212,27 @@ impl Subnet {
         Ok(Self(net.trunc()))
     }
 
+    /// The subnet as an [`Ipv4Net`].
     pub fn net(&self) -> Ipv4Net {
         self.0
     }
 
+    /// True when `ip` lies in the subnet (network and broadcast addresses included).
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         self.0.contains(&ip)
     }
 
+    /// The network address (`192.168.1.0` for `192.168.1.0/24`).
     pub fn network(&self) -> Ipv4Addr {
         self.0.network()
     }
 
+    /// The broadcast address (`192.168.1.255` for `192.168.1.0/24`).
     pub fn broadcast(&self) -> Ipv4Addr {
         self.0.broadcast()
     }
 
+    /// The prefix length, `0..=32`.
     pub fn prefix_len(&self) -> u8 {
         self.0.prefix_len()
     }

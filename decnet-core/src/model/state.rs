@@ -33,6 +33,7 @@ pub struct WorkerState {
     pub config: DecnetConfig,
     /// Kept for wire compatibility; DECNET-rs writes no compose file.
     pub compose_path: String,
+    /// Deckies in the file that break today's rules: reported, never acted upon.
     pub rejected: Vec<RejectedDecky>,
 }
 
@@ -40,12 +41,15 @@ pub struct WorkerState {
 #[derive(Debug, thiserror::Error)]
 pub enum StateParseError {
     #[error("state file is not valid JSON: {0}")]
+    /// The file is not JSON at all.
     Json(#[source] serde_json::Error),
     #[error("state file: {0}")]
+    /// The JSON lacks the state file's shape (e.g. no `config` object); the text says what.
     Shape(String),
 }
 
 impl WorkerState {
+    /// A state of `config` as this process writes it: no compose path, nothing rejected.
     pub fn new(config: DecnetConfig) -> Self {
         Self {
             config,

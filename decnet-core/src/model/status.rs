@@ -19,6 +19,7 @@ pub const ABSENT: &str = "absent";
 pub struct DeckyRuntime {
     /// True when the decky has services and every one of them is running.
     pub running: bool,
+    /// Service slug → container state (`running`, `exited`, …, or [`ABSENT`]).
     pub services: BTreeMap<String, String>,
 }
 
@@ -44,14 +45,20 @@ pub type RuntimeMap = BTreeMap<String, DeckyRuntime>;
 /// field is omitted otherwise, so a healthy snapshot has exactly the PRODUCT §5 shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentStatus {
+    /// Whether the worker has a deployment (a readable state file).
     pub deployed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The deployment's mode; present only when deployed.
     pub mode: Option<Mode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The state file's `compose_path`, for wire compatibility (DECNET-rs writes no compose
+    /// file); present only when deployed.
     pub compose_path: Option<String>,
     #[serde(default)]
+    /// The deckies of the deployed shard (empty when not deployed).
     pub deckies: Vec<DeckyConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Decky name → containers found; present when deployed or when the state file is unreadable.
     pub runtime: Option<RuntimeMap>,
     /// When the snapshot was taken: the master never lets it overwrite newer state.
     pub taken_at: DateTime<Utc>,
@@ -65,6 +72,7 @@ pub struct AgentStatus {
 }
 
 impl AgentStatus {
+    /// The snapshot of a worker with no deployment.
     pub fn not_deployed(taken_at: DateTime<Utc>, in_flight: Vec<Uuid>) -> Self {
         Self {
             deployed: false,
@@ -93,6 +101,7 @@ impl AgentStatus {
         }
     }
 
+    /// The snapshot of a worker running `config`, with the containers found in `runtime`.
     pub fn deployed(
         config: &DecnetConfig,
         compose_path: String,
@@ -116,10 +125,14 @@ impl AgentStatus {
 /// `POST /swarm/heartbeat` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatBody {
+    /// The host sending the heartbeat; it must match the client certificate's enrolled host.
     pub host_uuid: HostUuid,
+    /// The agent's version string, stored on the host row.
     pub agent_version: Option<String>,
+    /// The agent's `/status` snapshot at the time of sending.
     pub status: AgentStatus,
     #[serde(default)]
+    /// Outcomes of operations finished since the last acknowledged heartbeat (the outbox).
     pub lifecycle: Vec<LifecycleDelta>,
 }
 

@@ -262,6 +262,7 @@ pub struct EventBatchAnswer {
 /// `GET /api/v1/attacks`: one page of attacker events, in id (birth) order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttackPage {
+    /// The page's events, oldest id first.
     pub events: Vec<crate::model::attack::AttackEvent>,
     /// The `after` of the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,6 +272,7 @@ pub struct AttackPage {
 /// `GET /api/v1/attackers`: one profile per source address, most recently seen first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackersAnswer {
+    /// The profiles, most recently seen first.
     pub attackers: Vec<crate::model::attack::AttackerProfile>,
 }
 

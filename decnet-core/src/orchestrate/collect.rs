@@ -205,8 +205,10 @@ pub async fn collect_all(
 /// Why a collection pass stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
+    /// The deployer could not read the deckies' service output.
     #[error("read service output: {0}")]
     Logs(#[from] crate::traits::DeployerError),
+    /// Appending the parsed events to the spool failed.
     #[error(transparent)]
     Spool(#[from] crate::adapters::spool::SpoolError),
 }

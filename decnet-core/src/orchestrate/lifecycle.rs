@@ -391,6 +391,80 @@ impl Lifecycle {
     /// Applies a planned fleet change ([`crate::fleet::plan_fleet_change`]): stores its fleet
     /// as the desired one and [records](Lifecycle::record) its per-decky changes. The row
     /// ids; wake the runner afterwards.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// use decnet_core::fleet::change::*;
+    /// use decnet_core::fleet::{FleetFlags, NetInputs};
+    /// use decnet_core::model::{LifecycleStatus, Mode, Operation, ShardState, Subnet};
+    /// use decnet_core::orchestrate::Lifecycle;
+    /// use decnet_core::testkit::{ManualClock, MemRepository};
+    /// use decnet_core::traits::{Bus, BusEvent, Clock, Repository};
+    /// use rand::SeedableRng;
+    ///
+    /// /// Collects the events the lifecycle publishes.
+    /// #[derive(Default)]
+    /// struct Events(std::sync::Mutex<Vec<BusEvent>>);
+    /// impl Bus for Events {
+    ///     fn publish(&self, event: BusEvent) {
+    ///         self.0.lock().unwrap().push(event);
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// // Two unihost deckies running ssh, planned on 10.9.0.0/24.
+    /// let req = FleetChangeRequest {
+    ///     requested: Requested::Flags(FleetFlags {
+    ///         count: 2,
+    ///         services: Some(vec!["ssh".into()]),
+    ///         ..FleetFlags::default()
+    ///     }),
+    ///     net: NetRequest::Inputs(NetInputs {
+    ///         interface: Some("eth1".into()),
+    ///         subnet: Some(Subnet::parse("subnet", "10.9.0.0/24").unwrap()),
+    ///         gateway: Some("10.9.0.1".parse().unwrap()),
+    ///         host_ip: Some("10.9.0.2".parse().unwrap()),
+    ///         driver: None,
+    ///     }),
+    ///     replace: true,
+    ///     mode: ModeChoice::Fixed(Mode::Unihost),
+    ///     mutate_interval: None,
+    ///     log_file: None,
+    ///     host_ip_optional: false,
+    /// };
+    /// let facts = FleetFacts {
+    ///     existing: None,
+    ///     live_hosts: &[],
+    ///     reserved: &[],
+    ///     local_deployer: true,
+    ///     host_net: None,
+    ///     fleet_limit: Some(256),
+    ///     now_epoch: 0.0,
+    /// };
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    /// let change = plan_fleet_change(&req, &facts, &mut rng).unwrap();
+    ///
+    /// let repo = Arc::new(MemRepository::new());
+    /// let events = Arc::new(Events::default());
+    /// let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    /// let lifecycle = Lifecycle::new(repo.clone(), events.clone(), clock.clone());
+    /// let ids = lifecycle.commit(&change, clock.now()).await.unwrap();
+    ///
+    /// // The desired fleet is stored, and each new decky has a pending deploy row and a
+    /// // pending shard on the master's own host, announced by a `.state` event.
+    /// assert_eq!(repo.desired_fleet().await.unwrap(), Some(change.fleet.clone()));
+    /// let rows = repo.lifecycle_rows(&ids).await.unwrap();
+    /// assert_eq!(rows.len(), 2);
+    /// assert!(rows.iter().all(|r| r.operation == Operation::Deploy
+    ///     && r.status == LifecycleStatus::Pending));
+    /// let shards = repo.shards(None).await.unwrap();
+    /// assert!(shards.iter().all(|s| s.state == ShardState::Pending));
+    /// let events = events.0.lock().unwrap();
+    /// assert_eq!(events.len(), 2);
+    /// assert!(events.iter().all(|e| e.topic.ends_with(".state")));
+    /// # });
+    /// ```
     pub async fn commit(
         &self,
         change: &crate::fleet::FleetChange,

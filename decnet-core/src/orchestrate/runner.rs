@@ -31,8 +31,11 @@ pub const NO_LOCAL_DEPLOYER: &str =
 #[non_exhaustive]
 pub struct RunnerSettings {
     /// Per-operation timeouts of the sweep, from a row's last progress.
+    /// After this long without progress a `deploy` row is failed by the sweep.
     pub deploy_timeout: Duration,
+    /// The same for a `mutate` row.
     pub mutate_timeout: Duration,
+    /// The same for a `teardown` row.
     pub teardown_timeout: Duration,
     /// How often the sweep looks.
     pub sweep_every: Duration,
@@ -89,6 +92,127 @@ impl RunnerSettings {
 }
 
 /// Carries out lifecycle rows; see the module docs.
+///
+/// An embedder builds one over its [`Lifecycle`], a [`Deployer`] for this machine's deckies
+/// and an [`AgentConnector`] for workers, then runs it until its shutdown future resolves:
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::{Arc, Mutex};
+///
+/// use decnet_core::model::{DeckyName, DeckyRuntime, DecnetConfig, LifecycleStatus, RuntimeMap};
+/// use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
+/// use decnet_core::testkit::{ManualClock, MemRepository};
+/// use decnet_core::traits::{
+///     DeckyOutcome, DeployReport, Deployer, DeployerError, MockAgentConnector, MockBus,
+///     Repository,
+/// };
+/// # use decnet_core::fleet::change::*;
+/// # use decnet_core::fleet::{FleetFlags, NetInputs};
+/// # use decnet_core::model::{Mode, Subnet};
+/// # use decnet_core::traits::Clock;
+/// # use rand::SeedableRng;
+///
+/// /// "Runs" deckies in memory: decky name → its services.
+/// #[derive(Default)]
+/// struct InMemory(Mutex<BTreeMap<String, Vec<String>>>);
+///
+/// #[async_trait::async_trait]
+/// impl Deployer for InMemory {
+///     async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
+///         let mut running = self.0.lock().unwrap();
+///         let mut report = DeployReport::default();
+///         for d in &desired.deckies {
+///             running.insert(d.name.to_string(), d.services.clone());
+///             report.outcomes.insert(d.name.clone(), DeckyOutcome::Succeeded);
+///         }
+///         Ok(report)
+///     }
+///     async fn mutate(&self, d: &DeckyName, s: &[String]) -> Result<DeployReport, DeployerError> {
+///         self.0.lock().unwrap().insert(d.to_string(), s.to_vec());
+///         let mut report = DeployReport::default();
+///         report.outcomes.insert(d.clone(), DeckyOutcome::Succeeded);
+///         Ok(report)
+///     }
+///     async fn teardown<'a>(
+///         &self,
+///         d: Option<&'a DeckyName>,
+///     ) -> Result<DeployReport, DeployerError> {
+///         let mut running = self.0.lock().unwrap();
+///         match d {
+///             Some(d) => drop(running.remove(d.as_str())),
+///             None => running.clear(),
+///         }
+///         Ok(DeployReport::default())
+///     }
+///     async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
+///         let running = self.0.lock().unwrap();
+///         Ok(running
+///             .iter()
+///             .map(|(name, svcs)| {
+///                 let states = svcs.iter().map(|s| (s.clone(), "running".to_string())).collect();
+///                 (name.clone(), DeckyRuntime::from_services(states))
+///             })
+///             .collect())
+///     }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let repo = Arc::new(MemRepository::new());
+/// let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+/// let mut bus = MockBus::new();
+/// bus.expect_publish().returning(|_| ());
+/// let lifecycle = Lifecycle::new(repo.clone(), Arc::new(bus), clock.clone());
+/// # let req = FleetChangeRequest {
+/// #     requested: Requested::Flags(FleetFlags {
+/// #         count: 2,
+/// #         services: Some(vec!["ssh".into()]),
+/// #         ..FleetFlags::default()
+/// #     }),
+/// #     net: NetRequest::Inputs(NetInputs {
+/// #         interface: Some("eth1".into()),
+/// #         subnet: Some(Subnet::parse("subnet", "10.9.0.0/24").unwrap()),
+/// #         gateway: Some("10.9.0.1".parse().unwrap()),
+/// #         host_ip: Some("10.9.0.2".parse().unwrap()),
+/// #         driver: None,
+/// #     }),
+/// #     replace: true,
+/// #     mode: ModeChoice::Fixed(Mode::Unihost),
+/// #     mutate_interval: None,
+/// #     log_file: None,
+/// #     host_ip_optional: false,
+/// # };
+/// # let facts = FleetFacts {
+/// #     existing: None,
+/// #     live_hosts: &[],
+/// #     reserved: &[],
+/// #     local_deployer: true,
+/// #     host_net: None,
+/// #     fleet_limit: Some(256),
+/// #     now_epoch: 0.0,
+/// # };
+/// # let change = plan_fleet_change(&req, &facts, &mut rand::rngs::StdRng::seed_from_u64(7))
+/// #     .unwrap();
+/// // Two unihost deckies planned (see `plan_fleet_change`) and committed as pending rows.
+/// let ids = lifecycle.commit(&change, clock.now()).await.unwrap();
+///
+/// // Unihost only: the runner never reaches for a worker, so the connector expects nothing.
+/// let deployer = Arc::new(InMemory::default());
+/// let runner = Arc::new(Runner::new(
+///     lifecycle,
+///     Arc::new(MockAgentConnector::new()),
+///     Some(deployer.clone()),
+///     RunnerSettings::default(),
+/// ));
+/// // Shutdown is a parameter. Already resolved here: the runner makes one pass, waits for
+/// // the dispatch it started, and returns. A real embedder passes e.g. a cancellation token.
+/// runner.run(std::future::ready(()), |e| eprintln!("store: {e}")).await;
+///
+/// let rows = repo.lifecycle_rows(&ids).await.unwrap();
+/// assert!(rows.iter().all(|r| r.status == LifecycleStatus::Succeeded));
+/// assert_eq!(deployer.0.lock().unwrap().len(), 2);
+/// # });
+/// ```
 pub struct Runner {
     lifecycle: Lifecycle,
     agents: Arc<dyn AgentConnector>,

@@ -23,10 +23,18 @@ pub struct Shipped {
 /// Why a pass stopped early (the caller backs off and tries again).
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
+    /// The master could not be reached or failed its identity check.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The master refused for now (403, 429 or 5xx): the batch stays in the spool.
     #[error("the master refused the batch ({status}): {detail}")]
-    Refused { status: u16, detail: String },
+    Refused {
+        /// The HTTP status the master answered.
+        status: u16,
+        /// The master's detail text.
+        detail: String,
+    },
+    /// Reading the spool or recording the acknowledged position failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }

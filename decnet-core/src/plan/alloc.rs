@@ -10,6 +10,7 @@ use crate::model::Subnet;
 /// What to allocate from.
 #[derive(Debug, Clone)]
 pub struct AllocRequest<'a> {
+    /// The LAN the deckies' addresses come from.
     pub subnet: Subnet,
     /// Never handed out.
     pub gateway: Option<Ipv4Addr>,
@@ -24,12 +25,22 @@ pub struct AllocRequest<'a> {
 /// Why addresses could not be allocated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
+    /// `ip_start` lies outside the subnet.
     #[error("ip_start: {ip_start} is not inside subnet {subnet}")]
-    StartOutsideSubnet { ip_start: Ipv4Addr, subnet: Subnet },
+    StartOutsideSubnet {
+        /// The start address asked for.
+        ip_start: Ipv4Addr,
+        /// The subnet it should have been in.
+        subnet: Subnet,
+    },
+    /// Fewer free addresses than asked for; nothing is allocated.
     #[error("not enough free IPs in {subnet}: {count} wanted, {found} free")]
     Exhausted {
+        /// The subnet allocated from.
         subnet: Subnet,
+        /// How many addresses were asked for.
         count: usize,
+        /// How many free ones there were (from `ip_start` on, when given).
         found: usize,
     },
 }
@@ -50,6 +61,27 @@ pub fn host_range(subnet: &Subnet) -> std::ops::RangeInclusive<u32> {
 /// Allocates `count` free addresses in ascending order, skipping the gateway, the host's own
 /// address and `reserved`, starting at `ip_start` when given. `count == 0` gives none (the
 /// original returned the whole pool).
+///
+/// ```
+/// use std::collections::BTreeSet;
+///
+/// use decnet_core::model::Subnet;
+/// use decnet_core::plan::{allocate_ips, AllocError, AllocRequest};
+///
+/// let reserved = BTreeSet::from(["192.168.1.3".parse().unwrap()]);
+/// let req = AllocRequest {
+///     subnet: Subnet::parse("subnet", "192.168.1.0/29").unwrap(),
+///     gateway: Some("192.168.1.1".parse().unwrap()),
+///     host_ip: Some("192.168.1.2".parse().unwrap()),
+///     ip_start: None,
+///     reserved: &reserved,
+/// };
+/// // .1 is the gateway, .2 the host, .3 taken: the first free addresses are .4 and .5.
+/// let ips: Vec<String> = allocate_ips(&req, 2).unwrap().iter().map(|ip| ip.to_string()).collect();
+/// assert_eq!(ips, ["192.168.1.4", "192.168.1.5"]);
+/// // A /29 has six host addresses: three are taken, so four deckies do not fit.
+/// assert!(matches!(allocate_ips(&req, 4), Err(AllocError::Exhausted { found: 3, .. })));
+/// ```
 pub fn allocate_ips(req: &AllocRequest<'_>, count: usize) -> Result<Vec<Ipv4Addr>, AllocError> {
     if let Some(start) = req.ip_start {
         if !req.subnet.contains(start) {

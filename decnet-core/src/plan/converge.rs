@@ -23,25 +23,33 @@ pub fn shape_hash<T: Serialize + ?Sized>(shape: &T) -> String {
 /// Which container of a decky.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
+    /// The decky's base container (`<decky>`): it holds the address, MAC and network stack.
     Base,
+    /// One service's container (`<decky>.<svc>`), by service slug; it shares the base's network.
     Service(String),
 }
 
 /// A container found on the host (by its labels).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
+    /// The runtime's container id.
     pub id: String,
+    /// The decky the container belongs to (its `decnet.decky` label).
     pub decky: DeckyName,
+    /// Which of the decky's containers it is (its `decnet.role` and `decnet.service` labels).
     pub role: Role,
     /// The shape hash label; `None` when missing (then the container is replaced).
     pub hash: Option<String>,
+    /// Whether the container is running; a stopped one is replaced.
     pub running: bool,
 }
 
 /// A decky as it should be, with its shape hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
+    /// The decky's name.
     pub decky: DeckyName,
+    /// The shape hash the base container must carry.
     pub base_hash: String,
     /// Service slug → shape hash.
     pub services: BTreeMap<String, String>,
@@ -53,13 +61,16 @@ pub struct Desired {
 pub struct DeckySteps {
     /// Container ids to remove.
     pub remove: Vec<String>,
+    /// Whether to (re)create the base container.
     pub create_base: bool,
+    /// Service slugs whose containers to (re)create, after the base.
     pub create_services: Vec<String>,
     /// The decky is no longer desired on this host.
     pub retire: bool,
 }
 
 impl DeckySteps {
+    /// True when nothing is to be removed or created.
     pub fn is_noop(&self) -> bool {
         self.remove.is_empty() && !self.create_base && self.create_services.is_empty()
     }
@@ -68,10 +79,12 @@ impl DeckySteps {
 /// The whole plan, per decky. Converged deckies are absent.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConvergePlan {
+    /// Decky name → its steps.
     pub deckies: BTreeMap<DeckyName, DeckySteps>,
 }
 
 impl ConvergePlan {
+    /// True when the host is converged: no decky has a step.
     pub fn is_noop(&self) -> bool {
         self.deckies.is_empty()
     }
@@ -87,6 +100,43 @@ fn is_current(o: &Observed, want: &str) -> bool {
 /// - a service missing, of another shape or not running → replace that service only;
 /// - a service no longer wanted, or a duplicate container → remove it;
 /// - a decky not desired → remove all its containers (`retire`).
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use decnet_core::model::DeckyName;
+/// use decnet_core::plan::{plan_converge, Desired, Observed, Role};
+///
+/// let web = DeckyName::new("web").unwrap();
+/// let desired = [Desired {
+///     decky: web.clone(),
+///     base_hash: "b1".into(),
+///     services: BTreeMap::from([("ssh".into(), "s1".into()), ("http".into(), "h1".into())]),
+/// }];
+/// let container = |id: &str, role: Role, hash: &str| Observed {
+///     id: id.into(),
+///     decky: web.clone(),
+///     role,
+///     hash: Some(hash.into()),
+///     running: true,
+/// };
+/// // The base and ssh are current; http runs with an old shape.
+/// let observed = [
+///     container("c1", Role::Base, "b1"),
+///     container("c2", Role::Service("ssh".into()), "s1"),
+///     container("c3", Role::Service("http".into()), "h0"),
+/// ];
+/// let plan = plan_converge(&desired, &observed);
+/// let steps = &plan.deckies[&web];
+/// assert_eq!(steps.remove, ["c3"]);
+/// assert!(!steps.create_base);
+/// assert_eq!(steps.create_services, ["http"]);
+///
+/// // Once converged, there is nothing to do.
+/// let http = container("c4", Role::Service("http".into()), "h1");
+/// let observed = [observed[0].clone(), observed[1].clone(), http];
+/// assert!(plan_converge(&desired, &observed).is_noop());
+/// ```
 pub fn plan_converge(desired: &[Desired], observed: &[Observed]) -> ConvergePlan {
     let mut by_decky: BTreeMap<&DeckyName, Vec<&Observed>> = BTreeMap::new();
     for o in observed {

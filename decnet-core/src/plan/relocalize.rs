@@ -25,6 +25,35 @@ pub fn local_gateway(facts: &LocalNetFacts, config_gateway: Ipv4Addr) -> Ipv4Add
 /// addresses, and new ones get free local addresses, ascending, avoiding every address in use
 /// (current deckies, the host, the gateway). Pure: the input is not changed, and applying it
 /// twice gives the same result.
+///
+/// ```
+/// use decnet_core::model::DecnetConfig;
+/// use decnet_core::plan::relocalize;
+/// use decnet_core::traits::LocalNetFacts;
+///
+/// // The shard as the master planned it, on the master's LAN (10.0.0.0/24).
+/// let shard: DecnetConfig = serde_json::from_str(
+///     r#"{"mode": "swarm", "interface": "eth0", "subnet": "10.0.0.0/24",
+///         "gateway": "10.0.0.1", "deckies": [
+///           {"name": "web", "ip": "10.0.0.10", "services": ["http"], "distro": "debian",
+///            "base_image": "debian:bookworm-slim", "hostname": "SRV-WEB-42"}]}"#,
+/// )
+/// .unwrap();
+/// // This worker sits on another LAN, with 192.168.5.1 as its default gateway.
+/// let facts = LocalNetFacts {
+///     interface: "enp1s0".into(),
+///     subnet: "192.168.5.0/24".parse().unwrap(),
+///     host_ip: "192.168.5.2".parse().unwrap(),
+///     gateway: Some("192.168.5.1".parse().unwrap()),
+/// };
+/// let local = relocalize(&shard, &facts, None).unwrap();
+/// assert_eq!(local.interface, "enp1s0");
+/// assert_eq!(local.gateway.to_string(), "192.168.5.1");
+/// // The new decky takes the first free local address: not the gateway, not the host.
+/// assert_eq!(local.deckies[0].ip.to_string(), "192.168.5.3");
+/// // Pure and idempotent: relocalizing the result again changes nothing.
+/// assert_eq!(relocalize(&local, &facts, Some(&local)).unwrap(), local);
+/// ```
 pub fn relocalize(
     config: &DecnetConfig,
     facts: &LocalNetFacts,

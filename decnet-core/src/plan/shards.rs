@@ -7,6 +7,23 @@ use crate::model::{DeckyName, HostUuid, LifecycleStatus, Operation, RuntimeMap};
 /// Assigns every decky to a live host: a decky already on a live host keeps it (moving one
 /// would put its IP and MAC on two hosts); the others go round-robin over the live hosts,
 /// least-loaded first, in name order. With no live host, nothing is assigned (unihost).
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// use decnet_core::model::{DeckyName, HostUuid};
+/// use decnet_core::plan::plan_shards;
+///
+/// let name = |s: &str| DeckyName::new(s).unwrap();
+/// let (a, b) = (HostUuid::new_v4(), HostUuid::new_v4());
+/// // `db` already runs on `b`; the new deckies fill the least-loaded host first.
+/// let current = BTreeMap::from([(name("db"), b)]);
+/// let plan = plan_shards(&[name("db"), name("mail"), name("web")], &[a, b], &current);
+/// assert_eq!(plan[&name("db")], b);
+/// assert_eq!(plan[&name("mail")], a);
+/// assert_eq!(plan.len(), 3);
+/// assert!(plan_shards(&[name("web")], &[], &BTreeMap::new()).is_empty());
+/// ```
 pub fn plan_shards(
     deckies: &[DeckyName],
     live_hosts: &[HostUuid],

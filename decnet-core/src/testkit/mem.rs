@@ -36,6 +36,7 @@ struct State {
 }
 
 impl MemRepository {
+    /// An empty store: no hosts, no tokens, no desired fleet, no rows.
     pub fn new() -> Self {
         Self::default()
     }

@@ -9,7 +9,9 @@ use crate::model::{DeckyName, HostUuid, LifecycleStatus, Operation};
 /// One event: a topic and a JSON body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BusEvent {
+    /// The dotted topic, e.g. `decky.<host_uuid>:<name>.state` (host `local` for unihost).
     pub topic: String,
+    /// The event's JSON object, with a `ts` once [`BusEvent::stamp`]ed.
     pub body: Value,
 }
 
@@ -102,7 +104,10 @@ pub enum StateTransition<'a> {
     /// The decky left the fleet (its state is `torn_down`).
     Deleted,
     /// Its state changed from `previous`.
-    StateChanged { previous: &'a str },
+    StateChanged {
+        /// The state word before the change (`pending`, `running`, …).
+        previous: &'a str,
+    },
 }
 
 impl StateTransition<'_> {
@@ -119,6 +124,8 @@ impl StateTransition<'_> {
 /// Publishes events; implementations must not block or fail the caller.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 pub trait Bus: Send + Sync {
+    /// Hands `event` on. Returns promptly and never fails the operation that published it:
+    /// the store, not the bus, is authoritative.
     fn publish(&self, event: BusEvent);
 }
 

@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
+/// The source of "now" for lifecycle timestamps, the sweep's timeouts and heartbeat
+/// cut-offs; tests pass a manual clock instead of sleeping.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 pub trait Clock: Send + Sync {
+    /// The current instant, in UTC.
     fn now(&self) -> DateTime<Utc>;
 }
 

@@ -10,11 +10,17 @@ use crate::model::{DeckyName, DecnetConfig, RuntimeMap};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum DeckyOutcome {
+    /// The decky is in the state the operation asked for.
     Succeeded,
-    Failed { reason: String },
+    /// The decky is not; the others' outcomes stand.
+    Failed {
+        /// Why, as the runtime said it (it ends up in the lifecycle row's `error`).
+        reason: String,
+    },
 }
 
 impl DeckyOutcome {
+    /// True for [`DeckyOutcome::Succeeded`].
     pub fn is_success(&self) -> bool {
         matches!(self, DeckyOutcome::Succeeded)
     }
@@ -24,14 +30,17 @@ impl DeckyOutcome {
 /// rolls back the others.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeployReport {
+    /// Decky name → how that decky came out; deckies the operation did not touch are absent.
     pub outcomes: BTreeMap<DeckyName, DeckyOutcome>,
 }
 
 impl DeployReport {
+    /// True when no decky failed (also for an empty report).
     pub fn all_succeeded(&self) -> bool {
         self.outcomes.values().all(DeckyOutcome::is_success)
     }
 
+    /// The failed deckies with their reasons, in name order.
     pub fn failed(&self) -> impl Iterator<Item = (&DeckyName, &str)> {
         self.outcomes.iter().filter_map(|(n, o)| match o {
             DeckyOutcome::Failed { reason } => Some((n, reason.as_str())),
@@ -43,16 +52,22 @@ impl DeployReport {
 /// Errors that stop an operation as a whole (per-decky failures go in the report).
 #[derive(Debug, thiserror::Error)]
 pub enum DeployerError {
+    /// The container runtime cannot be reached (Docker daemon down, socket missing).
     #[error("container runtime unavailable: {0}")]
     Unavailable(String),
+    /// The runtime refused for lack of rights (socket permissions, `CAP_NET_ADMIN`).
     #[error("permission denied: {0}")]
     Permission(String),
+    /// Setting up the decky network failed (address in use, parent interface missing, …).
     #[error("network: {0}")]
     Network(String),
+    /// The operation names a decky this host does not run.
     #[error("decky {0:?} is not deployed on this host")]
     UnknownDecky(String),
+    /// The request cannot be carried out as given (e.g. a custom service's image is not local).
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// Anything else the runtime reported.
     #[error("{0}")]
     Other(String),
 }

@@ -8,14 +8,19 @@ pub enum HeartbeatAck {
     /// 204: the heartbeat and every delta in it are acknowledged.
     Accepted,
     /// Any other status (403 after decommission, …): nothing is acknowledged.
-    Rejected { status: u16 },
+    Rejected {
+        /// The HTTP status the master answered.
+        status: u16,
+    },
 }
 
 /// Errors reaching the master at all.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
+    /// No answer: connection refused, timed out or cut; the text is the client's error.
     #[error("master unreachable: {0}")]
     Unreachable(String),
+    /// The TLS handshake failed the master's pin (CA, CN or fingerprint).
     #[error("master identity check failed: {0}")]
     Identity(String),
 }
@@ -24,6 +29,8 @@ pub enum TransportError {
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait HeartbeatTransport: Send + Sync {
+    /// Posts `body` to `POST /swarm/heartbeat` and says whether the master took it; the
+    /// caller drops the deltas it carried only on [`HeartbeatAck::Accepted`].
     async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError>;
 }
 
@@ -33,13 +40,20 @@ pub enum EventAck {
     /// 200: every event of the batch is stored (some perhaps already were).
     Stored(crate::model::wire::EventBatchAnswer),
     /// Any other status, with the master's detail.
-    Rejected { status: u16, detail: String },
+    Rejected {
+        /// The HTTP status the master answered.
+        status: u16,
+        /// The master's detail text, for the log.
+        detail: String,
+    },
 }
 
 /// Sends one batch of attacker events to the master.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait::async_trait]
 pub trait EventTransport: Send + Sync {
+    /// Posts `batch` to `POST /swarm/events` and returns the master's answer (what each
+    /// answer means for the spool: [`crate::orchestrate::ship::ship_spool`]).
     async fn send(
         &self,
         batch: &crate::model::wire::EventBatch,

@@ -22,10 +22,15 @@ pub struct LocalNetFacts {
 /// One interface as the kernel lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceInfo {
+    /// The kernel's interface index (`ifindex`).
     pub index: u32,
+    /// The interface name (`eth0`, `wlan0`).
     pub name: String,
+    /// Whether the interface is administratively up (`IFF_UP`).
     pub up: bool,
+    /// Whether it is a loopback interface (`IFF_LOOPBACK`).
     pub loopback: bool,
+    /// Its hardware address, when it has an Ethernet one.
     pub mac: Option<[u8; 6]>,
     /// IPv4 addresses with prefix, primary first.
     pub ipv4: Vec<Ipv4Net>,
@@ -34,12 +39,16 @@ pub struct InterfaceInfo {
 /// Errors from reading host network facts.
 #[derive(Debug, thiserror::Error)]
 pub enum HostNetError {
+    /// The interface asked for does not exist; the text is its name.
     #[error("interface {0:?} does not exist")]
     NoSuchInterface(String),
+    /// The interface has no IPv4 address to put deckies next to; the text is its name.
     #[error("interface {0:?} has no IPv4 address")]
     NoIpv4(String),
+    /// No interface was named and the host has no IPv4 default route to pick one by.
     #[error("no default route: pass --interface (and --subnet/--gateway/--host-ip)")]
     NoDefaultRoute,
+    /// Talking to the kernel failed; the text is the netlink error.
     #[error("netlink: {0}")]
     Netlink(String),
 }

@@ -7,6 +7,7 @@ use crate::model::LifecycleDelta;
 /// master row open.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The sink's backing store (database, outbox file) failed; the text says how.
     #[error("lifecycle sink: {0}")]
     Io(String),
 }

@@ -16,19 +16,25 @@ use crate::model::{
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("{0} already exists")]
+    /// A row with this key already exists (host uuid, name or fingerprint; token; lifecycle id).
     Conflict(String),
     #[error("{0} not found")]
+    /// The row the operation names does not exist.
     NotFound(String),
     #[error(transparent)]
+    /// A lifecycle transition the rules refuse.
     Transition(#[from] TransitionError),
     #[error("store: {0}")]
+    /// The backend failed (I/O, SQL, a corrupt row); the text is the backend's.
     Backend(String),
 }
 
 /// What a heartbeat says it saw of one decky.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedShard {
+    /// The host that sent the heartbeat.
     pub host_uuid: HostUuid,
+    /// The decky the heartbeat speaks for.
     pub decky_name: DeckyName,
     /// `Running` or `Degraded`.
     pub state: ShardState,
@@ -46,6 +52,7 @@ pub struct CertRenewal {
     pub cert_expires_at: DateTime<Utc>,
     /// The certificate the host renewed with; accepted until `previous_valid_until`.
     pub previous_fingerprint: String,
+    /// The end of the overlap: after it, the previous certificate is refused.
     pub previous_valid_until: DateTime<Utc>,
 }
 
@@ -53,7 +60,10 @@ pub struct CertRenewal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObserveOutcome {
     /// The shard's state changed from `previous`.
-    Changed { previous: ShardState },
+    Changed {
+        /// The state before the observation.
+        previous: ShardState,
+    },
     /// Same state: nothing written (an unchanged snapshot costs nothing).
     Unchanged,
     /// Not applied: the shard is in a transitional state, was updated after the snapshot, or
@@ -68,8 +78,11 @@ pub trait Repository: Send + Sync {
     // --- hosts -------------------------------------------------------------------------------
     /// Adds a host; `Conflict` when its uuid, name or fingerprint is taken.
     async fn insert_host(&self, host: &Host) -> Result<(), RepoError>;
+    /// The host with this uuid, if enrolled.
     async fn host(&self, uuid: HostUuid) -> Result<Option<Host>, RepoError>;
+    /// The host enrolled under this name, if any.
     async fn host_by_name(&self, name: &HostName) -> Result<Option<Host>, RepoError>;
+    /// Every enrolled host.
     async fn hosts(&self) -> Result<Vec<Host>, RepoError>;
     /// A heartbeat arrived: status `active`, `last_heartbeat = at`, agent version recorded.
     async fn record_heartbeat(
@@ -108,9 +121,11 @@ pub trait Repository: Send + Sync {
         fingerprint: &str,
         at: DateTime<Utc>,
     ) -> Result<(), RepoError>;
+    /// True when the fingerprint was revoked (a decommissioned host's, or an abandoned renewal's).
     async fn is_revoked(&self, fingerprint: &str) -> Result<bool, RepoError>;
 
     // --- tokens ------------------------------------------------------------------------------
+    /// Stores a new enrollment token; `Conflict` when its id or hash is taken.
     async fn insert_enroll_token(&self, token: &EnrollToken) -> Result<(), RepoError>;
     /// Consumes the token with this hash atomically: only an unused, unexpired token is
     /// returned (and marked used); used, expired and unknown tokens give `None`.
@@ -119,8 +134,11 @@ pub trait Repository: Send + Sync {
         hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<EnrollToken>, RepoError>;
+    /// Stores a new operator API token; `Conflict` when its id or hash is taken.
     async fn insert_api_token(&self, token: &ApiToken) -> Result<(), RepoError>;
+    /// The token whose secret hashes to `hash` (lowercase hex SHA-256), if any.
     async fn api_token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, RepoError>;
+    /// Every operator API token (hashes only, never secrets).
     async fn api_tokens(&self) -> Result<Vec<ApiToken>, RepoError>;
     /// `false` when there was no such token.
     async fn delete_api_token(&self, id: Uuid) -> Result<bool, RepoError>;
@@ -128,6 +146,7 @@ pub trait Repository: Send + Sync {
     // --- desired fleet -----------------------------------------------------------------------
     /// The fleet the operator asked for.
     async fn desired_fleet(&self) -> Result<Option<DecnetConfig>, RepoError>;
+    /// Replaces the desired fleet (the whole config, as the operator's last change left it).
     async fn put_desired_fleet(&self, config: &DecnetConfig) -> Result<(), RepoError>;
 
     // --- shards ------------------------------------------------------------------------------
@@ -147,6 +166,7 @@ pub trait Repository: Send + Sync {
     ) -> Result<ObserveOutcome, RepoError>;
 
     // --- lifecycle ---------------------------------------------------------------------------
+    /// Stores a new `pending` row; `Conflict` when its id is taken.
     async fn create_lifecycle(&self, row: &LifecycleRow) -> Result<(), RepoError>;
     /// The rows with these ids, oldest first; unknown ids are omitted.
     async fn lifecycle_rows(&self, ids: &[Uuid]) -> Result<Vec<LifecycleRow>, RepoError>;
