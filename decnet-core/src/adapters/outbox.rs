@@ -36,15 +36,21 @@ const TMP_PREFIX: &str = ".tmp-";
 /// Errors of the outbox; each names the path.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
+    /// Reading or writing the outbox directory or one of its files failed.
     #[error("outbox {path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A delta could not be encoded as JSON (it is not recorded).
     #[error("outbox: encode delta {id}: {source}")]
     Encode {
+        /// The delta's id.
         id: Uuid,
+        /// The encoder's error.
         #[source]
         source: serde_json::Error,
     },
@@ -220,6 +226,7 @@ impl Outbox {
         self.lock().by_age.len()
     }
 
+    /// Whether no delta waits for the master's acknowledgement.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -13,6 +13,7 @@ use crate::model::WorkerState;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("worker state file {} is unreadable: {reason}; fix or move it, then retry", path.display())]
 pub struct UnreadableState {
+    /// The state file.
     pub path: PathBuf,
     /// What is wrong with it (the parse or I/O error), without the path.
     pub reason: String,

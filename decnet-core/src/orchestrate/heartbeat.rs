@@ -41,15 +41,20 @@ pub trait BeforeBeat: Send + Sync {
 /// Where the heartbeat's `status` comes from (the same snapshot `GET /status` answers).
 #[async_trait::async_trait]
 pub trait StatusSource: Send + Sync {
+    /// The agent's status now.
     async fn snapshot(&self) -> AgentStatus;
 }
 
 /// The heartbeat loop's configuration and collaborators. Build it with [`HeartbeatLoop::new`]
 /// and adjust the public fields, then [`run`](HeartbeatLoop::run) it.
 pub struct HeartbeatLoop {
+    /// How a heartbeat reaches the master.
     pub transport: Arc<dyn HeartbeatTransport>,
+    /// The lifecycle deltas waiting for the master; a heartbeat carries the oldest.
     pub outbox: Arc<Outbox>,
+    /// The status snapshot each heartbeat carries.
     pub status: Arc<dyn StatusSource>,
+    /// This worker's enrolled host id.
     pub host_uuid: HostUuid,
     /// The agent's version (`CARGO_PKG_VERSION` of the agent), sent in every heartbeat.
     pub agent_version: String,

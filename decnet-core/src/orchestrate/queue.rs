@@ -48,19 +48,25 @@ pub const SHUTDOWN_REASON: &str = "agent shut down before the operation started"
 pub enum Job {
     /// Converge the host to this complete shard.
     Deploy {
+        /// The host's complete desired shard, as the master planned it.
         config: DecnetConfig,
         /// Decky name → the master's lifecycle row id.
         lifecycle_ids: BTreeMap<String, Uuid>,
     },
     /// Replace one decky's services.
     Mutate {
+        /// The decky.
         decky: DeckyName,
+        /// Its new services.
         services: Vec<String>,
+        /// The master's lifecycle row id.
         lifecycle_id: Option<Uuid>,
     },
     /// Tear down one decky, or all of this host's when `decky` is `None`.
     Teardown {
+        /// The decky, or `None` for every decky of this host.
         decky: Option<DeckyName>,
+        /// Decky name → the master's lifecycle row id.
         lifecycle_ids: BTreeMap<String, Uuid>,
     },
 }
@@ -135,8 +141,13 @@ impl Job {
 /// Why a job was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    /// As many jobs wait as the queue holds (the API answers 503).
     #[error("work queue is full ({capacity} jobs waiting); try again later")]
-    Full { capacity: usize },
+    Full {
+        /// The queue's bound.
+        capacity: usize,
+    },
+    /// The agent is shutting down.
     #[error("work queue has stopped (the agent is shutting down)")]
     Stopped,
 }
@@ -144,16 +155,20 @@ pub enum QueueError {
 /// Where relocalize takes the worker's network facts from.
 #[async_trait::async_trait]
 pub trait LocalFactsSource: Send + Sync {
+    /// The facts relocalize needs: the parent interface, its subnet, gateway and address.
     async fn local_facts(&self) -> Result<LocalNetFacts, HostNetError>;
 }
 
 /// Facts of the `--interface` the operator pinned, or of the default route's interface.
 pub struct PinnedInterface {
+    /// The kernel's network facts.
     pub net: Arc<dyn HostNetwork>,
+    /// The pinned interface (`--interface`), if any.
     pub interface: Option<String>,
 }
 
 impl PinnedInterface {
+    /// Facts of `interface` (or of the default route's interface) from `net`.
     pub fn new(net: Arc<dyn HostNetwork>, interface: Option<String>) -> Self {
         Self { net, interface }
     }
@@ -316,6 +331,7 @@ impl WorkQueue {
         lock(&self.line).entries.len()
     }
 
+    /// Whether no job waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
