@@ -32,21 +32,102 @@ use crate::error::CliError;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What the attacker sends first, for protocols that wait for the client.
+/// What the attacker sends first, for protocols that wait for the client: what a scanner's
+/// first probe would be.
 fn opener(slug: &str) -> Option<Vec<u8>> {
     match slug {
         "http" | "https" | "docker_api" | "k8s" | "elasticsearch" => {
             Some(b"GET / HTTP/1.0\r\n\r\n".to_vec())
         }
         "redis" => Some(b"PING\r\n".to_vec()),
+        "smb" => Some(smb1_negotiate()),
+        "rdp" => Some(RDP_CONNECTION_REQUEST.to_vec()),
+        "postgres" => Some(postgres_startup("postgres", "postgres")),
+        _ => None,
+    }
+}
+
+/// An SMB1 NEGOTIATE (over direct TCP) offering NT LM 0.12 and SMB 2.002/2.???, as nmap and
+/// smbclient open with.
+fn smb1_negotiate() -> Vec<u8> {
+    let mut smb = vec![0xff, b'S', b'M', b'B', 0x72, 0, 0, 0, 0, 0x18, 0x53, 0xc8];
+    smb.extend_from_slice(&[0; 12]); // PID high, signature, reserved
+    smb.extend_from_slice(&[0xff, 0xff, 0xfe, 0xff, 0, 0, 0, 0]); // TID, PID, UID, MID
+    let mut dialects = Vec::new();
+    for d in ["NT LM 0.12", "SMB 2.002", "SMB 2.???"] {
+        dialects.push(0x02);
+        dialects.extend_from_slice(d.as_bytes());
+        dialects.push(0);
+    }
+    smb.push(0); // word count
+    smb.extend_from_slice(&(dialects.len() as u16).to_le_bytes());
+    smb.extend_from_slice(&dialects);
+    let mut out = vec![0, 0];
+    out.extend_from_slice(&(smb.len() as u16).to_be_bytes());
+    out.extend_from_slice(&smb);
+    out
+}
+
+/// An X.224 Connection Request with a `mstshash` cookie and an RDP_NEG_REQ for TLS and
+/// CredSSP, as mstsc and nmap send.
+const RDP_CONNECTION_REQUEST: &[u8] =
+    b"\x03\x00\x00\x2b\x26\xe0\x00\x00\x00\x00\x00Cookie: mstshash=admin\r\n\x01\x00\x08\x00\x03\x00\x00\x00";
+
+/// A PostgreSQL v3 StartupMessage for `user` on `database`.
+fn postgres_startup(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
+    for (k, v) in [("user", user), ("database", database)] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// What a binary answer says, for the protocols the demo opens: SMB2, RDP, PostgreSQL.
+fn binary_summary(slug: &str, b: &[u8]) -> Option<String> {
+    match slug {
+        // NetBIOS length, then an SMB2 header (64 bytes) and the NEGOTIATE response body.
+        "smb" if b.len() >= 74 && &b[4..8] == b"\xfeSMB" => {
+            let dialect = u16::from_le_bytes([b[72], b[73]]);
+            Some(format!("SMB2 negotiate response, dialect 0x{dialect:04x}"))
+        }
+        // TPKT + X.224 Connection Confirm, then RDP_NEG_RSP (type 2) with the chosen protocol.
+        "rdp" if b.len() >= 19 && b[0] == 3 && b[5] == 0xd0 => {
+            let chosen = match (b[11], u32::from_le_bytes([b[15], b[16], b[17], b[18]])) {
+                (2, 0) => "standard RDP security",
+                (2, 1) => "TLS",
+                (2, 2 | 3 | 8 | 10) => "CredSSP (NLA)",
+                (3, _) => "negotiation failure",
+                _ => "an unknown protocol",
+            };
+            Some(format!("RDP connection confirm: {chosen}"))
+        }
+        // AuthenticationRequest: 'R', length, the method.
+        "postgres" if b.len() >= 9 && b[0] == b'R' => {
+            let method = match u32::from_be_bytes([b[5], b[6], b[7], b[8]]) {
+                3 => "cleartext password",
+                5 => "md5 password",
+                10 => "SASL (SCRAM-SHA-256)",
+                _ => "authentication",
+            };
+            Some(format!("PostgreSQL asks for a {method}"))
+        }
         _ => None,
     }
 }
 
 /// The first line of a greeting, printable.
-fn summary(bytes: &[u8]) -> String {
+fn summary(slug: &str, bytes: &[u8]) -> String {
     if bytes.is_empty() {
         return "(open, silent)".into();
+    }
+    if let Some(s) = binary_summary(slug, bytes) {
+        return s;
     }
     // MySQL: 3-byte length, sequence 0, protocol 10, NUL-terminated server version.
     if bytes.len() > 5 && bytes[3] == 0 && bytes[4] == 0x0a {
@@ -153,7 +234,7 @@ fn probe(lan: &LabLan, targets: &[Target], out: &mut dyn Write) -> anyhow::Resul
                 let r = lab::probe_tcp(&lan.netns, d.ip, p.port, opener(svc), PROBE_TIMEOUT)?;
                 let seen = if r.open {
                     answered += 1;
-                    summary(&r.greeting)
+                    summary(svc, &r.greeting)
                 } else {
                     "closed".into()
                 };
@@ -416,4 +497,60 @@ async fn run_lab(
     out.write_all(super::demo_detect::render(&events, lan.attacker_ip).as_bytes())
         .context("write")?;
     Ok(config)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::{BufRead, Read, Write};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// The decky binary next to this test's (`target/<profile>/decnet-decky`).
+    fn decky_bin() -> std::path::PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("decnet-decky")
+    }
+
+    /// What the demo prints for `slug` after sending its opener to a real decky service.
+    fn seen(slug: &str) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(decky_bin())
+            .args(["serve", slug, "--bind", "127.0.0.1", "--port"])
+            .arg(format!("{port}/tcp"))
+            .env("HOSTNAME", "demo-test")
+            .env("DECNET_DECKY", "demo-test")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("decnet-decky is built (cargo build -p decnet-decky)");
+        // Ready once it says so on stderr.
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&opener(slug).unwrap()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        let _ = child.kill();
+        let _ = child.wait();
+        summary(slug, &buf[..n])
+    }
+
+    #[test]
+    fn the_demo_opens_windows_and_database_services_like_a_scanner() {
+        let smb = seen("smb");
+        assert!(
+            smb.starts_with("SMB2 negotiate response, dialect 0x02"),
+            "{smb}"
+        );
+        assert_eq!(seen("rdp"), "RDP connection confirm: CredSSP (NLA)");
+        assert_eq!(seen("postgres"), "PostgreSQL asks for a md5 password");
+    }
 }
