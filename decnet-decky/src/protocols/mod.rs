@@ -8,6 +8,8 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use decnet_core::registry::{self, OsFamily, WindowsIdentity};
+
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
@@ -141,6 +143,10 @@ pub struct ServiceCtx {
     pub decky: String,
     pub hostname: String,
     pub config: ServiceConfig,
+    /// The decky's archetype slug (`DECNET_ARCHETYPE`), where known.
+    pub archetype: Option<String>,
+    /// The decky's OS family (`DECNET_OS`), where known.
+    pub os: Option<OsFamily>,
     /// Present when [`Service::needs_tls`]; a self-signed certificate.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -154,8 +160,22 @@ impl ServiceCtx {
             decky: decky.to_owned(),
             hostname: hostname.to_owned(),
             config,
+            archetype: None,
+            os: None,
             tls: None,
         }
+    }
+
+    /// The same context for a decky of that archetype and OS family.
+    pub fn with_persona(mut self, archetype: Option<&str>, os: Option<OsFamily>) -> Self {
+        self.archetype = archetype.map(str::to_owned);
+        self.os = os;
+        self
+    }
+
+    /// The Windows identity the persona implies (registry), before `service_config`.
+    pub fn windows_identity(&self) -> Option<&'static WindowsIdentity> {
+        registry::windows_identity(self.archetype.as_deref(), self.os)
     }
 }
 
@@ -416,6 +436,7 @@ pub mod testing {
     //! In-memory duplex stream and helpers for responder unit tests.
 
     use super::*;
+
     use crate::config::ServiceConfig;
     use crate::log::{AttackEvent, Emitter, MemorySink, Origin, Transport};
 
