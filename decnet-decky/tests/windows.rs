@@ -745,7 +745,7 @@ fn xfreerdp_over_tls_without_nla_names_its_machine() {
 }
 
 #[test]
-fn a_workstation_persona_announces_a_client_build() {
+fn nmap_and_impacket_see_a_workstation_persona_build() {
     // No os_version setting: the build comes from the decky's persona (DECNET_ARCHETYPE,
     // DECNET_OS as decnet-docker passes them), read back by impacket and nmap.
     let persona = [

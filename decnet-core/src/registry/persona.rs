@@ -193,6 +193,24 @@ pub fn windows_identity(
     })
 }
 
+/// The telnet daemon a persona runs: what it negotiates and prints before `login:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Telnetd {
+    /// netkit telnetd of a Linux server (Ubuntu's): the distro's banner, then `host login:`.
+    Netkit,
+    /// BusyBox telnetd of embedded gear (IoT, printers, PLCs): `host login:` after a blank
+    /// `/etc/issue`, as nmap's BusyBox match expects.
+    BusyBox,
+}
+
+/// The telnetd of a decky of that OS family (embedded devices run BusyBox).
+pub fn telnetd(family: Option<OsFamily>) -> Telnetd {
+    match family {
+        Some(OsFamily::Embedded) => Telnetd::BusyBox,
+        _ => Telnetd::Netkit,
+    }
+}
+
 impl PersonaStrings {
     /// Every string with the service it belongs to.
     pub fn strings(&self) -> Vec<(&'static str, &'static str)> {
@@ -390,5 +408,22 @@ mod tests {
             assert_eq!(p.smb_native_os, Some(w.native_os), "{f}");
             assert_eq!(p.rdp_product, Some(w.product), "{f}");
         }
+    }
+
+    #[test]
+    fn embedded_personas_run_busybox_telnetd() {
+        for a in archetypes::archetypes() {
+            let expect = if a.nmap_os == OsFamily::Embedded {
+                Telnetd::BusyBox
+            } else {
+                Telnetd::Netkit
+            };
+            assert_eq!(telnetd(Some(a.nmap_os)), expect, "{}", a.slug);
+        }
+        assert_eq!(
+            telnetd(archetypes::archetype("iot-device").map(|a| a.nmap_os)),
+            Telnetd::BusyBox
+        );
+        assert_eq!(telnetd(None), Telnetd::Netkit);
     }
 }
