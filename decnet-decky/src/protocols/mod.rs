@@ -179,6 +179,17 @@ impl ServiceCtx {
     }
 }
 
+/// Whether a conpot connection is its HMI's: ports 80 and 8080 are, 502 is Modbus, and on
+/// any other (custom) port a request starting with an HTTP method's capital letter is (a
+/// Modbus frame there opens with its transaction id, which rarely is one).
+fn conpot_speaks_http<S: Read + Write>(conn: &mut Conn<S>, port: u16) -> io::Result<bool> {
+    Ok(match port {
+        80 | 8080 => true,
+        502 => false,
+        _ => conn.peek()?.is_some_and(|b| b.is_ascii_uppercase()),
+    })
+}
+
 /// The other end of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
@@ -219,7 +230,7 @@ fn respond<S: Read + Write>(
     stream: S,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    let conn = Conn::new(stream);
+    let mut conn = Conn::new(stream);
     match ctx.service {
         Service::Ssh => ssh::handle(conn, ctx, peer, report, fields),
         Service::Ftp => ftp::handle(conn, ctx, fields),
@@ -237,7 +248,7 @@ fn respond<S: Read + Write>(
         Service::Dns => dns::handle(conn, ctx, peer, report, fields),
         Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
         Service::Sip => sip::handle(conn, ctx, report, fields),
-        Service::Conpot if matches!(peer.dst_port, 80 | 8080) => {
+        Service::Conpot if conpot_speaks_http(&mut conn, peer.dst_port)? => {
             http::handle(conn, ctx, peer, report, http::Flavor::Web, fields)
         }
         Service::Conpot => modbus::handle(conn, ctx, report, fields),
