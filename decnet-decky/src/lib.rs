@@ -143,6 +143,28 @@ mod tests {
     }
 
     #[test]
+    fn persona_from_env() {
+        let env = Env {
+            archetype: Some("windows-workstation".into()),
+            os: Some("Windows".into()),
+            ..Env::default()
+        };
+        let ctx = service_ctx(&serve_args("smb", &[445]), &env).expect("ctx");
+        assert_eq!(ctx.archetype.as_deref(), Some("windows-workstation"));
+        assert_eq!(ctx.os, Some(decnet_core::registry::OsFamily::Windows));
+        assert_eq!(
+            ctx.windows_identity().map(|w| w.os_version),
+            Some((10, 0, 19045))
+        );
+        let env = Env {
+            os: Some("amiga".into()),
+            ..Env::default()
+        };
+        let err = service_ctx(&serve_args("smb", &[445]), &env).expect_err("unknown os");
+        assert!(matches!(err, SetupError::Os(_)), "{err}");
+    }
+
+    #[test]
     fn bad_config_is_refused() {
         let env = Env {
             service_config: Some("[]".into()),
