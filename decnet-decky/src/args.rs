@@ -27,7 +27,8 @@ usage: decnet-decky [base]
   cloak   the OS-fingerprint mangler of the decky's network namespace (NFQUEUE <n>, default
           16; --port: the decky's open TCP ports, where T2/T3 are answered)
 
-env (serve): DECNET_SERVICE_CONFIG (JSON object), HOSTNAME, DECNET_DECKY
+env (serve): DECNET_SERVICE_CONFIG (JSON object), HOSTNAME, DECNET_DECKY, DECNET_ARCHETYPE,
+             DECNET_OS (the persona: defaults such as the Windows build)
 env (cloak): DECNET_OS_PROFILE (the registry's profile line)";
 
 /// Default NFQUEUE number of `cloak`.

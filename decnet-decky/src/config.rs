@@ -16,6 +16,10 @@ pub struct Env {
     pub hostname: Option<String>,
     /// `DECNET_DECKY`, else `NODE_NAME` (the original's variable).
     pub decky: Option<String>,
+    /// `DECNET_ARCHETYPE`: the decky's archetype slug, may be absent.
+    pub archetype: Option<String>,
+    /// `DECNET_OS`: the decky's OS family (`windows`, `windows_server`, …), may be absent.
+    pub os: Option<String>,
 }
 
 impl Env {
@@ -30,6 +34,8 @@ impl Env {
                     .filter(|s| !s.is_empty())
             }),
             decky: var("DECNET_DECKY").or_else(|| var("NODE_NAME")),
+            archetype: var("DECNET_ARCHETYPE"),
+            os: var("DECNET_OS"),
         }
     }
 }

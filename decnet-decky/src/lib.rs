@@ -28,6 +28,8 @@ use crate::protocols::{tls, Service, ServiceCtx};
 #[derive(Debug)]
 pub enum SetupError {
     Config(ConfigError),
+    /// `DECNET_OS` names no OS family.
+    Os(decnet_core::registry::UnknownOsFamily),
     Tls(tls::TlsSetupError),
 }
 
@@ -35,6 +37,7 @@ impl fmt::Display for SetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SetupError::Config(e) => e.fmt(f),
+            SetupError::Os(e) => write!(f, "DECNET_OS: {e}"),
             SetupError::Tls(e) => e.fmt(f),
         }
     }
@@ -53,7 +56,15 @@ pub fn service_ctx(args: &ServeArgs, env: &Env) -> Result<ServiceCtx, SetupError
         .map(config::one_line)
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| hostname.clone());
-    let mut ctx = ServiceCtx::new(&args.slug, &decky, &hostname, config);
+    let os = env
+        .os
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(SetupError::Os)?;
+    let archetype = env.archetype.as_deref().map(config::one_line);
+    let mut ctx = ServiceCtx::new(&args.slug, &decky, &hostname, config)
+        .with_persona(archetype.as_deref(), os);
     if ctx.service == Service::Ssh {
         // Loaded (or generated) now, so its fingerprint is on stderr at start-up.
         let _ = protocols::ssh::host_key();
@@ -118,6 +129,7 @@ mod tests {
             service_config: Some(r#"{"banner":"x"}"#.into()),
             hostname: Some("mail-02".into()),
             decky: Some("decky-07".into()),
+            ..Env::default()
         };
         let ctx = service_ctx(&serve_args("pop3", &[110]), &env).expect("ctx");
         assert_eq!(ctx.hostname, "mail-02");
@@ -128,6 +140,28 @@ mod tests {
         let ctx = service_ctx(&serve_args("ssh", &[22]), &Env::default()).expect("ctx");
         assert_eq!(ctx.hostname, "localhost");
         assert_eq!(ctx.decky, "localhost");
+    }
+
+    #[test]
+    fn persona_from_env() {
+        let env = Env {
+            archetype: Some("windows-workstation".into()),
+            os: Some("Windows".into()),
+            ..Env::default()
+        };
+        let ctx = service_ctx(&serve_args("smb", &[445]), &env).expect("ctx");
+        assert_eq!(ctx.archetype.as_deref(), Some("windows-workstation"));
+        assert_eq!(ctx.os, Some(decnet_core::registry::OsFamily::Windows));
+        assert_eq!(
+            ctx.windows_identity().map(|w| w.os_version),
+            Some((10, 0, 19045))
+        );
+        let env = Env {
+            os: Some("amiga".into()),
+            ..Env::default()
+        };
+        let err = service_ctx(&serve_args("smb", &[445]), &env).expect_err("unknown os");
+        assert!(matches!(err, SetupError::Os(_)), "{err}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ fn run_serve(args: ServeArgs) -> ExitCode {
     };
     let ctx = match service_ctx(&args, &Env::from_process()) {
         Ok(c) => c,
-        Err(e @ SetupError::Config(_)) => {
+        Err(e @ (SetupError::Config(_) | SetupError::Os(_))) => {
             eprintln!("decnet-decky: serve {}: {e}", args.slug);
             return ExitCode::from(2);
         }

@@ -974,3 +974,52 @@ fn nmap_modbus_discover_reads_the_plc_identity_and_writes_are_recorded() {
     };
     assert_eq!(w["details"]["values"], serde_json::json!([100, 200]));
 }
+
+#[test]
+fn curl_on_the_ics_hmi_sees_the_plc_and_its_login_is_recorded() {
+    // The HMI's own port is 80; on this free port conpot tells HTTP from Modbus by its first
+    // byte.
+    let d = Decky::serve("conpot", None);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", d.port);
+    let out = tool("curl", "curl")
+        .args(["-s", "-S", "-i", "--max-time", "10", "-A", "hmi-curl/1.0"])
+        .arg(url("/"))
+        .output()
+        .expect("run curl");
+    let page = text(&out.stdout);
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+    assert!(
+        page.contains("Server: Siemens, SIMATIC, S7-200\r\n"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<title>Siemens, SIMATIC, S7-200 - DECOY-HOST</title>"),
+        "{page}"
+    );
+    let out = tool("curl", "curl")
+        .args(["-s", "-S", "--max-time", "10", "-A", "hmi-curl/1.0"])
+        .args(["-d", "Login=admin&Password=S7-200pw&Redirection="])
+        .arg(url("/FormLogin"))
+        .output()
+        .expect("run curl");
+    let page = text(&out.stdout);
+    assert!(
+        page.contains("Login failed. User admin or password incorrect."),
+        "{page}"
+    );
+    let mut requests = Vec::new();
+    let auth = loop {
+        let e = d.next_event();
+        if e["kind"] == "request" {
+            requests.push(e["details"]["path"].clone());
+        }
+        if e["kind"] == "auth" {
+            break e;
+        }
+    };
+    assert_eq!(requests, [Value::from("/"), Value::from("/FormLogin")]);
+    assert_eq!(auth["service"], "conpot");
+    assert_eq!(auth["details"]["username"], "admin");
+    assert_eq!(auth["details"]["password"], "S7-200pw");
+    assert_eq!(auth["details"]["method"], "form");
+}

@@ -551,3 +551,59 @@ fn after_n_lets_a_source_in_on_its_next_attempt() {
     }
     assert_eq!(accepted, [false, false, true]);
 }
+
+/// The IoT archetype as decnet-docker starts its telnet service.
+const IOT: &[(&str, &str)] = &[
+    ("DECNET_ARCHETYPE", "iot-device"),
+    ("DECNET_OS", "embedded"),
+];
+
+#[test]
+fn nmap_names_busybox_telnetd_on_the_iot_persona() {
+    let d = Decky::serve_with_env("telnet", None, IOT);
+    let out = tool("nmap")
+        .args(["-Pn", "-n", "-sV", "-p", &d.port.to_string(), "127.0.0.1"])
+        .output()
+        .expect("nmap");
+    let said = text(&out.stdout);
+    let line = format!("{}/tcp open  telnet  BusyBox telnetd", d.port);
+    assert!(said.contains(&line), "{said}");
+    assert!(said.contains("Host: decoy-host"), "{said}");
+    assert!(!said.contains("NSCA"), "{said}");
+}
+
+#[test]
+fn telnet_under_expect_logs_into_the_iot_persona() {
+    let dir = Scratch::new("telnet-iot");
+    let d = Decky::serve_with_env("telnet", Some(r#"{"accept": "any"}"#), IOT);
+    let script = format!(
+        r##"set timeout 15
+spawn telnet 127.0.0.1 {port}
+expect {{
+    "decoy-host login: " {{}}
+    timeout {{ exit 1 }}
+}}
+send "root\r"
+expect "Password: "
+send "xc3511\r"
+expect {{
+    "# " {{}}
+    timeout {{ exit 2 }}
+}}
+send "exit\r"
+expect eof
+"##,
+        port = d.port
+    );
+    let out = expect(&dir, &script);
+    assert!(
+        out.contains("BusyBox v1.31.1 () built-in shell (ash)"),
+        "{out}"
+    );
+    assert!(!out.contains("Welcome to Ubuntu"), "{out}");
+    let ev = d.session_events();
+    let auth = of_kind(&ev, "auth");
+    assert_eq!(auth[0]["details"]["username"], "root");
+    assert_eq!(auth[0]["details"]["password"], "xc3511");
+    assert_eq!(auth[0]["details"]["accepted"], true);
+}

@@ -743,3 +743,85 @@ fn xfreerdp_over_tls_without_nla_names_its_machine() {
     assert_eq!(end["selected_protocol"], 1, "{end}");
     assert_eq!(end["username"], "mallory", "{end}");
 }
+
+#[test]
+fn nmap_and_impacket_see_a_workstation_persona_build() {
+    // No os_version setting: the build comes from the decky's persona (DECNET_ARCHETYPE,
+    // DECNET_OS as decnet-docker passes them), read back by impacket and nmap.
+    let persona = [
+        ("DECNET_ARCHETYPE", "windows-workstation"),
+        ("DECNET_OS", "windows"),
+    ];
+    let config = Some(r#"{"domain": "acme.corp"}"#);
+    let smb = Decky::serve_with_env("smb", config, &persona);
+    let said = impacket(&format!(
+        r#"
+from impacket.smbconnection import SMBConnection
+c = SMBConnection('127.0.0.1', '127.0.0.1', sess_port={})
+try:
+    c.login('henry', 'Work$tation1', 'ACME')
+except Exception as e:
+    print('smb:', e)
+print('server:', c.getServerName(), c.getServerOS(), c.getServerOSBuild())
+print('signing required:', c.isSigningRequired())
+"#,
+        smb.port
+    ));
+    assert!(
+        said.contains("server: DECOY-HOST Windows 10.0 Build 19045 19045"),
+        "{said}"
+    );
+    assert!(said.contains("signing required: False"), "{said}");
+    let rdp = Decky::serve_with_env("rdp", config, &persona);
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-n", "-sV", "-p", &rdp.port.to_string()])
+        .args(["--script", "rdp-ntlm-info", "127.0.0.1"])
+        .output()
+        .expect("run nmap");
+    let said = text(&out);
+    assert!(said.contains("Product_Version: 10.0.19045"), "{said}");
+}
+
+#[test]
+fn a_domain_controller_persona_requires_smb_signing() {
+    let smb = Decky::serve_with_env(
+        "smb",
+        Some(r#"{"domain": "acme.corp"}"#),
+        &[
+            ("DECNET_ARCHETYPE", "domain-controller"),
+            ("DECNET_OS", "windows_server"),
+        ],
+    );
+    let said = impacket(&format!(
+        r#"
+from impacket.smbconnection import SMBConnection
+c = SMBConnection('127.0.0.1', '127.0.0.1', sess_port={})
+try:
+    c.login('ivy', 'Dc$igning1', 'ACME')
+except Exception as e:
+    print('smb:', e)
+print('server:', c.getServerOS())
+print('signing required:', c.isSigningRequired())
+"#,
+        smb.port
+    ));
+    assert!(said.contains("server: Windows 10.0 Build 17763"), "{said}");
+    assert!(said.contains("signing required: True"), "{said}");
+}
+
+#[test]
+fn an_unknown_os_family_is_refused_at_start() {
+    let out = common::command(
+        &["serve", "smb", "--bind", "127.0.0.1", "--port", "1/tcp"],
+        None,
+    )
+    .env("DECNET_OS", "amiga")
+    .output()
+    .expect("run decnet-decky");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains(r#"DECNET_OS: unknown nmap_os "amiga""#),
+        "{}",
+        text(&out)
+    );
+}

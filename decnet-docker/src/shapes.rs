@@ -151,15 +151,22 @@ impl Shaper<'_> {
 
     fn service_env(&self, d: &DeckyConfig, slug: &str) -> Vec<String> {
         let config = d.service_config.get(slug).cloned().unwrap_or_default();
-        vec![
+        // The persona (archetype, OS family) picks defaults the settings leave open, e.g. the
+        // Windows build SMB and RDP announce (decnet-decky reads DECNET_ARCHETYPE/DECNET_OS).
+        let mut env = vec![
             format!("HOSTNAME={}", d.hostname),
             format!("NODE_NAME={}", d.name),
             format!("DECNET_DECKY={}", d.name),
+            format!("DECNET_OS={}", d.nmap_os.as_str()),
             format!(
                 "DECNET_SERVICE_CONFIG={}",
                 serde_json::Value::Object(config)
             ),
-        ]
+        ];
+        if let Some(a) = &d.archetype {
+            env.push(format!("DECNET_ARCHETYPE={a}"));
+        }
+        env
     }
 
     fn service_caps(&self, slug: &str) -> Vec<String> {

@@ -35,6 +35,7 @@ pub use os_profiles::{OsFamily, UnknownOsFamily};
 pub use oui::{
     assign_macs, assign_macs_avoiding, decky_mac, format_mac, oui_candidates, oui_for, Oui,
 };
+pub use persona::{telnetd, windows_identity, Telnetd, WindowsIdentity};
 pub use service_config::{
     service_config_schema, validate_service_config, ConfigField, FieldKind, ServiceConfigError,
 };

@@ -58,13 +58,13 @@ static WINDOWS: PersonaStrings = PersonaStrings {
 static WINDOWS_SERVER: PersonaStrings = PersonaStrings {
     ssh_banner: Some("SSH-2.0-OpenSSH_for_Windows_8.1"),
     http_server: Some("Microsoft-IIS/10.0"),
-    smb_native_os: Some("Windows Server 2016 Standard 14393"),
-    ntlm_version: Some((10, 0, 14393)),
-    rdp_product: Some("Windows Server 2016 Standard"),
+    smb_native_os: Some("Windows Server 2019 Standard 17763"),
+    ntlm_version: Some((10, 0, 17763)),
+    rdp_product: Some("Windows Server 2019 Standard"),
     ftp_banner: Some("220 Microsoft FTP Service"),
     telnet_banner: Some("Welcome to Microsoft Telnet Service"),
     snmp_sys_descr: Some(
-        "Hardware: Intel64 Family 6 Model 85 - Software: Windows Version 6.3 (Build 14393 Multiprocessor Free)",
+        "Hardware: Intel64 Family 6 Model 85 - Software: Windows Version 6.3 (Build 17763 Multiprocessor Free)",
     ),
 };
 
@@ -115,6 +115,99 @@ impl OsFamily {
             OsFamily::Embedded => &EMBEDDED,
             OsFamily::Cisco => &CISCO,
         }
+    }
+}
+
+/// What a Windows persona tells SMB, RDP, LDAP and MSSQL clients about itself: the defaults
+/// of the `os_version` and `signing_required` settings (the SMB1 native OS and the NTLM
+/// product follow from the build). One row per Windows archetype, so a workstation announces
+/// a client build and a domain controller requires SMB signing, as the real ones do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WindowsIdentity {
+    /// NTLMSSP version (major, minor, build) and the OS build scanners print.
+    pub os_version: (u8, u8, u16),
+    /// The SMB1 native OS string of that build.
+    pub native_os: &'static str,
+    /// The product an RDP client or `smb-os-discovery` names.
+    pub product: &'static str,
+    /// SMB SecurityMode "signing required" (domain controllers enforce it by policy).
+    pub signing_required: bool,
+}
+
+const WIN10_22H2: WindowsIdentity = WindowsIdentity {
+    os_version: (10, 0, 19045),
+    native_os: "Windows 10 Pro 19045",
+    product: "Windows 10 Pro",
+    signing_required: false,
+};
+
+const SERVER_2019: WindowsIdentity = WindowsIdentity {
+    os_version: (10, 0, 17763),
+    native_os: "Windows Server 2019 Standard 17763",
+    product: "Windows Server 2019 Standard",
+    signing_required: false,
+};
+
+const SERVER_2022: WindowsIdentity = WindowsIdentity {
+    os_version: (10, 0, 20348),
+    native_os: "Windows Server 2022 Standard 20348",
+    product: "Windows Server 2022 Standard",
+    signing_required: false,
+};
+
+/// Sorted by archetype slug (checked by a test; [`windows_identity`] relies on it).
+///
+/// `file-server` is listed although its stack profile is DECNET 1.2's Linux one: its SMB
+/// responder speaks as Windows (there is no Samba persona), and issue 14 counts it among the
+/// Windows personas.
+static WINDOWS_IDENTITIES: [(&str, WindowsIdentity); 4] = [
+    (
+        "domain-controller",
+        WindowsIdentity {
+            signing_required: true,
+            ..SERVER_2019
+        },
+    ),
+    ("file-server", SERVER_2022),
+    ("windows-server", SERVER_2019),
+    ("windows-workstation", WIN10_22H2),
+];
+
+/// The Windows identity of a decky with that archetype and OS family: the archetype's row,
+/// else the family's (a workstation for [`OsFamily::Windows`], a member server for
+/// [`OsFamily::WindowsServer`]); `None` when neither says Windows.
+pub fn windows_identity(
+    archetype: Option<&str>,
+    family: Option<OsFamily>,
+) -> Option<&'static WindowsIdentity> {
+    let by_archetype = archetype.and_then(|a| {
+        WINDOWS_IDENTITIES
+            .binary_search_by(|(slug, _)| (*slug).cmp(a))
+            .ok()
+            .map(|i| &WINDOWS_IDENTITIES[i].1)
+    });
+    by_archetype.or(match family? {
+        OsFamily::Windows => Some(&WIN10_22H2),
+        OsFamily::WindowsServer => Some(&SERVER_2019),
+        _ => None,
+    })
+}
+
+/// The telnet daemon a persona runs: what it negotiates and prints before `login:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Telnetd {
+    /// netkit telnetd of a Linux server (Ubuntu's): the distro's banner, then `host login:`.
+    Netkit,
+    /// BusyBox telnetd of embedded gear (IoT, printers, PLCs): `host login:` after a blank
+    /// `/etc/issue`, as nmap's BusyBox match expects.
+    BusyBox,
+}
+
+/// The telnetd of a decky of that OS family (embedded devices run BusyBox).
+pub fn telnetd(family: Option<OsFamily>) -> Telnetd {
+    match family {
+        Some(OsFamily::Embedded) => Telnetd::BusyBox,
+        _ => Telnetd::Netkit,
     }
 }
 
@@ -234,5 +327,103 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn windows_identity_per_persona() {
+        use OsFamily::*;
+        // (archetype, family, build, native os, signing required)
+        let check = |archetype: Option<&str>,
+                     family: Option<OsFamily>,
+                     expect: Option<(u16, &str, bool)>| {
+            let got = windows_identity(archetype, family)
+                .map(|w| (w.os_version.2, w.native_os, w.signing_required));
+            assert_eq!(got, expect, "{archetype:?} {family:?}");
+        };
+        check(
+            Some("windows-workstation"),
+            Some(Windows),
+            Some((19045, "Windows 10 Pro 19045", false)),
+        );
+        check(
+            Some("windows-server"),
+            Some(WindowsServer),
+            Some((17763, "Windows Server 2019 Standard 17763", false)),
+        );
+        check(
+            Some("domain-controller"),
+            Some(WindowsServer),
+            Some((17763, "Windows Server 2019 Standard 17763", true)),
+        );
+        check(
+            Some("file-server"),
+            Some(Linux),
+            Some((20348, "Windows Server 2022 Standard 20348", false)),
+        );
+        check(
+            None,
+            Some(Windows),
+            Some((19045, "Windows 10 Pro 19045", false)),
+        );
+        check(
+            Some("custom"),
+            Some(WindowsServer),
+            Some((17763, "Windows Server 2019 Standard 17763", false)),
+        );
+        check(None, Some(Linux), None);
+        check(Some("linux-server"), Some(Linux), None);
+        check(None, None, None);
+    }
+
+    #[test]
+    fn windows_identities_are_sorted_archetypes_and_agree_with_themselves() {
+        for pair in WINDOWS_IDENTITIES.windows(2) {
+            assert!(pair[0].0 < pair[1].0);
+        }
+        for (slug, w) in &WINDOWS_IDENTITIES {
+            let a = archetypes::archetype(slug).unwrap_or_else(|| panic!("no archetype {slug}"));
+            assert!(a.services.contains(&"smb"), "{slug} runs no smb");
+            let (major, minor, build) = w.os_version;
+            assert_eq!((major, minor), (10, 0), "{slug}");
+            assert_eq!(w.native_os, format!("{} {build}", w.product), "{slug}");
+            let server = w.product.contains("Server");
+            assert_eq!(
+                server,
+                build != 19045,
+                "{slug}: client build only on a workstation"
+            );
+            if matches!(a.nmap_os, OsFamily::Windows | OsFamily::WindowsServer) {
+                assert_eq!(
+                    a.nmap_os == OsFamily::WindowsServer,
+                    server,
+                    "{slug}: family"
+                );
+            }
+        }
+        // Each Windows family's own strings agree with its fallback row.
+        for f in [OsFamily::Windows, OsFamily::WindowsServer] {
+            let w = windows_identity(None, Some(f)).expect("windows");
+            let p = f.persona_strings();
+            assert_eq!(p.ntlm_version, Some(w.os_version), "{f}");
+            assert_eq!(p.smb_native_os, Some(w.native_os), "{f}");
+            assert_eq!(p.rdp_product, Some(w.product), "{f}");
+        }
+    }
+
+    #[test]
+    fn embedded_personas_run_busybox_telnetd() {
+        for a in archetypes::archetypes() {
+            let expect = if a.nmap_os == OsFamily::Embedded {
+                Telnetd::BusyBox
+            } else {
+                Telnetd::Netkit
+            };
+            assert_eq!(telnetd(Some(a.nmap_os)), expect, "{}", a.slug);
+        }
+        assert_eq!(
+            telnetd(archetypes::archetype("iot-device").map(|a| a.nmap_os)),
+            Telnetd::BusyBox
+        );
+        assert_eq!(telnetd(None), Telnetd::Netkit);
     }
 }

@@ -114,6 +114,7 @@ const FAKE_APPS: &[&str] = &[
     "tomcat",
     "router",
     "nas",
+    "s7-hmi",
 ];
 
 pub(crate) const HTTP: &[ConfigField] = &[

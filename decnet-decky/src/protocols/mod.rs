@@ -8,6 +8,8 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use decnet_core::registry::{self, OsFamily, WindowsIdentity};
+
 use crate::config::ServiceConfig;
 use crate::log::{Fields, Reporter};
 
@@ -141,6 +143,10 @@ pub struct ServiceCtx {
     pub decky: String,
     pub hostname: String,
     pub config: ServiceConfig,
+    /// The decky's archetype slug (`DECNET_ARCHETYPE`), where known.
+    pub archetype: Option<String>,
+    /// The decky's OS family (`DECNET_OS`), where known.
+    pub os: Option<OsFamily>,
     /// Present when [`Service::needs_tls`]; a self-signed certificate.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -154,9 +160,34 @@ impl ServiceCtx {
             decky: decky.to_owned(),
             hostname: hostname.to_owned(),
             config,
+            archetype: None,
+            os: None,
             tls: None,
         }
     }
+
+    /// The same context for a decky of that archetype and OS family.
+    pub fn with_persona(mut self, archetype: Option<&str>, os: Option<OsFamily>) -> Self {
+        self.archetype = archetype.map(str::to_owned);
+        self.os = os;
+        self
+    }
+
+    /// The Windows identity the persona implies (registry), before `service_config`.
+    pub fn windows_identity(&self) -> Option<&'static WindowsIdentity> {
+        registry::windows_identity(self.archetype.as_deref(), self.os)
+    }
+}
+
+/// Whether a conpot connection is its HMI's: ports 80 and 8080 are, 502 is Modbus, and on
+/// any other (custom) port a request starting with an HTTP method's capital letter is (a
+/// Modbus frame there opens with its transaction id, which rarely is one).
+fn conpot_speaks_http<S: Read + Write>(conn: &mut Conn<S>, port: u16) -> io::Result<bool> {
+    Ok(match port {
+        80 | 8080 => true,
+        502 => false,
+        _ => conn.peek()?.is_some_and(|b| b.is_ascii_uppercase()),
+    })
 }
 
 /// The other end of one connection.
@@ -199,7 +230,7 @@ fn respond<S: Read + Write>(
     stream: S,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    let conn = Conn::new(stream);
+    let mut conn = Conn::new(stream);
     match ctx.service {
         Service::Ssh => ssh::handle(conn, ctx, peer, report, fields),
         Service::Ftp => ftp::handle(conn, ctx, fields),
@@ -217,7 +248,7 @@ fn respond<S: Read + Write>(
         Service::Dns => dns::handle(conn, ctx, peer, report, fields),
         Service::Mqtt => mqtt::handle(conn, ctx, report, fields),
         Service::Sip => sip::handle(conn, ctx, report, fields),
-        Service::Conpot if matches!(peer.dst_port, 80 | 8080) => {
+        Service::Conpot if conpot_speaks_http(&mut conn, peer.dst_port)? => {
             http::handle(conn, ctx, peer, report, http::Flavor::Web, fields)
         }
         Service::Conpot => modbus::handle(conn, ctx, report, fields),
@@ -416,6 +447,7 @@ pub mod testing {
     //! In-memory duplex stream and helpers for responder unit tests.
 
     use super::*;
+
     use crate::config::ServiceConfig;
     use crate::log::{AttackEvent, Emitter, MemorySink, Origin, Transport};
 

@@ -63,7 +63,8 @@ const REQUIRED_FLAGS: u32 = NEGOTIATE_VERSION
 
 /// Default DNS domain of a Windows persona without a `domain` setting.
 pub const DEFAULT_DOMAIN: &str = "corp.local";
-/// Windows Server 2016 (the `windows-server` persona's NTLM version).
+/// Windows Server 2016: the NTLM version when neither `os_version` nor the decky's persona
+/// (archetype, OS family) says which Windows it is.
 pub const DEFAULT_VERSION: (u8, u8, u16) = (10, 0, 14393);
 
 /// The names and version a Windows persona tells an NTLM client.
@@ -101,7 +102,8 @@ pub fn parse_version(s: &str) -> Option<(u8, u8, u16)> {
 
 impl Identity {
     /// From the persona settings `domain` (DNS domain), `netbios_domain` and `os_version`
-    /// (`major.minor.build`), and the decky's hostname.
+    /// (`major.minor.build`, else the build of the decky's persona,
+    /// [`ServiceCtx::windows_identity`]), and the decky's hostname.
     pub fn from_ctx(ctx: &ServiceCtx) -> Identity {
         let cfg = &ctx.config;
         let dns_domain = cfg
@@ -121,6 +123,7 @@ impl Identity {
         let version = cfg
             .line("os_version")
             .and_then(|v| parse_version(&v))
+            .or_else(|| ctx.windows_identity().map(|w| w.os_version))
             .unwrap_or(DEFAULT_VERSION);
         Identity {
             dns_computer: format!("{}.{dns_domain}", host.to_ascii_lowercase()),
@@ -541,6 +544,82 @@ pub mod tests {
         let ts = pairs.iter().find(|(i, _)| *i == 7).expect("timestamp");
         assert_eq!(ts.1, 7u64.to_le_bytes());
         assert_eq!(pairs.last().map(|p| p.0), Some(0), "MsvAvEOL last");
+    }
+
+    #[test]
+    fn version_and_signing_follow_the_decky_persona() {
+        use crate::protocols::smb::Server;
+        use decnet_core::registry::OsFamily::{self, *};
+        // (archetype, family, settings) → (NTLM version, SMB1 native OS, SecurityMode)
+        let check = |archetype: Option<&str>,
+                     os: Option<OsFamily>,
+                     cfg: serde_json::Value,
+                     expect: ((u8, u8, u16), &str, u16)| {
+            let c = crate::protocols::testing::ctx("smb", cfg).with_persona(archetype, os);
+            let id = Identity::from_ctx(&c);
+            let native =
+                crate::protocols::smb::v1::Native::new(c.config.line("native_os"), id.version);
+            let srv = Server::from_ctx(&c, &id);
+            assert_eq!(
+                (id.version, native.os.as_str(), srv.security_mode),
+                expect,
+                "{archetype:?} {os:?}"
+            );
+        };
+        let none = serde_json::json!({});
+        let win10 = ((10, 0, 19045), "Windows 10 Pro 19045", 1);
+        let s2019 = ((10, 0, 17763), "Windows Server 2019 Standard 17763", 1);
+        check(
+            Some("windows-workstation"),
+            Some(Windows),
+            none.clone(),
+            win10,
+        );
+        check(None, Some(Windows), none.clone(), win10);
+        check(
+            Some("windows-server"),
+            Some(WindowsServer),
+            none.clone(),
+            s2019,
+        );
+        check(
+            Some("domain-controller"),
+            Some(WindowsServer),
+            none.clone(),
+            ((10, 0, 17763), "Windows Server 2019 Standard 17763", 3),
+        );
+        check(
+            Some("file-server"),
+            Some(Linux),
+            none.clone(),
+            ((10, 0, 20348), "Windows Server 2022 Standard 20348", 1),
+        );
+        // Nothing known: the fixed default (Server 2016).
+        check(
+            None,
+            None,
+            none.clone(),
+            (DEFAULT_VERSION, "Windows Server 2016 Standard 14393", 1),
+        );
+        // Explicit settings win over the persona.
+        check(
+            Some("windows-workstation"),
+            Some(Windows),
+            serde_json::json!({"os_version": "10.0.14393", "native_os": "Custom OS"}),
+            ((10, 0, 14393), "Custom OS", 1),
+        );
+        check(
+            Some("domain-controller"),
+            Some(WindowsServer),
+            serde_json::json!({"signing_required": false}),
+            ((10, 0, 17763), "Windows Server 2019 Standard 17763", 1),
+        );
+        check(
+            Some("windows-workstation"),
+            Some(Windows),
+            serde_json::json!({"signing_required": true}),
+            ((10, 0, 19045), "Windows 10 Pro 19045", 3),
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Telnet: option negotiation like Ubuntu's telnetd (DO TTYPE, TSPEED,
-//! XDISPLOC, NEW-ENVIRON; WILL SGA; DO NAWS; WILL ECHO), then `login:` /
+//! XDISPLOC, NEW-ENVIRON; WILL SGA; DO NAWS; WILL ECHO) or, for an embedded
+//! persona, BusyBox's (DO ECHO, DO NAWS, WILL ECHO, WILL SGA; [`Telnetd`]), then `login:` /
 //! `Password:` under the accept policy ([`super::login`]) and, once let in, the
 //! fake shell ([`super::shell`]). Every attempt is an `auth` event.
 
@@ -7,6 +8,8 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
+
+use decnet_core::registry::{self, Telnetd};
 
 use super::login::Policy;
 use super::shell::{crlf, Key, LineEditor, Shell};
@@ -55,6 +58,15 @@ pub const NEGOTIATION: &[u8] = &[
     WILL,
     ECHO,
 ];
+
+/// What BusyBox telnetd sends first (`iacs_to_send` in busybox's telnetd.c).
+pub const BUSYBOX_NEGOTIATION: &[u8] = &[
+    IAC, DO, ECHO, IAC, DO, NAWS, IAC, WILL, ECHO, IAC, WILL, SGA,
+];
+
+/// What BusyBox's ash prints on login.
+pub const BUSYBOX_MOTD: &str =
+    "\n\nBusyBox v1.31.1 () built-in shell (ash)\nEnter 'help' for a list of built-in commands.\n\n";
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum IacState {
@@ -140,6 +152,26 @@ impl<S: Read + Write> Term<S> {
     }
 }
 
+/// Negotiation and pre-login text of that daemon; a `banner` setting replaces the text.
+pub fn greeting(daemon: Telnetd, banner: Option<String>) -> Vec<u8> {
+    let (negotiation, text) = match daemon {
+        Telnetd::Netkit => (
+            NEGOTIATION,
+            banner.unwrap_or_else(|| DEFAULT_BANNER.to_owned()),
+        ),
+        // BusyBox's login prints a blank /etc/issue: "\r" + "\r\n" once the tty maps NL.
+        Telnetd::BusyBox => (
+            BUSYBOX_NEGOTIATION,
+            banner.unwrap_or_else(|| "\r".to_owned()),
+        ),
+    };
+    let mut out = negotiation.to_vec();
+    if !text.is_empty() {
+        out.extend_from_slice(format!("{text}\r\n").as_bytes());
+    }
+    out
+}
+
 pub fn handle<S: Read + Write>(
     mut conn: Conn<S>,
     ctx: &ServiceCtx,
@@ -147,14 +179,10 @@ pub fn handle<S: Read + Write>(
     report: &Reporter,
     fields: &mut Fields,
 ) -> io::Result<()> {
-    conn.send(NEGOTIATION)?;
-    let banner = ctx
-        .config
-        .line("banner")
-        .unwrap_or_else(|| DEFAULT_BANNER.to_owned());
-    if !banner.is_empty() {
-        conn.send(format!("{banner}\r\n").as_bytes())?;
-    }
+    conn.send(&greeting(
+        registry::telnetd(ctx.os),
+        ctx.config.line("banner"),
+    ))?;
     let policy = Policy::from_config(&ctx.config);
     let mut term = Term {
         conn,
@@ -213,8 +241,12 @@ fn shell<S: Read + Write>(
     user: &str,
 ) -> io::Result<()> {
     let mut sh = Shell::new(user, ctx, peer, report);
+    let motd = match registry::telnetd(ctx.os) {
+        Telnetd::Netkit => sh.motd(),
+        Telnetd::BusyBox => BUSYBOX_MOTD.to_owned(),
+    };
     term.conn
-        .send(format!("\r\n{}{}", crlf(&sh.motd()), sh.prompt()).as_bytes())?;
+        .send(format!("\r\n{}{}", crlf(&motd), sh.prompt()).as_bytes())?;
     loop {
         let Some(line) = term.line(true)? else {
             term.conn.send(b"logout\r\n")?;
@@ -240,6 +272,61 @@ mod tests {
     fn after_negotiation(out: &str) -> &str {
         let neg = String::from_utf8_lossy(NEGOTIATION).into_owned();
         out.strip_prefix(neg.as_str()).unwrap_or(out)
+    }
+
+    #[test]
+    fn greeting_per_telnetd() {
+        let check = |daemon, banner: Option<&str>, expect: &[u8]| {
+            assert_eq!(
+                greeting(daemon, banner.map(str::to_owned)),
+                expect,
+                "{daemon:?} {banner:?}"
+            );
+        };
+        check(
+            Telnetd::Netkit,
+            None,
+            &[NEGOTIATION, b"Ubuntu 22.04.3 LTS\r\n"].concat(),
+        );
+        check(
+            Telnetd::Netkit,
+            Some("Hi"),
+            &[NEGOTIATION, b"Hi\r\n"].concat(),
+        );
+        check(
+            Telnetd::BusyBox,
+            None,
+            b"\xff\xfd\x01\xff\xfd\x1f\xff\xfb\x01\xff\xfb\x03\r\r\n",
+        );
+        check(
+            Telnetd::BusyBox,
+            Some("Hi"),
+            &[BUSYBOX_NEGOTIATION, b"Hi\r\n"].concat(),
+        );
+    }
+
+    #[test]
+    fn an_embedded_persona_greets_as_busybox() {
+        use decnet_core::registry::OsFamily;
+        let ctx = crate::protocols::testing::ctx("telnet", json!({}))
+            .with_persona(Some("iot-device"), Some(OsFamily::Embedded));
+        let (report, _sink) = crate::protocols::testing::reporter("telnet", 23);
+        let mut m = crate::protocols::testing::Mock::new(b"root\r\nvizxv\r\n");
+        let mut f = Fields::new();
+        crate::protocols::handle(
+            &ctx,
+            &crate::protocols::testing::peer(23),
+            &report,
+            &mut m,
+            &mut f,
+        )
+        .expect("ok");
+        let neg = String::from_utf8_lossy(BUSYBOX_NEGOTIATION).into_owned();
+        assert_eq!(
+            m.out().strip_prefix(neg.as_str()),
+            Some("\r\r\nweb-01 login: root\r\nPassword: \r\nLogin incorrect\r\n\r\nweb-01 login: ")
+        );
+        assert_eq!(f["username"], "root");
     }
 
     #[test]

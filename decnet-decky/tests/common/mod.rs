@@ -34,6 +34,8 @@ pub fn command(args: &[&str], config: Option<&str>) -> Command {
         .env("HOSTNAME", HOST)
         .env("DECNET_DECKY", DECKY)
         .env_remove("NODE_NAME")
+        .env_remove("DECNET_ARCHETYPE")
+        .env_remove("DECNET_OS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -695,6 +695,58 @@ mod tests {
     }
 
     #[test]
+    fn conpot_hmi_names_the_plc_and_records_its_login() {
+        use super::super::testing::run_events;
+        let (out, _, _) = run_events("conpot", json!({}), b"GET / HTTP/1.0\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(
+            out.contains("Server: Siemens, SIMATIC, S7-200\r\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<title>Siemens, SIMATIC, S7-200 - WEB-01</title>"),
+            "{out}"
+        );
+        assert!(out.contains("6ES7 216-2AD23-0XB0"), "{out}");
+        let body = "Login=admin&Password=100&Redirection=";
+        let req = format!(
+            "POST /FormLogin HTTP/1.1\r\nHost: plc\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let (out, _, ev) = run_events("conpot", json!({}), req.as_bytes());
+        assert!(
+            out.contains("Login failed. User admin or password incorrect."),
+            "{out}"
+        );
+        assert_eq!(auths(&ev), [cred("admin", "100", "form")]);
+        let (out, _, _) = run_events("conpot", json!({}), b"GET /cgi-bin/x HTTP/1.0\r\n\r\n");
+        assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
+        // An http decky can wear the HMI too; a conpot one another web persona.
+        let (out, _, _) = run_events(
+            "http",
+            json!({"fake_app": "s7-hmi"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(
+            out.contains("Server: Siemens, SIMATIC, S7-200\r\n"),
+            "{out}"
+        );
+        let (out, _, _) = run_events(
+            "conpot",
+            json!({"fake_app": "nginx"}),
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert!(!out.contains("Siemens"), "{out}");
+        // A Modbus frame on the same (custom) port still reaches the PLC.
+        let (out, _) = super::super::testing::run_bytes(
+            "conpot",
+            json!({}),
+            b"\x00\x01\x00\x00\x00\x06\x01\x03\x00\x00\x00\x01",
+        );
+        assert_eq!(&out[..8], b"\x00\x01\x00\x00\x00\x05\x01\x03");
+    }
+
+    #[test]
     fn basic_auth_personas() {
         use super::super::testing::run_events;
         let (out, _, ev) = run_events(

@@ -272,6 +272,32 @@ const MINI_HTTPD_401: &str = "<HTML><HEAD><TITLE>401 Unauthorized</TITLE></HEAD>
 const MINI_HTTPD_404: &str = "<HTML><HEAD><TITLE>404 Not Found</TITLE></HEAD>\n<BODY BGCOLOR=\"#cc9999\"><H4>404 Not Found</H4>\nFile not found.\n<HR>\n\
 <ADDRESS><A HREF=\"http://www.acme.com/software/mini_httpd/\">mini_httpd/1.19 19dec2003</A></ADDRESS>\n</BODY></HTML>\n";
 
+/// The ICS persona's HMI (a Siemens S7-200 CPU 226 with a CP 243-1 IT web module): the same
+/// device its Modbus identification and SNMP `sysDescr` name.
+const S7_INDEX: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\">\n\
+<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=iso-8859-1\">\n\
+<title>Siemens, SIMATIC, S7-200 - {HOSTNAME}</title>\n\
+<link rel=\"stylesheet\" type=\"text/css\" href=\"/S7Web.css\"></head>\n\
+<body><table class=\"header\" width=\"100%\"><tr><td><b>SIMATIC S7-200</b></td>\
+<td align=\"right\">CP 243-1 IT</td></tr></table>\n\
+<h2>Station {HOSTNAME}</h2>\n\
+<table class=\"status\">\n\
+<tr><td>Module type</td><td>CPU 226 DC/DC/DC</td></tr>\n\
+<tr><td>Order number</td><td>6ES7 216-2AD23-0XB0</td></tr>\n\
+<tr><td>Firmware</td><td>V2.3</td></tr>\n\
+<tr><td>Operating mode</td><td>RUN</td></tr>\n\
+<tr><td>Vendor</td><td>Siemens AG</td></tr>\n\
+</table>\n\
+<h3>Login</h3>\n{error}<form method=\"post\" action=\"/FormLogin\">\n\
+<table><tr><td>User</td><td><input type=\"text\" name=\"Login\" size=\"20\"></td></tr>\n\
+<tr><td>Password</td><td><input type=\"password\" name=\"Password\" size=\"20\"></td></tr>\n\
+<tr><td></td><td><input type=\"submit\" value=\"Log in\"></td></tr></table>\n\
+<input type=\"hidden\" name=\"Redirection\" value=\"\"></form>\n\
+</body></html>\n";
+
+const S7_404: &str = "<html><head><title>404 Not Found</title></head>\n\
+<body><h2>404 Not Found</h2>\n<p>The requested page {path} does not exist on this module.</p>\n</body></html>\n";
+
 const DSM_INDEX: &str = "<!DOCTYPE html>\n<html class=\"img-no-dragging\">\n<head>\n<meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\" />\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1.0, maximum-scale=1.0, user-scalable=no\">\n<meta name=\"description\" content=\"DiskStation provides a full-featured network attached storage (NAS) solution to help you manage, backup and share data among Windows, Mac and Linux easily.\" />\n\
 <meta name=\"application-name\" content=\"Synology DiskStation\" />\n<title>{hostname}&nbsp;-&nbsp;Synology DiskStation</title>\n\
@@ -729,6 +755,24 @@ static PERSONAS: &[Persona] = &[
             route(Get, "/webman/index.cgi", page(200, "text/html; charset=\"UTF-8\"", DSM_INDEX)),
         ],
         not_found: page(404, "text/html", NGINX_404),
+    },
+    Persona {
+        name: "s7-hmi",
+        server: Some("Siemens, SIMATIC, S7-200"),
+        headers: &[("Cache-Control", "no-cache"), ("Pragma", "no-cache")],
+        ignore_case: false,
+        reason_phrase: true,
+        routes: &[
+            route(Get, "/", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
+            route(Get, "/index.html", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
+            route(Post, "/FormLogin", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
+            route(
+                Get,
+                "/S7Web.css",
+                page(200, "text/css", "body{font-family:Arial,sans-serif;font-size:10pt}.header{background:#00557f;color:#fff}\n"),
+            ),
+        ],
+        not_found: page(404, "text/html; charset=iso-8859-1", S7_404),
     },
 ];
 

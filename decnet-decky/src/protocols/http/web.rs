@@ -19,6 +19,10 @@ pub fn persona(ctx: &ServiceCtx) -> &'static Persona {
     if let Some(p) = named {
         return p;
     }
+    if ctx.service == crate::protocols::Service::Conpot {
+        // The ICS persona's HMI names the PLC its Modbus and SNMP answers name.
+        return personas::by_name("s7-hmi").unwrap_or(&personas::all()[0]);
+    }
     let server = ctx
         .config
         .line("server_header")
@@ -76,6 +80,7 @@ fn login_error(persona: &str) -> &'static str {
         "wordpress" => "\t<div id=\"login_error\">\t<strong>Error:</strong> The password you entered for the username <strong>{user}</strong> is incorrect. <a href=\"http://{host}/wp-login.php?action=lostpassword\">Lost your password?</a><br />\n</div>\n",
         "phpmyadmin" => "<div class=\"alert alert-danger\" role=\"alert\"><img src=\"themes/dot.gif\" title=\"\" alt=\"\" class=\"icon ic_s_error\"> mysqli::real_connect(): (HY000/1045): Access denied for user '{user}'@'localhost' (using password: YES)</div>\n",
         "jenkins" => "<div class=\"alert alert-danger\">Invalid username or password</div>\n",
+        "s7-hmi" => "<p class=\"error\">Login failed. User {user} or password incorrect.</p>\n",
         _ => "",
     }
 }

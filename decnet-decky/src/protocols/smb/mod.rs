@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
-mod v1;
+pub(crate) mod v1;
 
 use super::ntlm::{self, Exchange, Identity};
 use super::{Conn, ServiceCtx, MAX_LOGGED};
@@ -159,7 +159,10 @@ impl Server {
         let digest = Md5::digest(format!("smb-guid:{}:{}", ctx.decky, id.dns_computer));
         let mut guid = [0u8; 16];
         guid.copy_from_slice(&digest);
-        let required = matches!(ctx.config.get("signing_required"), Some(Value::Bool(true)));
+        let required = match ctx.config.get("signing_required") {
+            Some(Value::Bool(b)) => *b,
+            _ => ctx.windows_identity().is_some_and(|w| w.signing_required),
+        };
         let smb1 = match ctx.config.get("smb1") {
             Some(Value::Bool(b)) => *b,
             _ => v1::enabled_by_default(id.version),
