@@ -4,24 +4,14 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::Decky;
 use serde_json::Value;
 
 /// `timeout 60 <name>`, after checking `name` is installed (`package` provides it).
 fn tool(name: &str, package: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{name} is required for this test (apt-get install {package})"
-    );
-    let mut c = Command::new("timeout");
-    c.arg("60").arg(name).stdin(Stdio::null());
-    c
+    common::tool_with_timeout(name, package, 60)
 }
 
 fn text(b: &[u8]) -> String {

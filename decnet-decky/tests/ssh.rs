@@ -5,23 +5,13 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::Decky;
 use serde_json::Value;
 
 fn tool(name: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{name} is required for this test (apt-get install openssh-client sshpass expect telnet nmap)"
-    );
-    let mut c = Command::new("timeout");
-    c.arg("30").arg(name).stdin(Stdio::null());
-    c
+    common::tool_with_timeout(name, "openssh-client sshpass expect telnet nmap", 30)
 }
 
 const SSH_OPTS: &[&str] = &[

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::Decky;
 use hmac::{Hmac, Mac};
@@ -16,17 +16,7 @@ use md5::Md5;
 use serde_json::Value;
 
 fn tool(name: &str, package: &str) -> Command {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{name} is required for this test (apt-get install {package})"
-    );
-    let mut c = Command::new("timeout");
-    c.arg("60").arg(name).stdin(Stdio::null());
-    c
+    common::tool_with_timeout(name, package, 60)
 }
 
 fn text(o: &Output) -> String {

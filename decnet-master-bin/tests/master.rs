@@ -149,7 +149,13 @@ impl Drop for Agent {
 }
 
 fn spawn_agent(agent_dir: &Path, state_dir: &Path, port: u16) -> Agent {
-    let child = agent_cmd(&[
+    spawn_agent_with(agent_dir, state_dir, port, &[])
+}
+
+/// `decnet-agent serve` on `port`, heartbeating every second, with `extra` flags.
+fn spawn_agent_with(agent_dir: &Path, state_dir: &Path, port: u16, extra: &[&str]) -> Agent {
+    let port = port.to_string();
+    let mut args = vec![
         "serve",
         "--agent-dir",
         agent_dir.to_str().unwrap(),
@@ -158,17 +164,43 @@ fn spawn_agent(agent_dir: &Path, state_dir: &Path, port: u16) -> Agent {
         "--host",
         "127.0.0.1",
         "--port",
-        &port.to_string(),
+        &port,
         "--heartbeat-interval",
         "1",
         "--network-name",
         "decnet_master_test",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("decnet-agent is built");
+    ];
+    args.extend_from_slice(extra);
+    let child = agent_cmd(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("decnet-agent is built");
     Agent(child)
+}
+
+/// Enrolls a real `decnet-agent` as `name`, to be served on `port` (`decnet-agent enroll …`,
+/// the one command printed for a worker): its agent dir.
+async fn enroll_real_agent(m: &TestMaster, name: &str, port: u16) -> tempfile::TempDir {
+    let t = m.enroll_token(name, &format!("127.0.0.1:{port}")).await;
+    let agent_dir = tempfile::tempdir().unwrap();
+    let out = agent_cmd(&[
+        "enroll",
+        "--master",
+        &m.running.swarm_url,
+        "--token",
+        t["token"].as_str().unwrap(),
+        "--agent-dir",
+        agent_dir.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent_dir
 }
 
 async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
@@ -426,28 +458,9 @@ async fn run_enrollment_and_heartbeats(db: Option<String>) {
     )
     .await;
     let port = free_port();
-    let t = m
-        .enroll_token("worker-1", &format!("127.0.0.1:{port}"))
-        .await;
-    let agent_dir = tempfile::tempdir().unwrap();
-    let state_dir = tempfile::tempdir().unwrap();
     // One command on the worker: `decnet-agent enroll …` as printed.
-    let out = agent_cmd(&[
-        "enroll",
-        "--master",
-        &m.running.swarm_url,
-        "--token",
-        t["token"].as_str().unwrap(),
-        "--agent-dir",
-        agent_dir.path().to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let agent_dir = enroll_real_agent(&m, "worker-1", port).await;
+    let state_dir = tempfile::tempdir().unwrap();
     let hosts = m.hosts().await;
     assert_eq!(hosts.len(), 1);
     assert_eq!(hosts[0]["status"], "enrolled");
@@ -1632,60 +1645,35 @@ async fn a_real_agent_follows_the_master_certificate_rollover() {
     let m = start_master(None, rollover_settings()).await;
     let next = successor(&m).await;
     let port = free_port();
-    let t = m
-        .enroll_token("w-agent", &format!("127.0.0.1:{port}"))
-        .await;
-    let agent_dir = tempfile::tempdir().unwrap();
+    let agent_dir = enroll_real_agent(&m, "w-agent", port).await;
     let state_dir = tempfile::tempdir().unwrap();
-    let out = agent_cmd(&[
-        "enroll",
-        "--master",
-        &m.running.swarm_url,
-        "--token",
-        t["token"].as_str().unwrap(),
-        "--agent-dir",
-        agent_dir.path().to_str().unwrap(),
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let identity = || -> Value {
         serde_json::from_str(
             &std::fs::read_to_string(agent_dir.path().join("identity.json")).unwrap(),
         )
         .unwrap()
     };
-    let child = agent_cmd(&[
-        "serve",
-        "--agent-dir",
-        agent_dir.path().to_str().unwrap(),
-        "--state-dir",
-        state_dir.path().to_str().unwrap(),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-        "--heartbeat-interval",
-        "1",
-        "--master-pin-check",
-        "1",
-        "--network-name",
-        "decnet_master_test",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let _agent = Agent(child);
+    let _agent = spawn_agent_with(
+        agent_dir.path(),
+        state_dir.path(),
+        port,
+        &["--master-pin-check", "1"],
+    );
     until("the agent to pin the successor", || async {
         identity()["master_next_fingerprint"] == next.as_str()
     })
     .await;
-    // The pin reached the master in the same check; the next pass promotes.
+    // The agent tells the master right after it saved the pin; the pass after that promotes.
+    until("the master to hear the agent pinned it", || async {
+        m.running
+            .master
+            .master_pins
+            .lock()
+            .unwrap()
+            .values()
+            .any(|p| p.as_deref() == Some(next.as_str()))
+    })
+    .await;
     let rolled = run::roll_master(&m.running.master).await.unwrap();
     assert!(rolled.is_some(), "promoted once the agent pinned it");
     assert_eq!(m.running.master.pki.fingerprint(), next);

@@ -264,3 +264,19 @@ pub fn assert_connection_event(ev: &Value, service: &str, port: u16) {
     let ts = ev["ts"].as_str().expect("ts");
     assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
 }
+
+/// `timeout <secs> <name>`, after checking `name` is installed (`package` provides it): a
+/// missing client fails the test saying what to install, never skips it.
+pub fn tool_with_timeout(name: &str, package: &str, secs: u32) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is required for this test (apt-get install {package})"
+    );
+    let mut c = Command::new("timeout");
+    c.arg(secs.to_string()).arg(name).stdin(Stdio::null());
+    c
+}
