@@ -18,6 +18,17 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `nmap -sU -sV` on one UDP port of 127.0.0.1 (bounded retries): what it printed.
+fn nmap_sv_udp(port: u16) -> String {
+    let out = tool("nmap", "nmap")
+        .args(["-Pn", "-sU", "-sV", "--max-retries", "2", "-p"])
+        .arg(port.to_string())
+        .arg("127.0.0.1")
+        .output()
+        .expect("run nmap");
+    text(&out.stdout)
+}
+
 fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
 }
@@ -638,20 +649,7 @@ fn udp_replies_are_rate_limited_per_source() {
 #[test]
 fn nmap_names_snmp_over_udp() {
     let (_d, port) = serve_udp("snmp", None);
-    let out = tool("nmap", "nmap")
-        .args([
-            "-Pn",
-            "-sU",
-            "-sV",
-            "--max-retries",
-            "2",
-            "-p",
-            &port.to_string(),
-        ])
-        .arg("127.0.0.1")
-        .output()
-        .expect("run nmap");
-    let t = text(&out.stdout);
+    let t = nmap_sv_udp(port);
     assert!(
         t.contains("snmp") && t.contains("SNMPv1 server (public)"),
         "{t}"
@@ -730,20 +728,7 @@ fn dig_over_tcp_and_axfr_is_refused() {
 #[test]
 fn nmap_names_bind_over_udp() {
     let (_d, port) = serve_udp("dns", None);
-    let out = tool("nmap", "nmap")
-        .args([
-            "-Pn",
-            "-sU",
-            "-sV",
-            "--max-retries",
-            "2",
-            "-p",
-            &port.to_string(),
-        ])
-        .arg("127.0.0.1")
-        .output()
-        .expect("run nmap");
-    let t = text(&out.stdout);
+    let t = nmap_sv_udp(port);
     assert!(
         t.contains("domain") && t.contains("ISC BIND 9.18.28"),
         "{t}"
@@ -815,20 +800,7 @@ fn tftp_put_is_counted_and_get_is_not_found() {
 #[test]
 fn nmap_names_tftp_over_udp() {
     let (_d, port) = serve_udp("tftp", None);
-    let out = tool("nmap", "nmap")
-        .args([
-            "-Pn",
-            "-sU",
-            "-sV",
-            "--max-retries",
-            "2",
-            "-p",
-            &port.to_string(),
-        ])
-        .arg("127.0.0.1")
-        .output()
-        .expect("run nmap");
-    let t = text(&out.stdout);
+    let t = nmap_sv_udp(port);
     assert!(t.contains(&format!("{port}/udp open  tftp")), "{t}");
 }
 
@@ -895,20 +867,7 @@ fn sipsak_options_and_register_digest_are_answered_as_a_pbx() {
 #[test]
 fn nmap_names_asterisk_over_udp() {
     let (_d, port) = serve_udp("sip", None);
-    let out = tool("nmap", "nmap")
-        .args([
-            "-Pn",
-            "-sU",
-            "-sV",
-            "--max-retries",
-            "2",
-            "-p",
-            &port.to_string(),
-        ])
-        .arg("127.0.0.1")
-        .output()
-        .expect("run nmap");
-    let t = text(&out.stdout);
+    let t = nmap_sv_udp(port);
     assert!(t.contains("Asterisk PBX 18.12.1"), "{t}");
 }
 

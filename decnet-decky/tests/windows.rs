@@ -19,6 +19,15 @@ fn tool(name: &str, package: &str) -> Command {
     common::tool_with_timeout(name, package, 60)
 }
 
+/// `smbclient -L //127.0.0.1 -p <port> <args…>` against `d`.
+fn smbclient_list(d: &Decky, args: &[&str]) -> Output {
+    tool("smbclient", "smbclient")
+        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
+        .args(args)
+        .output()
+        .expect("run smbclient")
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -95,11 +104,7 @@ fn blob_names(blob: &[u8]) -> Vec<(u16, String)> {
 #[test]
 fn smbclient_ntlmv2_is_recorded_and_verifiable() {
     let d = Decky::serve("smb", Some(PERSONA));
-    let out = tool("smbclient", "smbclient")
-        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
-        .args(["-U", "alice%Winter2026!", "-W", "ACME"])
-        .output()
-        .expect("run smbclient");
+    let out = smbclient_list(&d, &["-U", "alice%Winter2026!", "-W", "ACME"]);
     let said = text(&out);
     assert!(!out.status.success(), "{said}");
     assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
@@ -140,17 +145,16 @@ fn smbclient_ntlmv2_is_recorded_and_verifiable() {
 fn smbclient_over_smb2_02_and_smb1_upgrade() {
     let d = Decky::serve("smb", Some(PERSONA));
     // Offering NT1 first makes Samba send an SMB1 NEGOTIATE that the server upgrades to SMB2.
-    let out = tool("smbclient", "smbclient")
-        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
-        .args([
+    let out = smbclient_list(
+        &d,
+        &[
             "-U",
             "bob%hunter2",
             "-m",
             "SMB2_02",
             "--option=client min protocol=NT1",
-        ])
-        .output()
-        .expect("run smbclient");
+        ],
+    );
     let said = text(&out);
     assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
     let events = d.session_events();
@@ -478,17 +482,16 @@ fn nmap_smb_os_discovery_on_445_names_the_persona() {
 #[test]
 fn smbclient_over_smb1_extended_security() {
     let d = Decky::serve("smb", Some(PERSONA_2016));
-    let out = tool("smbclient", "smbclient")
-        .args(["-L", "//127.0.0.1", "-p", &d.port.to_string()])
-        .args([
+    let out = smbclient_list(
+        &d,
+        &[
             "-U",
             "erin%Spring!26",
             "-m",
             "NT1",
             "--option=client min protocol=NT1",
-        ])
-        .output()
-        .expect("run smbclient");
+        ],
+    );
     let said = text(&out);
     assert!(said.contains("NT_STATUS_LOGON_FAILURE"), "{said}");
     let events = d.session_events();
