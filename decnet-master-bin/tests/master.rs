@@ -1717,3 +1717,33 @@ async fn a_real_agent_follows_the_master_certificate_rollover() {
         .expect("the agent's API accepts the new master certificate");
     m.stop().await;
 }
+
+/// A promotion interrupted between its two renames (the successor's key already master.key,
+/// its certificate still master.next.crt) is finished at the next start: the master serves the
+/// successor and the files are whole again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_promotion_is_finished_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = DataDir::new(dir.path());
+    let ca = write_pki(&layout);
+    let next = ca
+        .issue_keypair(&decnet_tls::pki::LeafSpec::master(vec![]))
+        .unwrap();
+    decnet_tls::pki::write_private(&layout.master_key(), next.key_pem.as_bytes()).unwrap();
+    std::fs::write(layout.master_next_cert(), &next.cert_pem).unwrap();
+    let pki = decnet_master_bin::master::pki::MasterPki::load(&layout).expect("recovered");
+    assert_eq!(pki.fingerprint(), next.fingerprint);
+    assert_eq!(pki.next_fingerprint(), None);
+    assert!(!layout.master_next_cert().exists());
+    let on_disk =
+        decnet_tls::pki::fingerprint_pem(&std::fs::read_to_string(layout.master_cert()).unwrap())
+            .unwrap();
+    assert_eq!(on_disk, next.fingerprint);
+    // A key that fits neither certificate is still an error naming the master certificate.
+    let other = ca
+        .issue_keypair(&decnet_tls::pki::LeafSpec::master(vec![]))
+        .unwrap();
+    decnet_tls::pki::write_private(&layout.master_key(), other.key_pem.as_bytes()).unwrap();
+    let e = decnet_master_bin::master::pki::MasterPki::load(&layout).unwrap_err();
+    assert!(e.starts_with("master certificate: "), "{e}");
+}

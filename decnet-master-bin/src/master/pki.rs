@@ -40,6 +40,8 @@ struct MasterCert {
 impl MasterCert {
     fn of(bundle: Bundle) -> Result<Self, String> {
         bundle.check().map_err(|e| e.to_string())?;
+        // The key must be the certificate's (a torn promotion can leave them apart).
+        ReloadableCert::new(&bundle).map_err(|e| e.to_string())?;
         let info = cert_info(&parse_cert_pem(&bundle.cert_pem).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         Ok(Self {
@@ -109,8 +111,21 @@ impl MasterPki {
         let ca_pem = read(&layout.ca_cert())?;
         let ca_key = read(&layout.ca_key())?;
         let ca = Ca::load(&ca_pem, &ca_key).map_err(|e| format!("ca: {e}"))?;
-        let current = MasterCert::load(&ca_pem, &layout.master_cert(), &layout.master_key())
-            .map_err(|e| format!("master certificate: {e}"))?;
+        let current = match MasterCert::load(&ca_pem, &layout.master_cert(), &layout.master_key()) {
+            Ok(c) => c,
+            // A promotion interrupted between its two renames left the successor's key as
+            // master.key and its certificate as master.next.crt: finish it.
+            Err(e) => {
+                match MasterCert::load(&ca_pem, &layout.master_next_cert(), &layout.master_key()) {
+                    Ok(c) => {
+                        tracing::warn!("finishing an interrupted master certificate promotion");
+                        rename(&layout.master_next_cert(), &layout.master_cert())?;
+                        c
+                    }
+                    Err(_) => return Err(format!("master certificate: {e}")),
+                }
+            }
+        };
         let next = if layout.master_next_cert().exists() {
             match MasterCert::load(
                 &ca_pem,
