@@ -634,9 +634,21 @@ async fn a_workers_own_address_is_reserved_when_the_master_plans() {
 
 /// A worker's client: presents `b`, trusts the master by CA and CN.
 fn worker_client(b: &decnet_tls::pki::Bundle) -> reqwest::Client {
-    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
+    client_with_policy(b, master_policy(b))
+}
+
+/// The master as a worker verifies it: by the CA and CN `decnet-master`.
+fn master_policy(b: &decnet_tls::pki::Bundle) -> decnet_tls::verify::PeerPolicy {
+    decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
         .unwrap()
-        .with_expected_cn("decnet-master");
+        .with_expected_cn("decnet-master")
+}
+
+/// A client presenting `b` that accepts the master by `policy`.
+fn client_with_policy(
+    b: &decnet_tls::pki::Bundle,
+    policy: decnet_tls::verify::PeerPolicy,
+) -> reqwest::Client {
     let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
     reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
@@ -1514,15 +1526,7 @@ async fn successor(m: &TestMaster) -> String {
 
 /// A worker client that accepts the master only by `pin`.
 fn pinned_worker_client(b: &decnet_tls::pki::Bundle, pin: &str) -> reqwest::Client {
-    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
-        .unwrap()
-        .with_expected_cn("decnet-master")
-        .with_pinned_fingerprint(pin);
-    let tls = decnet_tls::verify::client_config(b, &policy).unwrap();
-    reqwest::Client::builder()
-        .use_preconfigured_tls((*tls).clone())
-        .build()
-        .unwrap()
+    client_with_policy(b, master_policy(b).with_pinned_fingerprint(pin))
 }
 
 /// The master certificate rolls over (issue 9, item 14): a successor is issued ahead of
