@@ -103,7 +103,8 @@ impl std::fmt::Debug for AgentDeps {
 /// Why an agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// Exit 2: the message contains "no cert bundle".
+    /// Exit 2: the agent dir holds no (complete) certificate bundle; the message says
+    /// "no cert bundle".
     #[error("{0}")]
     NoBundle(String),
     /// Exit 2.
@@ -126,13 +127,9 @@ impl StartError {
 /// The bundle and the enrolled identity of an agent dir.
 pub fn load_credentials(agent_dir: &Path) -> Result<(Bundle, Option<Identity>), StartError> {
     recover_pending(agent_dir).map_err(|e| StartError::Config(e.to_string()))?;
-    let bundle = Bundle::load_worker_dir(agent_dir).map_err(|e| {
-        let text = e.to_string();
-        if text.contains("no cert bundle") {
-            StartError::NoBundle(text)
-        } else {
-            StartError::Config(text)
-        }
+    let bundle = Bundle::load_worker_dir(agent_dir).map_err(|e| match e {
+        decnet_tls::Error::MissingBundle { .. } => StartError::NoBundle(e.to_string()),
+        other => StartError::Config(other.to_string()),
     })?;
     let identity = Identity::load(agent_dir).map_err(|e| StartError::Config(e.to_string()))?;
     Ok((bundle, identity))
@@ -247,11 +244,13 @@ pub async fn start(
                     Some(t) => t,
                     None => {
                         let https = Arc::new(
-                            HttpsEventTransport::new(&bundle, id, &pins)
-                                .map_err(StartError::Config)?,
+                            HttpsEventTransport::new(&bundle, &id.master_url, &pins)
+                                .map_err(|e| StartError::Config(e.to_string()))?,
                         );
                         let reload = https.clone();
-                        renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
+                        renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| {
+                            reload.reload(b).map_err(|e| e.to_string())
+                        }));
                         https
                     }
                 };
@@ -270,10 +269,13 @@ pub async fn start(
                 Some(t) => t,
                 None => {
                     let https = Arc::new(
-                        HttpsTransport::new(&bundle, id, &pins).map_err(StartError::Config)?,
+                        HttpsTransport::new(&bundle, &id.master_url, &pins)
+                            .map_err(|e| StartError::Config(e.to_string()))?,
                     );
                     let reload = https.clone();
-                    renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| reload.reload(b)));
+                    renewer = renewer.on_renewed(Arc::new(move |b: &Bundle| {
+                        reload.reload(b).map_err(|e| e.to_string())
+                    }));
                     https
                 }
             };

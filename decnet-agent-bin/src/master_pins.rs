@@ -67,7 +67,7 @@ impl MasterPinSync {
     }
 
     async fn ask(&self, bundle: &Bundle, id: &Identity) -> Result<MasterPinsAnswer, String> {
-        let client = pinned_master_client(bundle, &self.pins)?;
+        let client = pinned_master_client(bundle, &self.pins).map_err(|e| e.to_string())?;
         let resp = client
             .post(&self.url)
             .timeout(REQUEST_TIMEOUT)

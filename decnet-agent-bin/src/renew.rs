@@ -138,7 +138,8 @@ impl Renewer {
             url: url.clone(),
             reason,
         };
-        let client = pinned_master_client(&bundle, &self.pins).map_err(request)?;
+        let client =
+            pinned_master_client(&bundle, &self.pins).map_err(|e| request(e.to_string()))?;
         let resp = client
             .post(&url)
             .timeout(REQUEST_TIMEOUT)

@@ -428,6 +428,15 @@ async fn a_job_level_error_fails_every_decky_of_the_request_with_the_reason() {
         .expect_mutate()
         .times(1)
         .returning(|d, _| Err(DeployerError::UnknownDecky(d.to_string())));
+    // After each deployer error the queue probes the runtime: down, then showing nothing.
+    deployer
+        .expect_runtime()
+        .times(1)
+        .returning(|| Err(DeployerError::Unavailable("docker is down".into())));
+    deployer
+        .expect_runtime()
+        .times(1)
+        .returning(|| Ok(RuntimeMap::new()));
     deployer
         .expect_teardown()
         .times(1)
@@ -486,21 +495,21 @@ async fn a_job_level_error_fails_every_decky_of_the_request_with_the_reason() {
                 Operation::Deploy,
                 Some(a),
                 DeltaStatus::Failed,
-                "container runtime unavailable: docker is down"
+                "deploy failed (container runtime unavailable: docker is down) and the container runtime could not be read (container runtime unavailable: docker is down)"
             ),
             (
                 "decky-b",
                 Operation::Deploy,
                 Some(b),
                 DeltaStatus::Failed,
-                "container runtime unavailable: docker is down"
+                "deploy failed (container runtime unavailable: docker is down) and the container runtime could not be read (container runtime unavailable: docker is down)"
             ),
             (
                 "decky-zz",
                 Operation::Mutate,
                 Some(m),
                 DeltaStatus::Failed,
-                "decky \"decky-zz\" is not deployed on this host"
+                "mutate failed (decky \"decky-zz\" is not deployed on this host); the container runtime shows the decky absent"
             ),
             (
                 "decky-a",
@@ -510,6 +519,64 @@ async fn a_job_level_error_fails_every_decky_of_the_request_with_the_reason() {
                 "container stuck"
             ),
         ]
+    );
+    s.shutdown.cancel();
+}
+
+/// A deploy that fails part way (Docker refused one decky's network after the others came
+/// up): the runtime is read, and only the decky it does not show running fails.
+#[tokio::test(start_paused = true)]
+async fn a_deployer_error_is_probed_and_only_the_deckies_not_running_fail() {
+    let mut deployer = MockDeployer::new();
+    deployer
+        .expect_deploy()
+        .times(1)
+        .returning(|_| Err(DeployerError::Network("decky-c: address in use".into())));
+    deployer.expect_runtime().times(1).returning(|| {
+        let running = |n: &str| {
+            (
+                n.to_string(),
+                decnet_core::model::DeckyRuntime::from_services(BTreeMap::from([(
+                    "ssh".to_string(),
+                    "running".to_string(),
+                )])),
+            )
+        };
+        Ok(RuntimeMap::from([running("decky-a"), running("decky-b")]))
+    });
+    let sink = Arc::new(RecordingSink::default());
+    let s = start(Arc::new(deployer), sink.clone(), Arc::new(NoFacts), None);
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let cfg = config(
+        Mode::Unihost,
+        "10.0.0.0/24",
+        "10.0.0.1",
+        &[
+            ("decky-a", "10.0.0.10"),
+            ("decky-b", "10.0.0.11"),
+            ("decky-c", "10.0.0.12"),
+        ],
+    );
+    s.queue
+        .submit(Job::Deploy {
+            config: cfg,
+            lifecycle_ids: ids(&[("decky-a", a), ("decky-b", b), ("decky-c", c)]),
+        })
+        .unwrap();
+    let deltas = sink.wait_for(3).await;
+    let summary: Vec<(Option<Uuid>, DeltaStatus)> =
+        deltas.iter().map(|d| (d.lifecycle_id, d.status)).collect();
+    assert_eq!(
+        summary,
+        [
+            (Some(a), DeltaStatus::Succeeded),
+            (Some(b), DeltaStatus::Succeeded),
+            (Some(c), DeltaStatus::Failed),
+        ]
+    );
+    assert_eq!(
+        deltas[2].error.as_deref(),
+        Some("deploy failed (network: decky-c: address in use); the container runtime shows the decky absent")
     );
     s.shutdown.cancel();
 }

@@ -279,8 +279,9 @@ async fn start_agent_with(
         let (bundle, id) = app::load_credentials(agent_dir.path()).unwrap();
         let id = id.unwrap();
         let pins = decnet_tls::verify::SharedPins::new(&id.master_pins()).unwrap();
-        let inner =
-            Arc::new(decnet_agent::transport::HttpsTransport::new(&bundle, &id, &pins).unwrap());
+        let inner = Arc::new(
+            decnet_agent::transport::HttpsTransport::new(&bundle, &id.master_url, &pins).unwrap(),
+        );
         Some(Arc::new(Lossy {
             inner,
             lost: Mutex::new(0),

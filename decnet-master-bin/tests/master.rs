@@ -1671,11 +1671,11 @@ async fn a_real_agent_follows_the_master_certificate_rollover() {
     until("the master to hear the agent pinned it", || async {
         m.running
             .master
-            .master_pins
-            .lock()
+            .swarm
+            .unpinned(&next)
+            .await
             .unwrap()
-            .values()
-            .any(|p| p.as_deref() == Some(next.as_str()))
+            .is_empty()
     })
     .await;
     let rolled = run::roll_master(&m.running.master).await.unwrap();

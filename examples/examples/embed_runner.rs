@@ -12,108 +12,25 @@
 //!
 //! Run it with `cargo run -p decnet-examples --example embed_runner`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use decnet_core::fleet::{
-    plan_fleet_change, DeckySpec, FleetChangeRequest, FleetFacts, FleetSpec, ModeChoice, NetPlan,
-    NetRequest, Requested,
-};
-use decnet_core::model::{
-    DeckyName, DeckyRuntime, DecnetConfig, Host, LifecycleRow, LifecycleStatus, Mode,
-    NetworkDriver, Operation, RuntimeMap, Subnet,
-};
+use decnet_core::fleet::{plan_fleet_change, FleetFacts};
+use decnet_core::model::{Host, LifecycleRow, LifecycleStatus, Operation};
 use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
 use decnet_core::testkit::{ManualClock, MemRepository};
 use decnet_core::traits::{
-    AgentClient, AgentConnector, AgentError, Bus, BusEvent, Clock, DeckyOutcome, DeployReport,
-    Deployer, DeployerError, Repository,
+    AgentClient, AgentConnector, AgentError, Bus, BusEvent, Clock, Repository,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-/// A `Deployer` of your own: here it keeps "running" deckies in memory. A decky whose name
-/// starts with `flaky` never comes up, and the deploy as a whole then fails — after the
-/// others were started, as a real container runtime can.
-#[derive(Debug, Default)]
-struct InMemoryDeployer {
-    running: Mutex<BTreeMap<String, Vec<String>>>,
-}
-
-#[async_trait::async_trait]
-impl Deployer for InMemoryDeployer {
-    async fn deploy(&self, desired: &DecnetConfig) -> Result<DeployReport, DeployerError> {
-        let mut running = self.running.lock().expect("lock");
-        running.retain(|name, _| desired.deckies.iter().any(|d| d.name.as_str() == name));
-        let mut broken = None;
-        for d in &desired.deckies {
-            if d.name.as_str().starts_with("flaky") {
-                broken = Some(d.name.to_string());
-                continue;
-            }
-            running.insert(d.name.to_string(), d.services.clone());
-        }
-        match broken {
-            Some(name) => Err(DeployerError::Network(format!(
-                "{name}: 403 Address already in use"
-            ))),
-            None => Ok(DeployReport {
-                outcomes: desired
-                    .deckies
-                    .iter()
-                    .map(|d| (d.name.clone(), DeckyOutcome::Succeeded))
-                    .collect(),
-            }),
-        }
-    }
-
-    async fn mutate(
-        &self,
-        decky: &DeckyName,
-        services: &[String],
-    ) -> Result<DeployReport, DeployerError> {
-        self.running
-            .lock()
-            .expect("lock")
-            .insert(decky.to_string(), services.to_vec());
-        let mut report = DeployReport::default();
-        report
-            .outcomes
-            .insert(decky.clone(), DeckyOutcome::Succeeded);
-        Ok(report)
-    }
-
-    async fn teardown<'a>(
-        &self,
-        decky: Option<&'a DeckyName>,
-    ) -> Result<DeployReport, DeployerError> {
-        let mut running = self.running.lock().expect("lock");
-        match decky {
-            Some(d) => {
-                running.remove(d.as_str());
-            }
-            None => running.clear(),
-        }
-        Ok(DeployReport::default())
-    }
-
-    async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
-        Ok(self
-            .running
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(|(name, services)| {
-                let states = services
-                    .iter()
-                    .map(|s| (s.clone(), "running".to_string()))
-                    .collect();
-                (name.clone(), DeckyRuntime::from_services(states))
-            })
-            .collect())
-    }
-}
+#[path = "shared/in_memory_deployer.rs"]
+mod in_memory_deployer;
+use in_memory_deployer::InMemoryDeployer;
+#[path = "shared/fleet.rs"]
+mod fleet;
+use fleet::request;
 
 /// Unihost only: no workers to reach.
 #[derive(Debug)]
@@ -148,36 +65,6 @@ struct Outcome {
     /// The mutate row the sweep failed.
     swept: (LifecycleStatus, Option<String>),
     events: usize,
-}
-
-fn request() -> FleetChangeRequest {
-    let decky = |name: &str, archetype: &str| DeckySpec {
-        name: name.to_string(),
-        archetype: Some(archetype.to_string()),
-        ..Default::default()
-    };
-    FleetChangeRequest {
-        requested: Requested::Specs(FleetSpec {
-            deckies: vec![
-                decky("web", "web-server"),
-                decky("db", "database-server"),
-                decky("flaky", "linux-server"),
-            ],
-            ..Default::default()
-        }),
-        net: NetRequest::Resolved(NetPlan {
-            interface: "eth0".into(),
-            subnet: Subnet::new("192.168.60.0/24".parse().expect("subnet")),
-            gateway: "192.168.60.1".parse().expect("gateway"),
-            host_ip: Some("192.168.60.2".parse().expect("host ip")),
-            driver: NetworkDriver::Macvlan,
-        }),
-        replace: true,
-        mode: ModeChoice::Fixed(Mode::Unihost),
-        mutate_interval: Some(0),
-        log_file: None,
-        host_ip_optional: false,
-    }
 }
 
 async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {

@@ -61,6 +61,30 @@ pub struct ApiToken {
     pub created_at: DateTime<Utc>,
 }
 
+/// Lowercase hex SHA-256 of a token's text (surrounding whitespace trimmed): what the store
+/// keeps of operator API tokens and enrollment tokens.
+///
+/// ```
+/// let h = decnet_core::model::auth::token_hash(" secret\n");
+/// assert_eq!(h.len(), 64);
+/// assert_eq!(h, decnet_core::model::auth::token_hash("secret"));
+/// ```
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.trim().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two hex digests or fingerprints (it does not stop at the first
+/// differing byte).
+pub fn digest_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// A one-time enrollment token as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollToken {

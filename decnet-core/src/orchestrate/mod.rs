@@ -18,9 +18,13 @@ pub mod queue;
 #[cfg(feature = "runtime")]
 pub mod runner;
 pub mod ship;
+#[cfg(feature = "runtime")]
+pub mod swarm;
 
 pub use dispatch::{dispatch_local, dispatch_swarm, RowOutcome, SwarmDispatch};
 #[cfg(feature = "runtime")]
 pub use lifecycle::{Lifecycle, LifecycleHooks, MutateError, MutationPass, NoHooks};
 #[cfg(feature = "runtime")]
 pub use runner::{Runner, RunnerSettings};
+#[cfg(feature = "runtime")]
+pub use swarm::{Presented, Swarm, SwarmError, SwarmHooks, SwarmSettings};

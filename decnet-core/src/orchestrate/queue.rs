@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::model::{DeckyName, DecnetConfig, LifecycleDelta, Mode, Operation};
 use crate::plan::relocalize;
+use crate::plan::shards::{merge_probe_of, Probed};
 use crate::traits::{
     Clock, DeckyOutcome, DeployReport, Deployer, HostNetError, HostNetwork, LifecycleSink,
     LocalNetFacts,
@@ -397,6 +398,13 @@ async fn run_worker(
     tracing::info!("work queue stopped");
 }
 
+/// Why a job failed: before the deployer ran (nothing changed), or in it (part of the work
+/// may be done: probe).
+enum JobError {
+    Before(String),
+    Deployer(String),
+}
+
 fn failed_deltas(
     requested: &[(DeckyName, Option<Uuid>)],
     op: Operation,
@@ -436,7 +444,7 @@ impl Worker {
                     let ids = BTreeMap::from([(decky.clone(), lifecycle_id)]);
                     self.report_deltas(op, &report, &ids, Missing::Failed)
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| JobError::Deployer(e.to_string())),
             Job::Teardown {
                 decky,
                 lifecycle_ids,
@@ -459,7 +467,7 @@ impl Worker {
                     }
                     deltas
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| JobError::Deployer(e.to_string())),
         };
         match result {
             Ok(deltas) => {
@@ -467,27 +475,62 @@ impl Worker {
                 tracing::info!(deckies = deltas.len(), failed, "job finished");
                 deltas
             }
-            Err(reason) => {
-                tracing::warn!(%reason, "job failed");
+            Err(JobError::Before(reason)) => {
+                tracing::warn!(%reason, "job failed before the deployer ran");
                 failed_deltas(&requested, op, &reason, self.clock.now())
             }
+            Err(JobError::Deployer(reason)) => {
+                tracing::warn!(%reason, "job failed; probing the container runtime");
+                self.probed_deltas(&requested, op, &reason).await
+            }
         }
+    }
+
+    /// After a deployer error part of the work may be done: the runtime says, per decky,
+    /// whether it reached the operation's goal (running, or gone for a teardown). A runtime
+    /// that cannot be read fails every decky.
+    async fn probed_deltas(
+        &self,
+        requested: &[(DeckyName, Option<Uuid>)],
+        op: Operation,
+        reason: &str,
+    ) -> Vec<LifecycleDelta> {
+        let runtime = self.deployer.runtime().await.map_err(|e| e.to_string());
+        let pairs: Vec<(DeckyName, Operation)> =
+            requested.iter().map(|(n, _)| (n.clone(), op)).collect();
+        let now = self.clock.now();
+        merge_probe_of(
+            Probed::Runtime,
+            &pairs,
+            runtime.as_ref().map_err(String::as_str),
+            reason,
+        )
+        .into_iter()
+        .zip(requested)
+        .map(|((name, _, error), (_, id))| {
+            let result = match &error {
+                None => Ok(()),
+                Some(e) => Err(e.as_str()),
+            };
+            LifecycleDelta::new(*id, name, op, result, now)
+        })
+        .collect()
     }
 
     async fn deploy(
         &self,
         config: DecnetConfig,
         lifecycle_ids: &BTreeMap<String, Uuid>,
-    ) -> Result<Vec<LifecycleDelta>, String> {
+    ) -> Result<Vec<LifecycleDelta>, JobError> {
         let config = match config.mode {
             Mode::Unihost => config,
-            Mode::Swarm => self.relocalized(&config).await?,
+            Mode::Swarm => self.relocalized(&config).await.map_err(JobError::Before)?,
         };
         let report = self
             .deployer
             .deploy(&config)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| JobError::Deployer(e.to_string()))?;
         let mut ids: BTreeMap<DeckyName, Option<Uuid>> = config
             .deckies
             .iter()

@@ -91,12 +91,19 @@ pub fn merge_probe_of(
             "the container runtime shows",
         ),
     };
-    let what = match who {
-        Probed::Agent => "dispatch",
-        Probed::Runtime => "deploy",
-    };
     rows.iter()
-        .map(|(name, op)| match probe {
+        .map(|(name, op)| {
+            (
+                name,
+                op,
+                match who {
+                    Probed::Agent => "dispatch",
+                    // The runtime ran the operation itself: name it.
+                    Probed::Runtime => op.as_str(),
+                },
+            )
+        })
+        .map(|(name, op, what)| match probe {
             Err(probe_err) => (
                 name.clone(),
                 LifecycleStatus::Failed,

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod deployer;
 pub mod heartbeat;
 pub mod hostnet;
+pub mod issuer;
 pub mod lifecycle;
 pub mod logs;
 pub mod repository;
@@ -16,6 +17,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use deployer::{DeckyOutcome, DeployReport, Deployer, DeployerError};
 pub use heartbeat::{EventAck, EventTransport, HeartbeatAck, HeartbeatTransport, TransportError};
 pub use hostnet::{HostNetError, HostNetwork, InterfaceInfo, LocalNetFacts};
+pub use issuer::{CertIssuer, IssueError, IssuedWorkerCert, WorkerCertRequest};
 pub use lifecycle::{LifecycleSink, SinkError};
 pub use logs::{OutputCollector, ServiceLogs};
 pub use repository::{CertRenewal, ObserveOutcome, ObservedShard, RepoError, Repository};
@@ -28,6 +30,7 @@ pub use {
     deployer::MockDeployer,
     heartbeat::{MockEventTransport, MockHeartbeatTransport},
     hostnet::MockHostNetwork,
+    issuer::MockCertIssuer,
     lifecycle::MockLifecycleSink,
     logs::MockServiceLogs,
     repository::MockRepository,

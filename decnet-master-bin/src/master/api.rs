@@ -57,7 +57,7 @@ async fn health() -> Json<Health> {
 }
 
 async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         m.metrics.render(
@@ -202,12 +202,12 @@ fn host_view(m: &Master, h: &Host) -> HostView {
         last_heartbeat: h.last_heartbeat,
         agent_version: h.agent_version.clone(),
         cert_expires_at: h.cert_expires_at,
-        state_error: m.state_error(h.uuid),
+        state_error: m.swarm.state_error(h.uuid),
     }
 }
 
 async fn list_hosts(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<HostView>>, ApiError> {
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
     Ok(Json(hosts.iter().map(|h| host_view(&m, h)).collect()))
 }
 
@@ -217,7 +217,7 @@ async fn get_host(
     Path(uuid): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
     let uuid = HostUuid(parse_uuid("uuid", &uuid)?);
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
     hosts
         .iter()
         .find(|h| h.uuid == uuid)
@@ -246,8 +246,8 @@ async fn decommission(
         .await
         .map_err(store_error)?;
     // A renewal's previous certificate dies with it.
-    m.end_overlap(uuid, now).await.map_err(store_error)?;
-    m.forget_host(uuid, &host.fingerprint);
+    m.swarm.end_overlap(uuid, now).await.map_err(store_error)?;
+    m.swarm.forget_host(uuid, &host.fingerprint);
     let wait = m.settings.self_destruct_timeout;
     match tokio::time::timeout(wait, self_destruct(&m, &host, wait)).await {
         Ok(Ok(())) => tracing::info!(host = %host.name, "agent scheduled its self-destruct"),

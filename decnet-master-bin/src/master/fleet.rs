@@ -115,7 +115,7 @@ async fn deploy(
 
     let _guard = m.lifecycle().lock_fleet().await;
     let existing = m.repo.desired_fleet().await.map_err(store_error)?;
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
     let live = live_hosts(&hosts);
     let request = FleetChangeRequest {
         net: NetRequest::Inputs(NetInputs {
@@ -287,7 +287,7 @@ async fn remove(
 async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<DeckyView>>, ApiError> {
     let fleet = m.repo.desired_fleet().await.map_err(store_error)?;
     let shards = m.repo.shards(None).await.map_err(store_error)?;
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
     let mut out: Vec<DeckyView> = fleet
         .iter()
         .flat_map(|f| f.deckies.iter())
@@ -353,7 +353,7 @@ fn last_seen(
     shard: Option<&Shard>,
 ) -> Option<chrono::DateTime<chrono::Utc>> {
     let stored = shard.and_then(|s| s.last_seen);
-    match (m.echoed_at(host, decky), stored) {
+    match (m.swarm.echoed_at(host, decky), stored) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }

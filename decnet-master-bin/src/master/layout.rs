@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 /// Prefix of operator API tokens.
 pub const API_TOKEN_PREFIX: &str = "dnt_";
@@ -73,21 +72,9 @@ pub fn new_api_token() -> String {
     format!("{API_TOKEN_PREFIX}{}", new_secret())
 }
 
-/// What the store keeps of a token: lowercase hex SHA-256 of its full text.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.trim().as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Constant-time equality of two hex digests (tokens are looked up by hash; this guards any
-/// direct comparison).
-pub fn digest_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+/// What the store keeps of a token (lowercase hex SHA-256 of its full text), and how digests
+/// are compared.
+pub use decnet_core::model::auth::{digest_eq, token_hash};
 
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

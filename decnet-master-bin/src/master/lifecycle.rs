@@ -55,3 +55,34 @@ pub fn note_retired(retired: &Retired, host: HostUuid, decky: &str, now: DateTim
     r.retain(|_, at| now - *at < RETIRED_EVENTS_GRACE);
     r.insert((host, decky.to_string()), now);
 }
+
+/// The master's [`decnet_core::orchestrate::SwarmHooks`]: metrics and logs of enrollment,
+/// identity, heartbeats and renewal.
+#[derive(Debug, Clone)]
+pub struct MasterSwarmHooks {
+    pub metrics: Arc<Metrics>,
+}
+
+impl decnet_core::orchestrate::SwarmHooks for MasterSwarmHooks {
+    fn enrolled(&self, host: &decnet_core::model::Host) {
+        Metrics::inc(&self.metrics.enrollments);
+        tracing::info!(host = %host.name, uuid = %host.uuid, "worker enrolled");
+    }
+
+    fn enroll_refused(&self) {
+        Metrics::inc(&self.metrics.enroll_refused);
+    }
+
+    fn identity_refused(&self) {
+        Metrics::inc(&self.metrics.heartbeats_rejected);
+    }
+
+    fn heartbeat(&self, _host: HostUuid) {
+        Metrics::inc(&self.metrics.heartbeats_received);
+    }
+
+    fn renewed(&self, host: &decnet_core::model::Host) {
+        Metrics::inc(&self.metrics.renewals);
+        tracing::info!(host = %host.name, uuid = %host.uuid, fingerprint = %host.fingerprint, not_after = ?host.cert_expires_at, "worker certificate renewed");
+    }
+}

@@ -1,6 +1,5 @@
 //! The master daemon (`decnet serve`) and what it shares with `decnet init`.
 
-pub mod agents;
 pub mod api;
 pub mod attacks;
 pub mod auth;

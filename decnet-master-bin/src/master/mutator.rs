@@ -40,7 +40,9 @@ pub async fn mutator_loop(m: Arc<Master>, shutdown: CancellationToken) {
 /// One pass: mutates the due deckies it may; returns how long to wait before the next pass.
 pub async fn pass(m: &Master) -> Result<Duration, RepoError> {
     let poll = m.settings.mutator_poll;
-    let live: BTreeSet<HostUuid> = live_hosts(&m.hosts_view().await?).into_iter().collect();
+    let live: BTreeSet<HostUuid> = live_hosts(&m.swarm.hosts_view().await?)
+        .into_iter()
+        .collect();
     let pass = m
         .lifecycle()
         .mutation_pass(&live, m.local.is_some(), &mut StdRng::from_entropy())

@@ -63,7 +63,7 @@ pub async fn observe_once(m: &Master) -> Result<(), RepoError> {
     m.lifecycle()
         .observe(HostUuid::LOCAL, &status, taken_at)
         .await?;
-    m.note_echo(
+    m.swarm.note_echo(
         HostUuid::LOCAL,
         taken_at,
         status.deckies.iter().map(|d| d.name.as_str()),

@@ -2,18 +2,18 @@
 //! (CN `decnet-master`) used as the swarm endpoint's server identity, the operator API's HTTPS
 //! identity, and the client identity towards agents.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
-use decnet_core::model::{Host, HostUuid};
+use decnet_core::traits::{CertIssuer, IssueError, IssuedWorkerCert, WorkerCertRequest};
+use decnet_swarm::PinnedAgents;
 use decnet_tls::pki::{
     cert_info, parse_cert_pem, write_file_atomic, write_private, Bundle, Ca, LeafSpec, San,
 };
 use decnet_tls::rustls::ServerConfig;
 use decnet_tls::verify::{
-    client_config, reloadable_server_config, server_config, ClientAuth, PeerPolicy, ReloadableCert,
+    reloadable_server_config, server_config, ClientAuth, PeerPolicy, ReloadableCert,
 };
 
 use super::layout::DataDir;
@@ -81,8 +81,8 @@ pub struct MasterPki {
     current: RwLock<MasterCert>,
     next: RwLock<Option<MasterCert>>,
     served: Arc<ReloadableCert>,
-    /// Per host: the pins the client was built with, and the client.
-    clients: Mutex<HashMap<HostUuid, (Vec<String>, reqwest::Client)>>,
+    /// The clients towards agents, presenting the current master certificate.
+    agents: Arc<PinnedAgents>,
 }
 
 impl std::fmt::Debug for MasterPki {
@@ -142,6 +142,8 @@ impl MasterPki {
             None
         };
         let served = ReloadableCert::new(&current.bundle).map_err(|e| e.to_string())?;
+        let agents =
+            Arc::new(PinnedAgents::new(current.bundle.clone()).map_err(|e| e.to_string())?);
         let pki = Self {
             ca_fingerprint: ca.fingerprint().to_string(),
             ca,
@@ -150,7 +152,7 @@ impl MasterPki {
             current: RwLock::new(current),
             next: RwLock::new(next),
             served,
-            clients: Mutex::new(HashMap::new()),
+            agents,
         };
         let expired = read_lock(&pki.current).not_after <= SystemTime::now();
         if expired && read_lock(&pki.next).is_some() {
@@ -263,11 +265,8 @@ impl MasterPki {
         self.served
             .replace(&next.bundle)
             .map_err(|e| e.to_string())?;
+        self.agents.set_identity(next.bundle.clone());
         *write_lock(&self.current) = next;
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
         Ok(())
     }
 
@@ -301,47 +300,35 @@ impl MasterPki {
         server_config(&bundle, &self.policy()?, ClientAuth::Optional).map_err(|e| e.to_string())
     }
 
-    /// An mTLS client towards one agent: the master's certificate as identity, the agent
-    /// verified by CA, its name as CN and its pinned fingerprint — never by hostname. Cached
-    /// per host (persistent connections) and rebuilt if the pins change. During a renewal's
-    /// overlap the previous certificate is accepted too (the agent serves the new one as soon
-    /// as it has written it).
-    pub fn agent_client(&self, host: &Host, timeout: Duration) -> Result<reqwest::Client, String> {
-        let mut pins = vec![host.fingerprint.clone()];
-        if let (Some(prev), Some(until)) = (&host.previous_fingerprint, host.previous_valid_until) {
-            if chrono::Utc::now() < until {
-                pins.push(prev.clone());
-            }
-        }
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((fps, c)) = clients.get(&host.uuid) {
-            if *fps == pins {
-                return Ok(c.clone());
-            }
-        }
-        let mut policy = self
-            .policy()?
-            .with_expected_cn(host.name.as_str())
-            .with_pinned_fingerprint(host.fingerprint.clone());
-        for prev in &pins[1..] {
-            policy = policy.with_also_pinned_fingerprint(prev.clone());
-        }
-        let bundle = read_lock(&self.current).bundle.clone();
-        let tls = client_config(&bundle, &policy).map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
-        clients.insert(host.uuid, (pins, client.clone()));
-        Ok(client)
+    /// The mTLS clients towards agents (an [`decnet_core::traits::AgentConnector`]): the
+    /// master's current certificate as identity, each agent verified by CA, its name as CN and
+    /// its pinned fingerprint — never by hostname.
+    pub fn agents(&self) -> Arc<PinnedAgents> {
+        self.agents.clone()
+    }
+}
+
+/// Enrollment and renewal sign with the CA; agents pin the current master certificate and,
+/// during a rollover, its successor.
+impl CertIssuer for MasterPki {
+    fn ca_fingerprint(&self) -> String {
+        self.ca_fingerprint.clone()
     }
 
-    pub fn forget_agent(&self, host: HostUuid) {
-        self.clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&host);
+    fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    fn master_fingerprint(&self) -> String {
+        self.fingerprint()
+    }
+
+    fn next_master_fingerprint(&self) -> Option<String> {
+        self.next_fingerprint()
+    }
+
+    fn issue_worker(&self, req: &WorkerCertRequest<'_>) -> Result<IssuedWorkerCert, IssueError> {
+        decnet_swarm::issue_worker(&self.ca, req)
     }
 }
 

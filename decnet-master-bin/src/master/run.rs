@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use decnet_core::model::{HostStatus, HostUuid};
+use decnet_core::model::HostUuid;
 use decnet_core::traits::{Bus, Clock, Deployer, HostNetwork, Repository};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -139,6 +139,7 @@ pub async fn start(
         hostnet,
     ));
     master
+        .swarm
         .warm()
         .await
         .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
@@ -222,23 +223,18 @@ pub async fn start(
 /// One step of the master certificate's rollover (see [`super::pki::MasterPki::roll`]): the
 /// successor is promoted once every enrolled host's agent has pinned it.
 pub async fn roll_master(m: &Master) -> Result<Option<super::pki::Roll>, String> {
-    let hosts = m.repo.hosts().await.map_err(|e| format!("store: {e}"))?;
-    let pins = m
-        .master_pins
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let unpinned = |next: &str| -> Vec<String> {
-        hosts
-            .iter()
-            .filter(|h| pins.get(&h.uuid).and_then(|p| p.as_deref()) != Some(next))
-            .map(|h| h.name.to_string())
-            .collect()
+    let unpinned = match m.pki.next_fingerprint() {
+        Some(next) => m
+            .swarm
+            .unpinned(&next)
+            .await
+            .map_err(|e| format!("store: {e}"))?,
+        None => vec![],
     };
     let roll = m.pki.roll(
         std::time::SystemTime::now(),
         m.settings.master_renew_before,
-        |next| unpinned(next).is_empty(),
+        |_| unpinned.is_empty(),
     )?;
     match &roll {
         Some(super::pki::Roll::Issued { fingerprint }) => tracing::info!(
@@ -246,7 +242,7 @@ pub async fn roll_master(m: &Master) -> Result<Option<super::pki::Roll>, String>
             "master certificate rollover: successor issued; workers are told to pin it"
         ),
         Some(super::pki::Roll::Promoted { fingerprint }) => {
-            let left = unpinned(fingerprint);
+            let left = &unpinned;
             if left.is_empty() {
                 tracing::info!(%fingerprint, "master certificate rollover: successor promoted");
             } else {
@@ -307,45 +303,10 @@ async fn unreachable_loop(m: Arc<Master>, shutdown: CancellationToken) {
 /// unflushed heartbeat must not mark it active again on every pass (it flapped between
 /// `active` and `unreachable`, and a deploy at that instant could choose it).
 pub async fn check_hosts(m: &Master, now: chrono::DateTime<chrono::Utc>) -> Vec<HostUuid> {
-    let interval = m.settings.heartbeat_interval;
-    let grace = chrono::Duration::from_std(interval * 3).unwrap_or(chrono::Duration::seconds(90));
-    let cutoff = now - grace;
-    let fresh: Vec<_> = m
-        .seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .filter(|(_, s)| s.last > s.flushed && s.last >= cutoff)
-        .map(|(h, s)| (*h, s.last, s.version.clone()))
-        .collect();
-    for (host, last, version) in fresh {
-        match m.repo.record_heartbeat(host, last, version).await {
-            Ok(()) => {
-                if let Some(s) = m
-                    .seen
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_mut(&host)
-                {
-                    s.flushed = s.flushed.max(last);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "flush heartbeat"),
-        }
-    }
-    match m.repo.mark_unreachable(cutoff).await {
-        Ok(changed) => {
-            let mut hosts = m.hosts.lock().unwrap_or_else(|p| p.into_inner());
-            for uuid in &changed {
-                tracing::warn!(host = %uuid, "host missed 3 heartbeats: unreachable");
-                if let Some(h) = hosts.get_mut(uuid) {
-                    h.status = HostStatus::Unreachable;
-                }
-            }
-            changed
-        }
+    match m.swarm.check_hosts(now).await {
+        Ok(changed) => changed,
         Err(e) => {
-            tracing::warn!(error = %e, "mark unreachable");
+            tracing::warn!(error = %e, "unreachable check");
             vec![]
         }
     }

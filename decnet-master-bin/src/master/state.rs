@@ -1,14 +1,12 @@
 //! What every handler and loop of the master shares.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use decnet_core::model::{Host, HostStatus, HostUuid, Operation};
-use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
+use decnet_core::model::{HostUuid, Operation};
+use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings, Swarm, SwarmSettings};
 use decnet_core::traits::{
-    AgentConnector, Bus, BusEvent, Clock, Deployer, HostNetwork, RepoError, Repository,
+    AgentConnector, Bus, BusEvent, CertIssuer, Clock, Deployer, HostNetwork, Repository,
 };
 
 use super::metrics::Metrics;
@@ -18,6 +16,33 @@ use super::ratelimit::RateLimiter;
 /// Default [`MasterSettings::renewal_overlap`]: a day, so a worker that renewed and then lost
 /// its connection still gets through with either certificate.
 pub const DEFAULT_RENEWAL_OVERLAP: Duration = Duration::from_secs(86_400);
+
+/// The core swarm protocol over this master's store, CA, agents and lifecycle.
+fn swarm(
+    repo: &Arc<dyn Repository>,
+    clock: &Arc<dyn Clock>,
+    pki: &Arc<MasterPki>,
+    agents: &Arc<dyn AgentConnector>,
+    lifecycle: &Lifecycle,
+    s: &MasterSettings,
+    metrics: &Arc<Metrics>,
+) -> Swarm {
+    let issuer: Arc<dyn CertIssuer> = pki.clone();
+    Swarm::new(
+        repo.clone(),
+        clock.clone(),
+        issuer,
+        agents.clone(),
+        lifecycle.clone(),
+        SwarmSettings::default()
+            .with_heartbeat_interval(s.heartbeat_interval)
+            .with_worker_cert_lifetime(s.worker_cert_lifetime)
+            .with_renewal_overlap(s.renewal_overlap),
+    )
+    .with_hooks(Arc::new(super::lifecycle::MasterSwarmHooks {
+        metrics: metrics.clone(),
+    }))
+}
 
 /// The runner's part of the master's settings.
 fn runner_settings(s: &MasterSettings) -> RunnerSettings {
@@ -101,15 +126,6 @@ impl Default for MasterSettings {
     }
 }
 
-/// In-memory view of a host's heartbeats, so an unchanged heartbeat costs no write: the
-/// store's `last_heartbeat` is refreshed at most once per interval.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub last: DateTime<Utc>,
-    pub flushed: DateTime<Utc>,
-    pub version: Option<String>,
-}
-
 /// The master.
 pub struct Master {
     pub repo: Arc<dyn Repository>,
@@ -122,26 +138,12 @@ pub struct Master {
     pub settings: MasterSettings,
     pub metrics: Arc<Metrics>,
     pub enroll_limiter: RateLimiter,
-    /// Host identity cache: uuid → host (fingerprint, name, status). The store is
-    /// authoritative; this process is its only writer of hosts.
-    pub hosts: Mutex<HashMap<HostUuid, Host>>,
-    pub revoked: Mutex<HashSet<String>>,
-    pub not_revoked: Mutex<HashSet<String>>,
-    pub seen: Mutex<HashMap<HostUuid, Seen>>,
-    /// Per host, its latest heartbeat's time and the deckies it echoed: a decky's `last_seen`
-    /// is the last heartbeat that echoed it, kept here rather than written per heartbeat (the
-    /// store's `last_seen` moves on state changes and is the fallback after a restart).
-    pub echoed: Mutex<HashMap<HostUuid, Echo>>,
-    /// Per host, why its worker state file is unreadable, as its latest heartbeat said
-    /// (`state_error`); absent once a heartbeat no longer says so. In memory only: the next
-    /// heartbeat after a restart tells again.
-    pub state_errors: Mutex<HashMap<HostUuid, String>>,
+    /// The swarm protocol (core [`Swarm`]): enrollment, identity, renewal, heartbeats, and
+    /// the host caches that make an unchanged heartbeat cost no write.
+    pub swarm: Arc<Swarm>,
     /// Deckies torn down on a host, and when: the host may still deliver the events they saw
     /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
     pub retired: super::lifecycle::Retired,
-    /// Per host, the master-certificate successor its agent last said it pinned
-    /// (`POST /swarm/master-pins`). In memory: after a restart agents tell again.
-    pub master_pins: Mutex<HashMap<HostUuid, Option<String>>>,
     /// Runs unihost deckies on this machine (`None`: this master only drives agents).
     pub local: Option<Arc<dyn Deployer>>,
     /// This machine's network facts (planning unihost fleets).
@@ -157,17 +159,6 @@ impl std::fmt::Debug for Master {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
-}
-
-/// A host's latest heartbeat and the deckies it echoed.
-#[derive(Debug, Clone)]
-pub struct Echo {
-    pub at: DateTime<Utc>,
-    pub names: HashSet<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How long after a teardown a host may still deliver a retired decky's events.
@@ -213,7 +204,10 @@ impl Master {
             metrics: metrics.clone(),
         });
         let lifecycle = Lifecycle::new(repo.clone(), bus.clone(), clock.clone()).with_hooks(hooks);
-        let agents: Arc<dyn AgentConnector> = pki.clone();
+        let agents: Arc<dyn AgentConnector> = pki.agents();
+        let swarm = Arc::new(swarm(
+            &repo, &clock, &pki, &agents, &lifecycle, &settings, &metrics,
+        ));
         let runner = Arc::new(Runner::new(
             lifecycle,
             agents.clone(),
@@ -229,14 +223,8 @@ impl Master {
             settings,
             metrics,
             enroll_limiter: limiter,
-            hosts: Mutex::new(HashMap::new()),
-            revoked: Mutex::new(HashSet::new()),
-            not_revoked: Mutex::new(HashSet::new()),
-            seen: Mutex::new(HashMap::new()),
-            echoed: Mutex::new(HashMap::new()),
-            state_errors: Mutex::new(HashMap::new()),
+            swarm,
             retired,
-            master_pins: Mutex::new(HashMap::new()),
             local,
             hostnet,
             runner,
@@ -252,193 +240,17 @@ impl Master {
             self.local.clone(),
             runner_settings(&self.settings),
         ));
+        self.swarm = Arc::new(swarm(
+            &self.repo,
+            &self.clock,
+            &self.pki,
+            &agents,
+            self.runner.lifecycle(),
+            &self.settings,
+            &self.metrics,
+        ));
         self.agents = agents;
         self
-    }
-
-    /// Loads the caches from the store (hosts; revocations are checked in the store on a
-    /// cache miss).
-    pub async fn warm(&self) -> Result<(), RepoError> {
-        let hosts = self.repo.hosts().await?;
-        let mut map = lock(&self.hosts);
-        for h in hosts {
-            map.insert(h.uuid, h);
-        }
-        Ok(())
-    }
-
-    pub async fn host(&self, uuid: HostUuid) -> Result<Option<Host>, RepoError> {
-        if let Some(h) = lock(&self.hosts).get(&uuid) {
-            return Ok(Some(h.clone()));
-        }
-        let h = self.repo.host(uuid).await?;
-        if let Some(h) = &h {
-            lock(&self.hosts).insert(uuid, h.clone());
-        }
-        Ok(h)
-    }
-
-    /// Revocation, cached both ways: this process is the only one that revokes, and
-    /// [`Master::forget_host`] moves a fingerprint from "not revoked" to "revoked".
-    pub async fn is_revoked(&self, fingerprint: &str) -> Result<bool, RepoError> {
-        if lock(&self.revoked).contains(fingerprint) {
-            return Ok(true);
-        }
-        if lock(&self.not_revoked).contains(fingerprint) {
-            return Ok(false);
-        }
-        let r = self.repo.is_revoked(fingerprint).await?;
-        if r {
-            lock(&self.revoked).insert(fingerprint.to_string());
-        } else {
-            lock(&self.not_revoked).insert(fingerprint.to_string());
-        }
-        Ok(r)
-    }
-
-    /// A fingerprint just revoked (the cache must not keep calling it valid).
-    pub fn note_revoked(&self, fingerprint: &str) {
-        lock(&self.not_revoked).remove(fingerprint);
-        lock(&self.revoked).insert(fingerprint.to_string());
-    }
-
-    /// Ends `uuid`'s renewal overlap: its previous certificate is revoked and forgotten, and
-    /// the master's client towards the agent pins the current one only.
-    pub async fn end_overlap(&self, uuid: HostUuid, at: DateTime<Utc>) -> Result<(), RepoError> {
-        let revoked = self.repo.end_certificate_overlap(uuid, at).await?;
-        if let Some(fp) = &revoked {
-            self.note_revoked(fp);
-            tracing::info!(host_uuid = %uuid, fingerprint = %fp, "previous worker certificate revoked");
-        }
-        if let Some(h) = lock(&self.hosts).get_mut(&uuid) {
-            h.previous_fingerprint = None;
-            h.previous_valid_until = None;
-        }
-        self.agents.forget(uuid);
-        Ok(())
-    }
-
-    pub fn forget_host(&self, uuid: HostUuid, fingerprint: &str) {
-        lock(&self.hosts).remove(&uuid);
-        lock(&self.seen).remove(&uuid);
-        self.lifecycle().forget_observed(uuid);
-        lock(&self.echoed).remove(&uuid);
-        lock(&self.state_errors).remove(&uuid);
-        lock(&self.not_revoked).remove(fingerprint);
-        lock(&self.revoked).insert(fingerprint.to_string());
-        self.agents.forget(uuid);
-    }
-
-    /// Records that `host`'s heartbeat at `at` echoed exactly `deckies`. Allocates only when
-    /// the set changed since the host's previous heartbeat.
-    pub fn note_echo<'a>(
-        &self,
-        host: HostUuid,
-        at: DateTime<Utc>,
-        deckies: impl ExactSizeIterator<Item = &'a str> + Clone,
-    ) {
-        let mut echoed = lock(&self.echoed);
-        let echo = echoed.entry(host).or_insert_with(|| Echo {
-            at,
-            names: HashSet::new(),
-        });
-        echo.at = echo.at.max(at);
-        let same =
-            echo.names.len() == deckies.len() && deckies.clone().all(|d| echo.names.contains(d));
-        if !same {
-            echo.names = deckies.map(str::to_string).collect();
-        }
-    }
-
-    /// Records the `state_error` of `host`'s latest heartbeat (`None`: its state file reads
-    /// fine), logging when it appears or goes away.
-    pub fn note_state_error(&self, host: HostUuid, error: Option<&str>) {
-        let mut errors = lock(&self.state_errors);
-        match error {
-            Some(e) if errors.get(&host).map(String::as_str) != Some(e) => {
-                tracing::warn!(host_uuid = %host, state_error = %e, "worker reports an unreadable state file; it refuses work until the operator fixes it");
-                errors.insert(host, e.to_string());
-            }
-            Some(_) => {}
-            None => {
-                if errors.remove(&host).is_some() {
-                    tracing::info!(host_uuid = %host, "worker state file readable again");
-                }
-            }
-        }
-    }
-
-    /// Why `host`'s worker state file is unreadable, if its latest heartbeat said so.
-    pub fn state_error(&self, host: HostUuid) -> Option<String> {
-        lock(&self.state_errors).get(&host).cloned()
-    }
-
-    /// When `host`'s heartbeats last echoed `decky` (`None`: not in its latest heartbeat, or
-    /// none since this process started).
-    pub fn echoed_at(&self, host: HostUuid, decky: &str) -> Option<DateTime<Utc>> {
-        lock(&self.echoed)
-            .get(&host)
-            .filter(|e| e.names.contains(decky))
-            .map(|e| e.at)
-    }
-
-    pub fn remember_host(&self, host: Host) {
-        lock(&self.hosts).insert(host.uuid, host);
-    }
-
-    /// Records a heartbeat: written through when the host was not active, its version
-    /// changed, or the last write is an interval old; otherwise kept in memory.
-    pub async fn note_heartbeat(
-        &self,
-        host: &Host,
-        version: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(), RepoError> {
-        let write = {
-            let mut seen = lock(&self.seen);
-            let entry = seen.entry(host.uuid).or_insert(Seen {
-                last: now,
-                flushed: DateTime::<Utc>::MIN_UTC,
-                version: None,
-            });
-            entry.last = now;
-            let interval = chrono::Duration::from_std(self.settings.heartbeat_interval)
-                .unwrap_or(chrono::Duration::seconds(30));
-            let stale = now - entry.flushed >= interval;
-            let w = host.status != HostStatus::Active || entry.version != version || stale;
-            if w {
-                entry.flushed = now;
-                entry.version = version.clone();
-            }
-            w
-        };
-        if write {
-            self.repo
-                .record_heartbeat(host.uuid, now, version.clone())
-                .await?;
-            if let Some(h) = lock(&self.hosts).get_mut(&host.uuid) {
-                h.status = HostStatus::Active;
-                h.last_heartbeat = Some(now);
-                if version.is_some() {
-                    h.agent_version = version;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Hosts as the store has them, with fresher heartbeat times from memory.
-    pub async fn hosts_view(&self) -> Result<Vec<Host>, RepoError> {
-        let mut hosts = self.repo.hosts().await?;
-        let seen = lock(&self.seen);
-        for h in &mut hosts {
-            if let Some(s) = seen.get(&h.uuid) {
-                if h.last_heartbeat.is_none_or(|t| t < s.last) {
-                    h.last_heartbeat = Some(s.last);
-                }
-            }
-        }
-        Ok(hosts)
     }
 
     /// Publishes `event` with its `ts` (PRODUCT §9: every body carries one; an attacker event
