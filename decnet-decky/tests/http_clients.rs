@@ -222,6 +222,49 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     assert_eq!(v["kind"], "SecretList", "{body}");
     let ev = next_action(&d, "secrets_read");
     assert_eq!(ev["details"]["namespace"], "kube-system");
+    // Bait: the bootstrap token and the cluster-admin service-account token, base64 as the
+    // API serves them, and the event names what was handed out.
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"cluster-admin-token"), "{body}");
+    assert!(
+        names.iter().any(|n| n.starts_with("bootstrap-token-")),
+        "{body}"
+    );
+    assert_eq!(ev["details"]["bait"], serde_json::json!(names), "{ev}");
+    let body = curl(&[&url(
+        &d,
+        "/api/v1/namespaces/default/secrets/aws-credentials",
+    )]);
+    let secret: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(secret["kind"], "Secret", "{body}");
+    let key = secret["data"]["AWS_ACCESS_KEY_ID"].as_str().expect("key");
+    let (code, decoded) = run(
+        "sh",
+        &["-c", &format!("printf %s '{key}' | base64 -d")],
+        &[],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        decoded.starts_with("AKIA") && decoded.len() == 20,
+        "{decoded}"
+    );
+    let ev = next_action(&d, "secrets_read");
+    assert_eq!(ev["details"]["secret"], "aws-credentials", "{ev}");
+    assert_eq!(
+        ev["details"]["bait"],
+        serde_json::json!(["aws-credentials"]),
+        "{ev}"
+    );
+    let nf = curl(&[&url(&d, "/api/v1/namespaces/default/secrets/nope")]);
+    let nf: Value = serde_json::from_str(&nf).expect("json");
+    assert_eq!(nf["message"], "secrets \"nope\" not found", "{nf}");
+    assert_eq!(nf["code"], 404, "{nf}");
     // The same port over TLS is the secure port: anonymous is forbidden, and the ClientHello
     // is fingerprinted.
     let body = curl(&["-k", &format!("https://127.0.0.1:{}/api", d.port)]);
@@ -252,6 +295,34 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     assert_eq!(v["tagline"], "You Know, for Search");
     let cat = curl(&[&url(&d, "/_cat/indices?v")]);
     assert!(cat.starts_with("health status index"), "{cat}");
+    let ev = next_action(&d, "indices_list");
+    assert_eq!(ev["details"]["indices"][2], "users", "{ev}");
+    let found: Value = serde_json::from_str(&curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"query":{"match":{"role":"superuser"}},"size":5}"#,
+        &url(&d, "/users/_search"),
+    ]))
+    .expect("json");
+    let hit = &found["hits"]["hits"][0]["_source"];
+    assert_eq!(hit["username"], "admin", "{found}");
+    assert_eq!(hit["email"], "admin@decoy-host.internal", "{found}");
+    assert!(
+        hit["api_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("sk_live_") && k.len() == 40),
+        "{found}"
+    );
+    let ev = next_action(&d, "index_search");
+    assert_eq!(ev["details"]["index"], "users", "{ev}");
+    assert_eq!(ev["details"]["hits"], 3, "{ev}");
+    assert!(
+        ev["details"]["query"]
+            .as_str()
+            .is_some_and(|q| q.contains("superuser")),
+        "{ev}"
+    );
     let del = curl(&["-X", "DELETE", &url(&d, "/customers")]);
     assert!(del.contains("\"acknowledged\":true"), "{del}");
     let ev = next_action(&d, "index_delete");
