@@ -475,6 +475,7 @@ fn nmap_from_a_namespace_names_the_real_ports() {
     let mut docker = ns.serve("docker_api", &[2375, 2376], None);
     let mut es = ns.serve("elasticsearch", &[9200], None);
     let mut web = ns.serve("http", &[80], Some(r#"{"fake_app":"wordpress"}"#));
+    let mut tomcat = ns.serve("http", &[8080], Some(r#"{"fake_app":"tomcat"}"#));
     let (code, out) = run(
         "ip",
         &[
@@ -486,14 +487,14 @@ fn nmap_from_a_namespace_names_the_real_ports() {
             "-Pn",
             "-n",
             "-p",
-            "80,2375,2376,9200",
+            "80,2375,2376,8080,9200",
             "127.0.0.1",
         ],
         &[],
         Duration::from_secs(200),
     );
     eprintln!("nmap in {} → {code:?}\n{out}", ns.0);
-    for c in [&mut docker, &mut es, &mut web] {
+    for c in [&mut docker, &mut es, &mut web, &mut tomcat] {
         let _ = c.kill();
         let _ = c.wait();
     }
@@ -519,6 +520,12 @@ fn nmap_from_a_namespace_names_the_real_ports() {
     let l = line("80");
     assert!(
         l.contains(" http ") && l.contains("Apache httpd 2.4.41"),
+        "{l}"
+    );
+    // Tomcat sends no Server header: nmap knows it by its streamed default page.
+    let l = line("8080");
+    assert!(
+        l.contains(" http ") && l.contains("Apache Tomcat 9.0.65"),
         "{l}"
     );
     let l = line("9200");

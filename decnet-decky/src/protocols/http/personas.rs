@@ -47,6 +47,9 @@ pub struct Persona {
     pub ignore_case: bool,
     /// Whether the status line carries a reason phrase (Tomcat 8.5+ sends none).
     pub reason_phrase: bool,
+    /// Tomcat's Coyote connector: `Date` after the length, and its JSP pages (the 200 HTML
+    /// pages) streamed: chunked to HTTP/1.1, delimited by the close to HTTP/1.0.
+    pub coyote: bool,
     pub routes: &'static [Route],
     pub not_found: Page,
 }
@@ -250,7 +253,9 @@ const JETTY_404: &str = "<html>\n<head>\n<meta http-equiv=\"Content-Type\" conte
 <body><h2>HTTP ERROR 404 Not Found</h2>\n<table>\n<tr><th>URI:</th><td>{path}</td></tr>\n<tr><th>STATUS:</th><td>404</td></tr>\n\
 <tr><th>MESSAGE:</th><td>Not Found</td></tr>\n<tr><th>SERVLET:</th><td>Stapler</td></tr>\n</table>\n<hr><a href=\"https://eclipse.org/jetty\">Powered by Jetty:// 10.0.13</a><hr/>\n\n</body>\n</html>\n";
 
-const TOMCAT_INDEX: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"UTF-8\" />\n        <title>Apache Tomcat/9.0.65</title>\n\
+/// Tomcat 9's `ROOT/index.jsp` output; its comment, page directive and scriptlet lines leave
+/// three newlines before the doctype.
+const TOMCAT_INDEX: &str = "\n\n\n<!DOCTYPE html>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"UTF-8\" />\n        <title>Apache Tomcat/9.0.65</title>\n\
         <link href=\"favicon.ico\" rel=\"icon\" type=\"image/x-icon\" />\n        <link href=\"tomcat.css\" rel=\"stylesheet\" type=\"text/css\" />\n    </head>\n\n    <body>\n\
         <div id=\"wrapper\">\n            <div id=\"navigation\" class=\"curved container\">\n                <span id=\"nav-home\"><a href=\"https://tomcat.apache.org/\">Home</a></span>\n\
             </div>\n            <div id=\"asf-box\">\n                <h1>Apache Tomcat/9.0.65</h1>\n            </div>\n\
@@ -317,6 +322,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -345,6 +351,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -370,6 +377,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "ASP.NET")],
         ignore_case: true,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -399,6 +407,7 @@ static PERSONAS: &[Persona] = &[
         ],
         ignore_case: true,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
@@ -478,6 +487,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -560,6 +570,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
@@ -620,6 +631,7 @@ static PERSONAS: &[Persona] = &[
         ],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Post,
@@ -665,6 +677,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: false,
+        coyote: true,
         routes: &[
             route(Get, "/", page(200, "text/html;charset=UTF-8", TOMCAT_INDEX)),
             route(
@@ -705,6 +718,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(Get, "/favicon.ico", page(404, "text/html; charset=iso-8859-1", MINI_HTTPD_404)),
             route(
@@ -729,6 +743,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
@@ -764,6 +779,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("Cache-Control", "no-cache"), ("Pragma", "no-cache")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(Get, "/", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
             route(Get, "/index.html", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
