@@ -256,6 +256,75 @@ pub fn serve<S: Read + Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::AttackKind;
+    use crate::protocols::testing::{ctx, peer, reporter, Mock};
+    use proptest::prelude::*;
+
+    fn spec(cmd: &[&str], tty: bool, stdin: bool) -> Spec {
+        Spec {
+            container: "0575e662771e".repeat(5) + "abcd",
+            image: String::new(),
+            cmd: v(cmd),
+            tty,
+            stdin,
+            exit_code: None,
+        }
+    }
+
+    /// Serves `input` as the stream of `spec`; (output, commands reported, exit code kept).
+    fn stream(spec: &Spec, attach: bool, input: &[u8]) -> (Vec<u8>, Vec<String>, Option<u32>) {
+        let c = ctx("docker_api", serde_json::json!({}));
+        c.docker.insert("e1", spec.clone());
+        let (report, sink) = reporter("docker_api", 2375);
+        let mut m = Mock::new(input);
+        let mut conn = Conn::new(&mut m);
+        serve(&mut conn, &c, &peer(2375), &report, "e1", spec, attach).expect("stream");
+        let cmds = sink
+            .events()
+            .iter()
+            .filter(|e| e.kind == AttackKind::Command)
+            .filter_map(|e| e.details.command.clone())
+            .collect();
+        let code = c.docker.get("e1").and_then(|(_, s)| s.exit_code);
+        (m.output, cmds, code)
+    }
+
+    #[test]
+    fn tty_and_plain_streams() {
+        let (out, cmds, code) = stream(&spec(&["sh"], true, true), false, b"id\rexit\r");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("# id\r\nuid=0(root)"), "{text}");
+        assert_eq!(cmds, ["id", "exit"]);
+        assert_eq!(code, Some(0));
+        // Without a TTY: Docker's stdout frames, no prompt, no echo.
+        let (out, cmds, _) = stream(&spec(&["bash"], false, true), false, b"hostname\n");
+        assert_eq!(&out[..8], b"\x01\x00\x00\x00\x00\x00\x00\x0d", "{out:?}");
+        assert_eq!(&out[8..], b"0575e662771e\n");
+        assert_eq!(cmds, ["hostname"]);
+        // A command runs once; a daemon's attach stays silent; a shell without stdin ends.
+        let (_, cmds, code) = stream(&spec(&["cat", "/nope"], false, false), false, b"");
+        assert_eq!((cmds, code), (vec!["cat /nope".to_owned()], Some(1)));
+        let (out, cmds, _) = stream(
+            &spec(&["nginx", "-g", "daemon off;"], false, false),
+            true,
+            b"xx",
+        );
+        assert!(out.is_empty() && cmds.is_empty());
+        let (out, _, _) = stream(&spec(&["sh"], false, false), true, b"id\n");
+        assert!(out.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_stdin_never_panics(
+            input in proptest::collection::vec(any::<u8>(), 0..4096),
+            tty in any::<bool>(),
+        ) {
+            let (out, cmds, _) = stream(&spec(&["sh"], tty, true), false, &input);
+            prop_assert!(cmds.len() <= MAX_SESSION_COMMANDS);
+            prop_assert!(out.len() <= 64 * 1024 + input.len() * 256);
+        }
+    }
 
     fn v(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| (*s).to_owned()).collect()
