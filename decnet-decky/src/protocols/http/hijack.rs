@@ -20,6 +20,8 @@ use crate::protocols::{Conn, Peer, ServiceCtx};
 
 /// Execs and containers remembered per decky (oldest forgotten first).
 pub const MAX_OBJECTS: usize = 256;
+/// Bytes of a remembered command line.
+pub const MAX_CMD_BYTES: usize = 4096;
 /// Bytes of one line of stdin without a TTY.
 const MAX_LINE: usize = 4096;
 
@@ -50,7 +52,24 @@ impl Objects {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn insert(&self, id: &str, spec: Spec) {
+    /// Remembers `spec` under `id`; its command is cut to [`MAX_CMD_BYTES`] so the table stays
+    /// small (at most [`MAX_OBJECTS`] × that).
+    pub fn insert(&self, id: &str, mut spec: Spec) {
+        let mut left = MAX_CMD_BYTES;
+        spec.cmd.retain_mut(|a| {
+            if left == 0 {
+                return false;
+            }
+            if a.len() > left {
+                let mut end = left;
+                while !a.is_char_boundary(end) {
+                    end -= 1;
+                }
+                a.truncate(end);
+            }
+            left -= a.len().min(left);
+            true
+        });
         let mut t = self.lock();
         t.retain(|(k, _)| k != id);
         if t.len() >= MAX_OBJECTS {
@@ -373,5 +392,11 @@ mod tests {
         t.finish(&last, 127);
         assert_eq!(t.get(&last).map(|(_, s)| s.exit_code), Some(Some(127)));
         assert!(t.get("000").is_none(), "short keys are not prefixes");
+        let mut long = spec.clone();
+        long.cmd = vec!["x".repeat(1000); 64];
+        t.insert("long", long);
+        let cmd = t.get("long").map(|(_, s)| s.cmd).unwrap_or_default();
+        assert_eq!(cmd.len(), 5);
+        assert_eq!(cmd.iter().map(String::len).sum::<usize>(), MAX_CMD_BYTES);
     }
 }
