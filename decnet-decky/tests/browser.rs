@@ -1,9 +1,10 @@
 //! The web personas in a real browser: Debian's headless Chromium, driven over WebDriver by
-//! chromedriver, loads each persona's login page from the real `decnet-decky serve http` on a
-//! free loopback port, checks the page looks like the product, fills and submits the login
-//! form through the browser and finds the posted credentials as an `auth` event on the
-//! decky's stdout. Every wait is on a DOM condition or an event, bounded; a screenshot of
-//! each page is written under `target/tmp/browser-screens/` (never committed).
+//! chromedriver, loads the wordpress, phpmyadmin, owa, jenkins and nas login pages from the
+//! real `decnet-decky serve http` on a free loopback port, checks the title and form look like
+//! the product, fills and submits the login form through the browser and finds the posted
+//! credentials as an `auth` event on the decky's stdout; the router's Basic authentication
+//! too. Every wait is on a DOM condition or an event, bounded; a screenshot of each page is
+//! written under `target/tmp/browser-screens/` (never committed).
 //!
 //! The WebDriver client is a few JSON requests over `std::net::TcpStream` (chromedriver is
 //! plain HTTP on loopback): no HTTP client crate, no async runtime in this crate's build.
@@ -366,6 +367,19 @@ fn chromium_logs_in_to_the_web_personas_and_each_login_is_recorded() {
             user: "CORP\\ceo",
             pass: "Winter2026$",
             after: Some("logonForm"),
+        },
+        // Jenkins' `/` is a 403 whose script sends the browser on to `/login`.
+        Login {
+            persona: "jenkins",
+            path: "/",
+            title: "Sign in [Jenkins]",
+            form_marker: "Welcome to Jenkins!",
+            user_field: "#j_username",
+            pass_field: "input[name=j_password]",
+            submit: "button[name=Submit]",
+            user: "admin",
+            pass: "jenkins123",
+            after: Some("Invalid username or password"),
         },
         Login {
             persona: "nas",
