@@ -657,3 +657,71 @@ puts "RUN_STATUS=[lindex $r 3]"
     }
     let _ = std::fs::remove_dir_all(&cfg);
 }
+
+/// kubectl against the insecure port: discovery maps `secrets` to its path, the bait secrets
+/// list across namespaces, one is read and decoded, and each read is a `secrets_read` event.
+#[test]
+fn kubectl_reads_the_bait_secrets() {
+    let d = Decky::serve("k8s", None);
+    let dir = std::env::temp_dir().join(format!("http13-kubectl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("kubeconfig dir");
+    let cfg = dir.join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{}\"}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\nusers: [{{name: u, user: {{}}}}]\ncurrent-context: c\n",
+            d.port
+        ),
+    )
+    .expect("kubeconfig");
+    let cfg = cfg.to_string_lossy().into_owned();
+    let home = dir.to_string_lossy().into_owned();
+    let kubectl = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", cfg.as_str()];
+        all.extend_from_slice(args);
+        let mut cmd = tool_with_timeout("kubectl", "kubernetes-client", 30);
+        let out = cmd.args(&all).env("HOME", &home).output().expect("kubectl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!(
+            "kubectl {args:?} → {:?}\n{text}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "kubectl {args:?}");
+        text
+    };
+    let list = kubectl(&["get", "secrets", "-A"]);
+    assert!(list.contains("aws-credentials"), "{list}");
+    assert!(list.contains("cluster-admin-token"), "{list}");
+    let ev = next_action(&d, "secrets_read");
+    assert!(
+        ev["details"]["bait"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|n| n == "default/aws-credentials")),
+        "{ev}"
+    );
+    let key = kubectl(&[
+        "-n",
+        "default",
+        "get",
+        "secret",
+        "db-credentials",
+        "-o",
+        "jsonpath={.data.DATABASE_URL}",
+    ]);
+    let (_, url) = run(
+        "sh",
+        &["-c", &format!("printf %s '{}' | base64 -d", key.trim())],
+        &[],
+        Duration::from_secs(5),
+    );
+    assert!(
+        url.starts_with("postgresql://app:")
+            && url.ends_with("@postgres.default.svc.cluster.local:5432/app"),
+        "{url}"
+    );
+    let ev = next_action(&d, "secrets_read");
+    assert_eq!(ev["details"]["secret"], "db-credentials", "{ev}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

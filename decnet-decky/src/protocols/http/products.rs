@@ -572,14 +572,133 @@ fn k8s_insecure(req: &Request, host: &str, path: &str, version: &str, minor: &st
             let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
             Response::json(201, &body, true)
         }
-        _ => Response::json(
-            404,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        // Discovery, so kubectl can map resource names (`get secrets`) to paths.
+        ["api", "v1"] => resource_list("v1"),
+        ["apis", group, version]
+            if K8S_RESOURCES
+                .iter()
+                .any(|r| r.0 == format!("{group}/{version}")) =>
+        {
+            resource_list(&format!("{group}/{version}"))
+        }
+        // The other listed resources exist and are empty.
+        ["api", "v1", res] | ["api", "v1", "namespaces", _, res] if req.method == "GET" => {
+            match k8s_resource("v1", res) {
+                Some(kind) => list(&format!("{kind}List")),
+                None => k8s_not_found(),
+            }
+        }
+        ["apis", group, version, res] | ["apis", group, version, "namespaces", _, res]
+            if req.method == "GET" =>
+        {
+            match k8s_resource(&format!("{group}/{version}"), res) {
+                Some(kind) => Response::json(
+                    200,
+                    &json!({"kind": format!("{kind}List"), "apiVersion": format!("{group}/{version}"),
+                            "metadata": {"resourceVersion": "48213"}, "items": []}),
+                    true,
+                ),
+                None => k8s_not_found(),
+            }
+        }
+        _ => k8s_not_found(),
+    }
+}
+
+/// The resources the apiserver persona lists in discovery: (group/version, plural, kind,
+/// namespaced, short names).
+const K8S_RESOURCES: &[(&str, &str, &str, bool, &[&str])] = &[
+    ("v1", "configmaps", "ConfigMap", true, &["cm"]),
+    ("v1", "namespaces", "Namespace", false, &["ns"]),
+    ("v1", "nodes", "Node", false, &["no"]),
+    ("v1", "pods", "Pod", true, &["po"]),
+    ("v1", "secrets", "Secret", true, &[]),
+    ("v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+    ("v1", "services", "Service", true, &["svc"]),
+    ("apps/v1", "daemonsets", "DaemonSet", true, &["ds"]),
+    ("apps/v1", "deployments", "Deployment", true, &["deploy"]),
+    ("apps/v1", "replicasets", "ReplicaSet", true, &["rs"]),
+    ("apps/v1", "statefulsets", "StatefulSet", true, &["sts"]),
+    ("batch/v1", "cronjobs", "CronJob", true, &["cj"]),
+    ("batch/v1", "jobs", "Job", true, &[]),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role", true, &[]),
+];
+
+fn k8s_resource(group_version: &str, plural: &str) -> Option<&'static str> {
+    K8S_RESOURCES
+        .iter()
+        .find(|r| r.0 == group_version && r.1 == plural)
+        .map(|r| r.2)
+}
+
+/// An `APIResourceList` of `group_version`.
+fn resource_list(group_version: &str) -> Response {
+    let verbs = [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    let mut resources: Vec<Value> = Vec::new();
+    for (_, plural, kind, namespaced, short) in
+        K8S_RESOURCES.iter().filter(|r| r.0 == group_version)
+    {
+        let mut r = json!({"name": plural, "singularName": kind.to_ascii_lowercase(),
+                           "namespaced": namespaced, "kind": kind, "verbs": verbs,
+                           "storageVersionHash": stable_id(plural, 11)});
+        if !short.is_empty() {
+            r["shortNames"] = json!(short);
+        }
+        resources.push(r);
+        if *plural == "pods" {
+            for sub in ["attach", "exec", "log"] {
+                resources.push(json!({"name": format!("pods/{sub}"), "singularName": "",
+                    "namespaced": true, "kind": if sub == "log" { "Pod" } else { "PodExecOptions" },
+                    "verbs": if sub == "log" { json!(["get"]) } else { json!(["create", "get"]) }}));
+            }
+        }
+    }
+    Response::json(
+        200,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": resources}),
+        true,
+    )
+}
+
+fn k8s_not_found() -> Response {
+    Response::json(
+        404,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                     "message": "the server could not find the requested resource", "reason": "NotFound",
                     "details": {}, "code": 404}),
-            true,
-        ),
-    }
+        true,
+    )
 }
 
 pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
@@ -1279,6 +1398,27 @@ mod tests {
         assert_eq!(split(&out).1["kind"], "APIGroupList");
         let (out, _) = run("k8s", json!({}), b"GET /api/v1/namespaces HTTP/1.0\r\n\r\n");
         assert_eq!(split(&out).1["items"][1]["metadata"]["name"], "kube-system");
+        // Discovery: what kubectl needs to map `secrets` or `deploy` to a path.
+        let (out, _) = run("k8s", json!({}), b"GET /api/v1 HTTP/1.0\r\n\r\n");
+        let v = split(&out).1;
+        assert_eq!(v["kind"], "APIResourceList");
+        assert!(v["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["name"] == "secrets" && r["namespaced"] == true)));
+        let (out, _) = run("k8s", json!({}), b"GET /apis/apps/v1 HTTP/1.0\r\n\r\n");
+        assert_eq!(split(&out).1["resources"][1]["shortNames"][0], "deploy");
+        let (out, _) = run(
+            "k8s",
+            json!({}),
+            b"GET /apis/apps/v1/namespaces/default/deployments HTTP/1.0\r\n\r\n",
+        );
+        assert_eq!(split(&out).1["kind"], "DeploymentList");
+        let (out, _) = run(
+            "k8s",
+            json!({}),
+            b"GET /apis/apps/v1/widgets HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.0 404 "), "{out}");
     }
 
     fn actions(ev: &[crate::log::AttackEvent]) -> Vec<&crate::log::AttackEvent> {
