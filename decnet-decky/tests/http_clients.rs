@@ -691,9 +691,20 @@ fn kubectl_reads_the_bait_secrets() {
         assert_eq!(out.status.code(), Some(0), "kubectl {args:?}");
         text
     };
+    // The server-side table kubectl asks for: NAME, TYPE, DATA, AGE.
     let list = kubectl(&["get", "secrets", "-A"]);
+    let header = list.lines().next().unwrap_or_default();
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(cols, ["NAMESPACE", "NAME", "TYPE", "DATA", "AGE"], "{list}");
+    let row = list
+        .lines()
+        .find(|l| l.contains("cluster-admin-token"))
+        .unwrap_or_default();
+    assert!(
+        row.starts_with("kube-system") && row.contains("kubernetes.io/service-account-token"),
+        "{list}"
+    );
     assert!(list.contains("aws-credentials"), "{list}");
-    assert!(list.contains("cluster-admin-token"), "{list}");
     let ev = next_action(&d, "secrets_read");
     assert!(
         ev["details"]["bait"]

@@ -466,7 +466,10 @@ pub(super) fn k8s(req: &Request, ctx: &ServiceCtx, insecure: bool) -> Response {
 }
 
 /// A `SecretList` of the bait secrets (of one namespace, or all).
-fn secret_list(host: &str, namespace: Option<&str>) -> Response {
+fn secret_list(req: &Request, host: &str, namespace: Option<&str>) -> Response {
+    if wants_table(req) {
+        return secret_table(host, http_bait::secrets(namespace).collect());
+    }
     let items: Vec<Value> = http_bait::secrets(namespace)
         .map(|s| http_bait::secret_json(host, s, true))
         .collect();
@@ -474,6 +477,62 @@ fn secret_list(host: &str, namespace: Option<&str>) -> Response {
         200,
         &json!({"kind": "SecretList", "apiVersion": "v1",
                 "metadata": {"resourceVersion": "48213"}, "items": items}),
+        true,
+    )
+}
+
+/// kubectl asks for server-side tables (`Accept: application/json;as=Table;…`).
+fn wants_table(req: &Request) -> bool {
+    req.header("accept").is_some_and(|a| a.contains("as=Table"))
+}
+
+/// kubectl's age of a timestamp: hours below two days, else days.
+fn kube_age(created: &str) -> String {
+    let age = chrono::DateTime::parse_from_rfc3339(created)
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+        .unwrap_or(0)
+        .max(0);
+    if age < 2 * 86_400 {
+        format!("{}h", age / 3600)
+    } else {
+        format!("{}d", age / 86_400)
+    }
+}
+
+/// The secrets as the apiserver's `Table` (NAME, TYPE, DATA, AGE), what `kubectl get
+/// secrets` prints.
+fn secret_table(
+    host: &str,
+    secrets: Vec<&'static decnet_core::registry::bait::BaitSecret>,
+) -> Response {
+    let column = |name: &str, ty: &str, format: &str, description: &str| json!({"name": name, "type": ty, "format": format, "description": description, "priority": 0});
+    let rows: Vec<Value> = secrets
+        .iter()
+        .map(|s| {
+            let obj = http_bait::secret_json(host, s, true);
+            let created = obj["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default();
+            json!({
+                "cells": [obj["metadata"]["name"], s.kind, s.data.len(), kube_age(created)],
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": obj["metadata"]}
+            })
+        })
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": "48213"},
+            "columnDefinitions": [
+                column("Name", "string", "name", "Name must be unique within a namespace."),
+                column("Type", "string", "", "Used to facilitate programmatic handling of secret data."),
+                column("Data", "string", "", "Data contains the secret data."),
+                column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created."),
+            ],
+            "rows": rows
+        }),
         true,
     )
 }
@@ -556,11 +615,12 @@ fn k8s_insecure(req: &Request, host: &str, path: &str, version: &str, minor: &st
             &format!("pods \"{name}\" not found in namespace \"{ns}\""),
         ),
         ["api", "v1", "namespaces", ns, "secrets"] if req.method == "GET" => {
-            secret_list(host, Some(ns))
+            secret_list(req, host, Some(ns))
         }
-        ["api", "v1", "secrets"] if req.method == "GET" => secret_list(host, None),
+        ["api", "v1", "secrets"] if req.method == "GET" => secret_list(req, host, None),
         ["api", "v1", "namespaces", ns, "secrets", name] if req.method == "GET" => {
             match http_bait::secrets(Some(ns)).find(|s| http_bait::secret_name(host, s) == *name) {
+                Some(s) if wants_table(req) => secret_table(host, vec![s]),
                 Some(s) => Response::json(200, &http_bait::secret_json(host, s, false), true),
                 None => k8s_status(404, "NotFound", &format!("secrets \"{name}\" not found")),
             }
