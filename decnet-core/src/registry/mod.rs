@@ -15,10 +15,13 @@
 //!   `server_header` to docker_api, k8s and elasticsearch.
 //! - Distro images are persona metadata only (no digests: nothing is pulled).
 //! - Persona MACs under real vendor OUIs ([`oui`]) are new.
+//! - Bait for the API honeypots ([`bait`]: Kubernetes secrets, Elasticsearch documents) is
+//!   new; the original's k8s and elasticsearch answered empty lists.
 //! - Unknown slugs are errors for the caller to report, never a silent fallback (the original
 //!   fell back to linux for an unknown `nmap_os`).
 
 pub mod archetypes;
+pub mod bait;
 pub mod distros;
 pub mod fingerprints;
 pub mod os_profiles;

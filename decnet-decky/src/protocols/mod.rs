@@ -149,6 +149,9 @@ pub struct ServiceCtx {
     pub os: Option<OsFamily>,
     /// Present when [`Service::needs_tls`]; a self-signed certificate.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The Docker persona's containers and execs created on earlier connections (an exec's
+    /// start and inspect come on other connections than its create).
+    pub docker: Arc<http::hijack::Objects>,
 }
 
 impl ServiceCtx {
@@ -163,6 +166,7 @@ impl ServiceCtx {
             archetype: None,
             os: None,
             tls: None,
+            docker: Arc::default(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! ([`parse`]); every request is reported as a `request` step.
 //!
 //! Each product's real ports keep their real scheme ([`scheme`]): docker 2375, k8s 8080 and
-//! Elasticsearch 9200 are plain HTTP (a ClientHello there is a malformed request), docker 2376,
+//! Elasticsearch 9200 and the web personas' 80 and 8080 are plain HTTP (a ClientHello there is a
+//! malformed request), docker 2376,
 //! kube-apiserver 6443 and 443 are TLS. On any other port a ClientHello (0x16) gets a TLS
 //! handshake first.
 
@@ -13,7 +14,9 @@ use serde_json::Value;
 
 use super::{tls, Conn, Peer, ServiceCtx, MAX_LOGGED};
 
+pub mod bait;
 pub mod creds;
+pub mod hijack;
 pub mod parse;
 pub mod personas;
 mod products;
@@ -135,7 +138,7 @@ pub fn scheme(flavor: Flavor, port: u16) -> Scheme {
         (Flavor::DockerApi, 2375)
         | (Flavor::K8s, 8080)
         | (Flavor::Elasticsearch, 9200)
-        | (Flavor::Web, 80) => Scheme::Plain,
+        | (Flavor::Web, 80 | 8080) => Scheme::Plain,
         (Flavor::DockerApi, 2376) | (Flavor::K8s, 6443) | (Flavor::Web, 443) => Scheme::Tls,
         _ => Scheme::Sniff,
     }
@@ -255,6 +258,9 @@ fn wire(
     left: usize,
 ) -> Vec<u8> {
     let head_only = req.method == "HEAD";
+    if flavor == Flavor::Web && web::persona(ctx).coyote {
+        return coyote_wire(resp, req, keep);
+    }
     if flavor == Flavor::Web {
         let apache = resp
             .headers
@@ -327,6 +333,61 @@ fn wire(
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();
     if !head_only {
+        bytes.extend_from_slice(&resp.body);
+    }
+    bytes
+}
+
+/// Whether Tomcat streams `resp` (a JSP page: 200 HTML) rather than sending its length.
+fn coyote_streams(resp: &Response) -> bool {
+    resp.status == 200
+        && resp
+            .headers
+            .iter()
+            .any(|(n, v)| n == "Content-Type" && v.starts_with("text/html"))
+}
+
+/// Tomcat's Coyote HTTP/1.1 connector: no reason phrase, the headers in the order the
+/// application set them, then the length (or `Transfer-Encoding: chunked` for a streamed JSP
+/// page, or nothing and a close to an HTTP/1.0 client), then `Date`, then `Connection: close`.
+fn coyote_wire(resp: &Response, req: &Request, keep: bool) -> Vec<u8> {
+    let head_only = req.method == "HEAD";
+    let streamed = coyote_streams(resp);
+    let http10 = req.version == "HTTP/1.0";
+    let mut out = format!("HTTP/1.1 {} \r\n", resp.status);
+    let mut date = None;
+    for (n, v) in &resp.headers {
+        if n == "Date" {
+            date = Some(v);
+        } else {
+            out.push_str(&format!("{n}: {v}\r\n"));
+        }
+    }
+    let chunked = streamed && !http10;
+    if chunked {
+        out.push_str("Transfer-Encoding: chunked\r\n");
+    } else if !streamed {
+        out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+    }
+    if let Some(d) = date {
+        out.push_str(&format!("Date: {d}\r\n"));
+    }
+    if !keep || (streamed && http10) {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    if head_only {
+        return bytes;
+    }
+    if chunked {
+        if !resp.body.is_empty() {
+            bytes.extend_from_slice(format!("{:x}\r\n", resp.body.len()).as_bytes());
+            bytes.extend_from_slice(&resp.body);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"0\r\n\r\n");
+    } else {
         bytes.extend_from_slice(&resp.body);
     }
     bytes
@@ -405,16 +466,46 @@ pub fn serve_plain<S: Read + Write>(
         };
         let found = creds::credentials(&req);
         let tls = fields.get("tls").is_some_and(|v| v == true);
-        let resp = route(&req, ctx, peer, flavor, &found, tls);
+        let hijacked = match flavor {
+            Flavor::DockerApi => products::docker_hijack(&req, ctx),
+            _ => None,
+        };
+        let resp = match &hijacked {
+            Some(_) => Response {
+                status: if req.header("upgrade").is_some() {
+                    101
+                } else {
+                    200
+                },
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            None => route(&req, ctx, peer, flavor, &found, tls),
+        };
         record_request(&req, resp.status, report, fields);
         record_credentials(&req, &found, report, fields);
-        if let Some((kind, details)) = products::observe(&req, flavor) {
+        if let Some((kind, details)) = products::observe(&req, ctx, resp.status, flavor) {
             if let Some(a) = details.extra.get("action") {
                 push_bounded(fields, "actions", a.clone(), MAX_LOGGED);
             }
             report.emit(kind, details);
         }
-        let keep = req.keep_alive() && n < MAX_REQUESTS;
+        if let Some((id, spec, attach)) = hijacked {
+            // The connection is the container's stdin and stdout from here on.
+            let version = ctx
+                .config
+                .line("version")
+                .unwrap_or_else(|| DOCKER_VERSION.to_owned());
+            conn.send(&hijack::head(&req, &format!("Docker/{version} (linux)")))?;
+            fields.insert("hijacked".into(), Value::from(true));
+            return hijack::serve(&mut conn, ctx, peer, report, &id, &spec, attach);
+        }
+        // A page Tomcat streams to an HTTP/1.0 client ends with the connection.
+        let close_delimited = flavor == Flavor::Web
+            && web::persona(ctx).coyote
+            && req.version == "HTTP/1.0"
+            && coyote_streams(&resp);
+        let keep = req.keep_alive() && n < MAX_REQUESTS && !close_delimited;
         conn.send(&wire(&resp, &req, ctx, flavor, keep, MAX_REQUESTS + 1 - n))?;
         if !keep {
             break;
@@ -677,7 +768,7 @@ mod tests {
         assert!(out.contains(
             "The password you entered for the username <strong>admin</strong> is incorrect."
         ));
-        assert!(out.contains("action=\"http://blog.corp/wp-login.php\""));
+        assert!(out.contains("action=\"http://blog.corp:8080/wp-login.php\""));
         assert!(out.contains("HTTP/1.1 404 Not Found\r\n"));
         assert!(out.contains("<title>Page not found &#8211; web-01</title>"));
         assert_eq!(auths(&ev), [cred("admin", "Summer2024!", "form")]);
@@ -878,6 +969,40 @@ mod tests {
             out.contains("Location: http://web-01/wp-login.php"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn tomcat_streams_its_index_like_coyote() {
+        let cfg = json!({"fake_app": "tomcat"});
+        // To HTTP/1.0: no length, Date after the headers, then the close (nmap's signature of
+        // Tomcat's default page is this reply).
+        let (out, _) = run("http", cfg.clone(), b"GET / HTTP/1.0\r\n\r\n");
+        let (head, body) = out.split_once("\r\n\r\n").expect("head");
+        assert!(
+            head.starts_with("HTTP/1.1 200 \r\nContent-Type: text/html;charset=UTF-8\r\nDate: "),
+            "{head}"
+        );
+        assert!(head.ends_with(" GMT\r\nConnection: close"), "{head}");
+        assert!(!head.contains("Content-Length"), "{head}");
+        assert!(body.starts_with("\n\n\n<!DOCTYPE html>"), "{body}");
+        // To HTTP/1.1: chunked, kept alive; a 404 has its length before Date.
+        let (out, _) = run(
+            "http",
+            cfg,
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
+        assert!(
+            out.contains("Transfer-Encoding: chunked\r\nDate: "),
+            "{out}"
+        );
+        assert!(
+            out.contains("</html>\n\r\n0\r\n\r\nHTTP/1.1 404 \r\n"),
+            "{out}"
+        );
+        let nf = &out[out.find("HTTP/1.1 404").unwrap_or(0)..];
+        let at = |s: &str| nf.find(s).unwrap_or(usize::MAX);
+        assert!(at("Content-Length: ") < at("Date: "), "{nf}");
+        assert!(at("Date: ") < at("Connection: close"), "{nf}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! (method, path → status, headers, body template) and its own 404 page. Adding a persona is
 //! adding a table entry, not code.
 //!
-//! Templates: `{host}` (the Host header's name, else the decky's hostname), `{hostname}`,
+//! Templates: `{host}` (the Host header's name, else the decky's hostname), `{origin}` (the
+//! same with the Host header's port: the persona's own URLs), `{hostname}`,
 //! `{HOSTNAME}` (upper case), `{port}`, `{server}`, `{path}` (HTML-escaped), `{user}` (the
 //! username just tried, HTML-escaped), `{rand}` (32 random hex digits).
 
@@ -46,6 +47,9 @@ pub struct Persona {
     pub ignore_case: bool,
     /// Whether the status line carries a reason phrase (Tomcat 8.5+ sends none).
     pub reason_phrase: bool,
+    /// Tomcat's Coyote connector: `Date` after the length, and its JSP pages (the 200 HTML
+    /// pages) streamed: chunked to HTTP/1.1, delimited by the close to HTTP/1.0.
+    pub coyote: bool,
     pub routes: &'static [Route],
     pub not_found: Page,
 }
@@ -174,46 +178,47 @@ const OWA_LOGON: &str = "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitio
 <html dir=\"ltr\">\r\n<head>\r\n<meta http-equiv=\"Content-Type\" content=\"text/html; CHARSET=utf-8\">\r\n<meta name=\"Robots\" content=\"NOINDEX, NOFOLLOW\">\r\n\
 <title>Outlook</title>\r\n<link rel=\"stylesheet\" href=\"/owa/auth/15.1.2507/themes/resources/logon.css\">\r\n</head>\r\n<body class=\"signInBg\">\r\n\
 <form action=\"/owa/auth.owa\" method=\"POST\" name=\"logonForm\" ENCTYPE=\"application/x-www-form-urlencoded\" autocomplete=\"off\">\r\n\
-<input type=\"hidden\" name=\"destination\" value=\"https://{host}/owa/\">\r\n<input type=\"hidden\" name=\"flags\" value=\"4\">\r\n\
+<input type=\"hidden\" name=\"destination\" value=\"https://{origin}/owa/\">\r\n<input type=\"hidden\" name=\"flags\" value=\"4\">\r\n\
 <input type=\"hidden\" name=\"forcedownlevel\" value=\"0\">\r\n<div class=\"signInInputLabel\">Domain\\user name:</div>\r\n\
 <input id=\"username\" name=\"username\" type=\"text\" class=\"signInInputText\" role=\"textbox\">\r\n<div class=\"signInInputLabel\">Password:</div>\r\n\
 <input id=\"password\" name=\"password\" type=\"password\" class=\"signInInputText\" onfocus=\"g_fFcs=0\">\r\n\
-<div class=\"signinbutton\" role=\"button\" tabIndex=\"0\"><span class=\"signinTxt\">sign in</span></div>\r\n</form>\r\n</body>\r\n</html>\r\n";
+<div onclick=\"clkLgn()\" class=\"signinbutton\" role=\"button\" tabIndex=\"0\" onkeypress=\"if (event.keyCode == 13) clkLgn();\"><span class=\"signinTxt\">sign in</span></div>\r\n</form>\r\n\
+<script type=\"text/javascript\">function clkLgn(){document.forms[\"logonForm\"].submit();}</script>\r\n</body>\r\n</html>\r\n";
 
 const WP_HOME: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head>\n<meta charset=\"UTF-8\" />\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n\
 <meta name='robots' content='max-image-preview:large' />\n<title>{hostname} &#8211; Just another WordPress site</title>\n\
-<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{hostname} &raquo; Feed\" href=\"http://{host}/feed/\" />\n\
-<link rel=\"https://api.w.org/\" href=\"http://{host}/wp-json/\" />\n<link rel=\"EditURI\" type=\"application/rsd+xml\" title=\"RSD\" href=\"http://{host}/xmlrpc.php?rsd\" />\n\
+<link rel=\"alternate\" type=\"application/rss+xml\" title=\"{hostname} &raquo; Feed\" href=\"http://{origin}/feed/\" />\n\
+<link rel=\"https://api.w.org/\" href=\"http://{origin}/wp-json/\" />\n<link rel=\"EditURI\" type=\"application/rsd+xml\" title=\"RSD\" href=\"http://{origin}/xmlrpc.php?rsd\" />\n\
 <meta name=\"generator\" content=\"WordPress 6.2.2\" />\n</head>\n<body class=\"home blog wp-embed-responsive\">\n\
-<div class=\"wp-site-blocks\"><header class=\"wp-block-template-part\"><p class=\"wp-block-site-title\"><a href=\"http://{host}\" rel=\"home\">{hostname}</a></p></header>\n\
-<main class=\"wp-block-group\"><h2 class=\"wp-block-post-title\"><a href=\"http://{host}/2023/06/01/hello-world/\">Hello world!</a></h2>\n\
+<div class=\"wp-site-blocks\"><header class=\"wp-block-template-part\"><p class=\"wp-block-site-title\"><a href=\"http://{origin}\" rel=\"home\">{hostname}</a></p></header>\n\
+<main class=\"wp-block-group\"><h2 class=\"wp-block-post-title\"><a href=\"http://{origin}/2023/06/01/hello-world/\">Hello world!</a></h2>\n\
 <div class=\"wp-block-post-excerpt\"><p class=\"wp-block-post-excerpt__excerpt\">Welcome to WordPress. This is your first post. Edit or delete it, then start writing! </p></div></main>\n\
 <footer class=\"wp-block-template-part\"><p class=\"has-text-align-center\">Proudly powered by <a href=\"https://wordpress.org\" rel=\"nofollow\">WordPress</a></p></footer></div>\n</body>\n</html>\n";
 
 const WP_LOGIN: &str = "<!DOCTYPE html>\n\t<html lang=\"en-US\">\n\t<head>\n\t<meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\" />\n\
 \t<title>Log In &lsaquo; {hostname} &#8212; WordPress</title>\n\t<meta name='robots' content='max-image-preview:large, noindex, noarchive' />\n\
-<link rel='stylesheet' id='login-css' href='http://{host}/wp-admin/css/login.min.css?ver=6.2.2' media='all' />\n\t</head>\n\
+<link rel='stylesheet' id='login-css' href='http://{origin}/wp-admin/css/login.min.css?ver=6.2.2' media='all' />\n\t</head>\n\
 \t<body class=\"login no-js login-action-login wp-core-ui  locale-en-us\">\n\t<div id=\"login\">\n\t\t<h1><a href=\"https://wordpress.org/\">Powered by WordPress</a></h1>\n\
-{error}\t\t<form name=\"loginform\" id=\"loginform\" action=\"http://{host}/wp-login.php\" method=\"post\">\n\t\t\t<p>\n\
+{error}\t\t<form name=\"loginform\" id=\"loginform\" action=\"http://{origin}/wp-login.php\" method=\"post\">\n\t\t\t<p>\n\
 \t\t\t\t<label for=\"user_login\">Username or Email Address</label>\n\t\t\t\t<input type=\"text\" name=\"log\" id=\"user_login\" class=\"input\" value=\"{user}\" size=\"20\" autocapitalize=\"off\" autocomplete=\"username\" />\n\
 \t\t\t</p>\n\t\t\t<div class=\"user-pass-wrap\">\n\t\t\t\t<label for=\"user_pass\">Password</label>\n\
 \t\t\t\t<input type=\"password\" name=\"pwd\" id=\"user_pass\" class=\"input password-input\" value=\"\" size=\"20\" autocomplete=\"current-password\" />\n\
 \t\t\t</div>\n\t\t\t<p class=\"forgetmenot\"><input name=\"rememberme\" type=\"checkbox\" id=\"rememberme\" value=\"forever\"  /> <label for=\"rememberme\">Remember Me</label></p>\n\
 \t\t\t<p class=\"submit\">\n\t\t\t\t<input type=\"submit\" name=\"wp-submit\" id=\"wp-submit\" class=\"button button-primary button-large\" value=\"Log In\" />\n\
-\t\t\t\t<input type=\"hidden\" name=\"redirect_to\" value=\"http://{host}/wp-admin/\" />\n\t\t\t\t<input type=\"hidden\" name=\"testcookie\" value=\"1\" />\n\
-\t\t\t</p>\n\t\t</form>\n\t\t<p id=\"nav\">\n\t\t\t<a href=\"http://{host}/wp-login.php?action=lostpassword\">Lost your password?</a>\t\t</p>\n\t</div>\n\t</body>\n\t</html>\n";
+\t\t\t\t<input type=\"hidden\" name=\"redirect_to\" value=\"http://{origin}/wp-admin/\" />\n\t\t\t\t<input type=\"hidden\" name=\"testcookie\" value=\"1\" />\n\
+\t\t\t</p>\n\t\t</form>\n\t\t<p id=\"nav\">\n\t\t\t<a href=\"http://{origin}/wp-login.php?action=lostpassword\">Lost your password?</a>\t\t</p>\n\t</div>\n\t</body>\n\t</html>\n";
 
 const WP_404: &str = "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head>\n<meta charset=\"UTF-8\" />\n<title>Page not found &#8211; {hostname}</title>\n\
 <meta name=\"generator\" content=\"WordPress 6.2.2\" />\n</head>\n<body class=\"error404 wp-embed-responsive\">\n\
 <main class=\"wp-block-group\"><h1 class=\"has-text-align-center wp-block-heading\">Page Not Found</h1>\n\
 <p class=\"has-text-align-center\">The page you are looking for does not exist, or it has been moved. Please try searching using the form below.</p>\n\
-<form role=\"search\" method=\"get\" action=\"http://{host}/\" class=\"wp-block-search\"><input type=\"search\" name=\"s\" /></form></main>\n</body>\n</html>\n";
+<form role=\"search\" method=\"get\" action=\"http://{origin}/\" class=\"wp-block-search\"><input type=\"search\" name=\"s\" /></form></main>\n</body>\n</html>\n";
 
-const WP_JSON: &str = "{\"name\":\"{hostname}\",\"description\":\"Just another WordPress site\",\"url\":\"http://{host}\",\"home\":\"http://{host}\",\
+const WP_JSON: &str = "{\"name\":\"{hostname}\",\"description\":\"Just another WordPress site\",\"url\":\"http://{origin}\",\"home\":\"http://{origin}\",\
 \"gmt_offset\":\"0\",\"timezone_string\":\"\",\"namespaces\":[\"oembed/1.0\",\"wp/v2\",\"wp-site-health/v1\",\"wp-block-editor/v1\"],\
 \"authentication\":[],\"routes\":{\"/\":{\"namespace\":\"\",\"methods\":[\"GET\"]},\"/wp/v2/users\":{\"namespace\":\"wp/v2\",\"methods\":[\"GET\",\"POST\"]}}}";
 
-const WP_USERS: &str = "[{\"id\":1,\"name\":\"admin\",\"url\":\"http://{host}\",\"description\":\"\",\"link\":\"http://{host}/author/admin/\",\"slug\":\"admin\",\
+const WP_USERS: &str = "[{\"id\":1,\"name\":\"admin\",\"url\":\"http://{origin}\",\"description\":\"\",\"link\":\"http://{origin}/author/admin/\",\"slug\":\"admin\",\
 \"avatar_urls\":{\"24\":\"http://1.gravatar.com/avatar/4b3c9e1a?s=24&d=mm&r=g\"},\"meta\":[]}]";
 
 const XMLRPC_FAULT: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <fault>\n    <value>\n      <struct>\n\
@@ -248,7 +253,9 @@ const JETTY_404: &str = "<html>\n<head>\n<meta http-equiv=\"Content-Type\" conte
 <body><h2>HTTP ERROR 404 Not Found</h2>\n<table>\n<tr><th>URI:</th><td>{path}</td></tr>\n<tr><th>STATUS:</th><td>404</td></tr>\n\
 <tr><th>MESSAGE:</th><td>Not Found</td></tr>\n<tr><th>SERVLET:</th><td>Stapler</td></tr>\n</table>\n<hr><a href=\"https://eclipse.org/jetty\">Powered by Jetty:// 10.0.13</a><hr/>\n\n</body>\n</html>\n";
 
-const TOMCAT_INDEX: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"UTF-8\" />\n        <title>Apache Tomcat/9.0.65</title>\n\
+/// Tomcat 9's `ROOT/index.jsp` output; its comment, page directive and scriptlet lines leave
+/// three newlines before the doctype.
+const TOMCAT_INDEX: &str = "\n\n\n<!DOCTYPE html>\n<html lang=\"en\">\n    <head>\n        <meta charset=\"UTF-8\" />\n        <title>Apache Tomcat/9.0.65</title>\n\
         <link href=\"favicon.ico\" rel=\"icon\" type=\"image/x-icon\" />\n        <link href=\"tomcat.css\" rel=\"stylesheet\" type=\"text/css\" />\n    </head>\n\n    <body>\n\
         <div id=\"wrapper\">\n            <div id=\"navigation\" class=\"curved container\">\n                <span id=\"nav-home\"><a href=\"https://tomcat.apache.org/\">Home</a></span>\n\
             </div>\n            <div id=\"asf-box\">\n                <h1>Apache Tomcat/9.0.65</h1>\n            </div>\n\
@@ -315,6 +322,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -343,6 +351,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -368,6 +377,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "ASP.NET")],
         ignore_case: true,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -397,11 +407,12 @@ static PERSONAS: &[Persona] = &[
         ],
         ignore_case: true,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
                 "/",
-                page_h(302, HTML, &[("Location", "https://{host}/owa/")], ""),
+                page_h(302, HTML, &[("Location", "https://{origin}/owa/")], ""),
             ),
             route(
                 Post,
@@ -410,7 +421,7 @@ static PERSONAS: &[Persona] = &[
                     302,
                     HTML,
                     &[
-                        ("Location", "https://{host}/owa/auth/logon.aspx?replaceCurrent=1&reason=2&url=https%3a%2f%2f{host}%2fowa%2f"),
+                        ("Location", "https://{origin}/owa/auth/logon.aspx?replaceCurrent=1&reason=2&url=https%3a%2f%2f{host}%2fowa%2f"),
                         ("Set-Cookie", "ClientId={rand}; expires=Fri, 03-Dec-2027 06:00:00 GMT; path=/; HttpOnly"),
                     ],
                     "",
@@ -435,7 +446,7 @@ static PERSONAS: &[Persona] = &[
                 page_h(
                     302,
                     HTML,
-                    &[("Location", "https://{host}/owa/auth/logon.aspx?url=https%3a%2f%2f{host}%2fowa%2f&reason=0")],
+                    &[("Location", "https://{origin}/owa/auth/logon.aspx?url=https%3a%2f%2f{host}%2fowa%2f&reason=0")],
                     "",
                 ),
             ),
@@ -476,6 +487,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Get,
@@ -483,7 +495,7 @@ static PERSONAS: &[Persona] = &[
                 page_h(
                     200,
                     HTML,
-                    &[("Link", "<http://{host}/wp-json/>; rel=\"https://api.w.org/\"")],
+                    &[("Link", "<http://{origin}/wp-json/>; rel=\"https://api.w.org/\"")],
                     WP_HOME,
                 ),
             ),
@@ -523,7 +535,7 @@ static PERSONAS: &[Persona] = &[
                 page_h(
                     302,
                     HTML,
-                    &[("Location", "http://{host}/wp-login.php?redirect_to=http%3A%2F%2F{host}%2Fwp-admin%2F&reauth=1")],
+                    &[("Location", "http://{origin}/wp-login.php?redirect_to=http%3A%2F%2F{host}%2Fwp-admin%2F&reauth=1")],
                     "",
                 ),
             ),
@@ -538,7 +550,7 @@ static PERSONAS: &[Persona] = &[
             route(
                 Get,
                 "/robots.txt",
-                page(200, "text/plain; charset=utf-8", "User-agent: *\nDisallow: /wp-admin/\nAllow: /wp-admin/admin-ajax.php\n\nSitemap: http://{host}/wp-sitemap.xml\n"),
+                page(200, "text/plain; charset=utf-8", "User-agent: *\nDisallow: /wp-admin/\nAllow: /wp-admin/admin-ajax.php\n\nSitemap: http://{origin}/wp-sitemap.xml\n"),
             ),
         ],
         not_found: page_h(
@@ -547,7 +559,7 @@ static PERSONAS: &[Persona] = &[
             &[
                 ("Expires", "Wed, 11 Jan 1984 05:00:00 GMT"),
                 ("Cache-Control", "no-cache, must-revalidate, max-age=0"),
-                ("Link", "<http://{host}/wp-json/>; rel=\"https://api.w.org/\""),
+                ("Link", "<http://{origin}/wp-json/>; rel=\"https://api.w.org/\""),
             ],
             WP_404,
         ),
@@ -558,6 +570,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("X-Powered-By", "PHP/7.4.3")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
@@ -589,7 +602,7 @@ static PERSONAS: &[Persona] = &[
                     PMA_LOGIN,
                 ),
             ),
-            route(Any, "/phpmyadmin", page_h(301, APACHE_HTML, &[("Location", "http://{host}/phpmyadmin/")], "")),
+            route(Any, "/phpmyadmin", page_h(301, APACHE_HTML, &[("Location", "http://{origin}/phpmyadmin/")], "")),
             route(
                 Any,
                 "/phpmyadmin/*",
@@ -618,11 +631,12 @@ static PERSONAS: &[Persona] = &[
         ],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Post,
                 "/j_spring_security_check",
-                page_h(302, HTML, &[("Location", "http://{host}/loginError")], ""),
+                page_h(302, HTML, &[("Location", "http://{origin}/loginError")], ""),
             ),
             route(
                 Get,
@@ -663,6 +677,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: false,
+        coyote: true,
         routes: &[
             route(Get, "/", page(200, "text/html;charset=UTF-8", TOMCAT_INDEX)),
             route(
@@ -703,6 +718,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(Get, "/favicon.ico", page(404, "text/html; charset=iso-8859-1", MINI_HTTPD_404)),
             route(
@@ -727,6 +743,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(
                 Any,
@@ -762,6 +779,7 @@ static PERSONAS: &[Persona] = &[
         headers: &[("Cache-Control", "no-cache"), ("Pragma", "no-cache")],
         ignore_case: false,
         reason_phrase: true,
+        coyote: false,
         routes: &[
             route(Get, "/", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),
             route(Get, "/index.html", page(200, "text/html; charset=iso-8859-1", S7_INDEX)),

@@ -5,9 +5,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::time::SystemTime;
 
+use decnet_core::registry::bait::{self, BaitIndex};
 use serde_json::{json, Value};
 
+use super::bait as http_bait;
 use super::creds::form_pairs;
+use super::hijack;
 use super::Flavor;
 use super::{Request, Response, DOCKER_VERSION, ES_VERSION, K8S_VERSION};
 use crate::log::http_date;
@@ -135,11 +138,22 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
         }
         "/networks" => Response::json(200, &json!([]), false),
         "/volumes" => Response::json(200, &json!({"Volumes": [], "Warnings": null}), false),
-        "/containers/create" if post => Response::json(
-            201,
-            &json!({"Id": Rng::new().hex(64), "Warnings": []}),
-            false,
-        ),
+        "/containers/create" if post => {
+            let id = Rng::new().hex(64);
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let mut cmd = strings(&body["Entrypoint"]);
+            cmd.extend(strings(&body["Cmd"]));
+            let spec = hijack::Spec {
+                container: id.clone(),
+                image: clip(body["Image"].as_str().unwrap_or_default().as_bytes(), 256),
+                cmd,
+                tty: body["Tty"].as_bool().unwrap_or(false),
+                stdin: body["OpenStdin"].as_bool().unwrap_or(false),
+                exit_code: None,
+            };
+            ctx.docker.insert(&id, spec);
+            Response::json(201, &json!({"Id": id, "Warnings": []}), false)
+        }
         "/images/create" if post => {
             let image = query_param(req, "fromImage").unwrap_or_default();
             let tag = query_param(req, "tag").unwrap_or_else(|| "latest".into());
@@ -159,13 +173,91 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             Response::new(204, "text/plain", Vec::new())
         }
         p if post && p.starts_with("/containers/") && p.ends_with("/exec") => {
-            Response::json(201, &json!({"Id": Rng::new().hex(64)}), false)
+            let key = p
+                .trim_start_matches("/containers/")
+                .trim_end_matches("/exec");
+            match container_spec(ctx, key) {
+                Some(c) => {
+                    let id = Rng::new().hex(64);
+                    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                    let spec = hijack::Spec {
+                        container: c.container,
+                        image: String::new(),
+                        cmd: strings(&body["Cmd"]),
+                        tty: body["Tty"].as_bool().unwrap_or(false),
+                        stdin: body["AttachStdin"].as_bool().unwrap_or(false),
+                        exit_code: None,
+                    };
+                    ctx.docker.insert(&id, spec);
+                    Response::json(201, &json!({"Id": id}), false)
+                }
+                None => no_such_container(key),
+            }
         }
-        p if post && p.starts_with("/containers/") && p.ends_with("/wait") => {
-            Response::json(200, &json!({"StatusCode": 0, "Error": null}), false)
+        p if p.starts_with("/exec/") && p.ends_with("/json") => {
+            let key = p.trim_start_matches("/exec/").trim_end_matches("/json");
+            match ctx.docker.get(key).filter(|(_, s)| s.image.is_empty()) {
+                Some((id, s)) => Response::json(
+                    200,
+                    &json!({
+                        "CanRemove": false, "ContainerID": s.container, "DetachKeys": "",
+                        "ExitCode": s.exit_code, "ID": id, "OpenStderr": true,
+                        "OpenStdin": s.stdin, "OpenStdout": true, "Running": s.exit_code.is_none(),
+                        "Pid": if s.exit_code.is_none() { 3154 } else { 0 },
+                        "ProcessConfig": {"arguments": s.cmd.get(1..).unwrap_or_default(),
+                            "entrypoint": s.cmd.first().cloned().unwrap_or_default(),
+                            "privileged": false, "tty": s.tty, "user": ""}
+                    }),
+                    false,
+                ),
+                None => Response::json(
+                    404,
+                    &json!({"message": format!("No such exec instance: {key}")}),
+                    false,
+                ),
+            }
+        }
+        p if post
+            && (p.starts_with("/exec/") || p.starts_with("/containers/"))
+            && p.ends_with("/resize") =>
+        {
+            Response {
+                status: 200,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }
         }
         p if post && p.starts_with("/exec/") && p.ends_with("/start") => {
-            Response::new(200, "application/vnd.docker.raw-stream", Vec::new())
+            // A start that is not hijacked: detached, or an unknown exec.
+            let key = p.trim_start_matches("/exec/").trim_end_matches("/start");
+            if ctx.docker.get(key).is_some() {
+                Response {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
+            } else {
+                Response::json(
+                    404,
+                    &json!({"message": format!("No such exec instance: {key}")}),
+                    false,
+                )
+            }
+        }
+        p if req.method == "DELETE" && p.starts_with("/containers/") => {
+            let key = p.trim_start_matches("/containers/");
+            if container_spec(ctx, key).is_some() {
+                Response::new(204, "text/plain", Vec::new())
+            } else {
+                no_such_container(key)
+            }
+        }
+        p if post && p.starts_with("/containers/") && p.ends_with("/attach") => no_such_container(
+            p.trim_start_matches("/containers/")
+                .trim_end_matches("/attach"),
+        ),
+        p if post && p.starts_with("/containers/") && p.ends_with("/wait") => {
+            Response::json(200, &json!({"StatusCode": 0, "Error": null}), false)
         }
         p if p.starts_with("/containers/")
             && p.ends_with("/json")
@@ -191,14 +283,26 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
             )
         }
         p if p.starts_with("/containers/") && p.ends_with("/json") => {
-            let id = p
-                .trim_start_matches("/containers/")
-                .trim_end_matches("/json");
-            Response::json(
-                404,
-                &json!({"message": format!("No such container: {id}")}),
-                false,
-            )
+            let key = container_key(p);
+            match ctx.docker.get(key).filter(|(_, s)| !s.image.is_empty()) {
+                Some((id, s)) => Response::json(
+                    200,
+                    &json!({
+                        "Id": id,
+                        "Name": format!("/{}", &id[..id.len().min(12)]),
+                        "Path": s.cmd.first().cloned().unwrap_or_default(),
+                        "Args": s.cmd.get(1..).unwrap_or_default(),
+                        "State": {"Status": "running", "Running": true, "Paused": false,
+                                  "Restarting": false, "Pid": 3141, "ExitCode": 0},
+                        "Image": format!("sha256:{}", hex_id(&format!("img/{}", s.image))),
+                        "Config": {"Hostname": &id[..id.len().min(12)], "Image": s.image,
+                                   "Tty": s.tty, "OpenStdin": s.stdin, "Cmd": s.cmd},
+                        "HostConfig": {"NetworkMode": "default", "Privileged": false}
+                    }),
+                    false,
+                ),
+                None => no_such_container(key),
+            }
         }
         // The router's own 404: none of the API middleware's headers.
         _ => {
@@ -211,6 +315,66 @@ pub(super) fn docker(req: &Request, ctx: &ServiceCtx) -> Response {
         .header("Ostype", "linux")
         .header("Server", format!("Docker/{version} (linux)"))
         .header("Date", http_date(SystemTime::now()))
+}
+
+fn no_such_container(key: &str) -> Response {
+    Response::json(
+        404,
+        &json!({"message": format!("No such container: {key}")}),
+        false,
+    )
+}
+
+/// A bait container (by name or id prefix) or one created through the API, as the stream
+/// behind an attach sees it.
+fn container_spec(ctx: &ServiceCtx, key: &str) -> Option<hijack::Spec> {
+    if let Some((name, image, cmd, _)) = docker_container(ctx, key) {
+        return Some(hijack::Spec {
+            container: hex_id(&format!("{}/{name}", ctx.hostname)),
+            image: image.to_owned(),
+            cmd: cmd.split(' ').map(str::to_owned).collect(),
+            tty: false,
+            stdin: false,
+            exit_code: None,
+        });
+    }
+    ctx.docker
+        .get(key)
+        .filter(|(_, s)| !s.image.is_empty())
+        .map(|(_, s)| s)
+}
+
+/// A request Docker answers by hijacking the connection: the start of a known exec (not
+/// detached) or an attach to a known container. Returns the object's id, what runs behind the
+/// stream, and whether it is an attach.
+pub(super) fn docker_hijack(
+    req: &Request,
+    ctx: &ServiceCtx,
+) -> Option<(String, hijack::Spec, bool)> {
+    if req.method != "POST" {
+        return None;
+    }
+    let segs: Vec<&str> = docker_path(req).trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["exec", key, "start"] => {
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            if body["Detach"].as_bool() == Some(true) {
+                return None;
+            }
+            let (id, mut spec) = ctx.docker.get(key).filter(|(_, s)| s.image.is_empty())?;
+            if let Some(t) = body["Tty"].as_bool() {
+                spec.tty = t;
+            }
+            Some((id, spec, false))
+        }
+        ["containers", key, "attach"] => {
+            let mut spec = container_spec(ctx, key)?;
+            // Without stdin=1 the client only reads.
+            spec.stdin &= query_param(req, "stdin").is_some_and(|v| v == "1" || v == "true");
+            Some((spec.container.clone(), spec, true))
+        }
+        _ => None,
+    }
 }
 
 fn k8s_status(code: u16, reason: &str, message: &str) -> Response {
@@ -290,7 +454,7 @@ pub(super) fn k8s(req: &Request, ctx: &ServiceCtx, insecure: bool) -> Response {
             &format!("forbidden: User \"system:anonymous\" cannot {verb} path \"{path}\""),
         )
     } else {
-        k8s_insecure(req, path, &version, &minor)
+        k8s_insecure(req, &ctx.hostname, path, &version, &minor)
     };
     let mut rng = Rng::new();
     resp.header("Audit-Id", rng.uuid())
@@ -301,7 +465,79 @@ pub(super) fn k8s(req: &Request, ctx: &ServiceCtx, insecure: bool) -> Response {
         .header("Date", http_date(SystemTime::now()))
 }
 
-fn k8s_insecure(req: &Request, path: &str, version: &str, minor: &str) -> Response {
+/// A `SecretList` of the bait secrets (of one namespace, or all).
+fn secret_list(req: &Request, host: &str, namespace: Option<&str>) -> Response {
+    if wants_table(req) {
+        return secret_table(host, http_bait::secrets(namespace).collect());
+    }
+    let items: Vec<Value> = http_bait::secrets(namespace)
+        .map(|s| http_bait::secret_json(host, s, true))
+        .collect();
+    Response::json(
+        200,
+        &json!({"kind": "SecretList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": "48213"}, "items": items}),
+        true,
+    )
+}
+
+/// kubectl asks for server-side tables (`Accept: application/json;as=Table;…`).
+fn wants_table(req: &Request) -> bool {
+    req.header("accept").is_some_and(|a| a.contains("as=Table"))
+}
+
+/// kubectl's age of a timestamp: hours below two days, else days.
+fn kube_age(created: &str) -> String {
+    let age = chrono::DateTime::parse_from_rfc3339(created)
+        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+        .unwrap_or(0)
+        .max(0);
+    if age < 2 * 86_400 {
+        format!("{}h", age / 3600)
+    } else {
+        format!("{}d", age / 86_400)
+    }
+}
+
+/// The secrets as the apiserver's `Table` (NAME, TYPE, DATA, AGE), what `kubectl get
+/// secrets` prints.
+fn secret_table(
+    host: &str,
+    secrets: Vec<&'static decnet_core::registry::bait::BaitSecret>,
+) -> Response {
+    let column = |name: &str, ty: &str, format: &str, description: &str| json!({"name": name, "type": ty, "format": format, "description": description, "priority": 0});
+    let rows: Vec<Value> = secrets
+        .iter()
+        .map(|s| {
+            let obj = http_bait::secret_json(host, s, true);
+            let created = obj["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default();
+            json!({
+                "cells": [obj["metadata"]["name"], s.kind, s.data.len(), kube_age(created)],
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": obj["metadata"]}
+            })
+        })
+        .collect();
+    Response::json(
+        200,
+        &json!({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"resourceVersion": "48213"},
+            "columnDefinitions": [
+                column("Name", "string", "name", "Name must be unique within a namespace."),
+                column("Type", "string", "", "Used to facilitate programmatic handling of secret data."),
+                column("Data", "string", "", "Data contains the secret data."),
+                column("Age", "string", "", "CreationTimestamp is a timestamp representing the server time when this object was created."),
+            ],
+            "rows": rows
+        }),
+        true,
+    )
+}
+
+fn k8s_insecure(req: &Request, host: &str, path: &str, version: &str, minor: &str) -> Response {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let list = |kind: &str| {
         Response::json(
@@ -378,7 +614,17 @@ fn k8s_insecure(req: &Request, path: &str, version: &str, minor: &str) -> Respon
             "NotFound",
             &format!("pods \"{name}\" not found in namespace \"{ns}\""),
         ),
-        ["api", "v1", "namespaces", _, "secrets"] | ["api", "v1", "secrets"] => list("SecretList"),
+        ["api", "v1", "namespaces", ns, "secrets"] if req.method == "GET" => {
+            secret_list(req, host, Some(ns))
+        }
+        ["api", "v1", "secrets"] if req.method == "GET" => secret_list(req, host, None),
+        ["api", "v1", "namespaces", ns, "secrets", name] if req.method == "GET" => {
+            match http_bait::secrets(Some(ns)).find(|s| http_bait::secret_name(host, s) == *name) {
+                Some(s) if wants_table(req) => secret_table(host, vec![s]),
+                Some(s) => Response::json(200, &http_bait::secret_json(host, s, false), true),
+                None => k8s_status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+            }
+        }
         ["api", "v1", "namespaces", _, "pods"] | ["api", "v1", "pods"] if req.method == "GET" => {
             list("PodList")
         }
@@ -386,14 +632,133 @@ fn k8s_insecure(req: &Request, path: &str, version: &str, minor: &str) -> Respon
             let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
             Response::json(201, &body, true)
         }
-        _ => Response::json(
-            404,
-            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        // Discovery, so kubectl can map resource names (`get secrets`) to paths.
+        ["api", "v1"] => resource_list("v1"),
+        ["apis", group, version]
+            if K8S_RESOURCES
+                .iter()
+                .any(|r| r.0 == format!("{group}/{version}")) =>
+        {
+            resource_list(&format!("{group}/{version}"))
+        }
+        // The other listed resources exist and are empty.
+        ["api", "v1", res] | ["api", "v1", "namespaces", _, res] if req.method == "GET" => {
+            match k8s_resource("v1", res) {
+                Some(kind) => list(&format!("{kind}List")),
+                None => k8s_not_found(),
+            }
+        }
+        ["apis", group, version, res] | ["apis", group, version, "namespaces", _, res]
+            if req.method == "GET" =>
+        {
+            match k8s_resource(&format!("{group}/{version}"), res) {
+                Some(kind) => Response::json(
+                    200,
+                    &json!({"kind": format!("{kind}List"), "apiVersion": format!("{group}/{version}"),
+                            "metadata": {"resourceVersion": "48213"}, "items": []}),
+                    true,
+                ),
+                None => k8s_not_found(),
+            }
+        }
+        _ => k8s_not_found(),
+    }
+}
+
+/// The resources the apiserver persona lists in discovery: (group/version, plural, kind,
+/// namespaced, short names).
+const K8S_RESOURCES: &[(&str, &str, &str, bool, &[&str])] = &[
+    ("v1", "configmaps", "ConfigMap", true, &["cm"]),
+    ("v1", "namespaces", "Namespace", false, &["ns"]),
+    ("v1", "nodes", "Node", false, &["no"]),
+    ("v1", "pods", "Pod", true, &["po"]),
+    ("v1", "secrets", "Secret", true, &[]),
+    ("v1", "serviceaccounts", "ServiceAccount", true, &["sa"]),
+    ("v1", "services", "Service", true, &["svc"]),
+    ("apps/v1", "daemonsets", "DaemonSet", true, &["ds"]),
+    ("apps/v1", "deployments", "Deployment", true, &["deploy"]),
+    ("apps/v1", "replicasets", "ReplicaSet", true, &["rs"]),
+    ("apps/v1", "statefulsets", "StatefulSet", true, &["sts"]),
+    ("batch/v1", "cronjobs", "CronJob", true, &["cj"]),
+    ("batch/v1", "jobs", "Job", true, &[]),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+    ),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role", true, &[]),
+];
+
+fn k8s_resource(group_version: &str, plural: &str) -> Option<&'static str> {
+    K8S_RESOURCES
+        .iter()
+        .find(|r| r.0 == group_version && r.1 == plural)
+        .map(|r| r.2)
+}
+
+/// An `APIResourceList` of `group_version`.
+fn resource_list(group_version: &str) -> Response {
+    let verbs = [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
+    let mut resources: Vec<Value> = Vec::new();
+    for (_, plural, kind, namespaced, short) in
+        K8S_RESOURCES.iter().filter(|r| r.0 == group_version)
+    {
+        let mut r = json!({"name": plural, "singularName": kind.to_ascii_lowercase(),
+                           "namespaced": namespaced, "kind": kind, "verbs": verbs,
+                           "storageVersionHash": stable_id(plural, 11)});
+        if !short.is_empty() {
+            r["shortNames"] = json!(short);
+        }
+        resources.push(r);
+        if *plural == "pods" {
+            for sub in ["attach", "exec", "log"] {
+                resources.push(json!({"name": format!("pods/{sub}"), "singularName": "",
+                    "namespaced": true, "kind": if sub == "log" { "Pod" } else { "PodExecOptions" },
+                    "verbs": if sub == "log" { json!(["get"]) } else { json!(["create", "get"]) }}));
+            }
+        }
+    }
+    Response::json(
+        200,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": resources}),
+        true,
+    )
+}
+
+fn k8s_not_found() -> Response {
+    Response::json(
+        404,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                     "message": "the server could not find the requested resource", "reason": "NotFound",
                     "details": {}, "code": 404}),
-            true,
-        ),
-    }
+        true,
+    )
 }
 
 pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
@@ -452,11 +817,11 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
         "/_cat/indices" => {
             let json_fmt = query_param(req, "format").as_deref() == Some("json");
             if json_fmt {
-                let rows: Vec<_> = ES_INDICES
+                let rows: Vec<_> = bait::ES_INDICES
                     .iter()
-                    .map(|(n, docs, size)| json!({"health": "yellow", "status": "open", "index": n,
-                        "uuid": stable_id(n, 22), "pri": "1", "rep": "1", "docs.count": docs.to_string(),
-                        "docs.deleted": "0", "store.size": size, "pri.store.size": size}))
+                    .map(|i| json!({"health": "yellow", "status": "open", "index": i.name,
+                        "uuid": stable_id(i.name, 22), "pri": "1", "rep": "1", "docs.count": i.docs.to_string(),
+                        "docs.deleted": "0", "store.size": i.size, "pri.store.size": i.size}))
                     .collect();
                 Response::json(200, &json!(rows), false)
             } else {
@@ -467,7 +832,8 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
                 {
                     t.push_str("health status index     uuid                   pri rep docs.count docs.deleted store.size pri.store.size\n");
                 }
-                for (n, docs, size) in ES_INDICES {
+                for i in bait::ES_INDICES {
+                    let (n, docs, size) = (i.name, i.docs, i.size);
                     t.push_str(&format!(
                         "yellow open   {n:<9} {} 1   1   {docs:>10}            0 {size:>10} {size:>14}\n",
                         stable_id(n, 22)
@@ -480,17 +846,28 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
             let mut segs = p.trim_start_matches('/').split('/');
             let index = segs.next().unwrap_or_default();
             let op = segs.next().unwrap_or_default();
-            let known = ES_INDICES.iter().any(|(n, _, _)| *n == index);
+            let (index, op) = if index == "_search" {
+                ("", index)
+            } else {
+                (index, op)
+            };
+            let known = bait::ES_INDICES.iter().any(|i| i.name == index);
             match (req.method.as_str(), op) {
-                (_, "_search") if known || index == "_all" || index == "*" || index.is_empty() => {
-                    Response::json(
-                        200,
-                        &json!({"took": 3, "timed_out": false,
-                                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
-                                "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": null, "hits": []}}),
-                        false,
-                    )
-                }
+                (_, "_search") => match es_indices(index) {
+                    Some(indices) => {
+                        let total: u64 = indices.iter().map(|i| i.docs).sum();
+                        let hits = http_bait::hits(&ctx.hostname, &indices, es_size(req));
+                        Response::json(
+                            200,
+                            &json!({"took": 7, "timed_out": false,
+                                    "_shards": {"total": indices.len(), "successful": indices.len(), "skipped": 0, "failed": 0},
+                                    "hits": {"total": {"value": total.min(10_000), "relation": if total > 10_000 { "gte" } else { "eq" }},
+                                             "max_score": if hits.is_empty() { Value::Null } else { json!(1.0) }, "hits": hits}}),
+                            false,
+                        )
+                    }
+                    None => es_not_found(index),
+                },
                 ("DELETE", "") if known => {
                     Response::json(200, &json!({"acknowledged": true}), false)
                 }
@@ -506,19 +883,7 @@ pub(super) fn elasticsearch(req: &Request, ctx: &ServiceCtx) -> Response {
                             "_shards": {"total": 2, "successful": 1, "failed": 0}, "_seq_no": 0, "_primary_term": 1}),
                     false,
                 ),
-                _ => Response::json(
-                    404,
-                    &json!({
-                        "error": {
-                            "root_cause": [{"type": "index_not_found_exception", "reason": format!("no such index [{index}]"), "index": index}],
-                            "type": "index_not_found_exception",
-                            "reason": format!("no such index [{index}]"),
-                            "index": index
-                        },
-                        "status": 404
-                    }),
-                    false,
-                ),
+                _ => es_not_found(index),
             }
         }
     };
@@ -573,7 +938,13 @@ fn action(
 /// What a defender wants to know about an API request, beyond the request itself: a container
 /// create with its image, command, binds and privileged flag, an exec, a secrets read, an index
 /// search or delete. Pure.
-pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, AttackDetails)> {
+pub(super) fn observe(
+    req: &Request,
+    ctx: &ServiceCtx,
+    status: u16,
+    flavor: Flavor,
+) -> Option<(AttackKind, AttackDetails)> {
+    let host = ctx.hostname.as_str();
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let mut extra = Fields::new();
     match flavor {
@@ -638,6 +1009,20 @@ pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, Atta
                         extra,
                     ))
                 }
+                ["exec", id, "start"] => {
+                    extra.insert("exec".into(), Value::from(clip(id.as_bytes(), 128)));
+                    if let Some(t) = body["Tty"].as_bool() {
+                        extra.insert("tty".into(), Value::from(t));
+                    }
+                    if body["Detach"].as_bool() == Some(true) {
+                        extra.insert("detach".into(), Value::from(true));
+                    }
+                    Some(action(AttackKind::Command, "exec_start", None, extra))
+                }
+                ["containers", id, "attach"] => {
+                    extra.insert("container".into(), Value::from(clip(id.as_bytes(), 128)));
+                    Some(action(AttackKind::Command, "container_attach", None, extra))
+                }
                 ["containers", id, "start"] => {
                     extra.insert("container".into(), Value::from(clip(id.as_bytes(), 128)));
                     Some(action(AttackKind::Command, "container_start", None, extra))
@@ -676,12 +1061,26 @@ pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, Atta
                 }
                 ["api", "v1", "namespaces", ns, "secrets", rest @ ..] => {
                     extra.insert("namespace".into(), Value::from(clip(ns.as_bytes(), 128)));
+                    let mut handed: Vec<String> = http_bait::secrets(Some(ns))
+                        .map(|s| http_bait::secret_name(host, s))
+                        .collect();
                     if let Some(name) = rest.first() {
                         extra.insert("secret".into(), Value::from(clip(name.as_bytes(), 128)));
+                        handed.retain(|n| n == name);
+                    }
+                    if status == 200 {
+                        // The bait the attacker now holds (its tokens are the decky's own).
+                        extra.insert("bait".into(), Value::from(handed));
                     }
                     Some(action(AttackKind::Command, "secrets_read", None, extra))
                 }
                 ["api", "v1", "secrets"] => {
+                    if status == 200 {
+                        let handed: Vec<String> = http_bait::secrets(None)
+                            .map(|s| format!("{}/{}", s.namespace, http_bait::secret_name(host, s)))
+                            .collect();
+                        extra.insert("bait".into(), Value::from(handed));
+                    }
                     Some(action(AttackKind::Command, "secrets_read", None, extra))
                 }
                 ["api", "v1", "namespaces", ns, "pods"] if req.method == "POST" => {
@@ -739,7 +1138,21 @@ pub(super) fn observe(req: &Request, flavor: Flavor) -> Option<(AttackKind, Atta
             let op = segs.next().unwrap_or_default();
             extra.insert("index".into(), Value::from(clip(index.as_bytes(), 256)));
             let name = match (req.method.as_str(), op) {
+                ("GET", "indices") if index == "_cat" => {
+                    extra.remove("index");
+                    extra.insert(
+                        "indices".into(),
+                        Value::from(bait::ES_INDICES.iter().map(|i| i.name).collect::<Vec<_>>()),
+                    );
+                    "indices_list"
+                }
                 (_, "_search") => {
+                    if status == 200 {
+                        let n = es_indices(if index == "_search" { "" } else { index })
+                            .map_or(0, |ix| ix.iter().map(|i| i.documents.len()).sum::<usize>())
+                            .min(es_size(req));
+                        extra.insert("hits".into(), Value::from(n));
+                    }
                     extra.remove("index");
                     extra.insert(
                         "index".into(),
@@ -816,13 +1229,54 @@ const DOCKER_CONTAINERS: &[(&str, &str, &str, u16)] = &[
     ("db", "postgres:15", "docker-entrypoint.sh postgres", 5432),
 ];
 
-/// The indices the Elasticsearch persona holds: (name, docs, size).
-const ES_INDICES: &[(&str, u64, &str)] = &[
-    ("customers", 152_340, "48.2mb"),
-    ("orders", 1_204_117, "391.5mb"),
-    ("users", 8_211, "2.1mb"),
-    ("logs-2026", 5_019_442, "1.2gb"),
-];
+/// Elasticsearch's 404 for a missing index.
+fn es_not_found(index: &str) -> Response {
+    Response::json(
+        404,
+        &json!({
+            "error": {
+                "root_cause": [{"type": "index_not_found_exception", "reason": format!("no such index [{index}]"), "index": index}],
+                "type": "index_not_found_exception",
+                "reason": format!("no such index [{index}]"),
+                "index": index
+            },
+            "status": 404
+        }),
+        false,
+    )
+}
+
+/// The indices an index expression names (`""`, `_all`, `*`, `a,b`, `user*`); `None` if a
+/// concrete name is missing (Elasticsearch's 404).
+fn es_indices(expr: &str) -> Option<Vec<&'static BaitIndex>> {
+    if expr.is_empty() || expr == "_all" || expr == "*" {
+        return Some(bait::ES_INDICES.iter().collect());
+    }
+    let mut out: Vec<&'static BaitIndex> = Vec::new();
+    for part in expr.split(',').take(32) {
+        if let Some(prefix) = part.strip_suffix('*') {
+            out.extend(
+                bait::ES_INDICES
+                    .iter()
+                    .filter(|i| i.name.starts_with(prefix)),
+            );
+        } else {
+            out.push(http_bait::index(part)?);
+        }
+    }
+    out.dedup_by_key(|i| i.name);
+    Some(out)
+}
+
+/// A search's `size` (query or body), default 10, at most 100.
+fn es_size(req: &Request) -> usize {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    query_param(req, "size")
+        .and_then(|s| s.parse().ok())
+        .or_else(|| body["size"].as_u64().and_then(|n| usize::try_from(n).ok()))
+        .unwrap_or(10)
+        .min(100)
+}
 
 fn es_at_least(version: &str, major: u32, minor: u32) -> bool {
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -1004,6 +1458,27 @@ mod tests {
         assert_eq!(split(&out).1["kind"], "APIGroupList");
         let (out, _) = run("k8s", json!({}), b"GET /api/v1/namespaces HTTP/1.0\r\n\r\n");
         assert_eq!(split(&out).1["items"][1]["metadata"]["name"], "kube-system");
+        // Discovery: what kubectl needs to map `secrets` or `deploy` to a path.
+        let (out, _) = run("k8s", json!({}), b"GET /api/v1 HTTP/1.0\r\n\r\n");
+        let v = split(&out).1;
+        assert_eq!(v["kind"], "APIResourceList");
+        assert!(v["resources"].as_array().is_some_and(|r| r
+            .iter()
+            .any(|r| r["name"] == "secrets" && r["namespaced"] == true)));
+        let (out, _) = run("k8s", json!({}), b"GET /apis/apps/v1 HTTP/1.0\r\n\r\n");
+        assert_eq!(split(&out).1["resources"][1]["shortNames"][0], "deploy");
+        let (out, _) = run(
+            "k8s",
+            json!({}),
+            b"GET /apis/apps/v1/namespaces/default/deployments HTTP/1.0\r\n\r\n",
+        );
+        assert_eq!(split(&out).1["kind"], "DeploymentList");
+        let (out, _) = run(
+            "k8s",
+            json!({}),
+            b"GET /apis/apps/v1/widgets HTTP/1.0\r\n\r\n",
+        );
+        assert!(out.starts_with("HTTP/1.0 404 "), "{out}");
     }
 
     fn actions(ev: &[crate::log::AttackEvent]) -> Vec<&crate::log::AttackEvent> {
@@ -1085,14 +1560,18 @@ mod tests {
         assert_eq!(
             names,
             [
+                &json!("indices_list"),
                 &json!("index_search"),
                 &json!("index_delete"),
                 &json!("index_write")
             ]
         );
-        assert_eq!(a[0].details.extra["index"], "customers");
-        assert_eq!(a[1].details.command.as_deref(), Some("DELETE /customers"));
-        assert_eq!(a[2].details.extra["index"], "read_me");
+        assert_eq!(a[0].details.extra["indices"][0], "customers");
+        assert_eq!(a[1].details.extra["index"], "customers");
+        assert_eq!(a[1].details.extra["hits"], 3);
+        assert_eq!(a[2].details.command.as_deref(), Some("DELETE /customers"));
+        assert_eq!(a[3].details.extra["index"], "read_me");
+        assert!(out.contains("\"name\":\"Maria Gonzalez\""), "{out}");
     }
 
     #[test]

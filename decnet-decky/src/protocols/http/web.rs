@@ -74,10 +74,28 @@ fn host_name(req: &Request, fallback: &str) -> String {
     }
 }
 
+/// The Host header's authority for the persona's own URLs (form actions, redirects): its
+/// name ([`host_name`]) with the port the client gave, so a browser on another port than 80
+/// posts back to the same one.
+fn host_origin(req: &Request, fallback: &str) -> String {
+    let name = host_name(req, fallback);
+    match req.header("host").and_then(|h| h.rsplit_once(':')) {
+        Some((h, p))
+            if h == name
+                && !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            format!("{name}:{p}")
+        }
+        _ => name,
+    }
+}
+
 /// Error text a login page shows after a failed attempt, by persona.
 fn login_error(persona: &str) -> &'static str {
     match persona {
-        "wordpress" => "\t<div id=\"login_error\">\t<strong>Error:</strong> The password you entered for the username <strong>{user}</strong> is incorrect. <a href=\"http://{host}/wp-login.php?action=lostpassword\">Lost your password?</a><br />\n</div>\n",
+        "wordpress" => "\t<div id=\"login_error\">\t<strong>Error:</strong> The password you entered for the username <strong>{user}</strong> is incorrect. <a href=\"http://{origin}/wp-login.php?action=lostpassword\">Lost your password?</a><br />\n</div>\n",
         "phpmyadmin" => "<div class=\"alert alert-danger\" role=\"alert\"><img src=\"themes/dot.gif\" title=\"\" alt=\"\" class=\"icon ic_s_error\"> mysqli::real_connect(): (HY000/1045): Access denied for user '{user}'@'localhost' (using password: YES)</div>\n",
         "jenkins" => "<div class=\"alert alert-danger\">Invalid username or password</div>\n",
         "s7-hmi" => "<p class=\"error\">Login failed. User {user} or password incorrect.</p>\n",
@@ -109,6 +127,7 @@ pub fn respond(req: &Request, ctx: &ServiceCtx, peer: &Peer, creds: &[Credential
         .line("server_header")
         .or_else(|| persona.server.map(str::to_owned));
     let host = host_name(req, &ctx.hostname);
+    let origin = host_origin(req, &ctx.hostname);
     let port = peer.dst_port.to_string();
     let user = creds
         .iter()
@@ -125,8 +144,9 @@ pub fn respond(req: &Request, ctx: &ServiceCtx, peer: &Peer, creds: &[Credential
     let esc_path = html_escape(path);
     let upper = ctx.hostname.to_ascii_uppercase();
     let server_text = server.clone().unwrap_or_default();
-    let vars: [(&str, &str); 9] = [
+    let vars: [(&str, &str); 10] = [
         ("{error}", error),
+        ("{origin}", &origin),
         ("{host}", &host),
         ("{hostname}", &ctx.hostname),
         ("{HOSTNAME}", &upper),
@@ -183,7 +203,8 @@ pub fn error_response(ctx: &ServiceCtx, status: u16, port: u16) -> Response {
         .or_else(|| persona.server.map(str::to_owned));
     let server_text = server.clone().unwrap_or_default();
     let port = port.to_string();
-    let vars: [(&str, &str); 6] = [
+    let vars: [(&str, &str); 7] = [
+        ("{origin}", &ctx.hostname),
         ("{host}", &ctx.hostname),
         ("{hostname}", &ctx.hostname),
         ("{port}", &port),

@@ -81,6 +81,14 @@ impl<'a> Shell<'a> {
         }
     }
 
+    /// The same shell inside a container: its host name is the container's (the short id
+    /// Docker gives it), the working directory `cwd` (an exec starts in `/`).
+    pub fn in_container(mut self, hostname: &str, cwd: &str) -> Self {
+        hostname.clone_into(&mut self.hostname);
+        cwd.clone_into(&mut self.cwd);
+        self
+    }
+
     fn is_root(&self) -> bool {
         self.user == "root"
     }
