@@ -2,5 +2,5 @@
 //! batches, and the pinned client that renewal and the master-pin check use).
 
 pub use decnet_swarm::{
-    pinned_master_client, HttpsEventTransport, HttpsTransport, REQUEST_TIMEOUT,
+    master_client, pinned_master_client, HttpsEventTransport, HttpsTransport, REQUEST_TIMEOUT,
 };

@@ -85,7 +85,7 @@ impl HeartbeatTransport for FakeMaster {
         match (up, reject) {
             (true, 0) => Ok(HeartbeatAck::Accepted),
             (true, status) => Ok(HeartbeatAck::Rejected { status }),
-            (false, _) => Err(TransportError::Unreachable("connection refused".into())),
+            (false, _) => Err(TransportError::unreachable("connection refused")),
         }
     }
 }

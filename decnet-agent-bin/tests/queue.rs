@@ -423,7 +423,7 @@ async fn a_job_level_error_fails_every_decky_of_the_request_with_the_reason() {
     deployer
         .expect_deploy()
         .times(1)
-        .returning(|_| Err(DeployerError::Unavailable("docker is down".into())));
+        .returning(|_| Err(DeployerError::unavailable("docker is down")));
     deployer
         .expect_mutate()
         .times(1)
@@ -432,7 +432,7 @@ async fn a_job_level_error_fails_every_decky_of_the_request_with_the_reason() {
     deployer
         .expect_runtime()
         .times(1)
-        .returning(|| Err(DeployerError::Unavailable("docker is down".into())));
+        .returning(|| Err(DeployerError::unavailable("docker is down")));
     deployer
         .expect_runtime()
         .times(1)
@@ -531,7 +531,7 @@ async fn a_deployer_error_is_probed_and_only_the_deckies_not_running_fail() {
     deployer
         .expect_deploy()
         .times(1)
-        .returning(|_| Err(DeployerError::Network("decky-c: address in use".into())));
+        .returning(|_| Err(DeployerError::network("decky-c: address in use")));
     deployer.expect_runtime().times(1).returning(|| {
         let running = |n: &str| {
             (

@@ -48,7 +48,7 @@ impl Deployer for Fake {
     }
     async fn runtime(&self) -> Result<RuntimeMap, DeployerError> {
         if self.docker_down.load(Ordering::SeqCst) {
-            return Err(DeployerError::Unavailable("docker is down".into()));
+            return Err(DeployerError::unavailable("docker is down"));
         }
         let services = BTreeMap::from([("ssh".to_string(), "running".to_string())]);
         Ok(RuntimeMap::from([(

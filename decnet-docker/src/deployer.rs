@@ -763,7 +763,7 @@ impl Deployer for DockerDeployer {
             services,
             &config.custom_services,
         )
-        .map_err(|e| DeployerError::Invalid(e.to_string()))?;
+        .map_err(|e| DeployerError::invalid(e.to_string()))?;
         d.services = services.to_vec();
         d.last_mutated = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -48,9 +48,9 @@ pub enum DockerError {
 impl From<DockerError> for DeployerError {
     fn from(e: DockerError) -> Self {
         match e {
-            DockerError::Invalid(m) => DeployerError::Invalid(m),
+            DockerError::Invalid(m) => DeployerError::invalid(m),
             DockerError::UnknownDecky(d) => DeployerError::UnknownDecky(d),
-            DockerError::Permission(m) => DeployerError::Permission(m),
+            DockerError::Permission(m) => DeployerError::permission(m),
             DockerError::Api { ref source, .. }
                 if matches!(
                     source,
@@ -58,12 +58,12 @@ impl From<DockerError> for DeployerError {
                         | bollard::errors::Error::HyperResponseError { .. }
                 ) =>
             {
-                DeployerError::Unavailable(e.to_string())
+                DeployerError::unavailable(e.to_string()).with_source(e)
             }
             DockerError::NetworkInUse { .. } | DockerError::HostLink(_) => {
-                DeployerError::Network(e.to_string())
+                DeployerError::network(e.to_string()).with_source(e)
             }
-            other => DeployerError::Other(other.to_string()),
+            other => DeployerError::other(other.to_string()).with_source(other),
         }
     }
 }

@@ -183,9 +183,7 @@ impl HeartbeatTransport for Lossy {
             let mut lost = self.lost.lock().unwrap();
             if *lost == 0 {
                 *lost += 1;
-                return Err(TransportError::Unreachable(
-                    "connection reset (test)".into(),
-                ));
+                return Err(TransportError::unreachable("connection reset (test)"));
             }
         }
         self.inner.send(body).await

@@ -73,12 +73,12 @@ impl Drop for ConnectionGuard {
 }
 
 fn nl_err(what: &str) -> impl Fn(rtnetlink::Error) -> HostNetError + '_ {
-    move |e| HostNetError::Netlink(format!("{what}: {e}"))
+    move |e| HostNetError::netlink(what, e)
 }
 
 async fn read_snapshot() -> Result<NetSnapshot, HostNetError> {
     let (handle, _guard) =
-        connect().map_err(|e| HostNetError::Netlink(format!("open rtnetlink socket: {e}")))?;
+        connect().map_err(|e| HostNetError::netlink("open rtnetlink socket", e))?;
 
     let links: Vec<LinkMessage> = handle
         .link()

@@ -112,7 +112,7 @@ pub(crate) fn shard_state(s: &str) -> Result<ShardState, RepoError> {
     SHARD_STATES
         .into_iter()
         .find(|st| st.as_str() == s)
-        .ok_or_else(|| RepoError::Backend(format!("column state holds {s:?}")))
+        .ok_or_else(|| RepoError::backend(format!("column state holds {s:?}")))
 }
 
 /// `t` cut to whole microseconds, the precision both backends keep.
@@ -200,8 +200,11 @@ pub(crate) fn classify_observation(
 }
 
 /// A store error with what was being done.
-pub(crate) fn backend(what: impl Display, e: impl Display) -> RepoError {
-    RepoError::Backend(format!("{what}: {e}"))
+pub(crate) fn backend(
+    what: impl Display,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> RepoError {
+    RepoError::backend_from(&what.to_string(), e)
 }
 
 /// `Conflict(what)` for a unique-key violation, else a backend error.
@@ -251,7 +254,7 @@ where
 {
     let s: String = get(row, col)?;
     s.parse()
-        .map_err(|e| backend(format_args!("column {col} holds {s:?}"), e))
+        .map_err(|e| RepoError::backend(format!("column {col} holds {s:?}: {e}")))
 }
 
 /// Reads a JSON text column.

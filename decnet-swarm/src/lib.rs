@@ -23,4 +23,6 @@ mod master;
 pub use agent::{HttpsAgentClient, PinnedAgents};
 pub use errors::{error_chain, is_certificate_error};
 pub use issuer::{address_san, issue_worker, CaIssuer};
-pub use master::{pinned_master_client, HttpsEventTransport, HttpsTransport, REQUEST_TIMEOUT};
+pub use master::{
+    master_client, pinned_master_client, HttpsEventTransport, HttpsTransport, REQUEST_TIMEOUT,
+};

@@ -25,17 +25,28 @@ pub fn pinned_master_client(
     pins: &SharedPins,
 ) -> Result<reqwest::Client, TransportError> {
     let policy = PeerPolicy::from_ca_pem(&bundle.ca_pem)
-        .map_err(|e| TransportError::Identity(e.to_string()))?
+        .map_err(|e| TransportError::identity(e.to_string()).with_source(e))?
         .with_expected_cn(MASTER_CN)
         .with_shared_pins(pins.clone());
-    let tls =
-        client_config(bundle, &policy).map_err(|e| TransportError::Identity(e.to_string()))?;
+    let tls = client_config(bundle, &policy)
+        .map_err(|e| TransportError::identity(e.to_string()).with_source(e))?;
     reqwest::Client::builder()
         .use_preconfigured_tls((*tls).clone())
         .timeout(REQUEST_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
-        .map_err(|e| TransportError::Identity(error_chain(&e)))
+        .map_err(|e| TransportError::identity(error_chain(&e)).with_source(e))
+}
+
+/// [`pinned_master_client`] pinning the master by one fingerprint (the one an enrollment
+/// answer carries).
+pub fn master_client(
+    bundle: &Bundle,
+    master_fingerprint: &str,
+) -> Result<reqwest::Client, TransportError> {
+    let pins = SharedPins::new(&[master_fingerprint.to_string()])
+        .map_err(|e| TransportError::identity(e.to_string()).with_source(e))?;
+    pinned_master_client(bundle, &pins)
 }
 
 /// The pinned client towards one master route, swappable when the worker's certificate is
@@ -78,12 +89,12 @@ impl PinnedClient {
 
 /// A failed send: a certificate refused on either side is an identity problem (the worker
 /// must renew or re-enroll), anything else leaves the master unreachable for now.
-fn send_error(e: &reqwest::Error) -> TransportError {
-    let text = error_chain(e);
-    if is_certificate_error(e) {
-        TransportError::Identity(text)
+fn send_error(e: reqwest::Error) -> TransportError {
+    let text = error_chain(&e);
+    if is_certificate_error(&e) {
+        TransportError::identity(text).with_source(e)
     } else {
-        TransportError::Unreachable(text)
+        TransportError::unreachable(text).with_source(e)
     }
 }
 
@@ -111,13 +122,7 @@ impl HttpsTransport {
 #[async_trait::async_trait]
 impl HeartbeatTransport for HttpsTransport {
     async fn send(&self, body: &HeartbeatBody) -> Result<HeartbeatAck, TransportError> {
-        let resp = self
-            .0
-            .post()
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| send_error(&e))?;
+        let resp = self.0.post().json(body).send().await.map_err(send_error)?;
         let status = resp.status().as_u16();
         Ok(if status == 204 {
             HeartbeatAck::Accepted
@@ -156,13 +161,12 @@ impl EventTransport for HttpsEventTransport {
             .json(batch)
             .send()
             .await
-            .map_err(|e| TransportError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| TransportError::unreachable(error_chain(&e)).with_source(e))?;
         let status = resp.status().as_u16();
         if status == 200 {
-            let answer: EventBatchAnswer = resp
-                .json()
-                .await
-                .map_err(|e| TransportError::Unreachable(format!("answer: {}", error_chain(&e))))?;
+            let answer: EventBatchAnswer = resp.json().await.map_err(|e| {
+                TransportError::unreachable(format!("answer: {}", error_chain(&e))).with_source(e)
+            })?;
             return Ok(EventAck::Stored(answer));
         }
         let detail = resp.text().await.unwrap_or_default();

@@ -886,7 +886,8 @@ fn run_on_master(
         let mut hosts = Vec::with_capacity(enrolled.len());
         for (i, e) in enrolled.into_iter().enumerate() {
             let deckies = deckies_of(i, args.deckies, e.uuid);
-            let client = decnet_agent::transport::master_client(&e.bundle, &e.master_fingerprint)?;
+            let client = decnet_agent::transport::master_client(&e.bundle, &e.master_fingerprint)
+                .map_err(|e| e.to_string())?;
             hosts.push(Arc::new(SimHost {
                 uuid: e.uuid,
                 client,
@@ -1228,7 +1229,8 @@ fn run_rss(args: &Args, n: usize) -> Result<RssRun, String> {
         for (i, e) in enrolled.iter().enumerate() {
             let deckies = deckies_of(i, args.rss_deckies, e.uuid);
             insert_shards(repo.as_ref(), e.uuid, &deckies).await?;
-            let client = decnet_agent::transport::master_client(&e.bundle, &e.master_fingerprint)?;
+            let client = decnet_agent::transport::master_client(&e.bundle, &e.master_fingerprint)
+                .map_err(|e| e.to_string())?;
             hosts.push((client, BodyTemplate::new(e.uuid, &deckies, None)));
         }
         drop(repo);

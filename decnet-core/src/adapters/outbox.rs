@@ -323,8 +323,11 @@ impl LifecycleSink for OutboxSink {
         let outbox = self.outbox.clone();
         tokio::task::spawn_blocking(move || outbox.record(deltas))
             .await
-            .map_err(|e| SinkError::Io(format!("outbox writer task failed: {e}")))?
-            .map_err(|e| SinkError::Io(e.to_string()))?;
+            .map_err(|e| SinkError::io("outbox writer task failed", e))?
+            .map_err(|e| SinkError::Io {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })?;
         // A stored permit if the loop is busy sending: it sends again right after.
         self.wake.notify_one();
         Ok(())

@@ -464,7 +464,7 @@ mod tests {
         let lines = vec![e1.clone(), e2.clone()];
         logs.expect_read_since().returning(move |c, since| {
             if c.id == "broken" {
-                return Err(DeployerError::Unavailable("daemon restarting".into()));
+                return Err(DeployerError::unavailable("daemon restarting"));
             }
             assert_eq!(since, 100, "re-read from the cursor's second");
             Ok(lines.clone())

@@ -374,7 +374,7 @@ mod tests {
         let mut d = MockDeployer::new();
         d.expect_deploy()
             .times(1)
-            .returning(|_| Err(DeployerError::Network("403: Address already in use".into())));
+            .returning(|_| Err(DeployerError::network("403: Address already in use")));
         d.expect_runtime()
             .times(1)
             .returning(|| Ok(runtime(&["a", "b"], &[])));
@@ -395,9 +395,9 @@ mod tests {
         let rows = rows(None, &["a", "b", "c"], Operation::Deploy);
         let mut d = MockDeployer::new();
         d.expect_deploy()
-            .returning(|_| Err(DeployerError::Other("boom".into())));
+            .returning(|_| Err(DeployerError::other("boom")));
         d.expect_runtime()
-            .returning(|| Err(DeployerError::Unavailable("daemon gone".into())));
+            .returning(|| Err(DeployerError::unavailable("daemon gone")));
         let out = dispatch_local(&d, Some(&shard(&["a", "b", "c"])), &rows).await;
         assert_eq!(failed(&out), 3);
         assert!(out[0]
@@ -431,7 +431,7 @@ mod tests {
         let rows_ = rows(None, &["a", "b"], Operation::Teardown);
         let mut d = MockDeployer::new();
         d.expect_teardown()
-            .returning(|_| Err(DeployerError::Other("network in use".into())));
+            .returning(|_| Err(DeployerError::other("network in use")));
         d.expect_runtime().returning(|| Ok(runtime(&[], &["b"])));
         let out = dispatch_local(&d, None, &rows_).await;
         assert_eq!(out[0].status, LifecycleStatus::Succeeded);

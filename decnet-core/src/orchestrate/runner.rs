@@ -728,7 +728,7 @@ mod tests {
         let mut d = MockDeployer::new();
         d.expect_deploy()
             .times(1)
-            .returning(|_| Err(DeployerError::Network("403: Address already in use".into())));
+            .returning(|_| Err(DeployerError::network("403: Address already in use")));
         d.expect_runtime()
             .times(1)
             .returning(|| Ok(runtime(&["a", "b"])));

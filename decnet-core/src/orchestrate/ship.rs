@@ -163,7 +163,7 @@ mod tests {
             if calls == 1 {
                 Ok(stored())
             } else {
-                Err(TransportError::Unreachable("connection refused".into()))
+                Err(TransportError::unreachable("connection refused"))
             }
         });
         let err = ship_spool(&mut spool, &t, HostUuid::new_v4(), 2)

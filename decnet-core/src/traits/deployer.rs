@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::agent::BoxError;
 use crate::model::{DeckyName, DecnetConfig, RuntimeMap};
 
 /// How one decky came out of an operation.
@@ -49,27 +50,114 @@ impl DeployReport {
     }
 }
 
-/// Errors that stop an operation as a whole (per-decky failures go in the report).
+/// Errors that stop an operation as a whole (per-decky failures go in the report), by kind;
+/// each keeps the runtime's error as its source where there is one.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeployerError {
     /// The container runtime cannot be reached (Docker daemon down, socket missing).
-    #[error("container runtime unavailable: {0}")]
-    Unavailable(String),
+    #[error("container runtime unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The runtime refused for lack of rights (socket permissions, `CAP_NET_ADMIN`).
-    #[error("permission denied: {0}")]
-    Permission(String),
+    #[error("permission denied: {message}")]
+    Permission {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Setting up the decky network failed (address in use, parent interface missing, …).
-    #[error("network: {0}")]
-    Network(String),
+    #[error("network: {message}")]
+    Network {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The operation names a decky this host does not run.
     #[error("decky {0:?} is not deployed on this host")]
     UnknownDecky(String),
     /// The request cannot be carried out as given (e.g. a custom service's image is not local).
-    #[error("invalid request: {0}")]
-    Invalid(String),
+    #[error("invalid request: {message}")]
+    Invalid {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// Anything else the runtime reported.
-    #[error("{0}")]
-    Other(String),
+    #[error("{message}")]
+    Other {
+        /// What failed.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl DeployerError {
+    /// [`DeployerError::Unavailable`] described by `message`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        DeployerError::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`DeployerError::Permission`] described by `message`.
+    pub fn permission(message: impl Into<String>) -> Self {
+        DeployerError::Permission {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`DeployerError::Network`] described by `message`.
+    pub fn network(message: impl Into<String>) -> Self {
+        DeployerError::Network {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`DeployerError::Invalid`] described by `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        DeployerError::Invalid {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`DeployerError::Other`] described by `message`.
+    pub fn other(message: impl Into<String>) -> Self {
+        DeployerError::Other {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error with `e` as its source (kinds without a source are returned as is).
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match &mut self {
+            DeployerError::Unavailable { source, .. }
+            | DeployerError::Permission { source, .. }
+            | DeployerError::Network { source, .. }
+            | DeployerError::Invalid { source, .. }
+            | DeployerError::Other { source, .. } => *source = Some(Box::new(e)),
+            DeployerError::UnknownDecky(_) => {}
+        }
+        self
+    }
 }
 
 /// Brings deckies up and down on one host.

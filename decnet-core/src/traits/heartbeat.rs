@@ -1,5 +1,6 @@
 //! `HeartbeatTransport`: how an agent's heartbeat (with pending deltas) reaches the master.
 
+use super::agent::BoxError;
 use crate::model::HeartbeatBody;
 
 /// What the master said.
@@ -14,15 +15,56 @@ pub enum HeartbeatAck {
     },
 }
 
-/// Errors reaching the master at all.
+/// Errors reaching the master at all, by kind.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TransportError {
-    /// No answer: connection refused, timed out or cut; the text is the client's error.
-    #[error("master unreachable: {0}")]
-    Unreachable(String),
-    /// The TLS handshake failed the master's pin (CA, CN or fingerprint).
-    #[error("master identity check failed: {0}")]
-    Identity(String),
+    /// No answer: connection refused, timed out or cut.
+    #[error("master unreachable: {message}")]
+    Unreachable {
+        /// The client's error chain, as one line.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The TLS handshake failed the master's pin (CA, CN or fingerprint), or this side's own
+    /// identity (bundle) is unusable.
+    #[error("master identity check failed: {message}")]
+    Identity {
+        /// The client's error chain, as one line.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl TransportError {
+    /// [`TransportError::Unreachable`] described by `message`.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        TransportError::Unreachable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`TransportError::Identity`] described by `message`.
+    pub fn identity(message: impl Into<String>) -> Self {
+        TransportError::Identity {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error with `e` as its source.
+    pub fn with_source(mut self, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        match &mut self {
+            TransportError::Unreachable { source, .. }
+            | TransportError::Identity { source, .. } => *source = Some(Box::new(e)),
+        }
+        self
+    }
 }
 
 /// Sends one heartbeat.

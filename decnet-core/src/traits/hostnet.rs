@@ -6,6 +6,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use super::agent::BoxError;
+
 /// What a host knows about the interface its deckies use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalNetFacts {
@@ -36,8 +38,9 @@ pub struct InterfaceInfo {
     pub ipv4: Vec<Ipv4Net>,
 }
 
-/// Errors from reading host network facts.
+/// Errors from reading host network facts, by kind.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostNetError {
     /// The interface asked for does not exist; the text is its name.
     #[error("interface {0:?} does not exist")]
@@ -48,9 +51,25 @@ pub enum HostNetError {
     /// No interface was named and the host has no IPv4 default route to pick one by.
     #[error("no default route: pass --interface (and --subnet/--gateway/--host-ip)")]
     NoDefaultRoute,
-    /// Talking to the kernel failed; the text is the netlink error.
-    #[error("netlink: {0}")]
-    Netlink(String),
+    /// Talking to the kernel failed.
+    #[error("netlink: {message}")]
+    Netlink {
+        /// What failed, with the netlink error.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl HostNetError {
+    /// [`HostNetError::Netlink`] while doing `what`, caused by `e`.
+    pub fn netlink(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        HostNetError::Netlink {
+            message: format!("{what}: {e}"),
+            source: Some(Box::new(e)),
+        }
+    }
 }
 
 /// Source of host network facts.

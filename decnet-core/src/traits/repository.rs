@@ -6,14 +6,16 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::agent::BoxError;
 use crate::model::attack::{AttackEvent, AttackQuery, AttackerProfile};
 use crate::model::{
     ApiToken, DeckyName, DecnetConfig, EnrollToken, Host, HostName, HostUuid, LifecycleRow,
     LifecycleStatus, Operation, Shard, ShardState, TransitionError,
 };
 
-/// Store errors.
+/// Store errors, by kind.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RepoError {
     #[error("{0} already exists")]
     /// A row with this key already exists (host uuid, name or fingerprint; token; lifecycle id).
@@ -24,9 +26,33 @@ pub enum RepoError {
     #[error(transparent)]
     /// A lifecycle transition the rules refuse.
     Transition(#[from] TransitionError),
-    #[error("store: {0}")]
-    /// The backend failed (I/O, SQL, a corrupt row); the text is the backend's.
-    Backend(String),
+    #[error("store: {message}")]
+    /// The backend failed (I/O, SQL, a corrupt row).
+    Backend {
+        /// What failed, with the backend's text.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl RepoError {
+    /// A backend failure described by `message`.
+    pub fn backend(message: impl Into<String>) -> Self {
+        RepoError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure while doing `what`, caused by `e` (kept as the source).
+    pub fn backend_from(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        RepoError::Backend {
+            message: format!("{what}: {e}"),
+            source: Some(Box::new(e)),
+        }
+    }
 }
 
 /// What a heartbeat says it saw of one decky.

@@ -120,7 +120,7 @@ pub async fn deployer_with(
 
 pub fn deployer_error(e: DeployerError) -> CliError {
     match e {
-        DeployerError::Invalid(m) => CliError::Usage(m),
+        DeployerError::Invalid { message, .. } => CliError::Usage(message),
         DeployerError::UnknownDecky(d) => {
             CliError::Usage(format!("decky {d:?} is not deployed on this host"))
         }

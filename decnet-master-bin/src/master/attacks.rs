@@ -108,7 +108,7 @@ impl decnet_core::traits::EventTransport for StoreTransport {
             .repo
             .insert_attack_events(&events)
             .await
-            .map_err(|e| decnet_core::traits::TransportError::Unreachable(e.to_string()))?;
+            .map_err(|e| decnet_core::traits::TransportError::unreachable(e.to_string()))?;
         for e in &events {
             self.master.publish(BusEvent::attack(e));
         }

@@ -437,7 +437,7 @@ impl Repository for PgRepository {
                 return answer;
             }
         }
-        Err(RepoError::Backend(format!(
+        Err(RepoError::backend(format!(
             "lifecycle row {id} kept changing while moving it to {to}"
         )))
     }

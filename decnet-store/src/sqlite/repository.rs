@@ -454,7 +454,7 @@ impl Repository for SqliteRepository {
                 return answer;
             }
         }
-        Err(RepoError::Backend(format!(
+        Err(RepoError::backend(format!(
             "lifecycle row {id} kept changing while moving it to {to}"
         )))
     }

@@ -37,7 +37,7 @@ impl Deployer for InMemoryDeployer {
             running.insert(d.name.to_string(), d.services.clone());
         }
         match broken {
-            Some(name) => Err(DeployerError::Network(format!(
+            Some(name) => Err(DeployerError::network(format!(
                 "{name}: 403 Address already in use"
             ))),
             None => Ok(DeployReport {
