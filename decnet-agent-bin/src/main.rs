@@ -112,11 +112,21 @@ enum Command {
     },
 }
 
+/// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`: the journal and log files
+/// get plain text.
+fn stderr_decorated() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var("NO_COLOR").map_or(true, |v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DECNET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(stderr_decorated())
         .with_writer(std::io::stderr);
     let json = std::env::var("DECNET_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let _ = if json {
@@ -188,7 +198,10 @@ fn main() -> ExitCode {
                 let dir = resolve_agent_dir(agent_dir);
                 match decnet_agent::enroll::enroll(&master, &token, &dir).await {
                     Ok(id) => {
-                        println!(
+                        use std::io::Write as _;
+                        // A closed stdout is no failure: the enrollment is done.
+                        let _ = writeln!(
+                            std::io::stdout(),
                             "enrolled as host {} with {}; bundle in {} — start it with: decnet-agent serve --agent-dir {}",
                             id.host_uuid,
                             id.master_url,

@@ -285,7 +285,7 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
         assert!(r["completed_at"].is_string(), "{r}");
     }
 
-    // Bad input: exit 2, the reason on stderr, nothing on stdout.
+    // Bad input: exit 2, the reason on stderr, nothing on stdout; not found: exit 1.
     let (stdout, _) = fails(
         &m.decnet(&["lifecycle", &deploy_ids[0], "not-a-uuid"]).await,
         2,
@@ -295,17 +295,17 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
     fails(
         &m.decnet(&["lifecycle", "00000000-0000-0000-0000-000000000001"])
             .await,
-        2,
+        1,
         "no lifecycle rows",
     );
     fails(
         &m.decnet(&["teardown", "--id", "decky-99"]).await,
-        2,
+        1,
         "no decky decky-99",
     );
     fails(
         &m.decnet(&["mutate", "decky-99", "--services", "ssh"]).await,
-        2,
+        1,
         "no decky decky-99",
     );
     fails(
@@ -724,7 +724,7 @@ async fn mutate_without_a_master_acts_on_this_host() {
     );
     fails(
         &run(&["mutate", "decky-09", "--services", "ftp"]).await,
-        2,
+        1,
         "decky \"decky-09\" is not deployed on this host",
     );
 

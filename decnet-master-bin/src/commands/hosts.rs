@@ -191,7 +191,7 @@ async fn decommission(
     let host = rows
         .iter()
         .find(|h| h.name == name.as_str())
-        .ok_or_else(|| CliError::usage(format!("no enrolled host named {name}")))?;
+        .ok_or_else(|| CliError::not_found(format!("no enrolled host named {name}")))?;
     let uuid = host.uuid;
     client.delete(&format!("{HOSTS}/{uuid}")).await?;
     writeln!(out, "decommissioned {name}: certificate revoked").context("write")?;

@@ -122,7 +122,7 @@ pub fn deployer_error(e: DeployerError) -> CliError {
     match e {
         DeployerError::Invalid(m) => CliError::Usage(m),
         DeployerError::UnknownDecky(d) => {
-            CliError::Usage(format!("decky {d:?} is not deployed on this host"))
+            CliError::not_found(format!("decky {d:?} is not deployed on this host"))
         }
         other => CliError::Failed(anyhow::anyhow!(other)),
     }
@@ -303,7 +303,7 @@ pub async fn mutate(
             ))
         })?;
     let decky = state.config.decky(name.as_str()).ok_or_else(|| {
-        CliError::usage(format!(
+        CliError::not_found(format!(
             "decky {:?} is not deployed on this host",
             name.as_str()
         ))

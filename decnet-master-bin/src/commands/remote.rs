@@ -5,7 +5,7 @@
 //! act on this host (see [`super::local`]); `lifecycle` needs a master.
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -44,9 +44,9 @@ pub fn master(data_dir: &Path, c: &ClientArgs) -> Result<Option<MasterClient>, C
     MasterClient::discover(data_dir, c.master.clone(), c.token.clone(), c.ca.clone()).map(Some)
 }
 
-/// Whether progress may be drawn in place.
+/// Whether progress may be drawn in place (a terminal, no `NO_COLOR`).
 fn tty() -> bool {
-    std::io::stdout().is_terminal()
+    crate::logging::stdout_decorated()
 }
 
 async fn follow(
@@ -451,7 +451,7 @@ pub async fn teardown(
         let body = match result {
             Ok(b) => b,
             // --all: gone meanwhile (another client), nothing left to do for it.
-            Err(CliError::Usage(e)) if args.all && e.contains("no decky") => {
+            Err(CliError::NotFound(_)) if args.all => {
                 writeln!(out, "{name}: already gone").context("write")?;
                 continue;
             }
@@ -566,7 +566,7 @@ pub async fn lifecycle(
         .filter(|id| !known.contains(id.as_str()))
         .collect();
     if rows.is_empty() {
-        return Err(CliError::usage(format!(
+        return Err(CliError::not_found(format!(
             "no lifecycle rows with id(s) {}",
             unknown.join(" ")
         )));
