@@ -162,3 +162,39 @@ fn a_down_interface_is_named_before_docker_is_asked() {
         "{err}"
     );
 }
+
+/// bash, given `decnet completions bash`, completes commands and flags.
+#[test]
+fn bash_completes_decnet() {
+    let script = format!(
+        "source <({exe} completions bash)\n\
+         COMP_WORDS=(decnet dep); COMP_CWORD=1; _decnet decnet dep decnet; echo \"${{COMPREPLY[@]}}\"\n\
+         COMP_WORDS=(decnet deploy --rand); COMP_CWORD=2; _decnet decnet --rand deploy; echo \"${{COMPREPLY[@]}}\"\n",
+        exe = env!("CARGO_BIN_EXE_decnet")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "deploy\n--randomize-services --randomize-distros\n"
+    );
+}
+
+/// `decnet man --out DIR` writes pages man(1) can read.
+#[test]
+fn man_pages_are_written_by_a_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = decnet()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed = text(&out.stdout);
+    assert!(listed.contains("decnet-deploy.1"), "{listed}");
+    let page = std::fs::read_to_string(dir.path().join("decnet-teardown.1")).unwrap();
+    assert!(page.contains(".SH NAME"), "{page}");
+}

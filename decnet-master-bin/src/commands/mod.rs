@@ -8,6 +8,7 @@ pub mod hosts;
 pub mod init;
 pub mod listing;
 pub mod local;
+pub mod manual;
 pub mod remote;
 pub mod serve;
 pub mod tokens;
