@@ -50,15 +50,17 @@ pub struct DockerArgs {
 pub enum Command {
     /// Plan and run a fleet of deckies (through the master when there is one, else on this host).
     #[command(
-        after_help = "Examples:\n  decnet deploy --deckies 3 --services ssh,http --interface eth0\n  decnet deploy --deckies 5 --randomize-services --dry-run --json\n  decnet deploy --config fleet.ini --wait\n  decnet deploy --add --deckies 1 --archetype windows-workstation"
+        after_help = "Examples:\n  decnet deploy --deckies 3 --services ssh,http --interface eth0\n  decnet deploy --deckies 5 --randomize-services --dry-run --json\n  decnet deploy --config fleet.ini --wait\n  decnet deploy --add --deckies 1 --archetype windows-workstation --json"
     )]
     Deploy(Box<DeployArgs>),
     /// Show the deckies: the master's fleet when there is one, else this host's containers.
-    #[command(after_help = "Examples:\n  decnet status\n  decnet status --json")]
+    #[command(
+        after_help = "Examples:\n  decnet status\n  decnet status --json | jq -r '.deckies[] | select(.state != \"running\") | .name'"
+    )]
     Status(StatusArgs),
     /// Remove deckies (through the master when there is one, else from this host).
     #[command(
-        after_help = "Examples:\n  decnet teardown --id decky-02 --wait\n  decnet teardown --all"
+        after_help = "Examples:\n  decnet teardown --id decky-02 --wait\n  decnet teardown --all --json"
     )]
     Teardown(TeardownArgs),
     /// Run an isolated lab: a LAN, three deckies, probes from an attacker namespace.
@@ -93,12 +95,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Give a decky new services (through the master when there is one, else on this host).
     #[command(
-        after_help = "Examples:\n  decnet mutate decky-01 --services ssh,ftp\n  decnet mutate decky-01 --wait"
+        after_help = "Examples:\n  decnet mutate decky-01 --services ssh,ftp\n  decnet mutate decky-01 --json | jq -r '.lifecycle_ids[]'"
     )]
     Mutate(MutateArgs),
-    /// Show lifecycle rows (deploy/mutate/teardown attempts) by id (through the master).
+    /// Show lifecycle rows (deploy/mutate/teardown attempts) by id, or the newest ones
+    /// (through the master).
     #[command(
-        after_help = "Examples:\n  decnet lifecycle 3f2c8a4e-0b7e-4a39-9d1e-2f9b7c1a0e55\n  decnet lifecycle --json 3f2c8a4e-0b7e-4a39-9d1e-2f9b7c1a0e55 00000000-0000-0000-0000-000000000002"
+        after_help = "Examples:\n  decnet lifecycle 3f2c8a4e-0b7e-4a39-9d1e-2f9b7c1a0e55\n  decnet lifecycle --recent --decky decky-01\n  decnet lifecycle $(decnet deploy --deckies 2 --services ssh --json | jq -r '.lifecycle_ids[]')"
     )]
     Lifecycle(LifecycleArgs),
     /// Print the master's bus events (lifecycle, state, mutation); --follow keeps streaming.
@@ -237,7 +240,8 @@ pub struct DeployArgs {
     /// Print the plan without touching Docker or the network.
     #[arg(help_heading = "Output", long)]
     pub dry_run: bool,
-    /// With --dry-run: print the DecnetConfig as JSON.
+    /// Print JSON: with --dry-run the DecnetConfig, else the lifecycle ids and each decky's
+    /// outcome (docs/cli-json.md).
     #[arg(help_heading = "Output", long)]
     pub json: bool,
     /// Add to this host's fleet instead of replacing it.
@@ -270,6 +274,9 @@ pub struct TeardownArgs {
     /// Remove one decky.
     #[arg(long)]
     pub id: Option<String>,
+    /// Print JSON: the lifecycle ids and each decky's outcome (docs/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
     #[command(flatten)]
@@ -383,6 +390,9 @@ pub struct ClientListArgs {
 pub struct HostsDecommissionArgs {
     /// The enrolled host's name.
     pub name: String,
+    /// Print JSON ({"name","uuid","decommissioned":true}).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -430,6 +440,9 @@ pub struct TokensCreateArgs {
 pub struct TokensRevokeArgs {
     /// The token's id (see `decnet tokens list`).
     pub id: String,
+    /// Print JSON ({"id","revoked":true}).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -532,6 +545,9 @@ pub struct MutateArgs {
     /// would).
     #[arg(long, value_delimiter = ',')]
     pub services: Option<Vec<String>>,
+    /// Print JSON: the lifecycle ids and the decky's outcome (docs/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
     #[command(flatten)]
@@ -598,8 +614,22 @@ pub struct AttackersArgs {
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// Lifecycle row ids (UUIDs, as deploy, mutate and teardown print them).
-    #[arg(required = true, value_name = "ID")]
+    #[arg(
+        required_unless_present = "recent",
+        conflicts_with = "recent",
+        value_name = "ID"
+    )]
     pub ids: Vec<String>,
+    /// The newest rows instead (newest first), at most --limit.
+    #[arg(long)]
+    pub recent: bool,
+    /// With --recent: only this decky's rows.
+    #[arg(long, requires = "recent", value_name = "NAME")]
+    pub decky: Option<String>,
+    /// With --recent: at most this many rows.
+    #[arg(long, requires = "recent", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
     /// Print JSON ({"rows":[...]}).
     #[arg(long)]
     pub json: bool,

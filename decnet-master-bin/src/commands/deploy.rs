@@ -18,6 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cli::DeployArgs;
+use crate::commands::output::ChangeOutput;
 use crate::commands::{local, remote};
 use crate::error::CliError;
 
@@ -202,9 +203,6 @@ pub async fn run(
     hostnet: &dyn HostNetwork,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if args.json && !args.dry_run {
-        return Err(CliError::usage("--json: only meaningful with --dry-run"));
-    }
     // A master owns the deckies when there is one: it plans, also a dry run.
     if let Some(client) = remote::master(data_dir, &args.client)? {
         return remote::deploy(&client, args, out).await;
@@ -227,19 +225,25 @@ pub async fn run(
     if !args.dry_run {
         check_parent(&config, hostnet).await?;
         let deployer = local::deployer(data_dir, &args.docker).await?;
-        writeln!(
-            out,
-            "Deploying {} decky(ies) on {} ({}, subnet {})",
-            config.deckies.len(),
-            config.interface,
-            config.driver(),
-            config.subnet
-        )
-        .context("write")?;
+        if !args.json {
+            writeln!(
+                out,
+                "Deploying {} decky(ies) on {} ({}, subnet {})",
+                config.deckies.len(),
+                config.interface,
+                config.driver(),
+                config.subnet
+            )
+            .context("write")?;
+        }
         let report = deployer
             .deploy(&config)
             .await
             .map_err(local::deployer_error)?;
+        if args.json {
+            let json = ChangeOutput::local("deploy", Some(config.mode.to_string()), &report);
+            return local::json_report(&json, &report, out);
+        }
         return local::report(&report, "up", out);
     }
     if args.json {

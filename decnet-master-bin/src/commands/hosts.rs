@@ -194,6 +194,12 @@ async fn decommission(
         .ok_or_else(|| CliError::not_found(format!("no enrolled host named {name}")))?;
     let uuid = host.uuid;
     client.delete(&format!("{HOSTS}/{uuid}")).await?;
+    if a.json {
+        return crate::client::print_json(
+            &serde_json::json!({"name": name.as_str(), "uuid": uuid, "decommissioned": true}),
+            out,
+        );
+    }
     writeln!(out, "decommissioned {name}: certificate revoked").context("write")?;
     Ok(())
 }
