@@ -34,20 +34,28 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the agent API over mutual TLS (and heartbeat when enrolled).
+    #[command(
+        after_help = "Examples:\n  decnet-agent serve\n  decnet-agent serve --interface eth1 --port 8765\n  DECNET_INTERFACE=eth1 decnet-agent serve --agent-dir /etc/decnet/agent"
+    )]
     Serve {
-        #[arg(long)]
+        /// The enrolled bundle: ca.crt, worker.crt, worker.key, identity.json (default:
+        /// /etc/decnet/agent when it exists, else ~/.decnet/agent).
+        #[arg(long, env = "DECNET_AGENT_DIR")]
         agent_dir: Option<PathBuf>,
-        #[arg(long, default_value = "0.0.0.0")]
+        /// The address the agent API listens on.
+        #[arg(long, env = "DECNET_AGENT_HOST", default_value = "0.0.0.0")]
         host: IpAddr,
-        #[arg(long, default_value_t = DEFAULT_PORT)]
+        /// The agent API's port (mutual TLS).
+        #[arg(long, env = "DECNET_AGENT_PORT", default_value_t = DEFAULT_PORT)]
         port: u16,
+        /// Where this worker keeps its state (the deployed shard, the outbox, the event spool).
         #[arg(long, env = "DECNET_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// Pin the parent interface of this worker's deckies.
-        #[arg(long)]
+        #[arg(long, env = "DECNET_INTERFACE")]
         interface: Option<String>,
         /// Largest request body in bytes.
-        #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+        #[arg(long, env = "DECNET_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
         body_limit: usize,
         /// Seconds between heartbeats.
         #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
@@ -76,28 +84,50 @@ enum Command {
         #[arg(long, env = "DECNET_DECKY_BIN")]
         decky_bin: Option<PathBuf>,
         /// Do not create the host-side macvlan link (this host then cannot reach its deckies).
-        #[arg(long)]
+        #[arg(long, env = "DECNET_NO_HOST_LINK")]
         no_host_link: bool,
         /// Name of the host-side macvlan link.
-        #[arg(long, default_value = "decnet_macvlan0")]
+        #[arg(long, env = "DECNET_HOST_LINK_NAME", default_value = "decnet_macvlan0")]
         host_link_name: String,
-        #[command(flatten)]
+        #[command(flatten, next_help_heading = "Listener limits")]
         limits: LimitArgs,
     },
     /// Enroll with a master using a one-time token.
+    #[command(
+        after_help = "Example (the command `decnet hosts enroll` prints):\n  decnet-agent enroll --master https://master.lan:8770 --token dnet_…"
+    )]
     Enroll {
+        /// The master's swarm URL (https://HOST:8770).
         #[arg(long)]
         master: String,
+        /// The one-time enrollment token (or --token-file, or DECNET_ENROLL_TOKEN).
         #[arg(long, conflicts_with = "token_file")]
         token: Option<String>,
+        /// A file holding the one-time enrollment token.
         #[arg(long)]
         token_file: Option<PathBuf>,
-        #[arg(long)]
+        /// Where to write the bundle (default: /etc/decnet/agent as root, else
+        /// ~/.decnet/agent).
+        #[arg(long, env = "DECNET_AGENT_DIR")]
         agent_dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: decnet_web::manual::Shell,
+    },
+    /// Write the man pages (decnet-agent.1, decnet-agent-serve.1, …) generated from these
+    /// flags.
+    Man {
+        /// The directory to write the pages into (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// (internal) run a self-destruct plan; launched detached by the agent.
     #[command(hide = true)]
     Reap {
+        /// The plan file the agent wrote.
         #[arg(long)]
         plan: PathBuf,
         /// Created once the plan is read: the agent waits for it before it answers.
@@ -112,11 +142,21 @@ enum Command {
     },
 }
 
+/// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`: the journal and log files
+/// get plain text.
+fn stderr_decorated() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var("NO_COLOR").map_or(true, |v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DECNET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(stderr_decorated())
         .with_writer(std::io::stderr);
     let json = std::env::var("DECNET_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let _ = if json {
@@ -144,6 +184,34 @@ fn main() -> ExitCode {
     decnet_tls::install_default_provider();
     let cli = Cli::parse();
     init_logging();
+    match &cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write as _;
+            let script =
+                decnet_web::manual::completion_script(*shell, Cli::command(), "decnet-agent");
+            // A closed stdout ends the command quietly.
+            let _ = std::io::stdout().write_all(&script);
+            return ExitCode::SUCCESS;
+        }
+        Command::Man { out } => {
+            use clap::CommandFactory;
+            return match decnet_web::manual::write_man_pages(Cli::command(), out) {
+                Ok(files) => {
+                    use std::io::Write as _;
+                    let mut stdout = std::io::stdout().lock();
+                    for f in files {
+                        if writeln!(stdout, "{}", f.display()).is_err() {
+                            break;
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(2, format!("--out {}: {e}", out.display())),
+            };
+        }
+        _ => {}
+    }
     if let Command::Reap {
         plan,
         ready,
@@ -188,7 +256,10 @@ fn main() -> ExitCode {
                 let dir = resolve_agent_dir(agent_dir);
                 match decnet_agent::enroll::enroll(&master, &token, &dir).await {
                     Ok(id) => {
-                        println!(
+                        use std::io::Write as _;
+                        // A closed stdout is no failure: the enrollment is done.
+                        let _ = writeln!(
+                            std::io::stdout(),
                             "enrolled as host {} with {}; bundle in {} — start it with: decnet-agent serve --agent-dir {}",
                             id.host_uuid,
                             id.master_url,
@@ -314,7 +385,9 @@ fn main() -> ExitCode {
                 agent.queue.stopped().await;
                 ExitCode::SUCCESS
             }
-            Command::Reap { .. } => ExitCode::SUCCESS,
+            Command::Reap { .. } | Command::Completions { .. } | Command::Man { .. } => {
+                ExitCode::SUCCESS
+            }
         }
     })
 }
@@ -328,5 +401,28 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use decnet_web::manual;
+
+    use super::Cli;
+
+    /// Every flag of every command, hidden ones too, says what it does; every flag of
+    /// `decnet-agent serve` can be set from the unit's EnvironmentFile.
+    #[test]
+    fn every_arg_has_help_and_serve_flags_have_env_vars() {
+        Cli::command().debug_assert();
+        assert_eq!(
+            manual::args_without_help(Cli::command()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            manual::flags_without_env(Cli::command(), &["serve"]),
+            Vec::<String>::new()
+        );
     }
 }

@@ -26,6 +26,7 @@ pub struct Cli {
 
 /// Options of the Docker deployer on this host.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Docker (without a master)")]
 pub struct DockerArgs {
     /// Docker network of the deckies.
     #[arg(long, env = "DECNET_NETWORK", default_value = "decnet_lan")]
@@ -34,10 +35,10 @@ pub struct DockerArgs {
     #[arg(long, env = "DECNET_DECKY_BIN")]
     pub decky_bin: Option<PathBuf>,
     /// Do not create the host-side macvlan link (the host then cannot reach its deckies).
-    #[arg(long)]
+    #[arg(long, env = "DECNET_NO_HOST_LINK")]
     pub no_host_link: bool,
     /// Name of the host-side macvlan link.
-    #[arg(long, default_value = "decnet_macvlan0")]
+    #[arg(long, env = "DECNET_HOST_LINK_NAME", default_value = "decnet_macvlan0")]
     pub host_link_name: String,
     /// The `decnet.host` label of this host's deckies (default: the data dir's own identity,
     /// `<data-dir>/host-id`; tests keep apart with it).
@@ -48,10 +49,19 @@ pub struct DockerArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Plan and run a fleet of deckies (through the master when there is one, else on this host).
+    #[command(
+        after_help = "Examples:\n  decnet deploy --deckies 3 --services ssh,http --interface eth0\n  decnet deploy --deckies 5 --randomize-services --dry-run --json\n  decnet deploy --config fleet.ini --wait\n  decnet deploy --add --deckies 1 --archetype windows-workstation --json"
+    )]
     Deploy(Box<DeployArgs>),
     /// Show the deckies: the master's fleet when there is one, else this host's containers.
+    #[command(
+        after_help = "Examples:\n  decnet status\n  decnet status --json | jq -r '.deckies[] | select(.state != \"running\") | .name'"
+    )]
     Status(StatusArgs),
     /// Remove deckies (through the master when there is one, else from this host).
+    #[command(
+        after_help = "Examples:\n  decnet teardown --id decky-02 --wait\n  decnet teardown --all --json"
+    )]
     Teardown(TeardownArgs),
     /// Run an isolated lab: a LAN, three deckies, probes from an attacker namespace.
     Demo(DemoArgs),
@@ -62,18 +72,37 @@ pub enum Command {
     /// List the distros deckies can claim to be.
     Distros(ListArgs),
     /// Set this host up as a master: CA, master certificate, store, first admin API token.
+    #[command(
+        after_help = "Examples:\n  decnet init\n  decnet init --systemd --data-dir /var/lib/decnet"
+    )]
     Init(InitArgs),
     /// Enroll, list and decommission worker hosts (through the master).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  decnet hosts enroll --name worker-1 --address 10.0.0.5:8765\n  decnet hosts list --json\n  decnet hosts decommission worker-1"
+    )]
     Hosts(HostsCommand),
     /// Create, list and revoke operator API tokens (through the master).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  decnet tokens create --role viewer --json\n  decnet tokens list\n  decnet tokens revoke 3f2c8a4e-0b7e-4a39-9d1e-2f9b7c1a0e55"
+    )]
     Tokens(TokensCommand),
     /// Run the master: operator API, swarm endpoint and background loops.
+    #[command(
+        after_help = "Examples:\n  decnet serve\n  decnet serve --db postgres://decnet@localhost/decnet --advertise https://master.lan:8770\n  DECNET_API_BIND=10.0.0.1:8443 decnet serve --no-local"
+    )]
     Serve(ServeArgs),
     /// Give a decky new services (through the master when there is one, else on this host).
+    #[command(
+        after_help = "Examples:\n  decnet mutate decky-01 --services ssh,ftp\n  decnet mutate decky-01 --json | jq -r '.lifecycle_ids[]'"
+    )]
     Mutate(MutateArgs),
-    /// Show lifecycle rows (deploy/mutate/teardown attempts) by id (through the master).
+    /// Show lifecycle rows (deploy/mutate/teardown attempts) by id, or the newest ones
+    /// (through the master).
+    #[command(
+        after_help = "Examples:\n  decnet lifecycle 3f2c8a4e-0b7e-4a39-9d1e-2f9b7c1a0e55\n  decnet lifecycle --recent --decky decky-01\n  decnet lifecycle $(decnet deploy --deckies 2 --services ssh --json | jq -r '.lifecycle_ids[]')"
+    )]
     Lifecycle(LifecycleArgs),
     /// Print the master's bus events (lifecycle, state, mutation); --follow keeps streaming.
     Events(EventsArgs),
@@ -83,6 +112,28 @@ pub enum Command {
     /// One line per attacker (source address): first and last seen, events, credentials tried,
     /// deckies, services and usernames.
     Attackers(AttackersArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  decnet completions bash > /etc/bash_completion.d/decnet\n  decnet completions zsh > \"${fpath[1]}/_decnet\"\n  decnet completions fish > ~/.config/fish/completions/decnet.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Write the man pages (decnet.1, decnet-deploy.1, …) generated from these flags.
+    #[command(after_help = "Example:\n  decnet man --out /usr/local/share/man/man1 && mandb")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: decnet_web::manual::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -127,67 +178,74 @@ impl From<DriverArg> for NetworkDriver {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Number of deckies to plan (flag path; ignored with --config).
-    #[arg(long, short = 'n')]
+    #[arg(help_heading = "Fleet", long, short = 'n')]
     pub deckies: Option<usize>,
     /// Services for every decky, comma-separated (e.g. ssh,http).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(help_heading = "Fleet", long, value_delimiter = ',')]
     pub services: Option<Vec<String>>,
     /// Draw 1-3 clash-free services per decky at random.
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub randomize_services: bool,
     /// Archetype for every decky (see `decnet archetypes`).
-    #[arg(long, short = 'a')]
+    #[arg(help_heading = "Fleet", long, short = 'a')]
     pub archetype: Option<String>,
     /// Distros to cycle through, comma-separated (see `decnet distros`).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(help_heading = "Fleet", long, value_delimiter = ',')]
     pub distro: Option<Vec<String>>,
     /// Draw each decky's distro at random.
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub randomize_distros: bool,
     /// The parent interface of the deckies' network.
-    #[arg(long, short = 'i', env = "DECNET_INTERFACE")]
+    #[arg(help_heading = "Network", long, short = 'i', env = "DECNET_INTERFACE")]
     pub interface: Option<String>,
     /// The LAN's subnet in CIDR form (default: the interface's).
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     pub subnet: Option<String>,
     /// The LAN's gateway (default: the interface's default route, else the subnet's first host).
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     pub gateway: Option<String>,
     /// This host's address on the LAN (default: the interface's primary IPv4 address).
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     pub host_ip: Option<Ipv4Addr>,
     /// First decky address (flag path only).
-    #[arg(long)]
+    #[arg(help_heading = "Network", long)]
     pub ip_start: Option<Ipv4Addr>,
     /// Docker network driver.
-    #[arg(long, value_enum)]
+    #[arg(help_heading = "Network", long, value_enum)]
     pub network_driver: Option<DriverArg>,
     /// Alias of --network-driver ipvlan.
-    #[arg(long, conflicts_with = "network_driver")]
+    #[arg(help_heading = "Network", long, conflicts_with = "network_driver")]
     pub ipvlan: bool,
     /// unihost: this machine runs the deckies; swarm: worker agents do.
-    #[arg(long, short = 'm', value_enum, default_value = "unihost")]
+    #[arg(
+        help_heading = "Network",
+        long,
+        short = 'm',
+        value_enum,
+        default_value = "unihost"
+    )]
     pub mode: ModeArg,
     /// The original DECNET's deployment INI.
-    #[arg(long, short = 'c')]
+    #[arg(help_heading = "Fleet", long, short = 'c')]
     pub config: Option<PathBuf>,
     /// Minutes between service mutations (0 = never); beats the INI's intervals when given.
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub mutate_interval: Option<u32>,
     /// Where the collector writes events.
-    #[arg(long, env = "DECNET_INGEST_LOG_FILE")]
+    #[arg(help_heading = "Fleet", long, env = "DECNET_INGEST_LOG_FILE")]
     pub log_file: Option<String>,
     /// Seed the random choices (services, distros, hostnames) for a reproducible plan.
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub seed: Option<u64>,
     /// Print the plan without touching Docker or the network.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub dry_run: bool,
-    /// With --dry-run: print the DecnetConfig as JSON.
-    #[arg(long)]
+    /// Print JSON: with --dry-run the DecnetConfig, else the lifecycle ids and each decky's
+    /// outcome (docs/cli-json.md).
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
     /// Add to this host's fleet instead of replacing it.
-    #[arg(long)]
+    #[arg(help_heading = "Fleet", long)]
     pub add: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
@@ -216,6 +274,9 @@ pub struct TeardownArgs {
     /// Remove one decky.
     #[arg(long)]
     pub id: Option<String>,
+    /// Print JSON: the lifecycle ids and each decky's outcome (docs/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
     #[command(flatten)]
@@ -267,6 +328,7 @@ pub struct InitArgs {
 
 /// How a client command reaches the master.
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Master")]
 pub struct ClientArgs {
     /// The master's operator API URL (default: from <data-dir>/master.json while `decnet
     /// serve` runs).
@@ -328,6 +390,9 @@ pub struct ClientListArgs {
 pub struct HostsDecommissionArgs {
     /// The enrolled host's name.
     pub name: String,
+    /// Print JSON ({"name","uuid","decommissioned":true}).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -375,6 +440,9 @@ pub struct TokensCreateArgs {
 pub struct TokensRevokeArgs {
     /// The token's id (see `decnet tokens list`).
     pub id: String,
+    /// Print JSON ({"id","revoked":true}).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub client: ClientArgs,
 }
@@ -394,13 +462,13 @@ pub struct ServeArgs {
     #[arg(long, env = "DECNET_ADVERTISE")]
     pub advertise: Option<String>,
     /// Most deckies the fleet may hold.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "DECNET_FLEET_LIMIT", default_value_t = 256)]
     pub fleet_limit: usize,
     /// The agents' heartbeat interval in seconds (hosts go unreachable after 3 missed).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
     pub heartbeat_interval: u64,
     /// Run no deckies on this machine (only drive workers).
-    #[arg(long)]
+    #[arg(long, env = "DECNET_NO_LOCAL")]
     pub no_local: bool,
     /// Seconds a deploy row may go without progress before the sweep fails it.
     #[arg(long, value_name = "SECS", env = "DECNET_DEPLOY_TIMEOUT", default_value_t = 15 * 60,
@@ -447,7 +515,7 @@ pub struct ServeArgs {
         default_value_t = 10_000_000
     )]
     pub attack_retention_max: u64,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Listener limits")]
     pub limits: LimitArgs,
     #[command(flatten)]
     pub docker: DockerArgs,
@@ -457,6 +525,7 @@ pub use decnet_web::cli::LimitArgs;
 
 /// Following the master's lifecycle rows after a change (`--wait`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Waiting (with a master)")]
 pub struct WaitArgs {
     /// With a master: show per-decky progress until every operation is done (exit 1 if any
     /// failed). Without one the work is done before the command returns anyway.
@@ -476,6 +545,9 @@ pub struct MutateArgs {
     /// would).
     #[arg(long, value_delimiter = ',')]
     pub services: Option<Vec<String>>,
+    /// Print JSON: the lifecycle ids and the decky's outcome (docs/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub docker: DockerArgs,
     #[command(flatten)]
@@ -542,8 +614,22 @@ pub struct AttackersArgs {
 #[derive(Debug, Args)]
 pub struct LifecycleArgs {
     /// Lifecycle row ids (UUIDs, as deploy, mutate and teardown print them).
-    #[arg(required = true, value_name = "ID")]
+    #[arg(
+        required_unless_present = "recent",
+        conflicts_with = "recent",
+        value_name = "ID"
+    )]
     pub ids: Vec<String>,
+    /// The newest rows instead (newest first), at most --limit.
+    #[arg(long)]
+    pub recent: bool,
+    /// With --recent: only this decky's rows.
+    #[arg(long, requires = "recent", value_name = "NAME")]
+    pub decky: Option<String>,
+    /// With --recent: at most this many rows.
+    #[arg(long, requires = "recent", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
     /// Print JSON ({"rows":[...]}).
     #[arg(long)]
     pub json: bool,

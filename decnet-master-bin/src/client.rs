@@ -426,8 +426,8 @@ impl MasterClient {
 
 /// The error for a non-2xx answer. `what` names the request (`GET http://…`).
 ///
-/// 401 → exit 2 (token rejected), 403 → exit 2 (role), 400/404/422 → exit 2 with the master's
-/// `detail`, 409 → exit 1 with the detail, anything else (5xx, 429, …) → exit 1 naming the
+/// 401 → exit 2 (token rejected), 403 → exit 2 (role), 400/422 → exit 2 with the master's
+/// `detail`, 404 → exit 1 (not found, as docker and kubectl exit) with the detail, 409 → exit 1 with the detail, anything else (5xx, 429, …) → exit 1 naming the
 /// request.
 pub fn status_error(status: u16, body: &[u8], what: &str, token: &TokenSource) -> CliError {
     let detail = detail(body);
@@ -438,9 +438,8 @@ pub fn status_error(status: u16, body: &[u8], what: &str, token: &TokenSource) -
         403 => CliError::usage(format!(
             "this token's role may not do that ({what} answered 403; an admin token is needed)"
         )),
-        400 | 404 | 422 => {
-            CliError::usage(detail.unwrap_or_else(|| format!("{what}: HTTP {status}")))
-        }
+        400 | 422 => CliError::usage(detail.unwrap_or_else(|| format!("{what}: HTTP {status}"))),
+        404 => CliError::not_found(detail.unwrap_or_else(|| format!("{what}: HTTP 404"))),
         409 => CliError::Failed(anyhow::anyhow!(
             "{}",
             detail.unwrap_or_else(|| format!("{what}: HTTP 409 conflict"))
@@ -812,7 +811,7 @@ mod tests {
             "this token's role may not do that",
         );
         check(400, r#"{"detail":"name: bad"}"#, 2, "name: bad");
-        check(404, r#"{"detail":"host not found"}"#, 2, "host not found");
+        check(404, r#"{"detail":"host not found"}"#, 1, "host not found");
         check(422, r#"{"detail":[{"loc":["body","role"]}]}"#, 2, "role");
         check(422, "", 2, "HTTP 422");
         check(409, r#"{"detail":"name taken"}"#, 1, "name taken");

@@ -1,4 +1,5 @@
-//! CLI errors and their exit codes: 1 = the operation failed, 2 = usage or configuration.
+//! CLI errors and their exit codes: 1 = the operation failed (also: what was named does not
+//! exist, as docker and kubectl say it), 2 = usage or configuration.
 
 use decnet_core::fleet::FleetError;
 use decnet_core::model::FieldError;
@@ -11,13 +12,33 @@ pub enum CliError {
     /// The operation itself failed: exit 1.
     #[error("{0:#}")]
     Failed(#[from] anyhow::Error),
+    /// What the command names (a decky, a host, a token, a lifecycle row) does not exist:
+    /// exit 1, as `docker` and `kubectl` exit on "not found".
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Failed(_) => 1,
+            CliError::Failed(_) | CliError::NotFound(_) => 1,
+        }
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        CliError::NotFound(msg.into())
+    }
+
+    /// Whether the command failed only because its stdout was closed (`decnet services |
+    /// head -1`): then it ends quietly with exit 0, as a Unix filter does.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            CliError::Failed(e) => e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }),
+            _ => false,
         }
     }
 

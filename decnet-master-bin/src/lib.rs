@@ -34,5 +34,7 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Events(a) => commands::events::run(&data_dir, &a, out).await,
         cli::Command::Attacks(a) => commands::attacks::run(&data_dir, &a, out).await,
         cli::Command::Attackers(a) => commands::attacks::attackers(&data_dir, &a, out).await,
+        cli::Command::Completions(a) => commands::manual::completions(a.shell, out),
+        cli::Command::Man(a) => commands::manual::man(&a.out, out),
     }
 }

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     decnet_tls::install_default_provider();
     let cli = Cli::parse();
     logging::init();
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "decnet starting");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -24,6 +25,8 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match runtime.block_on(run(cli, &mut stdout)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `decnet services | head -1`: the reader has what it wanted.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("decnet: {e}");
             ExitCode::from(e.exit_code())

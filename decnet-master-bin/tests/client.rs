@@ -270,7 +270,7 @@ async fn hosts_commands_send_the_right_requests() {
         vec![],
     )
     .await;
-    assert_eq!(r.code, Some(2));
+    assert_eq!(r.code, Some(1), "not found exits 1");
     assert!(
         r.stderr.contains("no enrolled host named worker-9"),
         "{}",
@@ -338,7 +338,7 @@ async fn tokens_commands_send_the_right_requests() {
         vec![],
     )
     .await;
-    assert_eq!(r.code, Some(2));
+    assert_eq!(r.code, Some(1), "not found exits 1");
     assert!(r.stderr.contains("token not found"), "{}", r.stderr);
 }
 
@@ -390,7 +390,7 @@ async fn status_codes_become_exit_codes() {
     for (status, exit, text) in [
         (400, 2, "forced 400"),
         (403, 2, "this token's role may not do that"),
-        (404, 2, "forced 404"),
+        (404, 1, "forced 404"),
         (409, 1, "forced 409"),
         (422, 2, "forced 422"),
         (500, 1, "HTTP 500: forced 500"),

@@ -88,13 +88,31 @@ impl TestMaster {
         decnet(all).await
     }
 
+    /// `status --json`'s deckies (the one schema, here from the master).
     async fn status(&self) -> Vec<Value> {
         let out = ok(&self.decnet(&["status", "--json"]).await);
-        serde_json::from_str::<Value>(&out)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        let v = serde_json::from_str::<Value>(&out).unwrap();
+        assert_eq!(v["source"], "master", "{v}");
+        assert_eq!(v["master"], self.running.api_url.as_str(), "{v}");
+        assert_eq!(v["runtime"], json!({}), "{v}");
+        v["deckies"].as_array().unwrap().clone()
+    }
+
+    /// `GET path` on the operator API with the admin token: (status, body).
+    async fn api_get(&self, path: &str) -> (u16, Value) {
+        let token = std::fs::read_to_string(self.dir.path().join("admin.token")).unwrap();
+        let url = format!(
+            "{}{path}",
+            self.running.api_url.as_str().trim_end_matches('/')
+        );
+        let r = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     async fn stop(self) {
@@ -285,7 +303,7 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
         assert!(r["completed_at"].is_string(), "{r}");
     }
 
-    // Bad input: exit 2, the reason on stderr, nothing on stdout.
+    // Bad input: exit 2, the reason on stderr, nothing on stdout; not found: exit 1.
     let (stdout, _) = fails(
         &m.decnet(&["lifecycle", &deploy_ids[0], "not-a-uuid"]).await,
         2,
@@ -295,17 +313,17 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
     fails(
         &m.decnet(&["lifecycle", "00000000-0000-0000-0000-000000000001"])
             .await,
-        2,
+        1,
         "no lifecycle rows",
     );
     fails(
         &m.decnet(&["teardown", "--id", "decky-99"]).await,
-        2,
+        1,
         "no decky decky-99",
     );
     fails(
         &m.decnet(&["mutate", "decky-99", "--services", "ssh"]).await,
-        2,
+        1,
         "no decky decky-99",
     );
     fails(
@@ -400,6 +418,115 @@ async fn deploy_status_mutate_teardown_and_lifecycle_through_the_master() {
     m.stop().await;
 }
 
+/// `--json` on deploy, mutate, teardown: one schema with the lifecycle ids and each decky's
+/// row; `lifecycle --recent`; `GET /api/v1/deckies/{name}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_recent_rows_and_one_decky_through_the_master() {
+    let m = start_master(Fake::default()).await;
+    let parse = |out: &Output| -> Value { serde_json::from_str(&ok(out)).unwrap() };
+
+    let v = parse(
+        &m.decnet(&with_net(&[
+            "deploy",
+            "--deckies",
+            "2",
+            "--services",
+            "ssh",
+            "--wait",
+            "--json",
+        ]))
+        .await,
+    );
+    assert_eq!(v["operation"], "deploy", "{v}");
+    assert_eq!(v["source"], "master");
+    assert_eq!(v["master"], m.running.api_url.as_str());
+    assert_eq!(v["mode"], "unihost");
+    let ids = v["lifecycle_ids"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 2, "{v}");
+    let deckies = v["deckies"].as_array().unwrap();
+    assert_eq!(deckies.len(), 2, "{v}");
+    for d in deckies {
+        assert_eq!(d["status"], "succeeded", "{v}");
+        assert!(ids.contains(&d["lifecycle_id"]), "{v}");
+        assert_eq!(d["error"], Value::Null);
+    }
+
+    // Without --wait the rows are as the master opened them.
+    let v = parse(
+        &m.decnet(&["mutate", "decky-01", "--services", "ftp", "--json"])
+            .await,
+    );
+    assert_eq!(v["operation"], "mutate", "{v}");
+    assert_eq!(v["mode"], Value::Null);
+    assert_eq!(v["lifecycle_ids"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["deckies"][0]["name"], "decky-01", "{v}");
+    let mutate_id = v["lifecycle_ids"][0].as_str().unwrap().to_string();
+    ok(&m.decnet(&["lifecycle", &mutate_id]).await);
+
+    // One decky by name; an unknown one is 404, a bad name 422.
+    let (code, d) = m.api_get("/api/v1/deckies/decky-02").await;
+    assert_eq!(code, 200, "{d}");
+    assert_eq!(d["name"], "decky-02");
+    assert_eq!(d["services"], json!(["ssh"]));
+    assert_eq!(m.api_get("/api/v1/deckies/decky-77").await.0, 404);
+    assert_eq!(m.api_get("/api/v1/deckies/Bad_Name").await.0, 422);
+
+    // The newest rows, newest first; one decky's.
+    let v = parse(&m.decnet(&["lifecycle", "--recent", "--json"]).await);
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{v}");
+    assert_eq!(rows[0]["id"], mutate_id.as_str(), "{v}");
+    let v = parse(
+        &m.decnet(&[
+            "lifecycle",
+            "--recent",
+            "--decky",
+            "decky-02",
+            "--limit",
+            "5",
+            "--json",
+        ])
+        .await,
+    );
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{v}");
+    assert_eq!(rows[0]["decky_name"], "decky-02");
+    let table = ok(&m.decnet(&["lifecycle", "--recent", "--limit", "1"]).await);
+    assert!(
+        table.starts_with("ID ") && table.contains(&mutate_id),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 2, "{table}");
+    fails(
+        &m.decnet(&["lifecycle", "--recent", "--decky", "Bad Name"])
+            .await,
+        2,
+        "--decky",
+    );
+
+    let v = parse(&m.decnet(&["teardown", "--all", "--wait", "--json"]).await);
+    assert_eq!(v["operation"], "teardown", "{v}");
+    let names: Vec<&str> = v["deckies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{v}");
+    assert!(
+        v["deckies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] == "succeeded"),
+        "{v}"
+    );
+    let v = parse(&m.decnet(&["teardown", "--all", "--json"]).await);
+    assert_eq!(v["deckies"], json!([]), "{v}");
+    assert_eq!(v["lifecycle_ids"], json!([]), "{v}");
+    m.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_discovery() {
     let m = start_master(Fake::default()).await;
@@ -441,7 +568,12 @@ async fn tokens_and_discovery() {
         .to_vec(),
     )
     .await);
-    assert_eq!(out.trim(), "[]");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&v["source"], &v["deckies"]),
+        (&json!("master"), &json!([])),
+        "{v}"
+    );
     // lifecycle needs a master.
     fails(
         &decnet(
@@ -724,7 +856,7 @@ async fn mutate_without_a_master_acts_on_this_host() {
     );
     fails(
         &run(&["mutate", "decky-09", "--services", "ftp"]).await,
-        2,
+        1,
         "decky \"decky-09\" is not deployed on this host",
     );
 

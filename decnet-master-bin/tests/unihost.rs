@@ -303,7 +303,7 @@ async fn deploy_status_teardown_through_the_cli() {
     assert_eq!(decnet(&bad).status.code(), Some(2));
     let mut unknown = vec!["teardown", "--id", "nope"];
     unknown.extend_from_slice(&common);
-    assert_eq!(decnet(&unknown).status.code(), Some(2));
+    assert_eq!(decnet(&unknown).status.code(), Some(1), "not found exits 1");
     let mut neither = vec!["teardown"];
     neither.extend_from_slice(&common);
     assert_eq!(decnet(&neither).status.code(), Some(2));

@@ -9,6 +9,8 @@
 //! - [`ApiError`]: `{"detail": "..."}` with a status code.
 //! - [`body_limit`]: 413 decided from `Content-Length` before the body is read.
 //! - `cli::LimitArgs` (feature `cli`): the [`ServeLimits`] as command-line flags.
+//! - `manual` (feature `cli`): shell completions and man pages generated from a clap command
+//!   tree, and the checks that every flag has help text (and, for daemons, an env var).
 
 mod caps;
 #[cfg(feature = "cli")]
@@ -17,6 +19,8 @@ mod conn;
 pub mod error;
 pub mod json;
 pub mod limits;
+#[cfg(feature = "cli")]
+pub mod manual;
 pub mod serve;
 
 pub use error::ApiError;

@@ -392,6 +392,23 @@ impl Repository for MemRepository {
             .cloned())
     }
 
+    async fn recent_lifecycle_rows(
+        &self,
+        decky: Option<DeckyName>,
+        limit: u32,
+    ) -> Result<Vec<LifecycleRow>, RepoError> {
+        let mut rows: Vec<LifecycleRow> = self
+            .state()
+            .lifecycle
+            .values()
+            .filter(|r| decky.as_ref().is_none_or(|d| &r.decky_name == d))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.started_at, r.id)));
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
     async fn open_lifecycle_rows(&self) -> Result<Vec<LifecycleRow>, RepoError> {
         let mut rows: Vec<LifecycleRow> = self
             .state()

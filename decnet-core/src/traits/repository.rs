@@ -215,6 +215,13 @@ pub trait Repository: Send + Sync {
     ) -> Result<Option<LifecycleRow>, RepoError>;
     /// Every open row (for the sweep and start-up recovery).
     async fn open_lifecycle_rows(&self) -> Result<Vec<LifecycleRow>, RepoError>;
+    /// The newest rows, newest first (by `started_at`, then id), at most `limit`; only
+    /// `decky`'s when given (`decnet lifecycle --recent [--decky N]`).
+    async fn recent_lifecycle_rows(
+        &self,
+        decky: Option<DeckyName>,
+        limit: u32,
+    ) -> Result<Vec<LifecycleRow>, RepoError>;
     /// Marks progress on open rows of `host` (its agent listed them in `in_flight`):
     /// `updated_at = now`. Rows of other hosts and the master's own are left alone, so one
     /// worker's certificate cannot keep another host's row alive past the sweep.

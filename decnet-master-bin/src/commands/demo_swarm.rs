@@ -19,7 +19,7 @@
 //!
 //! Clean-up also runs after a failure at any step, so a failed demo leaves nothing behind.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -329,7 +329,7 @@ async fn drive(
 }
 
 fn tty() -> bool {
-    std::io::stdout().is_terminal()
+    crate::logging::stdout_decorated()
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CliError> {

@@ -12,12 +12,13 @@ use decnet_core::fleet::{
     net_inputs, parse_fleet_ini, plan_fleet_change, FleetChange, FleetChangeRequest, FleetError,
     FleetFacts, FleetFlags, FleetSpec, ModeChoice, NetInputs, NetRequest, Requested,
 };
-use decnet_core::model::{parse_ipv4, DecnetConfig, NetworkDriver, Subnet};
+use decnet_core::model::{parse_ipv4, DecnetConfig, FieldError, NetworkDriver, Subnet};
 use decnet_core::traits::{Deployer, HostNetwork};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::cli::DeployArgs;
+use crate::commands::output::ChangeOutput;
 use crate::commands::{local, remote};
 use crate::error::CliError;
 
@@ -135,6 +136,34 @@ pub async fn plan(
     })
 }
 
+/// A macvlan/ipvlan parent must exist and be up: said by name (exit 2) before Docker is
+/// asked, which would only answer "invalid subinterface vlan name". A bridge has no parent.
+pub async fn check_parent(
+    config: &DecnetConfig,
+    hostnet: &dyn HostNetwork,
+) -> Result<(), CliError> {
+    if config.driver() == NetworkDriver::Bridge {
+        return Ok(());
+    }
+    let name = config.interface.as_str();
+    let interfaces = hostnet
+        .interfaces()
+        .await
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot list the interfaces: {e}")))?;
+    match interfaces.iter().find(|i| i.name == name) {
+        None => {
+            Err(FieldError::new("--interface", name, "is not an interface of this host").into())
+        }
+        Some(i) if !i.up => Err(FieldError::new(
+            "--interface",
+            name,
+            "is down (bring it up with `ip link set dev NAME up`)",
+        )
+        .into()),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Prints the plan as a table.
 pub fn print_plan(config: &DecnetConfig, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
@@ -174,9 +203,6 @@ pub async fn run(
     hostnet: &dyn HostNetwork,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    if args.json && !args.dry_run {
-        return Err(CliError::usage("--json: only meaningful with --dry-run"));
-    }
     // A master owns the deckies when there is one: it plans, also a dry run.
     if let Some(client) = remote::master(data_dir, &args.client)? {
         return remote::deploy(&client, args, out).await;
@@ -197,20 +223,27 @@ pub async fn run(
     };
     let config = plan(args, hostnet, existing.as_ref()).await?.fleet;
     if !args.dry_run {
+        check_parent(&config, hostnet).await?;
         let deployer = local::deployer(data_dir, &args.docker).await?;
-        writeln!(
-            out,
-            "Deploying {} decky(ies) on {} ({}, subnet {})",
-            config.deckies.len(),
-            config.interface,
-            config.driver(),
-            config.subnet
-        )
-        .context("write")?;
+        if !args.json {
+            writeln!(
+                out,
+                "Deploying {} decky(ies) on {} ({}, subnet {})",
+                config.deckies.len(),
+                config.interface,
+                config.driver(),
+                config.subnet
+            )
+            .context("write")?;
+        }
         let report = deployer
             .deploy(&config)
             .await
             .map_err(local::deployer_error)?;
+        if args.json {
+            let json = ChangeOutput::local("deploy", Some(config.mode.to_string()), &report);
+            return local::json_report(&json, &report, out);
+        }
         return local::report(&report, "up", out);
     }
     if args.json {

@@ -191,9 +191,15 @@ async fn decommission(
     let host = rows
         .iter()
         .find(|h| h.name == name.as_str())
-        .ok_or_else(|| CliError::usage(format!("no enrolled host named {name}")))?;
+        .ok_or_else(|| CliError::not_found(format!("no enrolled host named {name}")))?;
     let uuid = host.uuid;
     client.delete(&format!("{HOSTS}/{uuid}")).await?;
+    if a.json {
+        return crate::client::print_json(
+            &serde_json::json!({"name": name.as_str(), "uuid": uuid, "decommissioned": true}),
+            out,
+        );
+    }
     writeln!(out, "decommissioned {name}: certificate revoked").context("write")?;
     Ok(())
 }

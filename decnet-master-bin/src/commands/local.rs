@@ -16,6 +16,7 @@ use decnet_net::NetlinkHostNetwork;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use super::output::{ChangeOutput, StatusOutput};
 use crate::cli::{DockerArgs, MutateArgs, StatusArgs, TeardownArgs};
 use crate::error::CliError;
 
@@ -122,10 +123,28 @@ pub fn deployer_error(e: DeployerError) -> CliError {
     match e {
         DeployerError::Invalid { message, .. } => CliError::Usage(message),
         DeployerError::UnknownDecky(d) => {
-            CliError::Usage(format!("decky {d:?} is not deployed on this host"))
+            CliError::not_found(format!("decky {d:?} is not deployed on this host"))
         }
         other => CliError::Failed(anyhow::anyhow!(other)),
     }
+}
+
+/// Prints `json` (the command's `--json` output); then, as [`report`], an error when any
+/// decky failed.
+pub fn json_report(
+    json: &ChangeOutput,
+    report: &DeployReport,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    super::output::print(json, out)?;
+    let failed = report.outcomes.values().filter(|o| !o.is_success()).count();
+    if failed > 0 {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "{failed} of {} decky(ies) failed",
+            report.outcomes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Prints per-decky outcomes; an error when any failed.
@@ -158,12 +177,7 @@ pub async fn status(
     let state = state_file::load(&state_path(data_dir)).map_err(|e| CliError::Failed(e.into()))?;
     let Some(state) = state else {
         if args.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"deployed": false, "deckies": []})
-            )
-            .context("write")?;
+            super::output::print(&StatusOutput::nothing_local(), out)?;
         } else {
             writeln!(
                 out,
@@ -177,23 +191,7 @@ pub async fn status(
     let deployer = deployer(data_dir, &args.docker).await?;
     let runtime = deployer.runtime().await.map_err(deployer_error)?;
     if args.json {
-        let rejected: Vec<_> = state
-            .rejected
-            .iter()
-            .map(|r| serde_json::json!({"name": r.name, "reason": r.reason}))
-            .collect();
-        let v = serde_json::json!({
-            "deployed": true,
-            "mode": state.config.mode,
-            "interface": state.config.interface,
-            "subnet": state.config.subnet,
-            "driver": state.config.driver(),
-            "deckies": state.config.deckies,
-            "runtime": runtime,
-            "rejected": rejected,
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v).context("json")?).context("write")?;
-        return Ok(());
+        return super::output::print(&StatusOutput::local(&state, runtime), out);
     }
     print_status(&state, &runtime, out).context("write")?;
     Ok(())
@@ -272,6 +270,9 @@ pub async fn teardown(
         .teardown(name.as_ref())
         .await
         .map_err(deployer_error)?;
+    if args.json {
+        return json_report(&ChangeOutput::local("teardown", None, &r), &r, out);
+    }
     report(&r, "removed", out)?;
     if name.is_none() {
         writeln!(
@@ -303,7 +304,7 @@ pub async fn mutate(
             ))
         })?;
     let decky = state.config.decky(name.as_str()).ok_or_else(|| {
-        CliError::usage(format!(
+        CliError::not_found(format!(
             "decky {:?} is not deployed on this host",
             name.as_str()
         ))
@@ -318,17 +319,22 @@ pub async fn mutate(
             &[decky.services.iter().cloned().collect()],
         ),
     };
-    writeln!(
-        out,
-        "Mutating {name}: {} -> {}",
-        decky.services.join(","),
-        services.join(",")
-    )
-    .context("write")?;
+    if !args.json {
+        writeln!(
+            out,
+            "Mutating {name}: {} -> {}",
+            decky.services.join(","),
+            services.join(",")
+        )
+        .context("write")?;
+    }
     let deployer = deployer(data_dir, &args.docker).await?;
     let r = deployer
         .mutate(name, &services)
         .await
         .map_err(deployer_error)?;
+    if args.json {
+        return json_report(&ChangeOutput::local("mutate", None, &r), &r, out);
+    }
     report(&r, "mutated", out)
 }

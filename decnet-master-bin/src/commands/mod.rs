@@ -8,6 +8,8 @@ pub mod hosts;
 pub mod init;
 pub mod listing;
 pub mod local;
+pub mod manual;
+pub mod output;
 pub mod remote;
 pub mod serve;
 pub mod tokens;

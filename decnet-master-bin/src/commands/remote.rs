@@ -5,7 +5,7 @@
 //! act on this host (see [`super::local`]); `lifecycle` needs a master.
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,7 +23,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::local;
-use super::wait::{self, RowView};
+use super::output::{self, ChangeOutput, StatusOutput};
+use super::wait::{self, RowView, Rows};
 use crate::cli::{
     ClientArgs, DeployArgs, LifecycleArgs, ModeArg, MutateArgs, StatusArgs, TeardownArgs, WaitArgs,
 };
@@ -44,9 +45,9 @@ pub fn master(data_dir: &Path, c: &ClientArgs) -> Result<Option<MasterClient>, C
     MasterClient::discover(data_dir, c.master.clone(), c.token.clone(), c.ca.clone()).map(Some)
 }
 
-/// Whether progress may be drawn in place.
+/// Whether progress may be drawn in place (a terminal, no `NO_COLOR`).
 fn tty() -> bool {
-    std::io::stdout().is_terminal()
+    crate::logging::stdout_decorated()
 }
 
 async fn follow(
@@ -67,6 +68,46 @@ fn ids_line(ids: &[Uuid]) -> String {
     }
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
     format!("lifecycle ids: {}", ids.join(" "))
+}
+
+/// After a change with `--json`: the lifecycle rows (after `--wait`, their final state;
+/// progress is not drawn) as one [`ChangeOutput`]. A failed wait still prints, then fails.
+async fn json_change(
+    client: &MasterClient,
+    operation: &'static str,
+    mode: Option<String>,
+    ids: &[Uuid],
+    w: &WaitArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let waited = if w.wait && !ids.is_empty() {
+        wait::follow(
+            client,
+            ids,
+            Duration::from_secs(w.wait_timeout),
+            false,
+            &mut std::io::sink(),
+        )
+        .await
+    } else {
+        Ok(())
+    };
+    let rows = if ids.is_empty() {
+        Vec::new()
+    } else {
+        wait::fetch(client, ids).await?
+    };
+    output::print(
+        &ChangeOutput::master(
+            operation,
+            client.url().as_str().trim_end_matches('/').to_string(),
+            mode,
+            ids,
+            &rows,
+        ),
+        out,
+    )?;
+    waited
 }
 
 /// After a change: the ids, then either `--wait`'s progress or how to follow them.
@@ -113,9 +154,6 @@ pub fn check_deploy_flags(args: &DeployArgs) -> Result<Vec<String>, CliError> {
     }
     if args.ip_start.is_some() {
         return refuse("--ip-start", "the master allocates the addresses");
-    }
-    if args.json && !args.dry_run {
-        return Err(CliError::usage("--json: only meaningful with --dry-run"));
     }
     let mut notes = Vec::new();
     if args.mode == ModeArg::Swarm {
@@ -283,6 +321,10 @@ pub async fn deploy(
         client.post(DEPLOY, &body).await?,
         "POST /api/v1/deckies/deploy",
     )?;
+    if args.json {
+        let mode = Some(ans.mode.to_string());
+        return json_change(client, "deploy", mode, &ans.lifecycle_ids, &args.wait, out).await;
+    }
     writeln!(
         out,
         "{} (mode {}, master {})",
@@ -378,10 +420,16 @@ pub async fn status(
         return local::status(data_dir, args, out).await;
     };
     let body = client.get(DECKIES).await?;
-    if args.json {
-        return print_json(&body, out);
-    }
     let rows: Vec<DeckyRow> = answer(body, "GET /api/v1/deckies")?;
+    if args.json {
+        return output::print(
+            &StatusOutput::master(
+                client.url().as_str().trim_end_matches('/').to_string(),
+                rows,
+            ),
+            out,
+        );
+    }
     write!(out, "{}", render_deckies(&rows)).context("write")?;
     // Workers that refuse work on an unreadable state file (best effort: the deckies are
     // the answer, the hosts only add this warning).
@@ -442,6 +490,9 @@ pub async fn teardown(
         }
     };
     if names.is_empty() {
+        if args.json {
+            return json_change(&client, "teardown", None, &[], &args.wait, out).await;
+        }
         writeln!(out, "no deckies to tear down").context("write")?;
         return Ok(());
     }
@@ -451,15 +502,22 @@ pub async fn teardown(
         let body = match result {
             Ok(b) => b,
             // --all: gone meanwhile (another client), nothing left to do for it.
-            Err(CliError::Usage(e)) if args.all && e.contains("no decky") => {
-                writeln!(out, "{name}: already gone").context("write")?;
+            Err(CliError::NotFound(_)) if args.all => {
+                if !args.json {
+                    writeln!(out, "{name}: already gone").context("write")?;
+                }
                 continue;
             }
             Err(e) => return Err(e),
         };
         let ans: LifecycleIdsAnswer = answer(body, "DELETE /api/v1/deckies/{name}")?;
-        writeln!(out, "tearing down {name}").context("write")?;
+        if !args.json {
+            writeln!(out, "tearing down {name}").context("write")?;
+        }
         ids.extend(ans.lifecycle_ids);
+    }
+    if args.json {
+        return json_change(&client, "teardown", None, &ids, &args.wait, out).await;
     }
     after_change(&client, &ids, &args.wait, out).await
 }
@@ -483,6 +541,9 @@ pub async fn mutate(
             .await?,
         "POST /api/v1/deckies/{name}/mutate",
     )?;
+    if args.json {
+        return json_change(&client, "mutate", None, &ans.lifecycle_ids, &args.wait, out).await;
+    }
     match &args.services {
         Some(s) => writeln!(out, "mutating {name} to {}", s.join(",")),
         None => writeln!(out, "mutating {name} (the master draws its new services)"),
@@ -541,14 +602,46 @@ pub fn render_lifecycle(rows: &[RowView]) -> String {
     )
 }
 
-/// `decnet lifecycle ID…`: needs a master.
+/// `decnet lifecycle --recent [--decky NAME] [--limit N]`: the newest rows, newest first.
+async fn recent(
+    client: &MasterClient,
+    args: &LifecycleArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut path = format!("{DECKIES}/lifecycle?recent={}", args.limit);
+    if let Some(d) = &args.decky {
+        path.push_str(&format!("&decky={}", check_decky("--decky", d)?));
+    }
+    let raw =
+        answer::<Rows<Value>>(client.get(&path).await?, "GET /api/v1/deckies/lifecycle")?.rows;
+    if args.json {
+        return print_json(&json!({ "rows": raw }), out);
+    }
+    let rows = wait::views(&raw)?;
+    if rows.is_empty() {
+        writeln!(out, "no lifecycle rows").context("write")?;
+        return Ok(());
+    }
+    write!(out, "{}", render_lifecycle(&rows)).context("write")?;
+    Ok(())
+}
+
+/// `decnet lifecycle ID…` (or `--recent`): needs a master.
 pub async fn lifecycle(
     data_dir: &Path,
     args: &LifecycleArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let ids = parse_ids(&args.ids)?;
     let c = &args.client;
+    if args.recent {
+        if let Some(d) = &args.decky {
+            check_decky("--decky", d)?;
+        }
+        let client =
+            MasterClient::discover(data_dir, c.master.clone(), c.token.clone(), c.ca.clone())?;
+        return recent(&client, args, out).await;
+    }
+    let ids = parse_ids(&args.ids)?;
     let client = MasterClient::discover(data_dir, c.master.clone(), c.token.clone(), c.ca.clone())?;
     let mut raw = wait::fetch_values(&client, &ids).await?;
     // In the order asked.
@@ -566,7 +659,7 @@ pub async fn lifecycle(
         .filter(|id| !known.contains(id.as_str()))
         .collect();
     if rows.is_empty() {
-        return Err(CliError::usage(format!(
+        return Err(CliError::not_found(format!(
             "no lifecycle rows with id(s) {}",
             unknown.join(" ")
         )));
@@ -587,7 +680,6 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
-    use crate::commands::wait::Rows;
 
     fn deploy_args(argv: &[&str]) -> DeployArgs {
         let mut full = vec!["decnet", "deploy"];
@@ -731,7 +823,6 @@ mod tests {
             "--randomize-distros",
         );
         refused(&["--deckies", "1", "--ip-start", "10.0.0.9"], "--ip-start");
-        refused(&["--deckies", "1", "--json"], "--json");
         let notes = check_deploy_flags(&deploy_args(&[
             "--deckies",
             "1",

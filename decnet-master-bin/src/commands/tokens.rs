@@ -109,6 +109,9 @@ async fn revoke(
     let id = check_id(&a.id)?;
     let client = connect(data_dir, &a.client)?;
     client.delete(&format!("{TOKENS}/{id}")).await?;
+    if a.json {
+        return crate::client::print_json(&serde_json::json!({"id": id, "revoked": true}), out);
+    }
     writeln!(out, "revoked token {id}").context("write")?;
     Ok(())
 }

@@ -396,7 +396,7 @@ pub async fn follow(
                 let changes = tracker.observe(&rows);
                 printer.changes(&tracker, &changes).context("write")?;
             }
-            Err(e @ CliError::Usage(_)) => {
+            Err(e @ (CliError::Usage(_) | CliError::NotFound(_))) => {
                 printer.finish().context("write")?;
                 return Err(e);
             }

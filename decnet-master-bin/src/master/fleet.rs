@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use decnet_core::fleet::{
@@ -39,7 +39,7 @@ pub fn routes() -> Router<Arc<Master>> {
         .route("/api/v1/deckies/deploy", post(deploy))
         .route("/api/v1/deckies/lifecycle", get(lifecycle))
         .route("/api/v1/deckies/{name}/mutate", post(mutate))
-        .route("/api/v1/deckies/{name}", delete(remove))
+        .route("/api/v1/deckies/{name}", get(get_one).delete(remove))
 }
 
 fn store_error(e: RepoError) -> ApiError {
@@ -285,6 +285,27 @@ async fn remove(
 }
 
 async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<DeckyView>>, ApiError> {
+    Ok(Json(views(&m).await?))
+}
+
+/// `GET /api/v1/deckies/{name}`: the decky as `GET /api/v1/deckies` lists it (the first row
+/// of that name when two hosts hold one), 404 when there is none.
+async fn get_one(
+    State(m): Ctx,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<DeckyView>, ApiError> {
+    let name = DeckyName::new(name.as_str()).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    views(&m)
+        .await?
+        .into_iter()
+        .find(|d| d.name == name.as_str())
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no decky {name}")))
+}
+
+/// Every decky of the fleet (and those that left it but still have a shard).
+async fn views(m: &Master) -> Result<Vec<DeckyView>, ApiError> {
     let fleet = m.repo.desired_fleet().await.map_err(store_error)?;
     let shards = m.repo.shards(None).await.map_err(store_error)?;
     let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
@@ -310,7 +331,7 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<DeckyView>>, Ap
                 ip: d.ip,
                 services: d.services.clone(),
                 state: shard.map_or(ShardState::Pending, |s| s.state),
-                last_seen: last_seen(&m, host, d.name.as_str(), shard),
+                last_seen: last_seen(m, host, d.name.as_str(), shard),
             }
         })
         .collect();
@@ -338,10 +359,10 @@ async fn list(State(m): Ctx, _caller: Caller) -> Result<Json<Vec<DeckyView>>, Ap
             ip: s.decky.ip,
             services: s.decky.services.clone(),
             state: s.state,
-            last_seen: last_seen(&m, s.host_uuid, s.decky_name.as_str(), Some(s)),
+            last_seen: last_seen(m, s.host_uuid, s.decky_name.as_str(), Some(s)),
         });
     }
-    Ok(Json(out))
+    Ok(out)
 }
 
 /// The last heartbeat that echoed the decky (PRODUCT §7; the original moved `last_seen` only
@@ -359,28 +380,74 @@ fn last_seen(
     }
 }
 
-/// `?ids=A&ids=B` (repeated keys; `ids=A,B` works too).
-fn parse_ids(query: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
-    let mut ids = Vec::new();
+/// Most rows `?recent=N` returns.
+pub const MAX_RECENT: u32 = 1000;
+
+/// What `GET /api/v1/deckies/lifecycle` was asked.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LifecycleQuery {
+    ids: Vec<Uuid>,
+    recent: Option<u32>,
+    decky: Option<DeckyName>,
+}
+
+/// `?ids=A&ids=B` (repeated keys; `ids=A,B` works too), or `?recent=N[&decky=NAME]` (the
+/// newest N rows, one decky's when given).
+fn lifecycle_query(query: Option<&str>) -> Result<LifecycleQuery, ApiError> {
+    let mut q = LifecycleQuery::default();
     for pair in query
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if k != "ids" {
-            return Err(ApiError::unprocessable(format!(
-                "{k}: unknown query parameter (use ids=…)"
-            )));
-        }
-        for v in v.split(',').filter(|v| !v.is_empty()) {
-            ids.push(
-                Uuid::parse_str(v)
-                    .map_err(|_| ApiError::unprocessable(format!("ids: {v:?} is not a UUID")))?,
-            );
+        match k {
+            "ids" => {
+                for v in v.split(',').filter(|v| !v.is_empty()) {
+                    q.ids.push(Uuid::parse_str(v).map_err(|_| {
+                        ApiError::unprocessable(format!("ids: {v:?} is not a UUID"))
+                    })?);
+                }
+            }
+            "recent" => {
+                let n = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_RECENT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::unprocessable(format!(
+                            "recent: {v:?} is not a row count in 1-{MAX_RECENT}"
+                        ))
+                    })?;
+                q.recent = Some(n);
+            }
+            "decky" => {
+                q.decky = Some(
+                    DeckyName::new(v)
+                        .map_err(|e| ApiError::unprocessable(format!("decky: {e}")))?,
+                );
+            }
+            _ => {
+                return Err(ApiError::unprocessable(format!(
+                    "{k}: unknown query parameter (use ids=…, or recent=N and decky=NAME)"
+                )))
+            }
         }
     }
-    Ok(ids)
+    if q.recent.is_some() && !q.ids.is_empty() {
+        return Err(ApiError::unprocessable(
+            "recent: give either ids or recent, not both",
+        ));
+    }
+    if q.decky.is_some() && q.recent.is_none() {
+        return Err(ApiError::unprocessable("decky: only with recent=N"));
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+fn parse_ids(query: Option<&str>) -> Result<Vec<Uuid>, ApiError> {
+    lifecycle_query(query).map(|q| q.ids)
 }
 
 async fn lifecycle(
@@ -388,11 +455,16 @@ async fn lifecycle(
     _caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<LifecycleRows>, ApiError> {
-    let ids = parse_ids(query.as_deref())?;
-    let rows = if ids.is_empty() {
+    let q = lifecycle_query(query.as_deref())?;
+    let rows = if let Some(limit) = q.recent {
+        m.repo
+            .recent_lifecycle_rows(q.decky, limit)
+            .await
+            .map_err(store_error)?
+    } else if q.ids.is_empty() {
         vec![]
     } else {
-        m.repo.lifecycle_rows(&ids).await.map_err(store_error)?
+        m.repo.lifecycle_rows(&q.ids).await.map_err(store_error)?
     };
     Ok(Json(LifecycleRows { rows }))
 }
@@ -416,5 +488,28 @@ mod tests {
             .detail
             .contains("\"nope\" is not a UUID"));
         assert!(parse_ids(Some("id=x")).is_err());
+    }
+
+    #[test]
+    fn recent_rows_query() {
+        assert_eq!(
+            lifecycle_query(Some("recent=5&decky=decky-01")).unwrap(),
+            LifecycleQuery {
+                ids: vec![],
+                recent: Some(5),
+                decky: Some(DeckyName::new("decky-01").unwrap()),
+            }
+        );
+        let refused = |q: &str, text: &str| {
+            let e = lifecycle_query(Some(q)).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{q}");
+            assert!(e.detail.contains(text), "{q}: {}", e.detail);
+        };
+        refused("recent=0", "recent: \"0\" is not a row count");
+        refused("recent=1001", "1-1000");
+        refused("recent=x", "recent");
+        refused("decky=decky-01", "decky: only with recent");
+        refused("recent=3&decky=Bad%20Name", "decky");
+        refused(&format!("recent=3&ids={}", Uuid::new_v4()), "not both");
     }
 }

@@ -460,6 +460,22 @@ impl Repository for PgRepository {
             .transpose()
     }
 
+    async fn recent_lifecycle_rows(
+        &self,
+        decky: Option<DeckyName>,
+        limit: u32,
+    ) -> Result<Vec<LifecycleRow>, RepoError> {
+        let all = sqlx::query(&common::select_lifecycle(
+            "WHERE ($1::text IS NULL OR decky_name = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
+        ))
+        .bind(decky.as_ref().map(DeckyName::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| backend("read recent lifecycle rows", e))?;
+        rows(all, lifecycle_from)
+    }
+
     async fn open_lifecycle_rows(&self) -> Result<Vec<LifecycleRow>, RepoError> {
         let all = sqlx::query(&common::open_rows_sql())
             .fetch_all(&self.pool)

@@ -77,6 +77,38 @@ pub(super) async fn create_and_get_oldest_first(repo: Arc<dyn Repository>) {
     assert_eq!(get(&repo, late.id).await, late);
 }
 
+/// The newest rows first, at most `limit`, one decky's when asked.
+pub(super) async fn recent_rows_newest_first(repo: Arc<dyn Repository>) {
+    let a1 = row("decky-01", None, Operation::Deploy, 0);
+    let b = row("decky-02", None, Operation::Deploy, 10);
+    let a2 = row("decky-01", None, Operation::Mutate, 20);
+    let a3 = row("decky-01", None, Operation::Teardown, 30);
+    for r in [&a1, &b, &a2, &a3] {
+        create(&repo, r).await;
+    }
+    let recent = |decky: Option<&'static str>, limit: u32| {
+        let repo = repo.clone();
+        async move {
+            let decky = decky.map(|d| DeckyName::new(d).expect("name"));
+            repo.recent_lifecycle_rows(decky, limit)
+                .await
+                .expect("recent rows")
+        }
+    };
+    assert_eq!(
+        recent(None, 10).await,
+        vec![a3.clone(), a2.clone(), b.clone(), a1.clone()]
+    );
+    assert_eq!(recent(None, 2).await, vec![a3.clone(), a2.clone()]);
+    assert_eq!(
+        recent(Some("decky-01"), 10).await,
+        vec![a3.clone(), a2.clone(), a1.clone()]
+    );
+    assert_eq!(recent(Some("decky-01"), 1).await, vec![a3.clone()]);
+    assert_eq!(recent(Some("decky-09"), 10).await, vec![]);
+    assert_eq!(recent(None, 0).await, vec![]);
+}
+
 /// pending → running → succeeded, with `updated_at` and `completed_at` stamped.
 pub(super) async fn happy_path(repo: Arc<dyn Repository>) {
     let r = row("decky-01", Some(HostUuid::new_v4()), Operation::Deploy, 0);

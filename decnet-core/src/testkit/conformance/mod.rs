@@ -69,6 +69,7 @@ const CHECKS: &[(&str, Check)] = checks![
     lifecycle::concurrent_terminal_transitions_have_one_winner,
     lifecycle::find_open_returns_oldest_match,
     lifecycle::open_rows_oldest_first,
+    lifecycle::recent_rows_newest_first,
     lifecycle::touch_moves_open_rows_only,
     attacks::insert_is_idempotent_by_id,
     attacks::filters,
