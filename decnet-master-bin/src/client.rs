@@ -472,20 +472,7 @@ pub fn detail(body: &[u8]) -> Option<String> {
 /// The error and its sources, without repeats. reqwest's own top line ("error sending request
 /// for url (…)") is left out when it has sources: the caller names the URL already.
 pub fn error_chain(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut parts = Vec::new();
-    if e.source().is_none() {
-        parts.push(e.to_string());
-    }
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
+    decnet_swarm::cause_chain(e)
 }
 
 /// Reads the CA to trust for an `https://` master: `--ca FILE`, else the data dir's `ca.crt`.

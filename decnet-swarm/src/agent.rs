@@ -15,7 +15,7 @@ use decnet_tls::verify::{client_config, PeerPolicy};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::errors::error_chain;
+use crate::errors::{cause_chain, error_chain};
 
 /// One agent's API at `https://<address>`, over a client whose TLS set-up pins that agent.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl HttpsAgentClient {
         resp: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<A, AgentError> {
         let resp = resp.map_err(|e| AgentError::Unreachable {
-            message: error_chain(&e),
+            message: cause_chain(&e),
             source: Some(Box::new(e)),
         })?;
         let status = resp.status();
@@ -53,7 +53,7 @@ impl HttpsAgentClient {
             });
         }
         resp.json::<A>().await.map_err(|e| AgentError::Decode {
-            message: error_chain(&e),
+            message: cause_chain(&e),
             source: Some(Box::new(e)),
         })
     }

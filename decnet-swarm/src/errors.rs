@@ -4,8 +4,22 @@ use std::error::Error as StdError;
 
 /// `e` and its sources as one line (`a: b: c`), each cause once.
 pub fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    chain(Some(e))
+}
+
+/// The causes of `e` as one line, without `e`'s own text when it has a source (reqwest's top
+/// line, "error sending request for url (…)", repeats what the caller already names); `e`'s
+/// text alone when it has none.
+pub fn cause_chain(e: &(dyn StdError + 'static)) -> String {
+    match e.source() {
+        Some(_) => chain(e.source()),
+        None => e.to_string(),
+    }
+}
+
+fn chain(first: Option<&(dyn StdError + 'static)>) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    let mut cur = first;
     while let Some(s) = cur {
         let text = s.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
@@ -81,5 +95,7 @@ mod tests {
             error_chain(&e),
             "client error (Connect): invalid peer certificate: UnknownIssuer"
         );
+        assert_eq!(cause_chain(&e), "invalid peer certificate: UnknownIssuer");
+        assert_eq!(cause_chain(&refused), "connection refused");
     }
 }

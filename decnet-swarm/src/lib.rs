@@ -21,7 +21,7 @@ mod issuer;
 mod master;
 
 pub use agent::{HttpsAgentClient, PinnedAgents};
-pub use errors::{error_chain, is_certificate_error};
+pub use errors::{cause_chain, error_chain, is_certificate_error};
 pub use issuer::{address_san, issue_worker, CaIssuer};
 pub use master::{
     master_client, pinned_master_client, HttpsEventTransport, HttpsTransport, REQUEST_TIMEOUT,

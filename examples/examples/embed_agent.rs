@@ -14,13 +14,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use decnet_core::fleet::{plan_fleet_change, FleetFacts};
 use decnet_core::model::{DeckyName, DeltaStatus, LifecycleDelta};
 use decnet_core::orchestrate::queue::{Job, LocalFactsSource, WorkQueue};
 use decnet_core::testkit::ManualClock;
 use decnet_core::traits::{HostNetError, LifecycleSink, LocalNetFacts, SinkError};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +26,7 @@ mod in_memory_deployer;
 use in_memory_deployer::InMemoryDeployer;
 #[path = "shared/fleet.rs"]
 mod fleet;
-use fleet::request;
+use fleet::plan;
 
 /// Keeps the deltas in memory and wakes the recipe (the agent's is a durable outbox).
 #[derive(Debug, Default)]
@@ -84,16 +81,7 @@ impl LocalFactsSource for FixedFacts {
 type Outcome = Vec<(String, String, DeltaStatus, Option<String>)>;
 
 async fn run(state_dir: &std::path::Path) -> Result<Outcome, Box<dyn std::error::Error>> {
-    let facts = FleetFacts {
-        existing: None,
-        live_hosts: &[],
-        reserved: &[],
-        local_deployer: true,
-        host_net: None,
-        fleet_limit: Some(256),
-        now_epoch: 0.0,
-    };
-    let change = plan_fleet_change(&request(), &facts, &mut StdRng::seed_from_u64(7))?;
+    let change = plan()?;
     let sink = Arc::new(MemorySink::default());
     let shutdown = CancellationToken::new();
     let queue = WorkQueue::start(

@@ -15,22 +15,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use decnet_core::fleet::{plan_fleet_change, FleetFacts};
 use decnet_core::model::{Host, LifecycleRow, LifecycleStatus, Operation};
 use decnet_core::orchestrate::{Lifecycle, Runner, RunnerSettings};
 use decnet_core::testkit::{ManualClock, MemRepository};
 use decnet_core::traits::{
     AgentClient, AgentConnector, AgentError, Bus, BusEvent, Clock, Repository,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 #[path = "shared/in_memory_deployer.rs"]
 mod in_memory_deployer;
 use in_memory_deployer::InMemoryDeployer;
 #[path = "shared/fleet.rs"]
 mod fleet;
-use fleet::request;
+use fleet::plan;
 
 /// Unihost only: no workers to reach.
 #[derive(Debug)]
@@ -82,16 +79,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     ));
 
     // 1–2: plan and commit.
-    let facts = FleetFacts {
-        existing: None,
-        live_hosts: &[],
-        reserved: &[],
-        local_deployer: true,
-        host_net: None,
-        fleet_limit: Some(256),
-        now_epoch: 0.0,
-    };
-    let change = plan_fleet_change(&request(), &facts, &mut StdRng::seed_from_u64(7))?;
+    let change = plan()?;
     let ids = lifecycle.commit(&change, clock.now()).await?;
 
     // 3: one pass of the runner; `join` waits for the dispatch it started. An embedder runs

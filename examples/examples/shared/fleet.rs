@@ -2,12 +2,15 @@
 //! network, one of which (`flaky`) the in-memory deployer never brings up.
 
 use decnet_core::fleet::{
-    DeckySpec, FleetChangeRequest, FleetSpec, ModeChoice, NetPlan, NetRequest, Requested,
+    plan_fleet_change, DeckySpec, FleetChange, FleetChangeRequest, FleetError, FleetFacts,
+    FleetSpec, ModeChoice, NetPlan, NetRequest, Requested,
 };
 use decnet_core::model::{Mode, NetworkDriver, Subnet};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 /// Three deckies, unihost, replacing any existing fleet.
-pub fn request() -> FleetChangeRequest {
+fn request() -> FleetChangeRequest {
     let decky = |name: &str, archetype: &str| DeckySpec {
         name: name.to_string(),
         archetype: Some(archetype.to_string()),
@@ -35,4 +38,18 @@ pub fn request() -> FleetChangeRequest {
         log_file: None,
         host_ip_optional: false,
     }
+}
+
+/// The change planned (pure, seeded) on this machine with a local deployer and no fleet yet.
+pub fn plan() -> Result<FleetChange, FleetError> {
+    let facts = FleetFacts {
+        existing: None,
+        live_hosts: &[],
+        reserved: &[],
+        local_deployer: true,
+        host_net: None,
+        fleet_limit: Some(256),
+        now_epoch: 0.0,
+    };
+    plan_fleet_change(&request(), &facts, &mut StdRng::seed_from_u64(7))
 }
