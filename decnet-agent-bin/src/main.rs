@@ -37,17 +37,18 @@ enum Command {
     Serve {
         #[arg(long)]
         agent_dir: Option<PathBuf>,
-        #[arg(long, default_value = "0.0.0.0")]
+        /// Address of the agent API (mutual TLS).
+        #[arg(long, env = "DECNET_AGENT_HOST", default_value = "0.0.0.0")]
         host: IpAddr,
-        #[arg(long, default_value_t = DEFAULT_PORT)]
+        #[arg(long, env = "DECNET_AGENT_PORT", default_value_t = DEFAULT_PORT)]
         port: u16,
         #[arg(long, env = "DECNET_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
         /// Pin the parent interface of this worker's deckies.
-        #[arg(long)]
+        #[arg(long, env = "DECNET_INTERFACE")]
         interface: Option<String>,
         /// Largest request body in bytes.
-        #[arg(long, default_value_t = DEFAULT_BODY_LIMIT)]
+        #[arg(long, env = "DECNET_BODY_LIMIT", default_value_t = DEFAULT_BODY_LIMIT)]
         body_limit: usize,
         /// Seconds between heartbeats.
         #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
@@ -76,10 +77,10 @@ enum Command {
         #[arg(long, env = "DECNET_DECKY_BIN")]
         decky_bin: Option<PathBuf>,
         /// Do not create the host-side macvlan link (this host then cannot reach its deckies).
-        #[arg(long)]
+        #[arg(long, env = "DECNET_NO_HOST_LINK")]
         no_host_link: bool,
         /// Name of the host-side macvlan link.
-        #[arg(long, default_value = "decnet_macvlan0")]
+        #[arg(long, env = "DECNET_HOST_LINK_NAME", default_value = "decnet_macvlan0")]
         host_link_name: String,
         #[command(flatten)]
         limits: LimitArgs,

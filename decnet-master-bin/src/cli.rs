@@ -34,10 +34,10 @@ pub struct DockerArgs {
     #[arg(long, env = "DECNET_DECKY_BIN")]
     pub decky_bin: Option<PathBuf>,
     /// Do not create the host-side macvlan link (the host then cannot reach its deckies).
-    #[arg(long)]
+    #[arg(long, env = "DECNET_NO_HOST_LINK")]
     pub no_host_link: bool,
     /// Name of the host-side macvlan link.
-    #[arg(long, default_value = "decnet_macvlan0")]
+    #[arg(long, env = "DECNET_HOST_LINK_NAME", default_value = "decnet_macvlan0")]
     pub host_link_name: String,
     /// The `decnet.host` label of this host's deckies (default: the data dir's own identity,
     /// `<data-dir>/host-id`; tests keep apart with it).
@@ -260,6 +260,10 @@ pub struct InitArgs {
     /// The agent's environment file, where --systemd records DECNET_REAPER_PATHS.
     #[arg(long, default_value = DEFAULT_AGENT_ENV, requires = "systemd")]
     pub agent_env: PathBuf,
+    /// The master also runs deckies on this host (Docker, CAP_NET_ADMIN in its unit); without
+    /// it decnet-master.service runs `serve --no-local` with no capability at all.
+    #[arg(long, requires = "systemd")]
+    pub local_deckies: bool,
     /// Issue a new admin token even when admin.token exists (the old one is revoked).
     #[arg(long)]
     pub force_token: bool,
@@ -394,13 +398,13 @@ pub struct ServeArgs {
     #[arg(long, env = "DECNET_ADVERTISE")]
     pub advertise: Option<String>,
     /// Most deckies the fleet may hold.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, env = "DECNET_FLEET_LIMIT", default_value_t = 256)]
     pub fleet_limit: usize,
     /// The agents' heartbeat interval in seconds (hosts go unreachable after 3 missed).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "DECNET_HEARTBEAT_INTERVAL", default_value_t = 30)]
     pub heartbeat_interval: u64,
     /// Run no deckies on this machine (only drive workers).
-    #[arg(long)]
+    #[arg(long, env = "DECNET_NO_LOCAL")]
     pub no_local: bool,
     /// Seconds a deploy row may go without progress before the sweep fails it.
     #[arg(long, value_name = "SECS", env = "DECNET_DEPLOY_TIMEOUT", default_value_t = 15 * 60,

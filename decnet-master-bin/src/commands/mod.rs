@@ -11,4 +11,5 @@ pub mod local;
 pub mod remote;
 pub mod serve;
 pub mod tokens;
+pub mod units;
 pub mod wait;
