@@ -1137,13 +1137,7 @@ async fn deploy_and_wait_until_taken(m: &TM, a: &TA) -> Vec<Value> {
     }
     assert!(started(a), "the agent never took the deploy");
     // The agent answers 202 after queueing: wait until the master has the answer.
-    let accepted = || {
-        m.running
-            .master
-            .metrics
-            .dispatches_accepted
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
+    let accepted = || m.running.master.metrics.dispatches_accepted.get();
     for _ in 0..500 {
         if accepted() > 0 {
             break;

@@ -9,6 +9,8 @@
 //! - [`ApiError`]: `{"detail": "..."}` with a status code.
 //! - [`body_limit`]: 413 decided from `Content-Length` before the body is read.
 //! - `cli::LimitArgs` (feature `cli`): the [`ServeLimits`] as command-line flags.
+//! - `metrics` (feature `metrics`): Prometheus text through `prometheus-client`, and this
+//!   process's CPU, memory and file descriptors from `/proc/self`.
 
 mod caps;
 #[cfg(feature = "cli")]
@@ -17,6 +19,8 @@ mod conn;
 pub mod error;
 pub mod json;
 pub mod limits;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod serve;
 
 pub use error::ApiError;

@@ -1012,11 +1012,7 @@ fn run_on_master(
         .iter()
         .filter(|s| s.state == ShardState::Degraded)
         .count();
-    let heartbeats_counted = running
-        .master
-        .metrics
-        .heartbeats_received
-        .load(Ordering::Relaxed);
+    let heartbeats_counted = running.master.metrics.heartbeats_received.get();
     let expected_degraded = phases.last().map_or(0, |p| p.ended_down);
     drop(hosts);
     shutdown.cancel();

@@ -57,13 +57,16 @@ async fn health() -> Json<Health> {
 }
 
 async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
-    let hosts = m.hosts_view().await.map_err(store_error)?;
+    let facts = super::metrics::Facts {
+        hosts: m.hosts_view().await.map_err(store_error)?,
+        shards: m.repo.shards(None).await.map_err(store_error)?,
+        open_rows: m.repo.open_lifecycle_rows().await.map_err(store_error)?,
+        expiries: vec![("ca", m.pki.ca_not_after()), ("master", m.pki.not_after())],
+        now: m.clock.now(),
+    };
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.metrics.render(
-            &hosts,
-            &[("ca", m.pki.ca_not_after()), ("master", m.pki.not_after())],
-        ),
+        [(header::CONTENT_TYPE, decnet_web::metrics::CONTENT_TYPE)],
+        m.metrics.render(&facts),
     ))
 }
 

@@ -1,0 +1,307 @@
+#![allow(clippy::unwrap_used)] // test helpers abort on a broken fixture
+//! Operations (issue 19) against real processes: `decnet serve` and `decnet-agent serve` on
+//! free loopback ports with their own temporary dirs — the metrics both expose (checked by
+//! `promtool check metrics`), backup and restore of a running master.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn target_bin(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_decnet"));
+    exe.parent().unwrap().join(name)
+}
+
+fn decnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .args(args)
+        .env("DECNET_LOG", "warn")
+        .env_remove("DECNET_DATA_DIR")
+        .env_remove("DECNET_DB")
+        .output()
+        .expect("run decnet")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = decnet(args);
+    assert!(
+        out.status.success(),
+        "decnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real `decnet serve --no-local` on free loopback ports.
+struct Master {
+    _proc: Proc,
+    api: String,
+    swarm: String,
+    admin: String,
+}
+
+fn serve(data: &Path) -> Master {
+    serve_on(data, free_port(), free_port())
+}
+
+fn serve_on(data: &Path, api_port: u16, swarm_port: u16) -> Master {
+    let api_bind = format!("127.0.0.1:{api_port}");
+    let swarm_bind = format!("127.0.0.1:{swarm_port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .args([
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--api-bind",
+            &api_bind,
+            "--swarm-bind",
+            &swarm_bind,
+            "--no-local",
+            "--heartbeat-interval",
+            "1",
+        ])
+        .env("DECNET_LOG", "warn")
+        .env_remove("DECNET_DB")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let m = Master {
+        _proc: Proc(child),
+        api: format!("http://{api_bind}"),
+        swarm: format!("https://{swarm_bind}"),
+        admin: std::fs::read_to_string(data.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string(),
+    };
+    let health = format!("{}/health", m.api);
+    wait_until("the master to answer /health", || {
+        rt().block_on(reqwest::get(&health))
+            .is_ok_and(|r| r.status().is_success())
+    });
+    m
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    decnet_tls::install_default_provider();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn get_text(url: &str, token: Option<&str>) -> String {
+    rt().block_on(async {
+        let mut r = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.text().await.unwrap()
+    })
+}
+
+fn hosts(m: &Master) -> Vec<Value> {
+    let text = get_text(&format!("{}/api/v1/swarm/hosts", m.api), Some(&m.admin));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Enrolls a real agent as `name` (to serve on `port`): its agent dir.
+fn enroll(m: &Master, name: &str, port: u16) -> tempfile::TempDir {
+    let t: Value = rt().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/swarm/enroll-tokens", m.api))
+            .bearer_auth(&m.admin)
+            .json(&json!({"name": name, "address": format!("127.0.0.1:{port}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(target_bin("decnet-agent"))
+        .args([
+            "enroll",
+            "--master",
+            &m.swarm,
+            "--token",
+            t["token"].as_str().unwrap(),
+            "--agent-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("DECNET_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// `decnet-agent serve` heartbeating every second, its metrics on `metrics_port`.
+fn spawn_agent(agent_dir: &Path, state_dir: &Path, port: u16, metrics_port: u16) -> Proc {
+    let child = Command::new(target_bin("decnet-agent"))
+        .args([
+            "serve",
+            "--agent-dir",
+            agent_dir.to_str().unwrap(),
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--heartbeat-interval",
+            "1",
+            "--network-name",
+            "decnet_ops_test",
+            "--metrics-bind",
+            &format!("127.0.0.1:{metrics_port}"),
+        ])
+        .env("DECNET_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("decnet-agent is built");
+    Proc(child)
+}
+
+/// `promtool check metrics` on `text`: no error, no lint problem.
+fn promtool_check(what: &str, text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (scripts/setup: prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics on the {what}'s /metrics: {:?}\n{}{}\n{text}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The value of the sample `series` (name and labels as printed) in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn master_and_agent_metrics_pass_promtool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&["init", "--data-dir", data.to_str().unwrap()]);
+    let m = serve(&data);
+    let port = free_port();
+    let metrics_port = free_port();
+    let agent_dir = enroll(&m, "metrics-worker", port);
+    let state_dir = tempfile::tempdir().unwrap();
+    let _agent = spawn_agent(agent_dir.path(), state_dir.path(), port, metrics_port);
+    wait_until("the host to be active", || {
+        hosts(&m)[0]["status"] == "active"
+    });
+
+    let master_text = get_text(&format!("{}/metrics", m.api), None);
+    promtool_check("master", &master_text);
+    for (series, want) in [
+        ("decnet_hosts{status=\"active\"}", 1.0),
+        ("decnet_hosts{status=\"enrolled\"}", 0.0),
+        ("decnet_enrollments_total", 1.0),
+        ("decnet_deckies{state=\"running\"}", 0.0),
+        (
+            "decnet_lifecycle_open_rows{operation=\"deploy\",status=\"pending\"}",
+            0.0,
+        ),
+        (
+            &format!(
+                "decnet_hosts_by_agent_version{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            sample(&master_text, series),
+            Some(want),
+            "{series}\n{master_text}"
+        );
+    }
+    assert!(sample(&master_text, "decnet_heartbeats_received_total").unwrap() >= 1.0);
+    assert!(sample(
+        &master_text,
+        "decnet_host_heartbeat_age_seconds{status=\"active\"}"
+    )
+    .is_some());
+    assert!(sample(&master_text, "decnet_process_resident_memory_bytes").unwrap() > 0.0);
+    assert!(sample(&master_text, "decnet_process_open_fds").unwrap() > 0.0);
+    assert!(sample(&master_text, "decnet_process_cpu_seconds_total").is_some());
+    // No host or decky names, no addresses in labels.
+    assert!(!master_text.contains("metrics-worker"), "{master_text}");
+    assert!(!master_text.contains("127.0.0.1"), "{master_text}");
+
+    let agent_text = get_text(&format!("http://127.0.0.1:{metrics_port}/metrics"), None);
+    promtool_check("agent", &agent_text);
+    for (series, want) in [
+        ("decnet_agent_enrolled", 1.0),
+        ("decnet_agent_queue_depth", 0.0),
+        ("decnet_agent_outbox_depth", 0.0),
+        ("decnet_agent_events_dropped_total", 0.0),
+    ] {
+        assert_eq!(
+            sample(&agent_text, series),
+            Some(want),
+            "{series}\n{agent_text}"
+        );
+    }
+    assert!(sample(&agent_text, "decnet_agent_event_spool_bytes").is_some());
+    assert!(sample(&agent_text, "decnet_process_resident_memory_bytes").unwrap() > 0.0);
+}
