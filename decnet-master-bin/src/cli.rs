@@ -83,6 +83,31 @@ pub enum Command {
     /// One line per attacker (source address): first and last seen, events, credentials tried,
     /// deckies, services and usernames.
     Attackers(AttackersArgs),
+    /// Back up the master's data dir (CA, keys, tokens) and its SQLite store, while it runs.
+    Backup(BackupArgs),
+    /// Restore a `decnet backup` into the data dir (empty, or --force).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where the backup goes: a new (or empty) directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The master's store (default: decnet.db in the data dir); a PostgreSQL store is not
+    /// copied (use pg_dump).
+    #[arg(long, env = "DECNET_DB", hide_env_values = true)]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup (the directory `decnet backup --out` made).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Restore into a data dir that is not empty (the backup's files replace its own).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

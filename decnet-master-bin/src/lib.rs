@@ -34,5 +34,7 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Events(a) => commands::events::run(&data_dir, &a, out).await,
         cli::Command::Attacks(a) => commands::attacks::run(&data_dir, &a, out).await,
         cli::Command::Attackers(a) => commands::attacks::attackers(&data_dir, &a, out).await,
+        cli::Command::Backup(a) => commands::backup::backup(&data_dir, &a, out).await,
+        cli::Command::Restore(a) => commands::backup::restore(&data_dir, &a, out).await,
     }
 }

@@ -305,3 +305,115 @@ fn master_and_agent_metrics_pass_promtool() {
     assert!(sample(&agent_text, "decnet_agent_event_spool_bytes").is_some());
     assert!(sample(&agent_text, "decnet_process_resident_memory_bytes").unwrap() > 0.0);
 }
+
+/// The value of `series` on the master's /metrics.
+fn master_sample(m: &Master, series: &str) -> Option<f64> {
+    sample(&get_text(&format!("{}/metrics", m.api), None), series)
+}
+
+/// A running master with an enrolled, heartbeating agent is backed up; the backup restored
+/// into a new dir runs a master (on the swarm address the agent knows) that the agent keeps
+/// heartbeating to: the CA, the master certificate and the worker's pin survived.
+#[test]
+fn a_restored_master_keeps_its_workers_trust() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&["init", "--data-dir", data.to_str().unwrap()]);
+    let swarm_port = free_port();
+    let m = serve_on(&data, free_port(), swarm_port);
+    let port = free_port();
+    let agent_dir = enroll(&m, "backup-worker", port);
+    let state_dir = tempfile::tempdir().unwrap();
+    let _agent = spawn_agent(agent_dir.path(), state_dir.path(), port, free_port());
+    wait_until("the host to be active", || {
+        hosts(&m)[0]["status"] == "active"
+    });
+
+    // Backed up while the master runs and the agent heartbeats.
+    let backup = tmp.path().join("backup");
+    let said = ok(&[
+        "backup",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(said.contains("copied online (VACUUM INTO)"), "{said}");
+    for f in [
+        "backup.json",
+        "ca.crt",
+        "ca.key",
+        "master.crt",
+        "master.key",
+        "admin.token",
+        "decnet.db",
+    ] {
+        assert!(backup.join(f).is_file(), "{f}: {said}");
+    }
+    for secret in ["ca.key", "master.key", "admin.token", "decnet.db"] {
+        let mode = std::fs::metadata(backup.join(secret))
+            .unwrap()
+            .permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600, "{secret}");
+    }
+    assert!(!backup.join("master.json").exists());
+    // A second backup into the same place is refused, naming --out.
+    let again = decnet(&[
+        "backup",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--out"));
+    drop(m);
+
+    // Bad input: exit 2 naming the field.
+    let restored = tmp.path().join("restored");
+    let bad = decnet(&[
+        "restore",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--from",
+        tmp.path().join("nope").to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--from"));
+    // Over a non-empty dir only with --force.
+    let over = decnet(&[
+        "restore",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--from",
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(over.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&over.stderr);
+    assert!(
+        err.contains("--data-dir") && err.contains("--force"),
+        "{err}"
+    );
+
+    let said = ok(&[
+        "restore",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        "--from",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(said.contains("1 enrolled hosts"), "{said}");
+    let m2 = serve_on(&restored, free_port(), swarm_port);
+    assert_eq!(hosts(&m2).len(), 1);
+    // The agent, never told, keeps heartbeating: the new master accepts it.
+    wait_until(
+        "the agent's heartbeats to reach the restored master",
+        || master_sample(&m2, "decnet_heartbeats_received_total").is_some_and(|n| n >= 2.0),
+    );
+    assert_eq!(
+        master_sample(&m2, "decnet_heartbeats_rejected_total"),
+        Some(0.0)
+    );
+    assert_eq!(hosts(&m2)[0]["status"], "active");
+}

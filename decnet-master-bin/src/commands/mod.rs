@@ -1,4 +1,5 @@
 pub mod attacks;
+pub mod backup;
 pub mod demo;
 pub mod demo_detect;
 pub mod demo_swarm;
