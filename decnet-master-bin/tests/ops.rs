@@ -417,3 +417,93 @@ fn a_restored_master_keeps_its_workers_trust() {
     );
     assert_eq!(hosts(&m2)[0]["status"], "active");
 }
+
+/// A worker's mTLS client from its agent dir (what `decnet-agent` presents).
+fn worker_client(agent_dir: &Path) -> reqwest::Client {
+    let b = decnet_tls::pki::Bundle::load_worker_dir(agent_dir).unwrap();
+    let policy = decnet_tls::verify::PeerPolicy::from_ca_pem(&b.ca_pem)
+        .unwrap()
+        .with_expected_cn("decnet-master");
+    let tls = decnet_tls::verify::client_config(&b, &policy).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .build()
+        .unwrap()
+}
+
+/// An agent newer than its master (a wire version the master does not speak) is refused with
+/// 409 and a reason, which the host shows in the API and in `decnet hosts list`, and which a
+/// metric counts; once it speaks the master's version again it is accepted and the mark goes.
+/// An agent that predates `wire_version` (none sent) is spoken to as version 1.
+#[test]
+fn a_newer_wire_version_is_refused_and_shown_on_the_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ok(&["init", "--data-dir", data.to_str().unwrap()]);
+    let m = serve(&data);
+    let agent_dir = enroll(&m, "future-worker", free_port());
+    let uuid = hosts(&m)[0]["uuid"].as_str().unwrap().to_string();
+    let beat = |version: &str, wire: Option<u32>| {
+        let mut b = json!({"host_uuid": uuid, "agent_version": version,
+            "status": {"deployed": false, "deckies": [], "taken_at": chrono::Utc::now(),
+                "in_flight": []},
+            "lifecycle": []});
+        if let Some(w) = wire {
+            b["wire_version"] = json!(w);
+        }
+        let c = worker_client(agent_dir.path());
+        rt().block_on(async {
+            let r = c
+                .post(format!("{}/swarm/heartbeat", m.swarm))
+                .json(&b)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let newer = decnet_core::model::WIRE_VERSION + 1;
+    let (status, body) = beat("9.0.0", Some(newer));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("upgrade the master first"), "{body}");
+    let h = &hosts(&m)[0];
+    let why = h["version_error"].as_str().unwrap();
+    assert!(
+        why.contains("agent 9.0.0") && why.contains(&format!("wire version {newer}")),
+        "{h}"
+    );
+    assert_eq!(
+        h["status"], "enrolled",
+        "a refused heartbeat does not make it active"
+    );
+    assert_eq!(
+        master_sample(&m, "decnet_heartbeats_incompatible_total"),
+        Some(1.0)
+    );
+    let listed = ok(&["hosts", "list", "--data-dir", data.to_str().unwrap()]);
+    assert!(listed.contains("enrolled (incompatible)"), "{listed}");
+    assert!(
+        listed.contains("host future-worker: incompatible, heartbeats refused (agent 9.0.0"),
+        "{listed}"
+    );
+
+    // An agent from before wire_version, and one of this version: both spoken to.
+    assert_eq!(beat("0.0.9", None).0, 204);
+    let h = &hosts(&m)[0];
+    assert!(h.get("version_error").is_none(), "{h}");
+    assert_eq!(h["agent_version"], "0.0.9");
+    assert_eq!(h["status"], "active");
+    assert_eq!(
+        beat(
+            env!("CARGO_PKG_VERSION"),
+            Some(decnet_core::model::WIRE_VERSION)
+        )
+        .0,
+        204
+    );
+    let listed = ok(&["hosts", "list", "--data-dir", data.to_str().unwrap()]);
+    assert!(
+        listed.contains(env!("CARGO_PKG_VERSION")) && !listed.contains("incompatible"),
+        "{listed}"
+    );
+}

@@ -344,6 +344,7 @@ impl BodyTemplate {
         let body = HeartbeatBody {
             host_uuid: host,
             agent_version: Some(AGENT_VERSION.into()),
+            wire_version: Some(decnet_core::model::WIRE_VERSION),
             status: AgentStatus {
                 deployed: true,
                 mode: Some(Mode::Swarm),

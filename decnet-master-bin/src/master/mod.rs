@@ -4,6 +4,7 @@ pub mod agents;
 pub mod api;
 pub mod attacks;
 pub mod auth;
+pub mod compat;
 pub mod events;
 pub mod fleet;
 pub mod layout;

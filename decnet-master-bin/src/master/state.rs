@@ -136,6 +136,8 @@ pub struct Master {
     /// (`state_error`); absent once a heartbeat no longer says so. In memory only: the next
     /// heartbeat after a restart tells again.
     pub state_errors: Mutex<HashMap<HostUuid, String>>,
+    /// Per host, why its latest heartbeat was refused for its wire version.
+    pub version_errors: super::compat::VersionErrors,
     /// Deckies torn down on a host, and when: the host may still deliver the events they saw
     /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
     pub retired: super::lifecycle::Retired,
@@ -235,6 +237,7 @@ impl Master {
             seen: Mutex::new(HashMap::new()),
             echoed: Mutex::new(HashMap::new()),
             state_errors: Mutex::new(HashMap::new()),
+            version_errors: super::compat::VersionErrors::default(),
             retired,
             master_pins: Mutex::new(HashMap::new()),
             local,
