@@ -11,6 +11,8 @@
 //! - [`renew`]: worker certificate renewal before expiry, over the swarm channel.
 //! - [`master_pins`]: the master certificate's rollover: its successor pinned, then the only
 //!   pin.
+//! - [`metrics`]: the agent's own `/metrics` (queue, outbox and spool depth) on a loopback
+//!   listener of its own.
 //! - [`paths`]: the agent directory and the enrolled identity file.
 //! - [`state`]: the worker state file as the agent reads it; an unreadable one is reported
 //!   and refused, never rewritten.
@@ -26,6 +28,7 @@ pub use decnet_core::orchestrate::heartbeat;
 pub use decnet_core::orchestrate::queue;
 pub mod enroll;
 pub mod master_pins;
+pub mod metrics;
 pub mod paths;
 pub mod reaper;
 pub mod renew;

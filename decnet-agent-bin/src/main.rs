@@ -31,6 +31,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of `Serve` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the agent API over mutual TLS (and heartbeat when enrolled).
@@ -48,6 +50,12 @@ enum Command {
         /// The agent API's port (mutual TLS).
         #[arg(long, env = "DECNET_AGENT_PORT", default_value_t = DEFAULT_PORT)]
         port: u16,
+        /// Address of the agent's own /metrics (plain HTTP, no token: keep it on loopback
+        /// unless the network to your Prometheus is trusted). Default 127.0.0.1:8766; when
+        /// the default is taken the agent runs without metrics and says so; a given address
+        /// that cannot be bound is an error.
+        #[arg(long, env = "DECNET_METRICS_BIND")]
+        metrics_bind: Option<SocketAddr>,
         /// Where this worker keeps its state (the deployed shard, the outbox, the event spool).
         #[arg(long, env = "DECNET_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
@@ -275,6 +283,7 @@ fn main() -> ExitCode {
                 agent_dir,
                 host,
                 port,
+                metrics_bind,
                 state_dir,
                 interface,
                 body_limit,
@@ -336,6 +345,7 @@ fn main() -> ExitCode {
                     },
                     Err(e) => return fail(1, e),
                 };
+                let events_pipeline = pipeline.clone();
                 let events = pipeline.map(|pipeline| EventsDeps {
                     pipeline,
                     logs: deployer.clone(),
@@ -362,6 +372,25 @@ fn main() -> ExitCode {
                     Ok(l) => l,
                     Err(e) => return fail(1, format!("bind {host}:{port}: {e}")),
                 };
+                let metrics_listener = match metrics_bind {
+                    Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+                        Ok(l) => {
+                            if !decnet_agent::metrics::is_loopback(&addr) {
+                                tracing::warn!(%addr, "the metrics listener is not on loopback (plain HTTP, no token)");
+                            }
+                            Some(l)
+                        }
+                        Err(e) => return fail(1, format!("--metrics-bind {addr}: {e}")),
+                    },
+                    None => match tokio::net::TcpListener::bind(decnet_agent::metrics::DEFAULT_METRICS_BIND).await {
+                        Ok(l) => Some(l),
+                        Err(e) => {
+                            tracing::warn!(addr = decnet_agent::metrics::DEFAULT_METRICS_BIND, error = %e, "metrics listener not started (pass --metrics-bind)");
+                            None
+                        }
+                    },
+                };
+                let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
                 let shutdown = CancellationToken::new();
                 let deps = AgentDeps {
                     deployer,
@@ -375,7 +404,22 @@ fn main() -> ExitCode {
                     Ok(a) => a,
                     Err(e) => return fail(e.exit_code(), e),
                 };
-                eprintln!("decnet-agent: serving on {}", agent.addr);
+                let metrics = metrics_listener.map(|l| {
+                    decnet_agent::metrics::spawn(
+                        l,
+                        decnet_agent::metrics::AgentMetrics {
+                            queue: agent.queue.clone(),
+                            outbox: agent.outbox.clone(),
+                            events: events_pipeline,
+                            enrolled: agent.identity.is_some(),
+                        },
+                        shutdown.clone(),
+                    )
+                });
+                match metrics_addr {
+                    Some(m) => eprintln!("decnet-agent: serving on {} (metrics on http://{m}/metrics)", agent.addr),
+                    None => eprintln!("decnet-agent: serving on {}", agent.addr),
+                }
                 wait_for_signal().await;
                 shutdown.cancel();
                 let _ = agent.server.await;
@@ -383,6 +427,9 @@ fn main() -> ExitCode {
                     let _ = hb.await;
                 }
                 agent.queue.stopped().await;
+                if let Some(m) = metrics {
+                    let _ = m.await;
+                }
                 ExitCode::SUCCESS
             }
             Command::Reap { .. } | Command::Completions { .. } | Command::Man { .. } => {

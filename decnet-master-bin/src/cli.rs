@@ -120,6 +120,10 @@ pub enum Command {
     /// Write the man pages (decnet.1, decnet-deploy.1, …) generated from these flags.
     #[command(after_help = "Example:\n  decnet man --out /usr/local/share/man/man1 && mandb")]
     Man(ManArgs),
+    /// Back up the master's data dir (CA, keys, tokens) and its SQLite store, while it runs.
+    Backup(BackupArgs),
+    /// Restore a `decnet backup` into the data dir (empty, or --force).
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +138,27 @@ pub struct ManArgs {
     /// The directory to write the pages into (created when missing).
     #[arg(long, value_name = "DIR")]
     pub out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where the backup goes: a new (or empty) directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The master's store (default: decnet.db in the data dir); a PostgreSQL store is not
+    /// copied (use pg_dump).
+    #[arg(long, env = "DECNET_DB", hide_env_values = true)]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup (the directory `decnet backup --out` made).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Restore into a data dir that is not empty (the backup's files replace its own).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +346,10 @@ pub struct InitArgs {
     /// The agent's environment file, where --systemd records DECNET_REAPER_PATHS.
     #[arg(long, default_value = DEFAULT_AGENT_ENV, requires = "systemd")]
     pub agent_env: PathBuf,
+    /// The master also runs deckies on this host (Docker, CAP_NET_ADMIN in its unit); without
+    /// it decnet-master.service runs `serve --no-local` with no capability at all.
+    #[arg(long, requires = "systemd")]
+    pub local_deckies: bool,
     /// Issue a new admin token even when admin.token exists (the old one is revoked).
     #[arg(long)]
     pub force_token: bool,

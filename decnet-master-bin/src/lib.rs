@@ -36,5 +36,7 @@ pub async fn run(cli: cli::Cli, out: &mut dyn Write) -> Result<(), CliError> {
         cli::Command::Attackers(a) => commands::attacks::attackers(&data_dir, &a, out).await,
         cli::Command::Completions(a) => commands::manual::completions(a.shell, out),
         cli::Command::Man(a) => commands::manual::man(&a.out, out),
+        cli::Command::Backup(a) => commands::backup::backup(&data_dir, &a, out).await,
+        cli::Command::Restore(a) => commands::backup::restore(&data_dir, &a, out).await,
     }
 }

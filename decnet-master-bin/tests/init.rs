@@ -217,7 +217,7 @@ fn init_systemd_writes_units_and_reaper_paths() {
     let agent = exe.parent().unwrap().join("decnet-agent");
     let master_unit = std::fs::read_to_string(units.join("decnet-master.service")).unwrap();
     assert!(master_unit.contains(&format!(
-        "ExecStart={} serve --data-dir {}\n",
+        "ExecStart={} serve --data-dir {} --no-local\n",
         exe.display(),
         data.display()
     )));
@@ -284,4 +284,98 @@ fn init_systemd_writes_units_and_reaper_paths() {
         units.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `systemd-analyze security --offline=yes --threshold=<max>` on one unit file: passes when
+/// its exposure is at most `max` (tenths: 30 is the 3.0 it prints). Returns the score line.
+fn security(unit: &Path, max: &str) -> String {
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(format!("--threshold={max}"))
+        .arg(unit)
+        .output()
+        .expect("systemd-analyze is installed (scripts/setup: systemd)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let score = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no score for {}:\n{text}", unit.display()))
+        .to_string();
+    assert!(
+        out.status.success(),
+        "{} scores above {max}: {score}\n{text}\n{}",
+        unit.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    score
+}
+
+/// The units the real `decnet init --systemd` writes pass `systemd-analyze verify` and the
+/// exposure thresholds of docs/operations.md: a master without local deckies ≤ 3.0, a master
+/// with local deckies and the agent ≤ 2.5 (they keep Docker and CAP_NET_ADMIN).
+#[test]
+fn init_systemd_units_pass_systemd_analyze() {
+    for local in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let data = root.join("data");
+        let units = root.join("units");
+        let env = root.join("etc/agent.env");
+        // --db goes to the store init opens (kept in the temp dir) and to master.env.
+        let db = format!("sqlite://{}", root.join("other.db").display());
+        let mut args = vec![
+            "init",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--db",
+            &db,
+            "--systemd",
+            "--systemd-dir",
+            units.to_str().unwrap(),
+            "--agent-env",
+            env.to_str().unwrap(),
+        ];
+        if local {
+            args.push("--local-deckies");
+        }
+        ok(&args);
+
+        let master = units.join("decnet-master.service");
+        let agent = units.join("decnet-agent.service");
+        let target = units.join("decnet.target");
+        let text = std::fs::read_to_string(&master).unwrap();
+        assert_eq!(text.contains("--no-local"), !local, "{text}");
+        assert_eq!(
+            text.contains("After=network-online.target docker.service"),
+            local
+        );
+        let doc = root.join("etc/operations.md");
+        assert!(text.contains(&format!("Documentation=file:{}\n", doc.display())));
+        assert!(std::fs::read_to_string(&doc)
+            .unwrap()
+            .starts_with("# Operating DECNET-rs"));
+        // --db is recorded in the master's environment file, which stays owner-only.
+        let master_env = root.join("etc/master.env");
+        assert!(std::fs::read_to_string(&master_env)
+            .unwrap()
+            .contains(&format!("\nDECNET_DB={db}\n")));
+        assert_eq!(mode(&master_env), 0o600);
+        assert!(text.contains(&format!("EnvironmentFile=-{}\n", master_env.display())));
+
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .args([&master, &agent, &target])
+            .output()
+            .expect("systemd-analyze is installed");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {:?}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m = security(&master, if local { "25" } else { "30" });
+        let a = security(&agent, "25");
+        eprintln!("local deckies {local}: master {m}; agent {a}");
+    }
 }

@@ -506,6 +506,38 @@ async fn swarm_deploy_mutate_delete_close_every_row() {
             && metrics.contains("decnet_dispatches_total{result=\"failed\"} 0\n"),
         "{metrics}"
     );
+    // Every closed row was counted and timed, by operation and status (the metrics follow
+    // the bus, so they may trail the rows by a moment).
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = reqwest::get(m.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains(
+            "decnet_operation_duration_seconds_count{operation=\"teardown\",status=\"succeeded\"} 1\n",
+        ) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for op in ["deploy", "mutate", "teardown"] {
+        let count = format!(
+            "decnet_operation_duration_seconds_count{{operation=\"{op}\",status=\"succeeded\"}} "
+        );
+        let completed = format!(
+            "decnet_lifecycle_rows_completed_total{{operation=\"{op}\",status=\"succeeded\"}} "
+        );
+        assert!(
+            metrics.contains(&count) && metrics.contains(&completed),
+            "{op}\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("decnet_lifecycle_open_rows{operation=\"deploy\",status=\"running\"} 0\n")
+    );
     a.shutdown.cancel();
     m.stop().await;
 }
@@ -1136,13 +1168,7 @@ async fn deploy_and_wait_until_taken(m: &TM, a: &TA) -> Vec<Value> {
     }
     assert!(started(a), "the agent never took the deploy");
     // The agent answers 202 after queueing: wait until the master has the answer.
-    let accepted = || {
-        m.running
-            .master
-            .metrics
-            .dispatches_accepted
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
+    let accepted = || m.running.master.metrics.dispatches_accepted.get();
     for _ in 0..500 {
         if accepted() > 0 {
             break;

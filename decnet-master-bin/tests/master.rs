@@ -492,21 +492,11 @@ async fn run_enrollment_and_heartbeats(db: Option<String>) {
         .fingerprint()
         .unwrap();
     assert!(m.repo.is_revoked(&fp).await.unwrap());
-    let rejected = m
-        .running
-        .master
-        .metrics
-        .heartbeats_rejected
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let rejected = m.running.master.metrics.heartbeats_rejected.get();
     // The agent comes back, ignoring what happened: its heartbeats are refused.
     let _agent = spawn_agent(agent_dir.path(), state_dir.path(), port);
     until("its heartbeats to be refused", || async {
-        m.running
-            .master
-            .metrics
-            .heartbeats_rejected
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > rejected
+        m.running.master.metrics.heartbeats_rejected.get() > rejected
     })
     .await;
     m.stop().await;
@@ -865,14 +855,7 @@ async fn heartbeat_contract() {
     }
     let closed = m.repo.lifecycle_rows(&[row.id]).await.unwrap()[0].clone();
     assert_eq!(closed.status, LifecycleStatus::Succeeded);
-    assert_eq!(
-        m.running
-            .master
-            .metrics
-            .deltas_applied
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
+    assert_eq!(m.running.master.metrics.deltas_applied.get(), 1);
 
     // A stale snapshot (taken before the runner's last change) does not clobber it.
     let later = Utc::now();
@@ -1681,13 +1664,7 @@ async fn a_real_agent_follows_the_master_certificate_rollover() {
     let rolled = run::roll_master(&m.running.master).await.unwrap();
     assert!(rolled.is_some(), "promoted once the agent pinned it");
     assert_eq!(m.running.master.pki.fingerprint(), next);
-    let beats = || {
-        m.running
-            .master
-            .metrics
-            .heartbeats_received
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
+    let beats = || m.running.master.metrics.heartbeats_received.get();
     let before = beats();
     until("heartbeats over the new certificate", || async {
         beats() >= before + 2

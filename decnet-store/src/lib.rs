@@ -17,6 +17,7 @@
 //! ```
 
 mod attacks;
+mod backup;
 mod common;
 mod migrations;
 mod postgres;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 use decnet_core::traits::Repository;
 
+pub use backup::backup_sqlite;
 pub use postgres::PgRepository;
 pub use sqlite::SqliteRepository;
 
@@ -57,6 +59,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("back up store {url}: {source}")]
+    Backup {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("migrate store {url}: {source}")]
     Migrate {
         url: String,
@@ -64,6 +72,9 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
 }
+
+/// How long a backup waits for a writer to let go of the database.
+const BUSY_TIMEOUT_FOR_BACKUP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Opens the store at `url` and brings its schema up to date:
 /// - `sqlite://<path>` (or `sqlite:<path>`): the file is created if missing; it, its `-wal`

@@ -11,6 +11,8 @@
 //! - `cli::LimitArgs` (feature `cli`): the [`ServeLimits`] as command-line flags.
 //! - `manual` (feature `cli`): shell completions and man pages generated from a clap command
 //!   tree, and the checks that every flag has help text (and, for daemons, an env var).
+//! - `metrics` (feature `metrics`): Prometheus text through `prometheus-client`, and this
+//!   process's CPU, memory and file descriptors from `/proc/self`.
 
 mod caps;
 #[cfg(feature = "cli")]
@@ -21,6 +23,8 @@ pub mod json;
 pub mod limits;
 #[cfg(feature = "cli")]
 pub mod manual;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod serve;
 
 pub use error::ApiError;

@@ -105,6 +105,7 @@ async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
     let beat = HeartbeatBody {
         host_uuid: host.uuid,
         agent_version: Some("example/1.0".into()),
+        wire_version: Some(decnet_core::model::WIRE_VERSION),
         status: AgentStatus::not_deployed(clock.now(), vec![]),
         lifecycle: vec![],
     };

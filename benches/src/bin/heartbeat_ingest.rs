@@ -344,6 +344,7 @@ impl BodyTemplate {
         let body = HeartbeatBody {
             host_uuid: host,
             agent_version: Some(AGENT_VERSION.into()),
+            wire_version: Some(decnet_core::model::WIRE_VERSION),
             status: AgentStatus {
                 deployed: true,
                 mode: Some(Mode::Swarm),
@@ -1013,11 +1014,7 @@ fn run_on_master(
         .iter()
         .filter(|s| s.state == ShardState::Degraded)
         .count();
-    let heartbeats_counted = running
-        .master
-        .metrics
-        .heartbeats_received
-        .load(Ordering::Relaxed);
+    let heartbeats_counted = running.master.metrics.heartbeats_received.get();
     let expected_degraded = phases.last().map_or(0, |p| p.ended_down);
     drop(hosts);
     shutdown.cancel();

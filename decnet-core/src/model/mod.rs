@@ -27,5 +27,5 @@ pub use lifecycle::{
 };
 pub use names::{parse_ipv4, DeckyName, HostName, HostUuid, Subnet, NAME_RULE};
 pub use state::{parse_state, render_state, RejectedDecky, StateParseError, WorkerState};
-pub use status::{AgentStatus, DeckyRuntime, HeartbeatBody, RuntimeMap, ABSENT};
+pub use status::{AgentStatus, DeckyRuntime, HeartbeatBody, RuntimeMap, ABSENT, WIRE_VERSION};
 pub use validate::{validate_config, ValidationErrors};

@@ -122,6 +122,11 @@ impl AgentStatus {
     }
 }
 
+/// The swarm wire version this build speaks (the heartbeat's `wire_version`). Bodies change
+/// additively within a version; a master refuses agents newer than its own version with a
+/// reason the host shows, and speaks to older ones.
+pub const WIRE_VERSION: u32 = 1;
+
 /// `POST /swarm/heartbeat` body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeartbeatBody {
@@ -129,6 +134,10 @@ pub struct HeartbeatBody {
     pub host_uuid: HostUuid,
     /// The agent's version string, stored on the host row.
     pub agent_version: Option<String>,
+    /// The swarm wire version the agent speaks ([`WIRE_VERSION`]; absent from agents that
+    /// predate it: version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_version: Option<u32>,
     /// The agent's `/status` snapshot at the time of sending.
     pub status: AgentStatus,
     #[serde(default)]

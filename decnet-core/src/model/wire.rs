@@ -413,6 +413,10 @@ pub struct HostView {
     /// (extension; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_error: Option<String>,
+    /// Why its latest heartbeat was refused: an agent speaking a newer wire version than the
+    /// master (extension; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_error: Option<String>,
 }
 
 /// `POST /api/v1/tokens`.

@@ -180,6 +180,7 @@ impl HeartbeatLoop {
         let body = HeartbeatBody {
             host_uuid: self.host_uuid,
             agent_version: Some(self.agent_version.clone()),
+            wire_version: Some(crate::model::WIRE_VERSION),
             status,
             lifecycle,
         };

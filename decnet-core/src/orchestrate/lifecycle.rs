@@ -702,6 +702,7 @@ mod tests {
         let beat = HeartbeatBody {
             host_uuid: H,
             agent_version: None,
+            wire_version: None,
             status,
             lifecycle: vec![LifecycleDelta::new(
                 Some(closing.id),

@@ -871,6 +871,7 @@ mod tests {
             let beat = HeartbeatBody {
                 host_uuid: host.uuid,
                 agent_version: Some("1.0".into()),
+                wire_version: Some(crate::model::WIRE_VERSION),
                 status: AgentStatus::not_deployed(self.clock.now(), vec![]),
                 lifecycle: vec![],
             };

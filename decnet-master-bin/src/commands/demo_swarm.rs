@@ -175,6 +175,7 @@ async fn drive(
         systemd: false,
         systemd_dir: DEFAULT_SYSTEMD_DIR.into(),
         agent_env: DEFAULT_AGENT_ENV.into(),
+        local_deckies: false,
         force_token: false,
     };
     init::run(&paths.master, &init_args, &mut std::io::sink()).await?;

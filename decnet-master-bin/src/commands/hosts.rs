@@ -138,7 +138,10 @@ pub fn render_hosts(rows: &[HostRow]) -> String {
             vec![
                 h.name.clone(),
                 h.address.clone(),
-                h.status.to_string(),
+                match &h.version_error {
+                    Some(_) => format!("{} (incompatible)", h.status),
+                    None => h.status.to_string(),
+                },
                 format_at(h.last_heartbeat),
                 dash(&h.agent_version),
                 format_at(h.cert_expires_at),
@@ -163,6 +166,11 @@ pub fn render_hosts(rows: &[HostRow]) -> String {
 /// One line per host whose worker reports an unreadable state file (empty when none does):
 /// such a worker refuses every operation until the operator fixes or moves the file.
 pub fn render_state_errors(rows: &[HostRow]) -> String {
+    let versions = rows.iter().filter_map(|h| {
+        h.version_error
+            .as_ref()
+            .map(|e| format!("host {}: incompatible, heartbeats refused ({e})\n", h.name))
+    });
     rows.iter()
         .filter_map(|h| {
             h.state_error.as_ref().map(|e| {
@@ -172,6 +180,7 @@ pub fn render_state_errors(rows: &[HostRow]) -> String {
                 )
             })
         })
+        .chain(versions)
         .collect()
 }
 

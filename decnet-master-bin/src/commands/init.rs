@@ -12,7 +12,7 @@
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::Context;
@@ -33,12 +33,10 @@ use crate::master::layout::{new_api_token, token_hash, DataDir};
 pub const CA_CN: &str = "DECNET CA";
 /// The agent binary's file name, next to `decnet`.
 pub const AGENT_BIN: &str = "decnet-agent";
-/// Unit file names.
-pub const MASTER_UNIT: &str = "decnet-master.service";
-pub const AGENT_UNIT: &str = "decnet-agent.service";
-pub const TARGET_UNIT: &str = "decnet.target";
-/// The variable of the agent's environment file that lists what self-destruct may remove.
-pub const REAPER_PATHS_VAR: &str = "DECNET_REAPER_PATHS";
+pub use super::units::{
+    agent_unit, master_unit, merge_env_file, target_unit, UnitPaths, AGENT_UNIT, MASTER_UNIT,
+    REAPER_PATHS_VAR, TARGET_UNIT,
+};
 
 type Out<'a> = &'a mut dyn Write;
 
@@ -71,14 +69,6 @@ pub async fn run(data_dir: &Path, args: &InitArgs, out: Out<'_>) -> Result<(), C
     ensure_admin_token(&layout, repo.as_ref(), args.force_token, out).await?;
     if args.systemd {
         install_systemd(&layout, args, out)?;
-        if args.db.is_some() {
-            writeln!(
-                out,
-                "note: decnet-master.service runs `serve` with its default store; give it the \
-                 same --db (e.g. DECNET_DB in a unit drop-in)"
-            )
-            .context("write")?;
-        }
     }
     Ok(())
 }
@@ -419,127 +409,6 @@ async fn ensure_admin_token(
 
 // --- systemd ---------------------------------------------------------------------------------
 
-/// Escapes `%` (a unit-file specifier).
-fn unit_escape(path: &Path) -> String {
-    path.to_string_lossy().replace('%', "%%")
-}
-
-/// `ProtectHome=` for a master whose data dir may live under a home directory.
-fn protect_home(data_dir: &Path) -> &'static str {
-    if ["/home", "/root", "/run/user"]
-        .iter()
-        .any(|h| data_dir.starts_with(h))
-    {
-        "read-only"
-    } else {
-        "yes"
-    }
-}
-
-/// `decnet-master.service`.
-pub fn master_unit(decnet_exe: &Path, data_dir: &Path) -> String {
-    let exe = unit_escape(decnet_exe);
-    let dir = unit_escape(data_dir);
-    let home = protect_home(data_dir);
-    format!(
-        "# Written by `decnet init --systemd`.\n\
-         [Unit]\n\
-         Description=DECNET master (operator API, swarm endpoint)\n\
-         Documentation=https://example.invalid/decnet-rs\n\
-         Wants=network-online.target\n\
-         After=network-online.target\n\
-         PartOf={TARGET_UNIT}\n\
-         \n\
-         [Service]\n\
-         Type=simple\n\
-         ExecStart={exe} serve --data-dir {dir}\n\
-         Restart=on-failure\n\
-         RestartSec=5\n\
-         RestartPreventExitStatus=2\n\
-         NoNewPrivileges=yes\n\
-         ProtectSystem=strict\n\
-         ReadWritePaths={dir}\n\
-         PrivateTmp=yes\n\
-         ProtectHome={home}\n\
-         ProtectKernelTunables=yes\n\
-         ProtectControlGroups=yes\n\
-         RestrictSUIDSGID=yes\n\
-         LockPersonality=yes\n\
-         UMask=0077\n\
-         \n\
-         [Install]\n\
-         WantedBy={TARGET_UNIT}\n"
-    )
-}
-
-/// `decnet-agent.service`.
-pub fn agent_unit(agent_exe: &Path, agent_env: &Path) -> String {
-    let exe = unit_escape(agent_exe);
-    let env = unit_escape(agent_env);
-    format!(
-        "# Written by `decnet init --systemd`.\n\
-         [Unit]\n\
-         Description=DECNET worker agent\n\
-         Documentation=https://example.invalid/decnet-rs\n\
-         Wants=network-online.target\n\
-         After=network-online.target docker.service\n\
-         PartOf={TARGET_UNIT}\n\
-         \n\
-         [Service]\n\
-         Type=simple\n\
-         EnvironmentFile=-{env}\n\
-         ExecStart={exe} serve\n\
-         Restart=on-failure\n\
-         RestartSec=5\n\
-         RestartPreventExitStatus=2\n\
-         AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW\n\
-         CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n\
-         PrivateTmp=yes\n\
-         UMask=0077\n\
-         \n\
-         [Install]\n\
-         WantedBy={TARGET_UNIT}\n"
-    )
-}
-
-/// `decnet.target`.
-pub fn target_unit() -> String {
-    format!(
-        "# Written by `decnet init --systemd`.\n\
-         [Unit]\n\
-         Description=DECNET honeypot deception network\n\
-         Wants={MASTER_UNIT} {AGENT_UNIT}\n\
-         \n\
-         [Install]\n\
-         WantedBy=multi-user.target\n"
-    )
-}
-
-/// The agent's environment file with `DECNET_REAPER_PATHS=<paths joined by ':'>`: every
-/// other line of `existing` is kept; earlier `DECNET_REAPER_PATHS` lines are replaced.
-pub fn merge_env_file(existing: &str, reaper_paths: &[PathBuf]) -> String {
-    let joined: Vec<String> = reaper_paths
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
-    let mut out = String::new();
-    for line in existing.lines() {
-        let key = line.trim_start().trim_start_matches("export ").trim_start();
-        if key.starts_with(&format!("{REAPER_PATHS_VAR}=")) {
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if out.is_empty() {
-        out.push_str(
-            "# Environment of decnet-agent.service (written by `decnet init --systemd`).\n",
-        );
-    }
-    out.push_str(&format!("{REAPER_PATHS_VAR}={}\n", joined.join(":")));
-    out
-}
-
 /// Writes `contents` unless the file already holds exactly that; says which.
 fn write_if_changed(path: &Path, contents: &str, mode: u32, out: Out<'_>) -> Result<(), CliError> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
@@ -558,6 +427,14 @@ fn write_if_changed(path: &Path, contents: &str, mode: u32, out: Out<'_>) -> Res
     Ok(())
 }
 
+fn read_env_file(path: &Path, field: &str) -> Result<String, CliError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(CliError::usage(format!("{field} {}: {e}", path.display()))),
+    }
+}
+
 fn install_systemd(layout: &DataDir, args: &InitArgs, out: Out<'_>) -> Result<(), CliError> {
     let exe = std::env::current_exe().context("locate the decnet executable")?;
     let exe = std::fs::canonicalize(&exe).unwrap_or(exe);
@@ -565,10 +442,24 @@ fn install_systemd(layout: &DataDir, args: &InitArgs, out: Out<'_>) -> Result<()
     let agent_exe = bin_dir.join(AGENT_BIN);
     check_unit_path("the decnet executable", &exe)?;
     check_unit_path("--data-dir", layout.path())?;
+    // The master's environment file and the operations guide live next to the agent's.
+    let etc = args
+        .agent_env
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let paths = UnitPaths {
+        decnet: exe.clone(),
+        agent: agent_exe.clone(),
+        data_dir: layout.path().to_path_buf(),
+        master_env: etc.join(super::units::MASTER_ENV),
+        agent_env: args.agent_env.clone(),
+        doc: etc.join(super::units::OPERATIONS_FILE),
+    };
     let units_dir = &args.systemd_dir;
     let units = [
-        (MASTER_UNIT, master_unit(&exe, layout.path())),
-        (AGENT_UNIT, agent_unit(&agent_exe, &args.agent_env)),
+        (MASTER_UNIT, master_unit(&paths, args.local_deckies)),
+        (AGENT_UNIT, agent_unit(&paths)),
         (TARGET_UNIT, target_unit()),
     ];
     let mut reaper_paths = Vec::new();
@@ -577,19 +468,27 @@ fn install_systemd(layout: &DataDir, args: &InitArgs, out: Out<'_>) -> Result<()
         write_if_changed(&path, text, 0o644, out)?;
         reaper_paths.push(path);
     }
+    write_if_changed(&paths.doc, super::units::OPERATIONS_DOC, 0o644, out)?;
+    // The master's settings: a commented template; `--db` is recorded there (0600: a
+    // PostgreSQL URL may carry a password).
+    let master_env = read_env_file(&paths.master_env, "master env")?;
+    let master_env = match args.db.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(db) => super::units::merge_env_var(
+            &master_env,
+            super::units::MASTER_ENV_HEADER,
+            "DECNET_DB",
+            db,
+        ),
+        None if master_env.is_empty() => super::units::MASTER_ENV_HEADER.to_string(),
+        None => master_env,
+    };
+    write_if_changed(&paths.master_env, &master_env, 0o600, out)?;
+    reaper_paths.push(paths.doc.clone());
+    reaper_paths.push(paths.master_env.clone());
     reaper_paths.push(agent_exe.clone());
     reaper_paths.push(exe.clone());
     reaper_paths.push(args.agent_env.clone());
-    let existing = match std::fs::read_to_string(&args.agent_env) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return Err(CliError::usage(format!(
-                "--agent-env {}: {e}",
-                args.agent_env.display()
-            )))
-        }
-    };
+    let existing = read_env_file(&args.agent_env, "--agent-env")?;
     write_if_changed(
         &args.agent_env,
         &merge_env_file(&existing, &reaper_paths),
@@ -634,6 +533,7 @@ mod tests {
             systemd: true,
             systemd_dir: systemd_dir.into(),
             agent_env: agent_env.into(),
+            local_deckies: false,
             force_token: false,
         }
     }
@@ -655,67 +555,6 @@ mod tests {
             let e = check_systemd_args(&args(dir, env), true).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{dir} {env}");
         }
-    }
-
-    #[test]
-    fn units_are_hardened() {
-        let m = master_unit(
-            Path::new("/usr/local/bin/decnet"),
-            Path::new("/var/lib/decnet"),
-        );
-        for line in [
-            "ExecStart=/usr/local/bin/decnet serve --data-dir /var/lib/decnet\n",
-            "NoNewPrivileges=yes\n",
-            "ProtectSystem=strict\n",
-            "ReadWritePaths=/var/lib/decnet\n",
-            "PrivateTmp=yes\n",
-            "ProtectHome=yes\n",
-            "Restart=on-failure\n",
-            "WantedBy=decnet.target\n",
-        ] {
-            assert!(m.contains(line), "{line}");
-        }
-        let m = master_unit(Path::new("/x/decnet"), Path::new("/home/op/.decnet"));
-        assert!(m.contains("ProtectHome=read-only\n"));
-        let m = master_unit(Path::new("/x/decnet"), Path::new("/srv/50%"));
-        assert!(m.contains("--data-dir /srv/50%%\n"));
-
-        let a = agent_unit(
-            Path::new("/usr/local/bin/decnet-agent"),
-            Path::new("/etc/decnet/agent.env"),
-        );
-        for line in [
-            "ExecStart=/usr/local/bin/decnet-agent serve\n",
-            "AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW\n",
-            "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW\n",
-            "EnvironmentFile=-/etc/decnet/agent.env\n",
-            "Restart=on-failure\n",
-        ] {
-            assert!(a.contains(line), "{line}");
-        }
-        let t = target_unit();
-        assert!(t.contains("Wants=decnet-master.service decnet-agent.service\n"));
-        assert!(t.contains("WantedBy=multi-user.target\n"));
-    }
-
-    #[test]
-    fn env_file_keeps_other_lines_and_replaces_reaper_paths() {
-        let paths = vec![
-            PathBuf::from("/a/u.service"),
-            PathBuf::from("/b/decnet-agent"),
-        ];
-        let fresh = merge_env_file("", &paths);
-        assert!(fresh.starts_with('#'));
-        assert!(fresh.ends_with("DECNET_REAPER_PATHS=/a/u.service:/b/decnet-agent\n"));
-        let merged = merge_env_file(
-            "DECNET_INTERFACE=eth0\nDECNET_REAPER_PATHS=/old\nexport DECNET_REAPER_PATHS=/older\n",
-            &paths,
-        );
-        assert_eq!(
-            merged,
-            "DECNET_INTERFACE=eth0\nDECNET_REAPER_PATHS=/a/u.service:/b/decnet-agent\n"
-        );
-        assert_eq!(merge_env_file(&merged, &paths), merged, "idempotent");
     }
 
     #[test]

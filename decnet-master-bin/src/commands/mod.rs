@@ -1,4 +1,5 @@
 pub mod attacks;
+pub mod backup;
 pub mod demo;
 pub mod demo_detect;
 pub mod demo_swarm;
@@ -13,4 +14,5 @@ pub mod output;
 pub mod remote;
 pub mod serve;
 pub mod tokens;
+pub mod units;
 pub mod wait;

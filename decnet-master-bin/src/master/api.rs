@@ -57,13 +57,16 @@ async fn health() -> Json<Health> {
 }
 
 async fn metrics(State(m): Ctx) -> Result<impl IntoResponse, ApiError> {
-    let hosts = m.swarm.hosts_view().await.map_err(store_error)?;
+    let facts = super::metrics::Facts {
+        hosts: m.swarm.hosts_view().await.map_err(store_error)?,
+        shards: m.repo.shards(None).await.map_err(store_error)?,
+        open_rows: m.repo.open_lifecycle_rows().await.map_err(store_error)?,
+        expiries: vec![("ca", m.pki.ca_not_after()), ("master", m.pki.not_after())],
+        now: m.clock.now(),
+    };
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.metrics.render(
-            &hosts,
-            &[("ca", m.pki.ca_not_after()), ("master", m.pki.not_after())],
-        ),
+        [(header::CONTENT_TYPE, decnet_web::metrics::CONTENT_TYPE)],
+        m.metrics.render(&facts),
     ))
 }
 
@@ -203,6 +206,7 @@ fn host_view(m: &Master, h: &Host) -> HostView {
         agent_version: h.agent_version.clone(),
         cert_expires_at: h.cert_expires_at,
         state_error: m.swarm.state_error(h.uuid),
+        version_error: m.version_errors.get(h.uuid),
     }
 }
 

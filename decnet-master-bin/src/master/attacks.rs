@@ -67,12 +67,8 @@ pub(crate) async fn ingest(
         .await
         .map_err(store_error)?;
     let duplicates = events.len() as u64 - stored;
-    m.metrics
-        .attack_events_stored
-        .fetch_add(stored, std::sync::atomic::Ordering::Relaxed);
-    m.metrics
-        .attack_events_duplicate
-        .fetch_add(duplicates, std::sync::atomic::Ordering::Relaxed);
+    m.metrics.attack_events_stored.inc_by(stored);
+    m.metrics.attack_events_duplicate.inc_by(duplicates);
     // Publishing is best effort, after the store; a batch delivered again publishes again
     // (the bus is at-least-once too, the id tells subscribers apart).
     for e in &events {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod attacks;
 pub mod auth;
+pub mod compat;
 pub mod events;
 pub mod fleet;
 pub mod layout;

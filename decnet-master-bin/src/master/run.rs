@@ -148,7 +148,11 @@ pub async fn start(
         .await
         .map_err(|e| MasterError::Runtime(format!("store: {e}")))?;
 
-    let mut tasks = Vec::new();
+    let mut tasks = vec![super::metrics::spawn_row_observer(
+        master.clone(),
+        &bus,
+        shutdown.clone(),
+    )];
     let hub = super::events::EventsHub {
         bus: bus.clone(),
         shutdown: shutdown.clone(),

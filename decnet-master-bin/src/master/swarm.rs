@@ -146,6 +146,12 @@ async fn heartbeat(
     // Identity before anything else.
     let (host, presented) = identify_body(&m, &peer, &body).await?;
     let beat: HeartbeatBody = decnet_web::json::parse_json(&body)?;
+    if let Err(why) = super::compat::check(beat.agent_version.as_deref(), beat.wire_version) {
+        Metrics::inc(&m.metrics.heartbeats_incompatible);
+        m.version_errors.note(host.uuid, Some(why.clone()));
+        return Err(ApiError::conflict(why));
+    }
+    m.version_errors.note(host.uuid, None);
     m.swarm
         .heartbeat(&host, presented, &beat)
         .await
