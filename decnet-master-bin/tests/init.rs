@@ -9,26 +9,14 @@ use std::process::{Command, Output};
 use decnet_core::model::Role;
 use decnet_master_bin::master::layout::{token_hash, DataDir};
 
+mod common;
+
 fn decnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_decnet"))
-        .args(args)
-        .env("DECNET_LOG", "debug")
-        .env_remove("DECNET_DATA_DIR")
-        .env_remove("DECNET_DB")
-        .output()
-        .expect("run decnet")
+    common::decnet_cmd("debug", args)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = decnet(args);
-    assert!(
-        out.status.success(),
-        "decnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::decnet_ok("debug", args)
 }
 
 fn mode(path: &Path) -> u32 {

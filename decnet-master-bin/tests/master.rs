@@ -3,7 +3,7 @@
 //! PostgreSQL stores: tokens and roles, enrollment by CSR (against the real `decnet-agent`
 //! binary), the heartbeat contract, decommission with revocation.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use decnet_master_bin::master::state::MasterSettings;
 use serde_json::{json, Value};
 
 mod common;
-use common::write_pki;
+use common::{free_port, target_bin, write_pki};
 use tokio_util::sync::CancellationToken;
 
 struct TestMaster {
@@ -121,23 +121,10 @@ impl TestMaster {
     }
 }
 
-fn target_bin(name: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_decnet"));
-    exe.parent().unwrap().join(name)
-}
-
 fn agent_cmd(args: &[&str]) -> Command {
     let mut c = Command::new(target_bin("decnet-agent"));
     c.args(args).env("DECNET_LOG", "warn");
     c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Agent(Child);

@@ -3,54 +3,21 @@
 //! free loopback ports with their own temporary dirs — the metrics both expose (checked by
 //! `promtool check metrics`), backup and restore of a running master.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-fn target_bin(name: &str) -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_decnet"));
-    exe.parent().unwrap().join(name)
-}
+mod common;
+use common::{free_port, target_bin, KillOnDrop as Proc};
 
 fn decnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_decnet"))
-        .args(args)
-        .env("DECNET_LOG", "warn")
-        .env_remove("DECNET_DATA_DIR")
-        .env_remove("DECNET_DB")
-        .output()
-        .expect("run decnet")
+    common::decnet_cmd("warn", args)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = decnet(args);
-    assert!(
-        out.status.success(),
-        "decnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    common::decnet_ok("warn", args)
 }
 
 /// A real `decnet serve --no-local` on free loopback ports.

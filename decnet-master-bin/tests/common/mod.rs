@@ -177,3 +177,54 @@ impl Deployer for FakeDeployer {
             .collect())
     }
 }
+
+/// The path of another binary of this workspace's build (`decnet-agent`, `decnet-decky`),
+/// next to the `decnet` binary under test.
+pub fn target_bin(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_decnet"));
+    exe.parent().unwrap().join(name)
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (and reaped) when dropped.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the real `decnet` with `args`, logging at `log`, with no ambient data dir or store.
+pub fn decnet_cmd(log: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_decnet"))
+        .args(args)
+        .env("DECNET_LOG", log)
+        .env_remove("DECNET_DATA_DIR")
+        .env_remove("DECNET_DB")
+        .output()
+        .expect("run decnet")
+}
+
+/// [`decnet_cmd`], which must succeed; its stdout.
+pub fn decnet_ok(log: &str, args: &[&str]) -> String {
+    let out = decnet_cmd(log, args);
+    assert!(
+        out.status.success(),
+        "decnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
