@@ -27,4 +27,4 @@ pub use lifecycle::{Lifecycle, LifecycleHooks, MutateError, MutationPass, NoHook
 #[cfg(feature = "runtime")]
 pub use runner::{Runner, RunnerSettings};
 #[cfg(feature = "runtime")]
-pub use swarm::{Presented, Swarm, SwarmError, SwarmHooks, SwarmSettings};
+pub use swarm::{check_wire_version, Presented, Swarm, SwarmError, SwarmHooks, SwarmSettings};

@@ -124,9 +124,33 @@ pub enum SwarmError {
     /// The CA failed (not the caller's fault).
     #[error(transparent)]
     Issue(IssueError),
+    /// The agent speaks a newer swarm wire version than this master
+    /// ([`crate::model::WIRE_VERSION`]): upgrade the master first.
+    #[error("{reason}")]
+    Incompatible {
+        /// Which versions, and what to do.
+        reason: String,
+    },
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] RepoError),
+}
+
+/// Whether a master of this build can speak with an agent that reports `agent_version` and
+/// `wire` (absent: version 1): its own wire version and older ones are spoken (older bodies
+/// parse with their missing fields defaulted), newer ones are refused with the reason.
+pub fn check_wire_version(agent_version: Option<&str>, wire: Option<u32>) -> Result<(), String> {
+    let wire = wire.unwrap_or(1);
+    if wire <= crate::model::WIRE_VERSION {
+        return Ok(());
+    }
+    Err(format!(
+        "agent {} speaks wire version {wire}; this master ({}) speaks up to {}: \
+         upgrade the master first, then the agents",
+        agent_version.unwrap_or("(version unknown)"),
+        env!("CARGO_PKG_VERSION"),
+        crate::model::WIRE_VERSION
+    ))
 }
 
 /// Which of a host's accepted certificates the caller presented.
@@ -149,6 +173,8 @@ pub trait SwarmHooks: Send + Sync + fmt::Debug {
     fn identity_refused(&self) {}
     /// A heartbeat was taken in.
     fn heartbeat(&self, _host: HostUuid) {}
+    /// A heartbeat was refused: its agent speaks a newer wire version.
+    fn incompatible(&self, _host: HostUuid, _reason: &str) {}
     /// A worker's certificate was renewed.
     fn renewed(&self, _host: &Host) {}
 }
@@ -190,6 +216,8 @@ struct Caches {
     state_errors: HashMap<HostUuid, String>,
     /// The master-certificate successor each host's agent last said it pinned.
     master_pins: HashMap<HostUuid, Option<String>>,
+    /// Why a host's latest heartbeat was refused for its wire version.
+    version_errors: HashMap<HostUuid, String>,
 }
 
 /// The master's side of the swarm protocol. See the [module](self) documentation.
@@ -343,6 +371,7 @@ impl Swarm {
             c.echoed.remove(&uuid);
             c.state_errors.remove(&uuid);
             c.master_pins.remove(&uuid);
+            c.version_errors.remove(&uuid);
             c.not_revoked.remove(fingerprint);
             c.revoked.insert(fingerprint.to_string());
         }
@@ -522,7 +551,9 @@ impl Swarm {
         })
     }
 
-    /// `POST /swarm/heartbeat` of `host` (identified, presenting `presented`): ends a renewal
+    /// `POST /swarm/heartbeat` of `host` (identified, presenting `presented`): refuses an
+    /// agent of a newer wire version ([`SwarmError::Incompatible`], remembered for the host's
+    /// view until a heartbeat is accepted), ends a renewal
     /// overlap the host has proven its new certificate for, records the heartbeat (written
     /// through only when the host was not active, its version changed, or the last write is
     /// an interval old), and takes its deltas and snapshot into the lifecycle.
@@ -532,6 +563,20 @@ impl Swarm {
         presented: Presented,
         beat: &HeartbeatBody,
     ) -> Result<(), SwarmError> {
+        if let Err(reason) = check_wire_version(beat.agent_version.as_deref(), beat.wire_version) {
+            let new = self
+                .caches()
+                .version_errors
+                .insert(host.uuid, reason.clone())
+                .as_ref()
+                != Some(&reason);
+            if new {
+                tracing::error!(host_uuid = %host.uuid, error = %reason, "heartbeat refused: incompatible agent");
+            }
+            self.hooks.incompatible(host.uuid, &reason);
+            return Err(SwarmError::Incompatible { reason });
+        }
+        self.caches().version_errors.remove(&host.uuid);
         let now = self.clock.now();
         if presented == Presented::Current && host.previous_fingerprint.is_some() {
             self.end_overlap(host.uuid, now).await?;
@@ -639,6 +684,12 @@ impl Swarm {
                 }
             }
         }
+    }
+
+    /// Why `host`'s latest heartbeat was refused for its wire version, until one is accepted
+    /// (in memory: after a restart the next heartbeat tells again).
+    pub fn version_error(&self, host: HostUuid) -> Option<String> {
+        self.caches().version_errors.get(&host).cloned()
     }
 
     /// Why `host`'s worker state file is unreadable, if its latest heartbeat said so.
@@ -1054,6 +1105,42 @@ mod tests {
         let host = lab.swarm.host(host.uuid).await.unwrap().unwrap();
         lab.beat(&host).await;
         assert_eq!(stored().await.status, HostStatus::Active);
+    }
+
+    #[tokio::test]
+    async fn a_newer_wire_version_is_refused_and_shown_until_an_accepted_heartbeat() {
+        let lab = lab();
+        let (host, _) = lab.enrolled("worker-1").await;
+        let mut beat = HeartbeatBody {
+            host_uuid: host.uuid,
+            agent_version: Some("9.0.0".into()),
+            wire_version: Some(crate::model::WIRE_VERSION + 1),
+            status: AgentStatus::not_deployed(lab.clock.now(), vec![]),
+            lifecycle: vec![],
+        };
+        let e = lab
+            .swarm
+            .heartbeat(&host, Presented::Current, &beat)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, SwarmError::Incompatible { .. }), "{e:?}");
+        let why = lab.swarm.version_error(host.uuid).unwrap();
+        assert!(
+            why.contains("agent 9.0.0") && why.contains("upgrade the master first"),
+            "{why}"
+        );
+        assert_eq!(
+            lab.repo.host(host.uuid).await.unwrap().unwrap().status,
+            HostStatus::Enrolled,
+            "a refused heartbeat changes nothing"
+        );
+        // No wire version at all is version 1, spoken.
+        beat.wire_version = None;
+        lab.swarm
+            .heartbeat(&host, Presented::Current, &beat)
+            .await
+            .unwrap();
+        assert_eq!(lab.swarm.version_error(host.uuid), None);
     }
 
     #[tokio::test]

@@ -206,7 +206,7 @@ fn host_view(m: &Master, h: &Host) -> HostView {
         agent_version: h.agent_version.clone(),
         cert_expires_at: h.cert_expires_at,
         state_error: m.swarm.state_error(h.uuid),
-        version_error: m.version_errors.get(h.uuid),
+        version_error: m.swarm.version_error(h.uuid),
     }
 }
 

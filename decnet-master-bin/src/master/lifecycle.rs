@@ -81,6 +81,10 @@ impl decnet_core::orchestrate::SwarmHooks for MasterSwarmHooks {
         Metrics::inc(&self.metrics.heartbeats_received);
     }
 
+    fn incompatible(&self, _host: HostUuid, _reason: &str) {
+        Metrics::inc(&self.metrics.heartbeats_incompatible);
+    }
+
     fn renewed(&self, host: &decnet_core::model::Host) {
         Metrics::inc(&self.metrics.renewals);
         tracing::info!(host = %host.name, uuid = %host.uuid, fingerprint = %host.fingerprint, not_after = ?host.cert_expires_at, "worker certificate renewed");

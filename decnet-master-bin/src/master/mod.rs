@@ -3,7 +3,6 @@
 pub mod api;
 pub mod attacks;
 pub mod auth;
-pub mod compat;
 pub mod events;
 pub mod fleet;
 pub mod layout;

@@ -141,8 +141,6 @@ pub struct Master {
     /// The swarm protocol (core [`Swarm`]): enrollment, identity, renewal, heartbeats, and
     /// the host caches that make an unchanged heartbeat cost no write.
     pub swarm: Arc<Swarm>,
-    /// Per host, why its latest heartbeat was refused for its wire version.
-    pub version_errors: super::compat::VersionErrors,
     /// Deckies torn down on a host, and when: the host may still deliver the events they saw
     /// before removal (`POST /swarm/events`) for [`RETIRED_EVENTS_GRACE`].
     pub retired: super::lifecycle::Retired,
@@ -226,7 +224,6 @@ impl Master {
             metrics,
             enroll_limiter: limiter,
             swarm,
-            version_errors: super::compat::VersionErrors::default(),
             retired,
             local,
             hostnet,

@@ -47,7 +47,9 @@ fn swarm_error(e: SwarmError) -> ApiError {
         SwarmError::Forbidden => ApiError::forbidden("forbidden"),
         SwarmError::TokenRefused => ApiError::forbidden(e.to_string()),
         SwarmError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
-        SwarmError::Conflict { .. } => ApiError::conflict(e.to_string()),
+        SwarmError::Conflict { .. } | SwarmError::Incompatible { .. } => {
+            ApiError::conflict(e.to_string())
+        }
         SwarmError::Store(e) => store_error(e),
         other => {
             tracing::error!(error = %other, "swarm");
@@ -146,12 +148,6 @@ async fn heartbeat(
     // Identity before anything else.
     let (host, presented) = identify_body(&m, &peer, &body).await?;
     let beat: HeartbeatBody = decnet_web::json::parse_json(&body)?;
-    if let Err(why) = super::compat::check(beat.agent_version.as_deref(), beat.wire_version) {
-        Metrics::inc(&m.metrics.heartbeats_incompatible);
-        m.version_errors.note(host.uuid, Some(why.clone()));
-        return Err(ApiError::conflict(why));
-    }
-    m.version_errors.note(host.uuid, None);
     m.swarm
         .heartbeat(&host, presented, &beat)
         .await
