@@ -290,18 +290,7 @@ pub async fn restore(
             )));
         }
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| {
-            CliError::usage(format!(
-                "--data-dir {}: cannot create: {e}",
-                data_dir.display()
-            ))
-        })?;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("chmod {}", data_dir.display()))?;
+    super::init::create_private_dir(data_dir)?;
     let layout = DataDir::new(data_dir);
     // What a previous master left would not match the restored store.
     for stale in ["decnet.db-wal", "decnet.db-shm", "master.json"] {

@@ -124,22 +124,28 @@ fn check_unit_path(field: &str, path: &Path) -> Result<(), CliError> {
     }
 }
 
+/// Creates `data_dir` (and its parents) as 0700, exactly: the umask may narrow the mode,
+/// never widen it, so it is set afterwards. An existing directory gets its mode set too.
+pub(crate) fn create_private_dir(data_dir: &Path) -> Result<(), CliError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| {
+            CliError::usage(format!(
+                "--data-dir {}: cannot create: {e}",
+                data_dir.display()
+            ))
+        })?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("chmod {}", data_dir.display()))?;
+    Ok(())
+}
+
 fn prepare_data_dir(data_dir: &Path, out: Out<'_>) -> Result<DataDir, CliError> {
     let created = !data_dir.exists();
     if created {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(data_dir)
-            .map_err(|e| {
-                CliError::usage(format!(
-                    "--data-dir {}: cannot create: {e}",
-                    data_dir.display()
-                ))
-            })?;
-        // The umask may narrow the mode, never widen it; set it exactly.
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("chmod {}", data_dir.display()))?;
+        create_private_dir(data_dir)?;
     } else if !data_dir.is_dir() {
         return Err(CliError::usage(format!(
             "--data-dir {}: not a directory",
