@@ -99,14 +99,7 @@ pub(crate) fn host_key(host: &Host, key: &str) -> String {
     }
 }
 
-const SHARD_STATES: [ShardState; 6] = [
-    ShardState::Pending,
-    ShardState::Running,
-    ShardState::Degraded,
-    ShardState::Failed,
-    ShardState::TearingDown,
-    ShardState::TeardownFailed,
-];
+const SHARD_STATES: [ShardState; 6] = ShardState::ALL;
 
 pub(crate) fn shard_state(s: &str) -> Result<ShardState, RepoError> {
     SHARD_STATES

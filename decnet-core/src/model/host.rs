@@ -105,6 +105,16 @@ pub enum ShardState {
 }
 
 impl ShardState {
+    /// Every state, in wire order.
+    pub const ALL: [ShardState; 6] = [
+        ShardState::Pending,
+        ShardState::Running,
+        ShardState::Degraded,
+        ShardState::Failed,
+        ShardState::TearingDown,
+        ShardState::TeardownFailed,
+    ];
+
     /// The wire name (`"pending"`, `"running"`, `"degraded"`, `"failed"`, `"tearing_down"`,
     /// `"teardown_failed"`).
     pub fn as_str(self) -> &'static str {

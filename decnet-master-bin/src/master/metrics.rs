@@ -157,14 +157,7 @@ impl Metrics {
         );
 
         let deckies: Family<Labels, Gauge> = Family::default();
-        for state in [
-            ShardState::Pending,
-            ShardState::Running,
-            ShardState::Degraded,
-            ShardState::Failed,
-            ShardState::TearingDown,
-            ShardState::TeardownFailed,
-        ] {
+        for state in ShardState::ALL {
             let n = f.shards.iter().filter(|s| s.state == state).count();
             deckies
                 .get_or_create(&labels(&[("state", state.as_str())]))
